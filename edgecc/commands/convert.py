@@ -1,0 +1,111 @@
+"""`edgecc convert MODEL [WEIGHTS] -o out.onnx`: any supported framework to verified ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgecc.commands.common import common_options, split_names, tolerance_options
+from edgecc.converters.options import DEFAULT_OPSET
+from edgecc.ui import Ui
+
+__all__ = ["command"]
+
+
+def _parse_opset(text: str) -> int | None:
+    if text == "keep":
+        return None
+    if not text.isdigit():
+        from edgecc.errors import UsageError
+
+        raise UsageError(f"--opset must be a number or 'keep', got '{text}'")
+    return int(text)
+
+
+@click.command("convert")
+@click.argument("model")
+@click.argument("weights", required=False)
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
+@click.option("--framework", default=None, help="Source framework (default: detected from the files): onnx, pytorch.")
+@click.option("--opset", default=str(DEFAULT_OPSET), show_default=True, help="Target ai.onnx opset, or 'keep'.")
+@click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.")
+@click.option("--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors.")
+@click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Verification inputs (.npy, .npz keyed by input, or a directory).")
+@click.option("--no-verify", is_flag=True, help="Skip the comparison with the original framework.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
+@tolerance_options
+@common_options
+def command(
+    model: str,
+    weights: str | None,
+    out_path: str,
+    framework: str | None,
+    opset: str,
+    input_specs: tuple[str, ...],
+    output_names: tuple[str, ...],
+    data_args: tuple[str, ...],
+    no_verify: bool,
+    seed: int,
+    atol: float | None,
+    rtol: float | None,
+    min_cosine: float | None,
+    ui: Ui,
+) -> None:
+    """Convert MODEL (and WEIGHTS, for an architecture given as file.py:function) to ONNX.
+
+    \b
+    Examples:
+      edgecc convert model.onnx --opset 13 -o model13.onnx
+      edgecc convert traced.pt --input x:1x3x224x224 -o model.onnx
+      edgecc convert program.pt2 -o model.onnx
+      edgecc convert arch.py:build weights.pth --input x:1x3x32x32 -o model.onnx
+    """
+    from edgecc.converters.options import ConvertOptions
+    from edgecc.converters.pipeline import convert, verify_conversion
+    from edgecc.errors import NumericsError
+    from edgecc.inputs import load_data_args, parse_input_specs
+    from edgecc.onnxutil import default_opset, save_onnx
+    from edgecc.render import show_verification
+    from edgecc.verify import TOLERANCE_PRESETS
+
+    options = ConvertOptions(
+        framework=framework,
+        opset=_parse_opset(opset),
+        inputs=parse_input_specs(input_specs),
+        outputs=split_names(output_names),
+    )
+    samples = load_data_args(data_args)
+    sources = [model] + ([weights] if weights else [])
+    with ui.status(f"converting {model}"):
+        conversion = convert(sources, options)
+    report = None
+    if not no_verify:
+        tolerance = TOLERANCE_PRESETS["fp32"].with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+        with ui.status("verifying against the original framework"):
+            report = verify_conversion(conversion, tolerance, samples=samples, seed=seed)
+        if report is not None:
+            show_verification(ui, report)
+            if not report.passed:
+                names = ", ".join(o.name for o in report.failures())
+                raise NumericsError(
+                    f"converted model differs from {report.reference} beyond tolerance on output(s) {names}; nothing written",
+                    report=report,
+                    hint="inspect with `edgecc convert --no-verify` then `edgecc verify --per-layer`, or relax --rtol/--atol",
+                )
+    written = save_onnx(conversion.model, Path(out_path))
+    ui.message(
+        f"[green]wrote[/green] {out_path} (opset {default_opset(conversion.model)}, {len(conversion.model.graph.node)} nodes, "
+        f"from {conversion.frontend.name})"
+    )
+    if ui.json_mode:
+        ui.emit_json({
+            "ok": True,
+            "command": "convert",
+            "output": str(out_path),
+            "files": [str(p) for p in written],
+            "frontend": conversion.frontend.name,
+            "opset": default_opset(conversion.model),
+            "nodes": len(conversion.model.graph.node),
+            "verification": report.to_dict() if report is not None else None,
+        })

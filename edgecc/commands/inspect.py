@@ -1,0 +1,60 @@
+"""`edgecc inspect MODEL [WEIGHTS]`: inputs, outputs, opset, operators, parameters, MACs."""
+
+from __future__ import annotations
+
+import click
+
+from edgecc.commands.common import common_options
+from edgecc.ui import Ui
+
+__all__ = ["command"]
+
+
+@click.command("inspect")
+@click.argument("model")
+@click.argument("weights", required=False)
+@click.option("--framework", default=None, help="Source framework (default: detected).")
+@click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Input shapes, for models that do not carry them.")
+@common_options
+def command(model: str, weights: str | None, framework: str | None, input_specs: tuple[str, ...], ui: Ui) -> None:
+    """Describe MODEL in any supported format.
+
+    \b
+    Examples:
+      edgecc inspect model.onnx
+      edgecc inspect traced.pt --input x:1x3x224x224
+      edgecc inspect weights.pth          (a state dict: tensors and parameters)
+    """
+    from edgecc.converters import detect_frontend
+    from edgecc.converters.options import ConvertOptions
+    from edgecc.converters.pipeline import convert
+    from edgecc.errors import UsageError
+    from edgecc.inputs import parse_input_specs
+    from edgecc.modelinfo import describe_onnx, format_bytes
+    from edgecc.render import show_model_info
+
+    sources = [model] + ([weights] if weights else [])
+    options = ConvertOptions(framework=framework, opset=None, inputs=parse_input_specs(input_specs))
+    frontend = detect_frontend(sources, framework)
+    source: dict[str, object] = {"format": frontend.name}
+    try:
+        with ui.status(f"reading {model}"):
+            conversion = convert(sources, options)
+    except UsageError as exc:
+        if frontend.describe is None:
+            raise
+        details = frontend.describe(sources, options)
+        details["note"] = exc.one_line()
+        if ui.json_mode:
+            ui.emit_json({"ok": True, "command": "inspect", "model": model, "format": frontend.name, "details": details})
+            return
+        rows = [[k, format_bytes(v) if k.endswith("bytes") else (", ".join(map(str, v)) if isinstance(v, list) else v)] for k, v in details.items()]
+        ui.table(f"{model} ({frontend.name})", ["", ""], rows)
+        return
+    if frontend.name != "onnx":
+        source["converted with"] = f"edgecc {frontend.name} frontend"
+    info = describe_onnx(conversion.model, source=source)
+    if ui.json_mode:
+        ui.emit_json({"ok": True, "command": "inspect", "model": model, **info.to_dict()})
+        return
+    show_model_info(ui, info, f"{model} ({frontend.name})")

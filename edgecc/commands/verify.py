@@ -1,0 +1,87 @@
+"""`edgecc verify A B`: run two models on the same inputs and compare every output."""
+
+from __future__ import annotations
+
+import click
+
+from edgecc.commands.common import common_options, tolerance_options
+from edgecc.ui import Ui
+
+__all__ = ["command"]
+
+
+@click.command("verify")
+@click.argument("reference")
+@click.argument("candidate")
+@click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input dimensions for both models.")
+@click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Inputs (.npy, .npz keyed by input, or a directory of samples).")
+@click.option("--samples", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Number of random samples when no --data is given.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True, help="Default tolerances for this precision.")
+@click.option("--per-layer", is_flag=True, help="Also compare every intermediate tensor both ONNX graphs share by name; report the first that diverges.")
+@tolerance_options
+@common_options
+def command(
+    reference: str,
+    candidate: str,
+    input_specs: tuple[str, ...],
+    data_args: tuple[str, ...],
+    samples: int,
+    seed: int,
+    precision: str,
+    per_layer: bool,
+    atol: float | None,
+    rtol: float | None,
+    min_cosine: float | None,
+    ui: Ui,
+) -> None:
+    """Compare CANDIDATE against REFERENCE (ONNX files, or any model a frontend can run).
+
+    \b
+    Examples:
+      edgecc verify model.onnx model_opt.onnx
+      edgecc verify model.onnx model_fp16.onnx --precision fp16
+      edgecc verify model.onnx broken.onnx --per-layer --data input=x.npy
+    """
+    from edgecc.converters.pipeline import open_runnable
+    from edgecc.errors import NumericsError, UsageError
+    from edgecc.inputs import load_data_args, match_samples, parse_input_specs, random_feeds
+    from edgecc.render import show_per_layer, show_verification
+    from edgecc.verify import TOLERANCE_PRESETS, compare_samples
+    from edgecc.verify import per_layer as compare_layers
+
+    specs = parse_input_specs(input_specs)
+    tolerance = TOLERANCE_PRESETS[precision].with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+    ref_model = open_runnable(reference, specs)
+    cand_model = open_runnable(candidate, specs)
+    ref_inputs = {i.name for i in ref_model.inputs}
+    if ref_inputs != {i.name for i in cand_model.inputs}:
+        raise UsageError(
+            f"the models take different inputs: {', '.join(sorted(ref_inputs))} vs {', '.join(sorted(i.name for i in cand_model.inputs))}"
+        )
+    user_samples = load_data_args(data_args)
+    feeds = match_samples(user_samples, cand_model.inputs) if user_samples else random_feeds(cand_model.inputs, seed=seed, count=samples)
+    with ui.status("running both models"):
+        report = compare_samples(ref_model, cand_model, feeds, tolerance)
+    if not user_samples:
+        report.notes.insert(0, f"random inputs (seed {seed})")
+    show_verification(ui, report)
+    layers = None
+    if per_layer:
+        ref_proto = getattr(ref_model, "model", None)
+        cand_proto = getattr(cand_model, "model", None)
+        if ref_proto is None or cand_proto is None:
+            raise UsageError("--per-layer compares ONNX graphs", hint="convert both models to ONNX first")
+        with ui.status("comparing intermediate tensors"):
+            layers = compare_layers(ref_proto, cand_proto, feeds, tolerance, reference_name=reference, candidate_name=candidate)
+        show_per_layer(ui, layers)
+    if ui.json_mode:
+        ui.emit_json({
+            "ok": report.passed,
+            "command": "verify",
+            **report.to_dict(),
+            "per_layer": layers.to_dict() if layers is not None else None,
+        })
+    if not report.passed:
+        names = ", ".join(o.name for o in report.failures())
+        raise NumericsError(f"'{candidate}' differs from '{reference}' beyond tolerance on output(s) {names}", report=report)

@@ -1,0 +1,77 @@
+"""Frontends: one per framework, each with `detect(paths)` and `convert(paths, options)`.
+
+Frontends are registered by module path and imported only when used, so that
+listing or detecting them never imports a heavy framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from edgecc.errors import InvalidInputError, UsageError
+from edgecc.registry import LazyModule, Registry
+
+if TYPE_CHECKING:
+    import onnx
+
+    from edgecc.converters.options import ConvertOptions
+    from edgecc.verify import Runnable
+
+__all__ = ["FRONTENDS", "Frontend", "get_frontend", "detect_frontend", "frontend_names"]
+
+FRONTENDS: Registry[LazyModule] = Registry("framework")
+FRONTENDS.register("onnx", LazyModule("edgecc.converters.onnx_model"))
+FRONTENDS.register("pytorch", LazyModule("edgecc.converters.pytorch"))
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """The callable surface of a frontend module."""
+
+    name: str
+    description: str
+    extra: str | None
+    detect: Callable[[Sequence[str]], bool]
+    convert: Callable[[Sequence[str], "ConvertOptions"], "onnx.ModelProto"]
+    reference: Callable[[Sequence[str], "ConvertOptions"], "Runnable"] | None
+    describe: Callable[[Sequence[str], "ConvertOptions"], dict[str, Any]] | None
+
+
+def get_frontend(name: str) -> Frontend:
+    """The frontend registered as `name`; unknown names are usage errors listing the known ones."""
+    try:
+        lazy = FRONTENDS.get(name)
+    except KeyError:
+        raise UsageError(f"unknown framework '{name}'", hint=f"choose one of: {', '.join(FRONTENDS.names())}") from None
+    module = lazy.load()
+    return Frontend(
+        name=name,
+        description=getattr(module, "DESCRIPTION", ""),
+        extra=getattr(module, "EXTRA", None),
+        detect=module.detect,
+        convert=module.convert,
+        reference=getattr(module, "reference", None),
+        describe=getattr(module, "describe", None),
+    )
+
+
+def frontend_names() -> list[str]:
+    """Registered framework names."""
+    return FRONTENDS.names()
+
+
+def detect_frontend(paths: Sequence[str], framework: str | None = None) -> Frontend:
+    """The frontend named by `framework`, or the first whose `detect` accepts the files."""
+    if framework:
+        return get_frontend(framework)
+    for name in FRONTENDS:
+        frontend = get_frontend(name)
+        if frontend.detect(paths):
+            return frontend
+    raise InvalidInputError(
+        f"'{paths[0]}' is not a model format edgecc recognises",
+        path=paths[0],
+        hint=f"supported frameworks: {', '.join(FRONTENDS.names())}; pass --framework if the file is one of them",
+    )

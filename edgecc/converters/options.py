@@ -1,0 +1,25 @@
+"""Options shared by every frontend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecc.inputs import InputSpec
+
+__all__ = ["ConvertOptions", "DEFAULT_OPSET"]
+
+DEFAULT_OPSET = 17
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What the user asked of a conversion (unknown keys are rejected by the constructor)."""
+
+    framework: str | None = None
+    opset: int | None = DEFAULT_OPSET  # None keeps the frontend's opset
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+    def input_spec(self, name: str) -> InputSpec | None:
+        """The `--input` spec for `name`, if any."""
+        return next((s for s in self.inputs if s.name == name), None)

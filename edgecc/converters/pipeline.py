@@ -1,0 +1,123 @@
+"""The conversion pipeline: frontend -> opset -> cut -> shapes -> check -> metadata, then verification."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgecc import __version__
+from edgecc.converters import Frontend, detect_frontend
+from edgecc.converters.options import ConvertOptions
+from edgecc.errors import UsageError
+from edgecc.fileio import sha256_of
+from edgecc.inputs import match_samples, random_feeds
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+    from edgecc.inputs import InputSpec
+    from edgecc.verify import Runnable, Tolerance, VerificationReport
+
+__all__ = ["Conversion", "convert", "verify_conversion", "open_runnable"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Conversion:
+    """A converted model and what is needed to verify it against its source."""
+
+    model: "onnx.ModelProto"
+    frontend: Frontend
+    sources: tuple[str, ...]
+    options: ConvertOptions
+    verifiable_model: "onnx.ModelProto"  # the model whose outputs match the framework's outputs
+    notes: list[str] = field(default_factory=list)
+
+
+def _set_metadata(model: "onnx.ModelProto", frontend: Frontend, sources: Sequence[str]) -> None:
+    model.producer_name = "edgecc"
+    model.producer_version = __version__
+    props = {p.key: p.value for p in model.metadata_props}
+    props["edgecc.frontend"] = frontend.name
+    props["edgecc.source"] = ", ".join(Path(s.split(".py:")[0] + (".py" if ".py:" in s else "")).name for s in sources)
+    hashes = [sha256_of(s) for s in sources if Path(s).is_file()]
+    if hashes:
+        props["edgecc.source_sha256"] = ",".join(hashes)
+    del model.metadata_props[:]
+    for key in sorted(props):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, props[key]
+
+
+def convert(sources: Sequence[str], options: ConvertOptions) -> Conversion:
+    """Convert model files to a checked ONNX model at the requested opset."""
+    from edgecc.onnxutil import check_model, extract_outputs, infer_shapes
+    from edgecc.opset import convert_opset
+
+    if not sources:
+        raise UsageError("no model file given")
+    frontend = detect_frontend(sources, options.framework)
+    log.info("converting %s with the %s frontend", sources[0], frontend.name)
+    model = frontend.convert(sources, options)
+    if options.opset is not None:
+        model = convert_opset(model, options.opset, path=sources[0])
+    model = infer_shapes(model)
+    verifiable = model
+    if options.outputs:
+        model = extract_outputs(model, options.outputs, path=sources[0])
+        model = infer_shapes(model)
+        if frontend.name == "onnx":
+            verifiable = model
+    check_model(model, path=sources[0])
+    _set_metadata(model, frontend, sources)
+    return Conversion(model, frontend, tuple(sources), options, verifiable)
+
+
+def verify_conversion(
+    conversion: Conversion,
+    tolerance: "Tolerance",
+    *,
+    samples: Sequence[Mapping[str, "np.ndarray"]] = (),
+    seed: int = 0,
+) -> "VerificationReport | None":
+    """Compare the converted model with the original framework; None when the frontend has no runnable reference."""
+    from edgecc.ortrun import OrtRunner
+    from edgecc.verify import compare_samples
+
+    frontend = conversion.frontend
+    if frontend.reference is None:
+        return None
+    candidate = OrtRunner(conversion.verifiable_model, name="converted ONNX")
+    notes: list[str] = []
+    if samples:
+        feeds = match_samples(list(samples), candidate.inputs)
+    else:
+        feeds = random_feeds(candidate.inputs, seed=seed)
+        notes.append(f"random inputs (seed {seed})")
+        if any(not info.is_static() for info in candidate.inputs):
+            notes.append("dynamic dimensions set to 1 for verification")
+    reference = frontend.reference(conversion.sources, conversion.options)
+    report = compare_samples(reference, candidate, feeds, tolerance)
+    if conversion.verifiable_model is not conversion.model:
+        notes.append("verified before cutting at --output")
+    report.notes = notes + report.notes
+    return report
+
+
+def open_runnable(path: str, specs: Sequence["InputSpec"] = (), framework: str | None = None) -> "Runnable":
+    """A runnable model for `edgecc verify`: ONNX under onnxruntime, other formats in their own framework."""
+    from edgecc.onnxutil import apply_input_specs, load_onnx
+    from edgecc.ortrun import OrtRunner
+
+    frontend = detect_frontend([path], framework)
+    if frontend.name == "onnx":
+        model = apply_input_specs(load_onnx(path), specs, path=path)
+        return OrtRunner(model, name=path)
+    if frontend.reference is None:
+        raise UsageError(f"'{path}' ({frontend.name}) cannot be run here", hint="convert it to ONNX first")
+    return frontend.reference([path], ConvertOptions(framework=frontend.name, inputs=tuple(specs)))

@@ -1,0 +1,258 @@
+"""ai.onnx opset conversion: onnx's version converter, completed by edgecc's own downgrade adapters.
+
+onnx's converter has no down-adapters for several operators that changed in
+opset 18 (Pad, Split, Resize, ...), which every torch.export-based export uses.
+edgecc downgrades those itself: a node whose older schema accepts it unchanged
+(only optional inputs or attributes it does not use were added) is kept, and
+registered adapters rewrite the rest (Reduce* axes input -> attribute, Split
+num_outputs -> split sizes). Every node that cannot be downgraded is reported
+at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgecc.errors import UnsupportedError, UnsupportedNode, UnsupportedOperator, UsageError
+from edgecc.registry import Registry
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["DOWNGRADE_ADAPTERS", "convert_opset", "downgrade"]
+
+log = logging.getLogger(__name__)
+
+#: adapter(node, context) -> None on success or a reason string; registered per op type
+DOWNGRADE_ADAPTERS: Registry[Callable[["onnx.NodeProto", "_Context"], "str | None"]] = Registry("downgrade adapter")
+
+_REDUCE_OPS = (
+    "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+    "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ReduceSum",
+)
+
+
+class _Context:
+    """Constants and shapes of the graph being downgraded, and the versions involved."""
+
+    def __init__(self, model: "onnx.ModelProto", source: int, target: int) -> None:
+        from onnx import numpy_helper
+
+        from edgecc.onnxutil import infer_shapes
+
+        self.source, self.target = source, target
+        self.new_initializers: list[tuple[str, list[int]]] = []
+        self.constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        for node in model.graph.node:
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        inferred = infer_shapes(model)
+        self.ranks: dict[str, tuple[int | None, ...]] = {}
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+            shape = vi.type.tensor_type.shape
+            if vi.type.tensor_type.HasField("shape"):
+                self.ranks[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
+
+    def shape(self, name: str) -> tuple[int | None, ...] | None:
+        """Inferred shape of a tensor (None entries for unknown dims), or None."""
+        return self.ranks.get(name)
+
+
+def _attr_value(attr: "onnx.AttributeProto") -> object:
+    from onnx import helper
+
+    return helper.get_attribute_value(attr)
+
+
+def _signature_compatible(node: "onnx.NodeProto", context: _Context) -> str | None:
+    """None when the older schema accepts this node as it is (new features unused), else why not."""
+    from onnx import defs
+
+    new = defs.get_schema(node.op_type, context.source, "")
+    old = defs.get_schema(node.op_type, context.target, "")
+    used_inputs = [i for i, name in enumerate(node.input) if name]
+    if used_inputs and used_inputs[-1] >= len(old.inputs):
+        return f"uses input '{new.inputs[used_inputs[-1]].name}', which opset {context.target} does not have"
+    for index in used_inputs:
+        if new.inputs[index].name != old.inputs[index].name:
+            return f"input {index} changed meaning ({new.inputs[index].name} vs {old.inputs[index].name})"
+    keep = []
+    for attr in node.attribute:
+        if attr.name in old.attributes:
+            keep.append(attr)
+            continue
+        default = new.attributes.get(attr.name)
+        if default is None or not default.default_value.name or _attr_value(default.default_value) != _attr_value(attr):
+            return f"uses attribute {attr.name}={_attr_value(attr)!r}, which opset {context.target} does not have"
+    del node.attribute[:]
+    node.attribute.extend(keep)
+    return None
+
+
+def _reduce_axes_to_attribute(node: "onnx.NodeProto", context: _Context) -> str | None:
+    """Reduce* with an `axes` input (opset 18) -> `axes` attribute (opset 13)."""
+    from onnx import helper
+
+    if context.target >= 18:
+        return _signature_compatible(node, context)
+    noop = next((int(_attr_value(a)) for a in node.attribute if a.name == "noop_with_empty_axes"), 0)
+    axes = None
+    if len(node.input) > 1 and node.input[1]:
+        if node.input[1] not in context.constants:
+            return "its axes input is computed at run time"
+        axes = [int(a) for a in context.constants[node.input[1]].reshape(-1)]
+    if noop and not axes:
+        return "noop_with_empty_axes=1 with no axes"
+    attrs = [a for a in node.attribute if a.name not in ("noop_with_empty_axes", "axes")]
+    if axes:
+        attrs.append(helper.make_attribute("axes", axes))
+    del node.attribute[:]
+    node.attribute.extend(attrs)
+    del node.input[1:]
+    return None
+
+
+for _op in _REDUCE_OPS:
+    if _op != "ReduceSum":  # ReduceSum took its axes as an input from opset 13 on
+        DOWNGRADE_ADAPTERS.register(_op, _reduce_axes_to_attribute)
+
+
+@DOWNGRADE_ADAPTERS.register("Split")
+def _split_num_outputs(node: "onnx.NodeProto", context: _Context) -> str | None:
+    """Split with `num_outputs` (opset 18) -> explicit `split` sizes (opset 13)."""
+    if not any(a.name == "num_outputs" for a in node.attribute):
+        return _signature_compatible(node, context)
+    if context.target < 13:
+        return "needs opset 13 or later"
+    axis = next((int(_attr_value(a)) for a in node.attribute if a.name == "axis"), 0)
+    shape = context.shape(node.input[0])
+    if shape is None or shape[axis] is None:
+        return "the size of the split axis is not known statically"
+    count = len(node.output)
+    size = shape[axis]
+    chunk = -(-size // count)
+    sizes = [chunk] * (count - 1) + [size - chunk * (count - 1)]
+    name = f"{node.name or node.output[0]}_split_sizes"
+    context.new_initializers.append((name, sizes))
+    attrs = [a for a in node.attribute if a.name != "num_outputs"]
+    del node.attribute[:]
+    node.attribute.extend(attrs)
+    del node.input[1:]
+    node.input.append(name)
+    return None
+
+
+def downgrade(model: "onnx.ModelProto", target: int, *, path: str | Path = "<model>") -> "onnx.ModelProto":
+    """Lower the ai.onnx opset of `model` to `target` with edgecc's adapters; raises listing every blocker."""
+    import numpy as np
+    from onnx import defs, numpy_helper
+
+    from edgecc.onnxutil import default_opset
+
+    source = default_opset(model)
+    model = copy.deepcopy(model)
+    context = _Context(model, source, target)
+    problems: list[UnsupportedNode] = []
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        if any(a.HasField("g") or a.graphs for a in node.attribute):
+            problems.append(UnsupportedNode(node.name, node.op_type, "subgraphs are not downgraded"))
+            continue
+        try:
+            new = defs.get_schema(node.op_type, source, "")
+        except defs.SchemaError:
+            continue
+        try:
+            old = defs.get_schema(node.op_type, target, "")
+        except defs.SchemaError:
+            problems.append(UnsupportedNode(node.name, node.op_type, f"does not exist in opset {target}"))
+            continue
+        if old.since_version == new.since_version:
+            continue
+        adapter = DOWNGRADE_ADAPTERS.get(node.op_type) if node.op_type in DOWNGRADE_ADAPTERS else _signature_compatible
+        reason = adapter(node, context)
+        if reason:
+            problems.append(UnsupportedNode(node.name, node.op_type, f"{node.op_type}-{new.since_version} -> opset {target}: {reason}"))
+    if problems:
+        raise UnsupportedOperator(
+            problems,
+            where=f"cannot lower '{path}' from opset {source} to {target}",
+            hint=f"keep the model's opset with --opset {source}",
+        )
+    for name, values in context.new_initializers:
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = target
+    return model
+
+
+def convert_opset(model: "onnx.ModelProto", target: int, *, path: str | Path = "<model>") -> "onnx.ModelProto":
+    """Up- or down-grade the ai.onnx opset; the result is checked, failures are exit-4 errors."""
+    import onnx
+    from onnx import version_converter
+
+    from edgecc.onnxutil import default_opset
+
+    source = default_opset(model)
+    if source == target or source == 0:
+        return model
+    if not 7 <= target <= onnx.defs.onnx_opset_version():
+        raise UsageError(f"--opset {target} is outside the range onnx supports (7..{onnx.defs.onnx_opset_version()})")
+    try:
+        converted = version_converter.convert_version(model, target)
+        _drop_attributes_unknown_to_target(converted, source, target)
+        onnx.checker.check_model(converted)
+        return converted
+    except Exception as exc:
+        onnx_reason = " ".join(str(exc).split())[:300]
+        if target > source:
+            raise UnsupportedError(
+                f"cannot convert '{path}' from opset {source} to {target}: {onnx_reason}",
+                path=path,
+                hint=f"keep the model's opset with --opset {source}",
+            ) from None
+        log.info("onnx's version converter failed (%s); using edgecc's downgrade adapters", onnx_reason)
+    converted = downgrade(model, target, path=path)
+    try:
+        onnx.checker.check_model(converted)
+    except onnx.checker.ValidationError as exc:
+        raise UnsupportedError(
+            f"lowering '{path}' from opset {source} to {target} gave an invalid model: {' '.join(str(exc).split())[:300]}",
+            path=path,
+            hint=f"keep the model's opset with --opset {source}",
+        ) from None
+    return converted
+
+
+def _drop_attributes_unknown_to_target(model: "onnx.ModelProto", source: int, target: int) -> None:
+    """Remove attributes onnx's converter left behind that the target schema lacks, when they hold the default."""
+    from onnx import defs, helper
+
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            target_schema = defs.get_schema(node.op_type, target, "")
+            source_schema = defs.get_schema(node.op_type, source, "")
+        except defs.SchemaError:
+            continue
+        keep = []
+        for attr in node.attribute:
+            default = source_schema.attributes.get(attr.name)
+            if (
+                attr.name not in target_schema.attributes
+                and default is not None
+                and default.default_value.name
+                and helper.get_attribute_value(default.default_value) == helper.get_attribute_value(attr)
+            ):
+                continue
+            keep.append(attr)
+        if len(keep) != len(node.attribute):
+            del node.attribute[:]
+            node.attribute.extend(keep)

@@ -1,0 +1,87 @@
+"""Render edgecc reports (verification, per-layer, model info) as tables through a Ui."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from edgecc.modelinfo import format_bytes, format_count
+
+if TYPE_CHECKING:
+    from edgecc.modelinfo import ModelInfo
+    from edgecc.ui import Ui
+    from edgecc.verify import PerLayerReport, VerificationReport
+
+__all__ = ["show_verification", "show_per_layer", "show_model_info"]
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:.{digits}g}"
+
+
+def show_verification(ui: "Ui", report: "VerificationReport") -> None:
+    """The metrics table of a verification, one row per output."""
+    rows = []
+    for o in report.outputs:
+        rows.append([
+            o.name,
+            "x".join(map(str, o.shape)),
+            _num(o.max_abs),
+            _num(o.mean_abs),
+            _num(o.rel_l2),
+            f"{o.cosine:.6f}" if not math.isnan(o.cosine) else "nan",
+            _num(o.sqnr_db, 4),
+            "-" if o.top1 is None else f"{o.top1:.0%}",
+            "[green]ok[/green]" if o.passed else f"[red]FAIL[/red] {o.reason}",
+        ])
+    notes = f" ({'; '.join(report.notes)})" if report.notes else ""
+    title = f"verification: {report.candidate} vs {report.reference}, {report.samples} sample(s){notes}"
+    ui.table(title, ["output", "shape", "max abs", "mean abs", "rel L2", "cosine", "SQNR dB", "top-1", "result"], rows,
+             justify=["left", "left", "right", "right", "right", "right", "right", "right", "left"])
+
+
+def show_per_layer(ui: "Ui", report: "PerLayerReport", *, limit: int = 40) -> None:
+    """Shared tensors in graph order, stopping a few rows after the first divergence."""
+    rows = []
+    for index, layer in enumerate(report.layers):
+        m = layer.metrics
+        rows.append([layer.tensor, f"{layer.node} ({layer.op_type})", _num(m.max_abs), f"{m.cosine:.6f}",
+                     "[green]ok[/green]" if m.passed else "[red]diverges[/red]"])
+        if report.first_divergence is layer or index + 1 >= limit:
+            break
+    ui.table(f"per-layer comparison ({len(report.layers)} shared tensors)", ["tensor", "node", "max abs", "cosine", "result"], rows)
+    if report.first_divergence is not None:
+        layer = report.first_divergence
+        ui.message(f"first divergence: tensor '{layer.tensor}' from node '{layer.node}' ({layer.op_type}): {layer.metrics.reason}")
+    elif report.layers:
+        ui.message("no shared tensor diverges")
+    else:
+        ui.message("the two graphs share no intermediate tensor names")
+
+
+def show_model_info(ui: "Ui", info: "ModelInfo", title: str) -> None:
+    """Inputs/outputs, summary numbers and the op histogram."""
+    io_rows = [["input", i.name, i.shape_text(), i.dtype] for i in info.inputs]
+    io_rows += [["output", o.name, o.shape_text(), o.dtype] for o in info.outputs]
+    ui.table(title, ["", "name", "shape", "dtype"], io_rows)
+    opsets = ", ".join(f"{d} {v}" for d, v in info.opsets.items())
+    summary = [
+        ["opsets", opsets],
+        ["IR version", info.ir_version],
+        ["producer", info.producer or "-"],
+        ["nodes", info.nodes],
+        ["parameters", f"{format_count(info.parameters)} ({info.parameters})"],
+        ["parameter bytes", format_bytes(info.parameter_bytes)],
+        ["MACs", f"{format_count(info.macs)} ({info.macs})" + (f", {len(info.macs_unknown_nodes)} node(s) with unknown shapes" if info.macs_unknown_nodes else "")],
+    ]
+    for key, value in info.source.items():
+        summary.append([f"source {key}", value if not isinstance(value, list) else ", ".join(map(str, value))])
+    ui.table(None, ["", ""], summary)
+    ui.table("operators", ["op type", "count", "MACs"], [[op, count, format_count(info.macs_by_op[op]) if op in info.macs_by_op else ""] for op, count in info.op_histogram],
+             justify=["left", "right", "right"])
