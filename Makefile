@@ -1,0 +1,49 @@
+# edgecc: `make demo` and `make test` set up everything on a fresh machine.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EDGECC := $(VENV)/bin/edgecc
+SHARED_MODELS ?= $(abspath ../shared/models)
+PYTEST_WORKERS ?= 2
+DEMO_DIR ?= build/demo
+
+.PHONY: install demo test test-shared bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...'" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: install
+	@mkdir -p $(DEMO_DIR)
+	$(PY) samples/make_sample_data.py $(DEMO_DIR)
+	@echo "== convert a real PyTorch model (ResNet-20, CIFAR-10) and verify it against torch on a real image"
+	$(EDGECC) convert samples/pytorch/resnet20.py:resnet20 samples/models/resnet20_cifar10/resnet20-12fca82f.th \
+		--input input:1x3x32x32 --data input=$(DEMO_DIR)/cat_32x32.npy -o $(DEMO_DIR)/resnet20.onnx
+	@echo "== inspect it"
+	$(EDGECC) inspect $(DEMO_DIR)/resnet20.onnx
+	@echo "== convert the ONNX model to opset 13 and verify the two ONNX models against each other"
+	$(EDGECC) convert $(DEMO_DIR)/resnet20.onnx --opset 13 -o $(DEMO_DIR)/resnet20_op13.onnx
+	$(EDGECC) verify $(DEMO_DIR)/resnet20.onnx $(DEMO_DIR)/resnet20_op13.onnx --data input=$(DEMO_DIR)/cat_32x32.npy
+	@echo "== compare with the outputs the original project's model produced"
+	$(PY) samples/check_reference.py $(DEMO_DIR)/resnet20.onnx samples/models/resnet20_cifar10/ref/cat_32x32.npz
+
+test: install
+	$(PY) -m pytest -m "not shared" -n $(PYTEST_WORKERS) -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-shared: install
+	@test -d "$(SHARED_MODELS)" || { echo "error: $(SHARED_MODELS) not found (set SHARED_MODELS=...)" >&2; exit 1; }
+	EDGECC_SHARED_MODELS=$(SHARED_MODELS) $(PY) -m pytest -m shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no shared-model tests" >&2; exit 1; fi; exit $$rc
+
+bench: install
+	$(PY) benchmarks/convert_overhead.py
+
+clean:
+	rm -rf build .pytest_cache
