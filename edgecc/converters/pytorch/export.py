@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from edgecc.converters.pytorch import formats
 from edgecc.converters.pytorch.loading import LoadedModule
-from edgecc.errors import UnsupportedError
+from edgecc.errors import UnsupportedError, UnsupportedNode, UnsupportedOperator
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["export", "output_names", "flatten_outputs", "DYNAMO_MIN_OPSET"]
+__all__ = ["export", "output_names", "flatten_outputs", "unsupported_aten_ops", "DYNAMO_MIN_OPSET"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _quiet_torch() -> Iterator[io.StringIO]:
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
             warnings.simplefilter("ignore")
             yield captured
     finally:
@@ -126,11 +126,70 @@ def _export_torchscript(loaded: LoadedModule, names: Sequence[str], opset: int) 
     return onnx.load_from_string(buffer.getvalue())
 
 
+def _is_capture_failure(exc: BaseException) -> bool:
+    """True when torch.export could not trace the model (step 1), as opposed to a missing ONNX translation."""
+    return type(exc).__name__ == "TorchExportError"
+
+
+def unsupported_aten_ops(loaded: LoadedModule) -> list[UnsupportedNode]:
+    """Every FX node of the decomposed program that torch.onnx has no ONNX function for.
+
+    Uses torch.onnx's own registry and dispatcher (the same check as its `analyze`),
+    so all missing operators are reported at once instead of the first one.
+    """
+    import torch
+    from torch.onnx._internal.exporter import _dispatching, _fx_passes, _registration
+
+    with _quiet_torch():
+        if loaded.kind == formats.EXPORTED_PROGRAM:
+            program = loaded.module
+        else:
+            program = torch.export.export(loaded.module, loaded.example_inputs, strict=False)
+        registry = _registration.ONNXRegistry.from_torchlib()
+        program = _fx_passes.decompose_with_registry(program, registry)
+        missing: list[UnsupportedNode] = []
+        for node in program.graph.nodes:
+            if node.op != "call_function":
+                continue
+            try:
+                function, message = _dispatching.dispatch(node, registry)
+            except Exception as exc:  # the dispatcher itself failing counts as unsupported too
+                function, message = None, str(exc)
+            if function is None:
+                reason = " ".join(str(message).split())[:160] or "no ONNX translation"
+                missing.append(UnsupportedNode(node.name, str(node.target), reason))
+    return missing
+
+
+def _translation_error(loaded: LoadedModule, exc: BaseException) -> UnsupportedError:
+    try:
+        missing = unsupported_aten_ops(loaded)
+    except Exception as analysis_exc:  # private torch API: fall back to the exporter's own message
+        log.debug("operator analysis failed: %s", analysis_exc)
+        missing = []
+    if missing:
+        return UnsupportedOperator(
+            missing,
+            where="torch.onnx has no ONNX translation",
+            hint="replace these operations in the model, or register a custom translation with torch.onnx",
+        )
+    return UnsupportedError(f"torch.onnx cannot export this model: {_first_line(exc)}; {_summary(exc)}")
+
+
+def _summary(exc: BaseException) -> str:
+    text = str(exc)
+    marker = "## Exception summary"
+    if marker in text:
+        lines = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip() and not line.startswith("⬆")]
+        return " ".join(lines[:2])[:400]
+    return ""
+
+
 def export(loaded: LoadedModule, opset: int) -> "onnx.ModelProto":
     """ONNX for the model: torch.export-based exporter, TorchScript exporter for ScriptModules.
 
     If torch.export cannot capture an nn.Module, the TorchScript exporter is tried
-    before giving up; the error names both reasons.
+    before giving up; operators without an ONNX translation are all listed at once.
     """
     names = output_names(loaded)
     if loaded.kind == formats.TORCHSCRIPT:
@@ -141,13 +200,13 @@ def export(loaded: LoadedModule, opset: int) -> "onnx.ModelProto":
     try:
         return _export_dynamo(loaded, names, opset)
     except Exception as dynamo_exc:
-        if loaded.kind == formats.EXPORTED_PROGRAM:
-            raise UnsupportedError(f"torch.onnx cannot export this program: {_first_line(dynamo_exc)}") from dynamo_exc
-        log.warning("torch.export could not capture the model (%s); trying the TorchScript exporter", _first_line(dynamo_exc))
+        if not _is_capture_failure(dynamo_exc) or loaded.kind == formats.EXPORTED_PROGRAM:
+            raise _translation_error(loaded, dynamo_exc) from dynamo_exc
+        log.warning("torch.export could not capture the model (%s); trying the TorchScript exporter", _summary(dynamo_exc) or _first_line(dynamo_exc))
         try:
             return _export_torchscript(loaded, names, opset)
         except Exception as script_exc:
             raise UnsupportedError(
-                f"torch.onnx cannot export this model: torch.export said '{_first_line(dynamo_exc)}'; "
+                f"torch.onnx cannot export this model: torch.export said '{_summary(dynamo_exc) or _first_line(dynamo_exc)}'; "
                 f"the TorchScript exporter said '{_first_line(script_exc)}'"
             ) from script_exc
