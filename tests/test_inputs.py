@@ -60,7 +60,6 @@ def test_parse_scalar_spec():
         ":1x3",  # no name
         "data:",  # empty dims
         "data:1x3x",  # trailing x
-        "data:1xx3",
         "data:-1x3",  # negative dim
         "data:1,3",
         "data:1 x 3",
@@ -73,6 +72,14 @@ def test_bad_specs_are_usage_errors(text):
         parse_input_spec(text)
     assert info.value.exit_code == 2
     assert "NAME:DIMS" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("text", ["data:1xx3", "data:Nxx3:float32", "data:1x3xx"])
+def test_empty_dimension_is_a_usage_error(text):
+    """`1xx3` has an empty dimension between the two x's; it must not become a dim named ''."""
+    with pytest.raises(UsageError):
+        spec = parse_input_spec(text)
+        raise AssertionError(f"parsed as {spec!r}")
 
 
 @pytest.mark.parametrize("text", ["data:1x3x224x224:float99", "data:1x3x224x224:flaot32", "ids:1x128:int"])

@@ -1,0 +1,134 @@
+"""The ONNX frontend end to end: opset conversion, shapes, cuts, external data; checked with onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.conftest import make_conv_onnx, run_edgecc
+
+
+def _run(path: Path, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(outputs, feeds)
+
+
+def _x(batch: int = 1) -> np.ndarray:
+    return np.random.default_rng(5).standard_normal((batch, 3, 16, 16)).astype(np.float32)
+
+
+def test_downgrade_to_opset_13_keeps_numerics(conv_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "op13.onnx"
+    result = run_edgecc("convert", conv_onnx, "--opset", "13", "-o", out, "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.json()["opset"] == 13
+    assert result.json()["verification"]["passed"] is True
+    model = onnx.load(str(out))
+    assert model.opset_import[0].version == 13 and model.producer_name == "edgecc"
+    np.testing.assert_array_equal(_run(out, {"x": _x(2)})[0], _run(conv_onnx, {"x": _x(2)})[0])
+
+
+def test_opset_keep_and_format_detected_from_content(tmp_path: Path) -> None:
+    source = tmp_path / "model.bin"  # no .onnx suffix: recognised from the protobuf content
+    make_conv_onnx(source, opset=15)
+    out = tmp_path / "same.onnx"
+    result = run_edgecc("convert", source, "--opset", "keep", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert onnx.load(str(out)).opset_import[0].version == 15
+
+
+def test_input_spec_fixes_the_dynamic_batch(conv_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b2.onnx"
+    result = run_edgecc("convert", conv_onnx, "--input", "x:2x3x16x16", "-o", out)
+    assert result.returncode == 0, result.stderr
+    model = onnx.load(str(out))
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [2, 3, 16, 16]
+    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [2, 4]
+
+
+def test_output_cut_at_an_intermediate_tensor(conv_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cut.onnx"
+    result = run_edgecc("convert", conv_onnx, "--output", "relu", "-o", out)
+    assert result.returncode == 0, result.stderr
+    model = onnx.load(str(out))
+    assert [o.name for o in model.graph.output] == ["relu"]
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Relu"]
+    full = onnx.load(str(conv_onnx))
+    full.graph.output.append(onnx.ValueInfoProto(name="relu"))
+    onnx.save(full, str(tmp_path / "full_with_relu.onnx"))
+    want = _run(tmp_path / "full_with_relu.onnx", {"x": _x()}, ["relu"])[0]
+    np.testing.assert_array_equal(_run(out, {"x": _x()})[0], want)
+
+
+def test_unknown_output_name_suggests_close_matches(conv_onnx: Path, tmp_path: Path) -> None:
+    result = run_edgecc("convert", conv_onnx, "--output", "rellu", "-o", tmp_path / "x.onnx")
+    assert result.returncode == 2
+    assert "did you mean relu" in result.stderr
+
+
+def test_external_data_becomes_one_self_contained_file(tmp_path: Path) -> None:
+    source_dir = tmp_path / "src"
+    source_dir.mkdir()
+    model = make_conv_onnx()
+    onnx.save(model, str(source_dir / "big.onnx"), save_as_external_data=True, location="big.onnx.data", size_threshold=0)
+    assert (source_dir / "big.onnx.data").exists()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = run_edgecc("convert", source_dir / "big.onnx", "-o", out_dir / "small.onnx")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in out_dir.iterdir()] == ["small.onnx"]
+    np.testing.assert_array_equal(_run(out_dir / "small.onnx", {"x": _x()})[0], _run(source_dir / "big.onnx", {"x": _x()})[0])
+
+
+def test_missing_external_data_is_invalid_input(tmp_path: Path) -> None:
+    model = make_conv_onnx()
+    onnx.save(model, str(tmp_path / "m.onnx"), save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    (tmp_path / "m.onnx.data").unlink()
+    result = run_edgecc("convert", tmp_path / "m.onnx", "-o", tmp_path / "out.onnx")
+    assert result.returncode == 3
+    assert "m.onnx.data" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def _pad18_model(path: Path) -> None:
+    """Two Pad-18 nodes that use the `axes` input, which opset 17 does not have."""
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    pads = numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "pads")
+    nodes = [
+        helper.make_node("Pad", ["x", "pads", "", "axes"], ["p1"], name="pad_one"),
+        helper.make_node("Pad", ["p1", "pads", "", "axes"], ["y"], name="pad_two"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 7])], initializer=[axes, pads]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_ops_that_cannot_be_lowered_are_all_listed(tmp_path: Path) -> None:
+    _pad18_model(tmp_path / "pad.onnx")
+    result = run_edgecc("convert", tmp_path / "pad.onnx", "--opset", "17", "-o", tmp_path / "out.onnx")
+    assert result.returncode == 4
+    assert "pad_one (Pad)" in result.stderr and "pad_two (Pad)" in result.stderr
+    assert "--opset 18" in result.stderr
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_onnx_takes_no_weights_file(conv_onnx: Path, tmp_path: Path) -> None:
+    result = run_edgecc("convert", conv_onnx, conv_onnx, "-o", tmp_path / "x.onnx")
+    assert result.returncode == 2
+    assert "no weights file" in result.stderr
+
+
+def test_verification_uses_user_data(conv_onnx: Path, tmp_path: Path) -> None:
+    np.savez(tmp_path / "sample.npz", x=_x(3))
+    result = run_edgecc("convert", conv_onnx, "--data", tmp_path / "sample.npz", "-o", tmp_path / "o.onnx", "--opset", "12", "--json")
+    assert result.returncode == 0, result.stderr
+    verification = result.json()["verification"]
+    assert verification["samples"] == 1 and verification["outputs"][0]["shape"] == [3, 4]
+    assert not any("random" in note for note in verification["notes"])
