@@ -146,6 +146,22 @@ def _split_num_outputs(node: "onnx.NodeProto", context: _Context) -> str | None:
     return None
 
 
+@DOWNGRADE_ADAPTERS.register("Reshape")
+def _reshape_allowzero(node: "onnx.NodeProto", context: _Context) -> str | None:
+    """Reshape-14 `allowzero=1` means nothing when the constant shape holds no 0: drop it for opset 13."""
+    allowzero = next((int(_attr_value(a)) for a in node.attribute if a.name == "allowzero"), 0)
+    if allowzero:
+        shape = context.constants.get(node.input[1]) if len(node.input) > 1 else None
+        if shape is None:
+            return "allowzero=1 with a shape computed at run time"
+        if (shape == 0).any():
+            return "allowzero=1 with a 0 in the shape"
+        attrs = [a for a in node.attribute if a.name != "allowzero"]
+        del node.attribute[:]
+        node.attribute.extend(attrs)
+    return _signature_compatible(node, context)
+
+
 def downgrade(model: "onnx.ModelProto", target: int, *, path: str | Path = "<model>") -> "onnx.ModelProto":
     """Lower the ai.onnx opset of `model` to `target` with edgecc's adapters; raises listing every blocker."""
     import numpy as np

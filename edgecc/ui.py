@@ -89,7 +89,7 @@ class Ui:
             return
         from rich.table import Table
 
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=title, title_justify="left", show_lines=False, show_header=any(columns))
         for index, column in enumerate(columns):
             table.add_column(column, justify=(justify[index] if justify else "left"))  # type: ignore[arg-type]
         for row in rows:

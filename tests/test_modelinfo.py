@@ -160,12 +160,12 @@ def test_conv_transpose_macs(x_shape, w_shape, attrs):
         [helper.make_tensor_value_info("y", F, [None] * len(x_shape))],
         [_weight("w", *w_shape)],
     )
-    _ort_output_shape(model, {"x": np.zeros(x_shape, np.float32)})  # a valid, runnable model
+    out_shape = _ort_output_shape(model, {"x": np.zeros(x_shape, np.float32)})
     # by hand: every input element is scattered into (out channels / group) x kernel positions
     group = attrs.get("group", 1)
     out_per_group = w_shape[1]  # weight is [C_in, C_out / group, k...]
+    assert out_shape[1] == group * out_per_group
     expected = int(np.prod(x_shape)) * out_per_group * int(np.prod(w_shape[2:]))
-    assert x_shape[1] == w_shape[0] and group * out_per_group >= 1
     info = describe_onnx(model)
     assert info.macs_by_op == {"ConvTranspose": expected}
 

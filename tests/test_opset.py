@@ -294,17 +294,27 @@ def test_noop_with_empty_axes_is_refused():
     assert [n.node for n in info.value.nodes] == ["noop_max"]
 
 
-def test_downgrade_across_softmax_semantics_change():
-    """Softmax-13 normalises along `axis` only; Softmax-1/11 flatten to 2-D at `axis` first.
+@pytest.mark.parametrize(
+    ("op_type", "attrs"),
+    [
+        ("Softmax", {"axis": 1}),
+        ("Softmax", {}),  # default axis: -1 from opset 13 on, 1 before
+        ("LogSoftmax", {"axis": 0}),
+        ("Softmax", {"axis": -1}),  # the last axis: both definitions agree
+    ],
+    ids=["softmax-axis1", "softmax-default-axis", "logsoftmax-axis0", "softmax-last-axis"],
+)
+def test_downgrade_across_softmax_semantics_change(op_type, attrs):
+    """Softmax-13 normalises along `axis` (default -1); Softmax-1/11 flatten to 2-D at `axis` (default 1) first.
 
     When onnx's converter gives up (here because of Pad-18) and edgecc's fallback lowers the
-    whole model to opset 12, a Softmax over axis 1 of a 3-D tensor must either be rewritten
-    or reported, never kept as it is with a different meaning.
+    whole model to opset 12, such a node must either be rewritten or reported, never kept
+    as it is with a different meaning.
     """
     original = _model(
         [
             helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"),
-            helper.make_node("Softmax", ["p"], ["y"], name="softmax", axis=1),
+            helper.make_node(op_type, ["p"], ["y"], name="softmax", **attrs),
         ],
         [helper.make_tensor_value_info("x", F, [2, 3, 4])],
         [helper.make_tensor_value_info("y", F, [2, 3, 6])],
@@ -313,7 +323,7 @@ def test_downgrade_across_softmax_semantics_change():
     try:
         converted = convert_opset(original, 12)
     except UnsupportedOperator as exc:
-        assert "softmax" in [n.node for n in exc.nodes]
+        assert [n.node for n in exc.nodes] == ["softmax"]
         return
     assert default_opset(converted) == 12
     _assert_same_outputs(original, converted, {"x": _rand(2, 3, 4, seed=1)})

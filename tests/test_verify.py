@@ -213,13 +213,13 @@ def test_topk_availability():
 
 
 def _mlp(perturb: float = 0.0, *, rename_output: str | None = None) -> onnx.ModelProto:
-    """x -> fc1 -> relu1 -> fc2 -> relu2 -> fc3 -> y; `perturb` is added to one weight of fc2."""
+    """x -> fc1 -> relu1 -> fc2 -> relu2 -> fc3 -> y; `perturb` is added to one column of fc2's weight."""
     rng = np.random.default_rng(42)
     w1 = rng.standard_normal((6, 8)).astype(np.float32)
     w2 = rng.standard_normal((8, 8)).astype(np.float32)
     w3 = rng.standard_normal((8, 5)).astype(np.float32)
     w2 = w2.copy()
-    w2[3, 4] += perturb
+    w2[:, 4] += perturb
     out = rename_output or "y"
     graph = helper.make_graph(
         [
@@ -328,3 +328,26 @@ def test_per_layer_without_shared_tensors():
     other.graph.output[0].name = "other_y"
     report = per_layer(_mlp(), other, _feeds(1), Tolerance())
     assert report.layers == [] and report.first_divergence is None
+
+
+def _feeds_of_varying_batch() -> list[dict[str, np.ndarray]]:
+    """Samples of a dynamic-batch model need not share a shape (e.g. a --data directory of sequences)."""
+    return [{"x": np.random.default_rng(b).standard_normal((b, 6)).astype(np.float32)} for b in (3, 5)]
+
+
+def test_compare_samples_with_samples_of_different_shapes():
+    feeds = _feeds_of_varying_batch()
+    same = compare_samples(OrtRunner(_mlp(), name="A"), OrtRunner(_mlp(), name="B"), feeds, TOLERANCE_PRESETS["fp32"])
+    assert same.passed and same.samples == 2
+    differs = compare_samples(OrtRunner(_mlp(), name="A"), OrtRunner(_mlp(0.5), name="B"), feeds, TOLERANCE_PRESETS["fp32"])
+    assert not differs.passed
+    # the metric covers every sample's values
+    expected = max(
+        float(np.abs(OrtRunner(_mlp()).run(f)["y"].astype(np.float64) - OrtRunner(_mlp(0.5)).run(f)["y"]).max()) for f in feeds
+    )
+    assert differs.outputs[0].max_abs == pytest.approx(expected, rel=1e-12)
+
+
+def test_per_layer_with_samples_of_different_shapes():
+    report = per_layer(_mlp(), _mlp(0.5), _feeds_of_varying_batch(), TOLERANCE_PRESETS["fp32"])
+    assert report.first_divergence is not None and report.first_divergence.node == "fc2"
