@@ -50,7 +50,11 @@ DTYPES: dict[str, str] = {
     "bool": "bool",
 }
 
-_DIMS_RE = re.compile(r"^(?:[0-9]+|\?|[A-Za-z_][A-Za-z0-9_]*)(?:x(?:[0-9]+|\?|[A-Za-z_][A-Za-z0-9_]*))*$")
+_DIM_RE = re.compile(r"[0-9]+|\?|[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_dims(text: str) -> bool:
+    return all(_DIM_RE.fullmatch(part) for part in text.split("x"))
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,13 @@ def parse_input_spec(text: str) -> InputSpec:
         dtype = DTYPES[parts[-1].lower()]
         parts = parts[:-1]
     shape: tuple[Dim, ...] | None = None
-    if len(parts) >= 2 and _DIMS_RE.match(parts[-1]):
-        shape = _parse_dims(parts[-1])
-        parts = parts[:-1]
-    elif len(parts) >= 2 and parts[-1] == "scalar":
+    if len(parts) >= 2 and parts[-1] == "scalar":
         shape = ()
+        parts = parts[:-1]
+    elif len(parts) >= 2 and _is_dims(parts[-1]):
+        if dtype is None and len(parts) >= 3 and "x" in parts[-2] and _is_dims(parts[-2]):
+            raise UsageError(f"bad --input '{text}': unknown dtype '{parts[-1]}'", hint=f"dtypes: {', '.join(DTYPES)}")
+        shape = _parse_dims(parts[-1])
         parts = parts[:-1]
     name = ":".join(parts)
     if not name or (shape is None and dtype is None):
@@ -168,9 +174,14 @@ def _load_array_file(path: Path) -> "np.ndarray | dict[str, np.ndarray]":
         raise InvalidInputError(f"data file '{path}' is corrupt: {exc}", path=path) from None
 
 
+def _natural_key(path: Path) -> list[object]:
+    """Sort s2.npy before s10.npy."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"([0-9]+)", path.name)]
+
+
 def _samples_from_path(path: Path, name: str | None) -> list[dict[str, "np.ndarray"]]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz"))
+        files = sorted((p for p in path.iterdir() if p.suffix in (".npy", ".npz")), key=_natural_key)
         if not files:
             raise InvalidInputError(f"data directory '{path}' holds no .npy or .npz files", path=path)
         samples: list[dict[str, np.ndarray]] = []

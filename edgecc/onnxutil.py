@@ -217,7 +217,9 @@ def apply_input_specs(model: "onnx.ModelProto", specs: Sequence[InputSpec], *, p
                     )
         tensor_type.ClearField("shape")
         shape = tensor_type.shape
-        for dim in spec.shape:
+        for index, dim in enumerate(spec.shape):
+            if dim is None and old is not None and isinstance(old[index], (int, str)):
+                dim = old[index]  # `?` keeps what the model says
             entry = shape.dim.add()
             if isinstance(dim, int):
                 entry.dim_value = dim

@@ -146,6 +146,28 @@ def _split_num_outputs(node: "onnx.NodeProto", context: _Context) -> str | None:
     return None
 
 
+def _softmax_axis(node: "onnx.NodeProto", context: _Context) -> str | None:
+    """Softmax/LogSoftmax/Hardmax-13 -> 11: only when `axis` is the last axis (older ones flatten from `axis` on)."""
+    from onnx import helper
+
+    if context.target >= 13:
+        return _signature_compatible(node, context)
+    shape = context.shape(node.input[0])
+    axis = next((int(_attr_value(a)) for a in node.attribute if a.name == "axis"), -1)
+    if shape is None:
+        return "the input rank is unknown, and the older operator flattens from `axis` on"
+    if axis % max(len(shape), 1) != len(shape) - 1:
+        return f"axis {axis} is not the last axis, and opset {context.target} flattens from it on"
+    attrs = [a for a in node.attribute if a.name != "axis"] + [helper.make_attribute("axis", len(shape) - 1)]
+    del node.attribute[:]
+    node.attribute.extend(attrs)
+    return None
+
+
+for _op in ("Softmax", "LogSoftmax", "Hardmax"):
+    DOWNGRADE_ADAPTERS.register(_op, _softmax_axis)
+
+
 @DOWNGRADE_ADAPTERS.register("Reshape")
 def _reshape_allowzero(node: "onnx.NodeProto", context: _Context) -> str | None:
     """Reshape-14 `allowzero=1` means nothing when the constant shape holds no 0: drop it for opset 13."""

@@ -202,7 +202,13 @@ def _stack(samples: Sequence[Mapping[str, "np.ndarray"]], name: str) -> "np.ndar
     import numpy as np
 
     arrays = [np.asarray(s[name]) for s in samples]
-    return arrays[0] if len(arrays) == 1 else np.stack(arrays)
+    if len(arrays) == 1:
+        return arrays[0]
+    if all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays)
+    if all(a.ndim >= 1 and a.shape[1:] == arrays[0].shape[1:] for a in arrays):
+        return np.concatenate(arrays)  # samples of different batch sizes
+    return np.concatenate([a.ravel() for a in arrays])
 
 
 def _pair_outputs(reference: Runnable, candidate: Runnable) -> tuple[list[tuple[str, str]], list[str]]:
@@ -232,11 +238,20 @@ def compare_samples(
     tolerance: Tolerance,
 ) -> VerificationReport:
     """Run both on the same feeds and compare every output."""
+    import numpy as np
+
     pairs, notes = _pair_outputs(reference, candidate)
     ref_results = run_samples(reference, feeds)
     cand_results = run_samples(candidate, feeds)
     report = VerificationReport(reference.name, candidate.name, len(feeds), tolerance, notes=notes)
     for ref_name, cand_name in pairs:
+        mismatch = next(
+            (i for i, (r, c) in enumerate(zip(ref_results, cand_results)) if np.shape(r[ref_name]) != np.shape(c[cand_name])), None
+        )
+        if mismatch is not None:
+            shape_ref, shape_cand = np.shape(ref_results[mismatch][ref_name]), np.shape(cand_results[mismatch][cand_name])
+            report.outputs.append(compute_metrics(cand_name, np.zeros(shape_ref), np.zeros(shape_cand), tolerance))
+            continue
         ref_value = _stack(ref_results, ref_name)
         cand_value = _stack(cand_results, cand_name)
         report.outputs.append(compute_metrics(cand_name, ref_value, cand_value, tolerance))

@@ -132,3 +132,26 @@ def test_verification_uses_user_data(conv_onnx: Path, tmp_path: Path) -> None:
     verification = result.json()["verification"]
     assert verification["samples"] == 1 and verification["outputs"][0]["shape"] == [3, 4]
     assert not any("random" in note for note in verification["notes"])
+
+
+def test_lowering_uses_edgecc_adapters_where_onnx_has_none(tmp_path: Path) -> None:
+    """Relu-14 and Reshape-14 (allowzero=1, as torch emits) have no onnx down-adapter to opset 13."""
+    shape = numpy_helper.from_array(np.array([2, 12], dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["y"], name="flatten", allowzero=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])], initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m17.onnx"))
+    result = run_edgecc("convert", tmp_path / "m17.onnx", "--opset", "13", "-o", tmp_path / "m13.onnx")
+    assert result.returncode == 0, result.stderr
+    lowered = onnx.load(str(tmp_path / "m13.onnx"))
+    assert lowered.opset_import[0].version == 13
+    assert not [a for n in lowered.graph.node for a in n.attribute if a.name == "allowzero"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(_run(tmp_path / "m13.onnx", {"x": x})[0], _run(tmp_path / "m17.onnx", {"x": x})[0])
