@@ -183,8 +183,6 @@ def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
 
 def apply_input_specs(model: "onnx.ModelProto", specs: Sequence[InputSpec], *, path: str | Path = "<model>") -> "onnx.ModelProto":
     """Fix input shapes from `--input` specs and re-infer the shapes that follow."""
-    import onnx
-
     if not specs:
         return model
     model = copy.deepcopy(model)

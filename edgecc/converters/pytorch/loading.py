@@ -173,12 +173,14 @@ def _load_exported_program(path: Path, specs: Sequence[InputSpec]) -> LoadedModu
         spec = specs[index] if index < len(specs) else None
         onnx_name = spec.name if spec else name
         if spec is not None and spec.shape is not None:
-            for axis, (have, want) in enumerate(zip(shape, spec.shape)):
-                if isinstance(have, int) and isinstance(want, int) and have != want or len(shape) != len(spec.shape):
-                    raise UsageError(
-                        f"'{path}' was exported for input {name}:{'x'.join(map(str, shape))}; --input asks for {spec.text()}",
-                        hint="re-export with torch.export dynamic shapes, or leave --input out",
-                    )
+            conflicting = len(shape) != len(spec.shape) or any(
+                isinstance(have, int) and isinstance(want, int) and have != want for have, want in zip(shape, spec.shape)
+            )
+            if conflicting:
+                raise UsageError(
+                    f"'{path}' was exported for input {name}:{'x'.join(map(str, shape))}; --input asks for {spec.text()}",
+                    hint="re-export with torch.export dynamic shapes, or leave --input out",
+                )
         infos.append(TensorInfo(onnx_name, shape, dtype))
     if len(specs) > len(user_inputs):
         raise UsageError(f"'{path}' takes {len(user_inputs)} input(s); --input gives {len(specs)}")
