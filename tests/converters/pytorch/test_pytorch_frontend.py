@@ -219,3 +219,18 @@ def test_inspect_state_dict_and_torchscript(artefacts: dict[str, Path]) -> None:
     assert info["inputs"] == [{"name": "x", "shape": [1, 3, 16, 16], "dtype": "float32"}]
     # MACs of the two 3x3 convs on 16x16 and the 512->5 linear layer
     assert info["macs"] == 16 * 16 * 8 * (3 * 9) + 16 * 16 * 8 * (8 * 9) + 512 * 5
+
+
+def test_exported_program_rejects_conflicting_input_shapes(artefacts: dict[str, Path], tmp_path: Path) -> None:
+    result = run_edgecc("convert", artefacts["program"], "--input", "x:2x3x16x16", "-o", tmp_path / "x.onnx")
+    assert result.returncode == 2
+    assert "exported for input x:1x3x16x16" in result.stderr
+
+
+def test_verify_compares_a_torch_program_with_its_onnx(artefacts: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ep.onnx"
+    assert run_edgecc("convert", artefacts["program"], "-o", out, "--no-verify").returncode == 0
+    result = run_edgecc("verify", artefacts["program"], out, "--samples", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    report = result.json()
+    assert report["samples"] == 3 and report["outputs"][0]["max_abs"] < 1e-4
