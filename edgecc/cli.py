@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
+        if json_mode:
+            import json
+
+            error = {"kind": "usage", "exit_code": exc.exit_code, "message": exc.format_message(), "hint": None, "path": None}
+            print(json.dumps({"ok": False, "error": error}, indent=2))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("edgecc: interrupted", file=sys.stderr)

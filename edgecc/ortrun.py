@@ -68,7 +68,7 @@ class OrtRunner:
         try:
             self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
-            raise _session_error(exc, name) from None
+            raise _session_error(exc, name, self.model) from None
         self.inputs = [TensorInfo(i.name, _dims(i.shape), ort_type_to_dtype(i.type)) for i in self.session.get_inputs()]
         self.outputs = [TensorInfo(o.name, _dims(o.shape), ort_type_to_dtype(o.type)) for o in self.session.get_outputs()]
 
@@ -85,6 +85,11 @@ class OrtRunner:
                 + (f"missing {', '.join(missing)}" if missing else ""),
                 hint=f"the model takes {', '.join(i.name + ':' + i.shape_text() for i in self.inputs)}",
             )
+        dtypes = {i.name: i.dtype for i in self.inputs}
+        feeds = {
+            k: v.astype(dtypes[k]) if v.dtype.kind == "f" and dtypes[k] in ("float16", "float32", "float64") and str(v.dtype) != dtypes[k] else v
+            for k, v in feeds.items()
+        }
         try:
             values = self.session.run(names, dict(feeds))
         except Exception as exc:
@@ -93,8 +98,25 @@ class OrtRunner:
         return dict(zip(names, values))
 
 
-def _session_error(exc: Exception, name: str) -> Exception:
+_ORT_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training")
+_NOT_REGISTERED = re.compile(r"([\w.]*):(\w+)\((-?\d+)\) is not a registered function/op")
+
+
+def _session_error(exc: Exception, name: str, model: "onnx.ModelProto | None" = None) -> Exception:
     message = " ".join(str(exc).split())
+    match = _NOT_REGISTERED.search(message)
+    if match:
+        domain, op_type, _ = match.groups()
+        graph_nodes = list(model.graph.node) if model is not None else []
+        # every node of a domain onnxruntime does not know, not only the first one it tripped on
+        nodes = [n for n in graph_nodes if (n.domain or "") not in _ORT_DOMAINS or (n.op_type == op_type and (n.domain or "") == domain)]
+        found = [UnsupportedNode(n.name, n.op_type, f"onnxruntime has no kernel for {n.domain + ':' if n.domain else ''}{n.op_type}") for n in nodes]
+        reason = f"onnxruntime has no kernel for {domain + ':' if domain else ''}{op_type}"
+        return UnsupportedOperator(
+            found or [UnsupportedNode("", op_type, reason)],
+            where=name,
+            hint="register the custom-op library with onnxruntime or replace the operator",
+        )
     match = _NOT_IMPLEMENTED.search(message)
     if match:
         op_type, version, node = match.groups()

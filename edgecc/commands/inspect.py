@@ -39,7 +39,7 @@ def command(model: str, weights: str | None, framework: str | None, input_specs:
     source: dict[str, object] = {"format": frontend.name}
     try:
         with ui.status(f"reading {model}"):
-            conversion = convert(sources, options)
+            conversion = convert(sources, options, stamp=False)
     except UsageError as exc:
         if frontend.describe is None:
             raise

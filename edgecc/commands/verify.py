@@ -75,13 +75,19 @@ def command(
         with ui.status("comparing intermediate tensors"):
             layers = compare_layers(ref_proto, cand_proto, feeds, tolerance, reference_name=reference, candidate_name=candidate)
         show_per_layer(ui, layers)
+    error = None
+    if not report.passed:
+        names = ", ".join(o.name for o in report.failures())
+        error = NumericsError(f"'{candidate}' differs from '{reference}' beyond tolerance on output(s) {names}", report=report)
     if ui.json_mode:
-        ui.emit_json({
+        document = {
             "ok": report.passed,
             "command": "verify",
             **report.to_dict(),
             "per_layer": layers.to_dict() if layers is not None else None,
-        })
-    if not report.passed:
-        names = ", ".join(o.name for o in report.failures())
-        raise NumericsError(f"'{candidate}' differs from '{reference}' beyond tolerance on output(s) {names}", report=report)
+        }
+        if error is not None:
+            document["error"] = {k: v for k, v in error.to_dict().items() if k != "report"}
+        ui.emit_json(document)
+    if error is not None:
+        raise error

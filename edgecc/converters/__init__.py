@@ -70,6 +70,10 @@ def detect_frontend(paths: Sequence[str], framework: str | None = None) -> Front
         frontend = get_frontend(name)
         if frontend.detect(paths):
             return frontend
+    from pathlib import Path
+
+    if not Path(paths[0]).exists():
+        raise UsageError(f"model file '{paths[0]}' does not exist", hint="check the path")
     raise InvalidInputError(
         f"'{paths[0]}' is not a model format edgecc recognises",
         path=paths[0],

@@ -54,7 +54,7 @@ def _set_metadata(model: "onnx.ModelProto", frontend: Frontend, sources: Sequenc
         entry.key, entry.value = key, props[key]
 
 
-def convert(sources: Sequence[str], options: ConvertOptions) -> Conversion:
+def convert(sources: Sequence[str], options: ConvertOptions, *, stamp: bool = True) -> Conversion:
     """Convert model files to a checked ONNX model at the requested opset."""
     from edgecc.onnxutil import check_model, extract_outputs, infer_shapes
     from edgecc.opset import convert_opset
@@ -74,7 +74,8 @@ def convert(sources: Sequence[str], options: ConvertOptions) -> Conversion:
         if frontend.name == "onnx":
             verifiable = model
     check_model(model, path=sources[0])
-    _set_metadata(model, frontend, sources)
+    if stamp:
+        _set_metadata(model, frontend, sources)
     return Conversion(model, frontend, tuple(sources), options, verifiable)
 
 
