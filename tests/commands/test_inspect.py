@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from math import prod
 from pathlib import Path
 
 import numpy as np
