@@ -34,12 +34,12 @@ demo: install
 	$(PY) samples/check_reference.py $(DEMO_DIR)/resnet20.onnx samples/models/resnet20_cifar10/ref/cat_32x32.npz
 
 test: install
-	$(PY) -m pytest -m "not shared" -n $(PYTEST_WORKERS) -q; rc=$$?; \
+	$(PY) -m pytest -m "not shared" --ignore=tests/shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-shared: install
 	@test -d "$(SHARED_MODELS)" || { echo "error: $(SHARED_MODELS) not found (set SHARED_MODELS=...)" >&2; exit 1; }
-	EDGECC_SHARED_MODELS=$(SHARED_MODELS) $(PY) -m pytest -m shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
+	EDGECC_SHARED_MODELS=$(SHARED_MODELS) $(PY) -m pytest tests/shared -m shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no shared-model tests" >&2; exit 1; fi; exit $$rc
 
 bench: install
