@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgecc.errors import InvalidInputError, UnsupportedError, UnsupportedNode, UnsupportedOperator, UsageError
-from edgecc.inputs import TensorInfo
+from edgecc.inputs import DTYPES, TensorInfo
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,22 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OrtRunner", "ort_type_to_dtype"]
 
-_ORT_TYPES = {
-    "float": "float32",
-    "float16": "float16",
-    "double": "float64",
-    "bfloat16": "bfloat16",
-    "int8": "int8",
-    "uint8": "uint8",
-    "int16": "int16",
-    "uint16": "uint16",
-    "int32": "int32",
-    "uint32": "uint32",
-    "int64": "int64",
-    "uint64": "uint64",
-    "bool": "bool",
-    "string": "object",
-}
 
 _NOT_IMPLEMENTED = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
 
@@ -39,7 +23,7 @@ _NOT_IMPLEMENTED = re.compile(r"Could not find an implementation for (\w+)\((\d+
 def ort_type_to_dtype(type_text: str) -> str:
     """`tensor(float)` -> `float32`."""
     inner = type_text[type_text.find("(") + 1 : type_text.rfind(")")] if "(" in type_text else type_text
-    return _ORT_TYPES.get(inner, inner)
+    return "object" if inner == "string" else DTYPES.get(inner, inner)
 
 
 def _dims(shape: Sequence[object] | None) -> tuple[int | str | None, ...] | None:
