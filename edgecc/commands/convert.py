@@ -32,6 +32,8 @@ def _parse_opset(text: str) -> int | None:
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.")
 @click.option("--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors.")
 @click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Verification inputs (.npy, .npz keyed by input, or a directory).")
+@click.option("--random-weights", is_flag=True, help="Caffe/Caffe2: accept a net without trained weights and fill them randomly (for testing).")
+@click.option("--epoch", type=click.IntRange(0), default=None, help="MXNet: read PREFIX-NNNN.params for this epoch.")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the original framework.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
 @tolerance_options
@@ -45,6 +47,8 @@ def command(
     input_specs: tuple[str, ...],
     output_names: tuple[str, ...],
     data_args: tuple[str, ...],
+    random_weights: bool,
+    epoch: int | None,
     no_verify: bool,
     seed: int,
     atol: float | None,
@@ -74,6 +78,8 @@ def command(
         opset=_parse_opset(opset),
         inputs=parse_input_specs(input_specs),
         outputs=split_names(output_names),
+        random_weights=random_weights,
+        epoch=epoch,
     )
     samples = load_data_args(data_args)
     sources = [model] + ([weights] if weights else [])

@@ -15,8 +15,18 @@ __all__ = ["command"]
 @click.argument("weights", required=False)
 @click.option("--framework", default=None, help="Source framework (default: detected).")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Input shapes, for models that do not carry them.")
+@click.option("--random-weights", is_flag=True, help="Caffe/Caffe2: describe a net that has no weights file.")
+@click.option("--epoch", type=click.IntRange(0), default=None, help="MXNet: read PREFIX-NNNN.params for this epoch.")
 @common_options
-def command(model: str, weights: str | None, framework: str | None, input_specs: tuple[str, ...], ui: Ui) -> None:
+def command(
+    model: str,
+    weights: str | None,
+    framework: str | None,
+    input_specs: tuple[str, ...],
+    random_weights: bool,
+    epoch: int | None,
+    ui: Ui,
+) -> None:
     """Describe MODEL in any supported format.
 
     \b
@@ -34,7 +44,9 @@ def command(model: str, weights: str | None, framework: str | None, input_specs:
     from edgecc.render import show_model_info
 
     sources = [model] + ([weights] if weights else [])
-    options = ConvertOptions(framework=framework, opset=None, inputs=parse_input_specs(input_specs))
+    options = ConvertOptions(
+        framework=framework, opset=None, inputs=parse_input_specs(input_specs), random_weights=random_weights, epoch=epoch
+    )
     frontend = detect_frontend(sources, framework)
     source: dict[str, object] = {"format": frontend.name}
     try:

@@ -19,6 +19,8 @@ class ConvertOptions:
     opset: int | None = DEFAULT_OPSET  # None keeps the frontend's opset
     inputs: tuple[InputSpec, ...] = ()
     outputs: tuple[str, ...] = ()
+    random_weights: bool = False  # Caffe/Caffe2: allow a net without trained weights (testing only)
+    epoch: int | None = None  # MXNet: which prefix-NNNN.params to read
 
     def input_spec(self, name: str) -> InputSpec | None:
         """The `--input` spec for `name`, if any."""
