@@ -90,7 +90,9 @@ def command(
         tolerance = TOLERANCE_PRESETS["fp32"].with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
         with ui.status("verifying against the original framework"):
             report = verify_conversion(conversion, tolerance, samples=samples, seed=seed)
-        if report is not None:
+        if report is None:
+            ui.warn(f"not verified: {conversion.frontend.name} models cannot be run here (no {conversion.frontend.name} runtime)")
+        else:
             show_verification(ui, report)
             if not report.passed:
                 names = ", ".join(o.name for o in report.failures())
