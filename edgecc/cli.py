@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("edgecc.commands.convert", "Convert a model from any supported framework to ONNX, verified against it."),
     "inspect": ("edgecc.commands.inspect", "Show inputs, outputs, opsets, operators, parameters and MACs of a model."),
     "verify": ("edgecc.commands.verify", "Compare the outputs of two models on the same inputs."),
+    "optimize": ("edgecc.commands.optimize", "Run cleanup and fusion passes on an ONNX model, verified against it."),
+    "passes": ("edgecc.commands.passes", "List the optimisation passes and levels."),
 }
 
 EXIT_CODES_HELP = (

@@ -9,10 +9,11 @@ from edgecc.modelinfo import format_bytes, format_count
 
 if TYPE_CHECKING:
     from edgecc.modelinfo import ModelInfo
+    from edgecc.passes.manager import OptimizeReport
     from edgecc.ui import Ui
     from edgecc.verify import PerLayerReport, VerificationReport
 
-__all__ = ["show_verification", "show_per_layer", "show_model_info"]
+__all__ = ["show_verification", "show_per_layer", "show_model_info", "show_optimize_report"]
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -85,3 +86,13 @@ def show_model_info(ui: "Ui", info: "ModelInfo", title: str) -> None:
     ui.table(None, ["", ""], summary)
     ui.table("operators", ["op type", "count", "MACs"], [[op, count, format_count(info.macs_by_op[op]) if op in info.macs_by_op else ""] for op, count in info.op_histogram],
              justify=["left", "right", "right"])
+
+
+def show_optimize_report(ui: "Ui", report: "OptimizeReport") -> None:
+    """Per-pass rewrites and node changes, and the totals."""
+    rows = [[p.name, p.rewrites, p.nodes_removed, p.nodes_added, f"{p.seconds * 1000:.0f} ms"] for p in report.passes]
+    title = (
+        f"passes: {report.nodes_before} -> {report.nodes_after} nodes in {report.iterations} iteration(s)"
+        + ("" if report.reached_fixed_point else " (stopped at the iteration limit)")
+    )
+    ui.table(title, ["pass", "rewrites", "nodes removed", "nodes added", "time"], rows, justify=["left", "right", "right", "right", "right"])

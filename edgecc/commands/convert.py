@@ -34,6 +34,7 @@ def _parse_opset(text: str) -> int | None:
 @click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Verification inputs (.npy, .npz keyed by input, or a directory).")
 @click.option("--random-weights", is_flag=True, help="Caffe/Caffe2: accept a net without trained weights and fill them randomly (for testing).")
 @click.option("--epoch", type=click.IntRange(0), default=None, help="MXNet: read PREFIX-NNNN.params for this epoch.")
+@click.option("--no-optimize", is_flag=True, help="Skip the -O1 cleanup passes (edgecc optimize runs more).")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the original framework.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
 @tolerance_options
@@ -49,6 +50,7 @@ def command(
     data_args: tuple[str, ...],
     random_weights: bool,
     epoch: int | None,
+    no_optimize: bool,
     no_verify: bool,
     seed: int,
     atol: float | None,
@@ -80,6 +82,7 @@ def command(
         outputs=split_names(output_names),
         random_weights=random_weights,
         epoch=epoch,
+        optimize=not no_optimize,
     )
     samples = load_data_args(data_args)
     sources = [model] + ([weights] if weights else [])

@@ -45,7 +45,7 @@ def command(
 
     sources = [model] + ([weights] if weights else [])
     options = ConvertOptions(
-        framework=framework, opset=None, inputs=parse_input_specs(input_specs), random_weights=random_weights, epoch=epoch
+        framework=framework, opset=None, inputs=parse_input_specs(input_specs), random_weights=random_weights, epoch=epoch, optimize=False
     )
     frontend = detect_frontend(sources, framework)
     source: dict[str, object] = {"format": frontend.name}

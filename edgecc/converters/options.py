@@ -21,6 +21,7 @@ class ConvertOptions:
     outputs: tuple[str, ...] = ()
     random_weights: bool = False  # Caffe/Caffe2: allow a net without trained weights (testing only)
     epoch: int | None = None  # MXNet: which prefix-NNNN.params to read
+    optimize: bool = True  # run the -O1 cleanup passes after conversion
 
     def input_spec(self, name: str) -> InputSpec | None:
         """The `--input` spec for `name`, if any."""

@@ -54,6 +54,19 @@ def _set_metadata(model: "onnx.ModelProto", frontend: Frontend, sources: Sequenc
         entry.key, entry.value = key, props[key]
 
 
+def _cleanup(model: "onnx.ModelProto", options: ConvertOptions) -> "onnx.ModelProto":
+    """The -O1 cleanup passes (names recorded in the model's metadata)."""
+    from edgecc.optimize import stamp_passes
+    from edgecc.passes import LEVELS, PassContext
+    from edgecc.passes.manager import run_passes
+
+    names = LEVELS[1]
+    cleaned, report = run_passes(model, names, context=PassContext(opset=options.opset))
+    log.info("cleanup: %d -> %d nodes", report.nodes_before, report.nodes_after)
+    stamp_passes(cleaned, names)
+    return cleaned
+
+
 def convert(sources: Sequence[str], options: ConvertOptions, *, stamp: bool = True) -> Conversion:
     """Convert model files to a checked ONNX model at the requested opset."""
     from edgecc.onnxutil import check_model, extract_outputs, infer_shapes
@@ -66,6 +79,8 @@ def convert(sources: Sequence[str], options: ConvertOptions, *, stamp: bool = Tr
     model = frontend.convert(sources, options)
     if options.opset is not None:
         model = convert_opset(model, options.opset, path=sources[0])
+    if options.optimize:
+        model = _cleanup(model, options)
     model = infer_shapes(model)
     verifiable = model
     if options.outputs:

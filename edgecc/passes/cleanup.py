@@ -1,0 +1,139 @@
+"""Cleanup passes: identities and no-ops, constant folding, dead code, duplicates, shape inference."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edgecc.passes import PassContext, register_pass
+from edgecc.passes.rules import apply_rules, remove_unused
+
+if TYPE_CHECKING:
+    import onnx_ir as ir
+
+__all__: list[str] = []
+
+
+def _size(model: "ir.Model") -> int:
+    return sum(1 for _ in model.graph.all_nodes()) + len(model.graph.initializers)
+
+
+def _no_op_reshape_rule() -> Any:
+    """Reshape whose input and output have the same static shape -> its input."""
+    from onnxscript.rewriter import pattern
+
+    class NoOpReshape(pattern.RewriteRuleClassBase):
+        def pattern(self, op, x, shape):  # noqa: ANN001, ANN202
+            return op.Reshape(x, shape, _allow_other_attributes=True, _outputs=["y"])
+
+        def check(self, context, x, shape, y, **_):  # noqa: ANN001, ANN202
+            result = pattern.MatchResult()
+            if x.shape is None or y.shape is None or not x.shape.is_static() or x.shape != y.shape:
+                return result.fail("shapes unknown or different")
+            if x.dtype != y.dtype:
+                return result.fail("dtype differs")
+            return result
+
+        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
+            return op.Identity(x)
+
+    return NoOpReshape.rule()
+
+
+@register_pass("eliminate-identity", "cleanup")
+def eliminate_identity(model: "ir.Model", context: PassContext) -> int:
+    """Remove Identity, inference Dropout, no-op Cast/Expand/Transpose/Reshape and x+0, x*1, x-0, x/1."""
+    from onnx_ir.passes.common import IdentityEliminationPass
+    from onnxscript.rewriter.rules import common as rules
+
+    count = apply_rules(
+        model,
+        [
+            rules.dropout_inference_rule, rules.dropout_zero_rule, rules.no_op_cast_rule, rules.no_op_expand_rule,
+            rules.no_op_transpose_rule, rules.add_0_rule, rules.sub_0_rule, rules.mul_by_1_rule, rules.div_by_1_rule,
+            _no_op_reshape_rule(),
+        ],
+    )
+    before = _size(model)
+    IdentityEliminationPass()(model)
+    return count + before - _size(model)
+
+
+@register_pass("fold-constants", "cleanup")
+def fold_constants(model: "ir.Model", context: PassContext) -> int:
+    """Evaluate subgraphs whose inputs are all constants (tensors up to the size limit) into initializers."""
+    from onnxscript.optimizer import fold_constants as onnxscript_fold
+
+    before = _size(model)
+    result = onnxscript_fold(model, input_size_limit=context.fold_size_limit, output_size_limit=context.fold_size_limit)
+    remove_unused(model)
+    changed = before - _size(model)
+    return max(changed, 1) if result.modified and changed >= 0 else max(changed, 0)
+
+
+@register_pass("eliminate-dead-code", "cleanup")
+def eliminate_dead_code(model: "ir.Model", context: PassContext) -> int:
+    """Remove nodes, initializers, functions and opset imports no output depends on."""
+    from onnx_ir.passes.common import RemoveUnusedFunctionsPass, RemoveUnusedOpsetsPass
+
+    before = _size(model)
+    remove_unused(model)
+    RemoveUnusedFunctionsPass()(model)
+    RemoveUnusedOpsetsPass()(model)
+    return before - _size(model)
+
+
+@register_pass("dedup-initializers", "cleanup")
+def dedup_initializers(model: "ir.Model", context: PassContext) -> int:
+    """Merge initializers with identical dtype, shape and content."""
+    from onnx_ir.passes.common import DeduplicateInitializersPass
+
+    before = len(model.graph.initializers)
+    DeduplicateInitializersPass(size_limit=context.fold_size_limit)(model)
+    return before - len(model.graph.initializers)
+
+
+@register_pass("eliminate-common-subexpressions", "cleanup")
+def eliminate_common_subexpressions(model: "ir.Model", context: PassContext) -> int:
+    """Compute each repeated (same op, inputs and attributes) expression once."""
+    from onnx_ir.passes.common import CommonSubexpressionEliminationPass
+
+    before = _size(model)
+    CommonSubexpressionEliminationPass()(model)
+    remove_unused(model)
+    return before - _size(model)
+
+
+@register_pass("infer-shapes", "cleanup")
+def infer_shapes(model: "ir.Model", context: PassContext) -> int:
+    """Annotate every tensor with its shape and type (ONNX shape inference with data propagation)."""
+    from onnx_ir.passes.common import ShapeInferencePass
+
+    ShapeInferencePass(check_type=False, strict_mode=False, data_prop=True)(model)
+    return 0
+
+
+@register_pass("normalize-opset", "cleanup")
+def normalize_opset(model: "ir.Model", context: PassContext) -> "tuple[ir.Model, int]":
+    """Bring every node to one ai.onnx opset (the --opset asked for, else the model's), with edgecc's converter."""
+    import onnx_ir as ir
+
+    from edgecc.opset import convert_opset
+
+    current = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
+    target = context.opset or current
+    aliased = "ai.onnx" in model.opset_imports
+    if target == current and not aliased:
+        return model, 0
+    proto = ir.to_proto(model)
+    if aliased:
+        for node in proto.graph.node:
+            if node.domain == "ai.onnx":
+                node.domain = ""
+        merged = max(v.version for v in proto.opset_import if v.domain in ("", "ai.onnx"))
+        kept = [v for v in proto.opset_import if v.domain not in ("", "ai.onnx")]
+        del proto.opset_import[:]
+        proto.opset_import.extend(kept)
+        entry = proto.opset_import.add()
+        entry.domain, entry.version = "", merged
+    converted = convert_opset(proto, target, path="<optimised model>")
+    return ir.from_proto(converted), 1

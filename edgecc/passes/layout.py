@@ -1,0 +1,180 @@
+"""Layout passes: transpose sinking and cancellation, reshape/flatten/squeeze chain collapsing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgecc.passes import PassContext, register_pass
+from edgecc.passes.rules import apply_rules
+
+if TYPE_CHECKING:
+    import onnx_ir as ir
+
+__all__ = ["UNARY_ELEMENTWISE"]
+
+#: ops that act on each element alone, so a Transpose commutes with them
+UNARY_ELEMENTWISE = (
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Elu", "Selu",
+    "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Erf", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign",
+    "Identity", "Cast", "Not", "Celu", "Mish", "ThresholdedRelu", "Gelu",
+)
+_BINARY_ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu")
+
+
+def _perm(node: "ir.Node", rank: int) -> list[int]:
+    perm = node.attributes.get_ints("perm", None)
+    return list(perm) if perm is not None else list(range(rank))[::-1]
+
+
+def _transpose_rules() -> list[Any]:
+    from onnxscript import ir
+    from onnxscript.rewriter import pattern
+
+    class SinkThroughUnary(pattern.RewriteRuleClassBase):
+        """Unary(Transpose(x)) -> Transpose(Unary(x)), moving transposes down towards their inverse."""
+
+        op_type = "Relu"
+
+        def pattern(self, op, x):  # noqa: ANN001, ANN202
+            moved = op.Transpose(x, _allow_other_attributes=True, _outputs=["moved"])
+            return getattr(op, self.op_type)(moved, _allow_other_attributes=True, _outputs=["result"])
+
+        def check(self, context, x, moved, result, **_):  # noqa: ANN001, ANN202
+            check = pattern.MatchResult()
+            if len(list(moved.uses())) != 1:
+                return check.fail("the transpose has other users")
+            if x.shape is None:
+                return check.fail("rank unknown")
+            return check
+
+        def rewrite(self, op, x, moved, result, **_):  # noqa: ANN001, ANN202
+            unary = result.producer()
+            inner = op.op(self.op_type, x, **{n: a.value for n, a in unary.attributes.items()})
+            return op.Transpose(inner, perm=_perm(moved.producer(), len(x.shape)))
+
+    class SinkThroughBinaryConstant(pattern.RewriteRuleClassBase):
+        """Binary(Transpose(x), c) -> Transpose(Binary(x, c')) with the constant permuted back."""
+
+        op_type = "Add"
+
+        def pattern(self, op, x, c):  # noqa: ANN001, ANN202
+            moved = op.Transpose(x, _allow_other_attributes=True, _outputs=["moved"])
+            return getattr(op, self.op_type)(moved, c, _outputs=["result"])
+
+        def check(self, context, x, c, moved, **_):  # noqa: ANN001, ANN202
+            check = pattern.MatchResult()
+            if len(list(moved.uses())) != 1 or x.shape is None:
+                return check.fail("the transpose has other users or the rank is unknown")
+            if c.const_value is None or c.is_graph_input():
+                return check.fail("the other operand is not a constant")
+            if c.const_value.numpy().ndim > len(x.shape):
+                return check.fail("the constant broadcasts the rank up")
+            return check
+
+        def rewrite(self, op, x, c, moved, **_):  # noqa: ANN001, ANN202
+            rank = len(x.shape)
+            perm = _perm(moved.producer(), rank)
+            value = c.const_value.numpy()
+            full = value.reshape((1,) * (rank - value.ndim) + value.shape)
+            inverse = list(np.argsort(perm))
+            permuted = np.ascontiguousarray(np.transpose(full, inverse))
+            constant = op.initializer(ir.tensor(permuted), name=f"{c.name}_transposed")
+            return op.Transpose(op.op(self.op_type, x, constant), perm=perm)
+
+    class MergeTransposedOperands(pattern.RewriteRuleClassBase):
+        """Binary(Transpose(a, p), Transpose(b, p)) -> Transpose(Binary(a, b), p)."""
+
+        op_type = "Add"
+
+        def pattern(self, op, a, b):  # noqa: ANN001, ANN202
+            left = op.Transpose(a, _allow_other_attributes=True, _outputs=["left"])
+            right = op.Transpose(b, _allow_other_attributes=True, _outputs=["right"])
+            return getattr(op, self.op_type)(left, right)
+
+        def check(self, context, a, b, left, right, **_):  # noqa: ANN001, ANN202
+            check = pattern.MatchResult()
+            if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
+                return check.fail("ranks unknown or different")
+            if _perm(left.producer(), len(a.shape)) != _perm(right.producer(), len(b.shape)):
+                return check.fail("different permutations")
+            if len(list(left.uses())) != 1 or len(list(right.uses())) != 1:
+                return check.fail("a transpose has other users")
+            return check
+
+        def rewrite(self, op, a, b, left, **_):  # noqa: ANN001, ANN202
+            return op.Transpose(op.op(self.op_type, a, b), perm=_perm(left.producer(), len(a.shape)))
+
+    rules = [type(f"Sink{t}", (SinkThroughUnary,), {"op_type": t}).rule() for t in UNARY_ELEMENTWISE]
+    rules += [type(f"Sink{t}Const", (SinkThroughBinaryConstant,), {"op_type": t}).rule() for t in _BINARY_ELEMENTWISE if t != "PRelu"]
+    rules += [type(f"Merge{t}", (MergeTransposedOperands,), {"op_type": t}).rule() for t in _BINARY_ELEMENTWISE if t != "PRelu"]
+    return rules
+
+
+@register_pass("optimize-transposes", "layout")
+def optimize_transposes(model: "ir.Model", context: PassContext) -> int:
+    """Sink Transposes through elementwise ops and cancel or merge consecutive ones (NHWC/NCHW cleanup)."""
+    from onnxscript.rewriter.rules import common as rules
+
+    total = 0
+    for _ in range(16):  # sink one step, then cancel; repeat while something moves
+        cancelled = apply_rules(model, [rules.transpose_transpose_rule, rules.no_op_transpose_rule])
+        sunk = _sink_productively(model)
+        total += cancelled + sunk
+        if not (cancelled or sunk):
+            break
+    return total
+
+
+def _sink_productively(model: "ir.Model") -> int:
+    """Sink transposes, but keep the result only if it lets transposes cancel (fewer nodes)."""
+    import onnx_ir as ir
+    from onnxscript.rewriter.rules import common as rules
+
+    before = sum(1 for _ in model.graph.all_nodes())
+    trial = ir.from_proto(ir.to_proto(model))
+    moved = apply_rules(trial, _transpose_rules())
+    if not moved:
+        return 0
+    apply_rules(trial, [rules.transpose_transpose_rule, rules.no_op_transpose_rule])
+    if sum(1 for _ in trial.graph.all_nodes()) >= before:
+        return 0
+    apply_rules(model, _transpose_rules())
+    return apply_rules(model, [rules.transpose_transpose_rule, rules.no_op_transpose_rule]) or 1
+
+
+def _reshape_chain_rule() -> Any:
+    from onnxscript.rewriter import pattern
+
+    class CollapseIntoReshape(pattern.RewriteRuleClassBase):
+        """Reshape(Flatten|Reshape|Squeeze|Unsqueeze(x), s) -> Reshape(x, s) when `s` is constant without 0."""
+
+        producer = "Flatten"
+
+        def pattern(self, op, x, s):  # noqa: ANN001, ANN202
+            inner = getattr(op, self.producer)(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["inner"])
+            return op.Reshape(inner, s, _allow_other_attributes=True)
+
+        def check(self, context, x, s, inner, **_):  # noqa: ANN001, ANN202
+            check = pattern.MatchResult()
+            if s.const_value is None or np.any(s.const_value.numpy() == 0):
+                return check.fail("target shape not constant or holds 0")
+            if len(list(inner.uses())) != 1:
+                return check.fail("the intermediate tensor has other users")
+            return check
+
+        def rewrite(self, op, x, s, **_):  # noqa: ANN001, ANN202
+            return op.Reshape(x, s)
+
+    return [type(f"Collapse{p}Reshape", (CollapseIntoReshape,), {"producer": p}).rule() for p in ("Flatten", "Reshape", "Squeeze", "Unsqueeze")]
+
+
+@register_pass("collapse-reshapes", "layout")
+def collapse_reshapes(model: "ir.Model", context: PassContext) -> int:
+    """Collapse chains of Reshape/Flatten/Squeeze/Unsqueeze into one node."""
+    from onnxscript.rewriter.rules import common as rules
+
+    return apply_rules(
+        model, [rules.reshape_reshape_rule, rules.unsqueeze_unsqueeze_rule, rules.squeeze_reshape_1d_rule, *_reshape_chain_rule()]
+    )

@@ -1,0 +1,133 @@
+"""Pattern passes: recognise LayerNorm/Gelu/HardSwish/Swish decompositions as ONNX ops, annotate Conv+activation."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from edgecc.passes import PassContext, register_pass
+from edgecc.passes.rules import apply_rules
+
+if TYPE_CHECKING:
+    import onnx_ir as ir
+
+__all__ = ["FUSABLE_ACTIVATIONS", "ANNOTATION_ACTIVATION", "ANNOTATION_FUSED_INTO"]
+
+#: activations a target may execute inside the preceding Conv
+FUSABLE_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish")
+ANNOTATION_ACTIVATION = "edgecc.fused_activation"
+ANNOTATION_FUSED_INTO = "edgecc.fused_into"
+
+
+def _opset(model: "ir.Model", context: PassContext) -> int:
+    return context.opset or model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
+
+
+def _scalar(value: "ir.Value", expected: float, tolerance: float = 1e-4) -> bool:
+    if value.const_value is None:
+        return False
+    array = value.const_value.numpy()
+    return array.size == 1 and abs(float(array.reshape(-1)[0]) - expected) <= tolerance * max(1.0, abs(expected))
+
+
+def _gelu_rules() -> list[Any]:
+    from onnxscript.rewriter import pattern
+
+    class GeluErf(pattern.RewriteRuleClassBase):
+        """x * 0.5 * (1 + erf(x / sqrt(2))) -> Gelu (opset 20)."""
+
+        def pattern(self, op, x, root2, one, half):  # noqa: ANN001, ANN202
+            inner = op.Add(op.Erf(op.Div(x, root2)), one)
+            return pattern.OrValue([op.Mul(op.Mul(x, half), inner), op.Mul(op.Mul(x, inner), half)])
+
+        def check(self, context, x, root2, one, half, **_):  # noqa: ANN001, ANN202
+            result = pattern.MatchResult()
+            if not (_scalar(root2, math.sqrt(2)) and _scalar(one, 1.0) and _scalar(half, 0.5)):
+                return result.fail("constants are not those of Gelu")
+            return result
+
+        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
+            return op.Gelu(x)
+
+    class GeluTanh(pattern.RewriteRuleClassBase):
+        """0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) -> Gelu(approximate="tanh") (opset 20)."""
+
+        def pattern(self, op, x, three, c, k, one, half):  # noqa: ANN001, ANN202
+            cubic = op.Add(x, op.Mul(op.Pow(x, three), c))
+            inner = op.Add(op.Tanh(op.Mul(cubic, k)), one)
+            return op.Mul(op.Mul(x, half), inner)
+
+        def check(self, context, x, three, c, k, one, half, **_):  # noqa: ANN001, ANN202
+            result = pattern.MatchResult()
+            ok = _scalar(three, 3.0) and _scalar(c, 0.044715) and _scalar(k, math.sqrt(2 / math.pi)) and _scalar(one, 1.0) and _scalar(half, 0.5)
+            return result if ok else result.fail("constants are not those of tanh-Gelu")
+
+        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
+            return op.Gelu(x, approximate="tanh")
+
+    return [GeluErf.rule(), GeluTanh.rule()]
+
+
+def _swish_rule() -> Any:
+    from onnxscript.rewriter import pattern
+
+    class SwishFusion(pattern.RewriteRuleClassBase):
+        """x * Sigmoid(x) -> Swish (opset 24)."""
+
+        def pattern(self, op, x):  # noqa: ANN001, ANN202
+            return op.Mul(x, op.Sigmoid(x))
+
+        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
+            return op.Swish(x)
+
+    return SwishFusion.rule()
+
+
+@register_pass("recognize-patterns", "patterns")
+def recognize_patterns(model: "ir.Model", context: PassContext) -> int:
+    """Replace decomposed LayerNorm (opset 17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains with ONNX ops."""
+    from onnxscript.rewriter.rules import common as rules
+    from onnxscript.rewriter.rules.fusion._layer_norm import layer_normalization_rules
+
+    opset = _opset(model, context)
+    groups: list[tuple[list[Any], bool]] = [
+        ([rules.min_min_rule, rules.max_max_rule, rules.min_max_rule, rules.max_min_rule, rules.successive_relu_rule,
+          rules.successive_clip_rule, rules.successive_clip_relu_rule, rules.successive_relu_clip_rule], False),
+    ]
+    if opset >= 14:
+        groups.append((list(rules.fuse_hardswish_rules().rules), True))
+    if opset >= 17:
+        groups.append((list(layer_normalization_rules), False))
+    if opset >= 20:
+        groups.append((_gelu_rules(), True))
+    if opset >= 24:
+        groups.append(([_swish_rule()], True))
+    return sum(apply_rules(model, group, commute=commute) for group, commute in groups)
+
+
+@register_pass("annotate-activations", "patterns")
+def annotate_activations(model: "ir.Model", context: PassContext) -> int:
+    """Mark Conv/ConvTranspose/Gemm + Relu/Clip/LeakyRelu/HardSigmoid/HardSwish pairs for targets that fuse them."""
+    count = 0
+    for node in model.graph:
+        if node.op_type not in FUSABLE_ACTIVATIONS or node.domain not in ("", "ai.onnx"):
+            continue
+        source = node.inputs[0]
+        producer = source.producer() if source is not None else None
+        if producer is None or producer.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(list(source.uses())) != 1:
+            continue
+        if producer.metadata_props.get(ANNOTATION_ACTIVATION):
+            continue
+        attributes = {name: attr.value for name, attr in node.attributes.items()}
+        if node.op_type == "Clip":
+            bounds = [v.const_value.numpy().tolist() if v is not None and v.const_value is not None else None for v in node.inputs[1:]]
+            if any(b is None for b in bounds):
+                continue  # run-time bounds cannot be fused
+            attributes["bounds"] = bounds
+        producer.metadata_props[ANNOTATION_ACTIVATION] = json.dumps({"op_type": node.op_type, "attributes": attributes}, sort_keys=True, default=str)
+        node.metadata_props[ANNOTATION_FUSED_INTO] = producer.name or ""
+        count += 1
+    if count and model.ir_version < 10:
+        model.ir_version = 10  # node metadata_props need IR version 10
+    return count
