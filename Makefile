@@ -17,6 +17,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m tests.passes.onnx_backend_suite --fetch
 	touch $@
 
 demo: install
@@ -44,6 +45,8 @@ test-shared: install
 
 bench: install
 	$(PY) benchmarks/convert_overhead.py
+	$(PY) benchmarks/optimize.py
+	$(PY) -m tests.passes.onnx_backend_suite
 
 clean:
 	rm -rf build .pytest_cache

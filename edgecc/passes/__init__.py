@@ -37,6 +37,7 @@ class Pass:
     family: str
     description: str
     run: Callable[["ir.Model", PassContext], "int | tuple[ir.Model, int]"]
+    once: bool = False  # runs once after the fixed-point loop (annotations, analyses, opset conversion)
 
 
 PASSES: Registry[Pass] = Registry("pass")
@@ -44,12 +45,12 @@ PASSES: Registry[Pass] = Registry("pass")
 _PASS_MODULES = ("edgecc.passes.cleanup", "edgecc.passes.fusion", "edgecc.passes.layout", "edgecc.passes.patterns")
 
 
-def register_pass(name: str, family: str) -> Callable[[Callable[["ir.Model", PassContext], int]], Callable[["ir.Model", PassContext], int]]:
+def register_pass(name: str, family: str, *, once: bool = False) -> Callable[[Callable[["ir.Model", PassContext], int]], Callable[["ir.Model", PassContext], int]]:
     """Register a pass function; its docstring's first line is its description."""
 
     def decorator(func: Callable[["ir.Model", PassContext], int]) -> Callable[["ir.Model", PassContext], int]:
         description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        PASSES.register(name, Pass(name, family, description, func))
+        PASSES.register(name, Pass(name, family, description, func, once))
         return func
 
     return decorator
@@ -68,11 +69,11 @@ LEVELS: dict[int, tuple[str, ...]] = {
     1: ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
     2: (
         "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
-        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "optimize-transposes",
+        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
     ),
     3: (
         "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
-        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "optimize-transposes",
+        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
         "recognize-patterns", "annotate-activations", "normalize-opset", "infer-shapes",
     ),
 }

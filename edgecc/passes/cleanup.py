@@ -42,7 +42,6 @@ def _no_op_reshape_rule() -> Any:
 @register_pass("eliminate-identity", "cleanup")
 def eliminate_identity(model: "ir.Model", context: PassContext) -> int:
     """Remove Identity, inference Dropout, no-op Cast/Expand/Transpose/Reshape and x+0, x*1, x-0, x/1."""
-    from onnx_ir.passes.common import IdentityEliminationPass
     from onnxscript.rewriter.rules import common as rules
 
     count = apply_rules(
@@ -53,9 +52,27 @@ def eliminate_identity(model: "ir.Model", context: PassContext) -> int:
             _no_op_reshape_rule(),
         ],
     )
-    before = _size(model)
-    IdentityEliminationPass()(model)
-    return count + before - _size(model)
+    return count + _remove_identities(model)
+
+
+def _remove_identities(model: "ir.Model") -> int:
+    """Bypass Identity nodes whose output is not a graph output (in every graph, subgraphs included).
+
+    An Identity that produces a graph output is kept: removing it would rename the
+    output or make one value appear twice among a graph's outputs, which runtimes
+    treat differently (e.g. Scan bodies).
+    """
+    removed = 0
+    for node in list(model.graph.all_nodes()):
+        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or not node.inputs or node.inputs[0] is None:
+            continue
+        output = node.outputs[0]
+        if output.is_graph_output():
+            continue
+        output.replace_all_uses_with(node.inputs[0])
+        node.graph.remove(node, safe=True)
+        removed += 1
+    return removed
 
 
 @register_pass("fold-constants", "cleanup")
@@ -64,10 +81,9 @@ def fold_constants(model: "ir.Model", context: PassContext) -> int:
     from onnxscript.optimizer import fold_constants as onnxscript_fold
 
     before = _size(model)
-    result = onnxscript_fold(model, input_size_limit=context.fold_size_limit, output_size_limit=context.fold_size_limit)
+    onnxscript_fold(model, input_size_limit=context.fold_size_limit, output_size_limit=context.fold_size_limit)
     remove_unused(model)
-    changed = before - _size(model)
-    return max(changed, 1) if result.modified and changed >= 0 else max(changed, 0)
+    return max(before - _size(model), 0)
 
 
 @register_pass("eliminate-dead-code", "cleanup")
@@ -103,7 +119,7 @@ def eliminate_common_subexpressions(model: "ir.Model", context: PassContext) -> 
     return before - _size(model)
 
 
-@register_pass("infer-shapes", "cleanup")
+@register_pass("infer-shapes", "cleanup", once=True)
 def infer_shapes(model: "ir.Model", context: PassContext) -> int:
     """Annotate every tensor with its shape and type (ONNX shape inference with data propagation)."""
     from onnx_ir.passes.common import ShapeInferencePass
@@ -112,7 +128,7 @@ def infer_shapes(model: "ir.Model", context: PassContext) -> int:
     return 0
 
 
-@register_pass("normalize-opset", "cleanup")
+@register_pass("normalize-opset", "cleanup", once=True)
 def normalize_opset(model: "ir.Model", context: PassContext) -> "tuple[ir.Model, int]":
     """Bring every node to one ai.onnx opset (the --opset asked for, else the model's), with edgecc's converter."""
     import onnx_ir as ir

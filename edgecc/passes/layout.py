@@ -117,6 +117,8 @@ def optimize_transposes(model: "ir.Model", context: PassContext) -> int:
     """Sink Transposes through elementwise ops and cancel or merge consecutive ones (NHWC/NCHW cleanup)."""
     from onnxscript.rewriter.rules import common as rules
 
+    if not any(node.op_type == "Transpose" for node in model.graph.all_nodes()):
+        return 0
     total = 0
     for _ in range(16):  # sink one step, then cancel; repeat while something moves
         cancelled = apply_rules(model, [rules.transpose_transpose_rule, rules.no_op_transpose_rule])
@@ -178,3 +180,49 @@ def collapse_reshapes(model: "ir.Model", context: PassContext) -> int:
     return apply_rules(
         model, [rules.reshape_reshape_rule, rules.unsqueeze_unsqueeze_rule, rules.squeeze_reshape_1d_rule, *_reshape_chain_rule()]
     )
+
+
+def _merge_slices_rule() -> Any:
+    from onnxscript import ir
+    from onnxscript.rewriter import pattern
+
+    class MergeSlices(pattern.RewriteRuleClassBase):
+        """Slice(Slice(x)) with constant parameters on disjoint axes -> one Slice."""
+
+        def pattern(self, op, x, s1, e1, a1, st1, s2, e2, a2, st2):  # noqa: ANN001, ANN202
+            first = op.Slice(x, s1, e1, a1, st1, _outputs=["first"])
+            return op.Slice(first, s2, e2, a2, st2)
+
+        def check(self, context, x, first, s1, e1, a1, st1, s2, e2, a2, st2, **_):  # noqa: ANN001, ANN202
+            check = pattern.MatchResult()
+            values = [v.const_value for v in (s1, e1, a1, st1, s2, e2, a2, st2)]
+            if any(v is None for v in values) or x.shape is None:
+                return check.fail("parameters not constant or rank unknown")
+            if len(list(first.uses())) != 1:
+                return check.fail("the first slice has other users")
+            rank = len(x.shape)
+            axes1 = [int(a) % rank for a in a1.const_value.numpy().reshape(-1)]
+            axes2 = [int(a) % rank for a in a2.const_value.numpy().reshape(-1)]
+            if set(axes1) & set(axes2):
+                return check.fail("the slices share an axis")
+            if len({v.numpy().dtype for v in values}) != 1:
+                return check.fail("parameter dtypes differ")
+            self._axes = axes1 + axes2
+            return check
+
+        def rewrite(self, op, x, s1, e1, st1, s2, e2, st2, first, **_):  # noqa: ANN001, ANN202
+            def joined(a: "ir.Value", b: "ir.Value", suffix: str) -> "ir.Value":
+                array = np.concatenate([a.const_value.numpy().reshape(-1), b.const_value.numpy().reshape(-1)])
+                return op.initializer(ir.tensor(array), name=f"{first.name}_{suffix}_merged")
+
+            dtype = s1.const_value.numpy().dtype
+            axes = op.initializer(ir.tensor(np.asarray(self._axes, dtype=dtype)), name=f"{first.name}_axes_merged")
+            return op.Slice(x, joined(s1, s2, "starts"), joined(e1, e2, "ends"), axes, joined(st1, st2, "steps"))
+
+    return MergeSlices.rule()
+
+
+@register_pass("merge-slices", "layout")
+def merge_slices(model: "ir.Model", context: PassContext) -> int:
+    """Merge consecutive constant Slices on different axes into one Slice."""
+    return apply_rules(model, [_merge_slices_rule()])

@@ -76,32 +76,86 @@ def run_passes(
         report.nodes_after, report.ops_after, report.reached_fixed_point = report.nodes_before, report.ops_before, True
         return model, report
     ir_model = ir.from_proto(model)
+    quiet = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(max(logging.ERROR, q.level) if not log.isEnabledFor(logging.DEBUG) else q.level)
+    try:
+        return _iterate(ir_model, names, registry, context, max_iterations, report, records)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
+def _annotate_shapes(ir_model) -> None:  # noqa: ANN001
+    """Refresh the main graph's tensor shapes with ONNX shape inference (best effort).
+
+    Faster than onnx_ir's ShapeInferencePass on large graphs: the graph is
+    serialised without tensor contents' copies being merged back.
+    """
+    import onnx
+    import onnx_ir as ir
+
+    try:
+        proto = ir.to_proto(ir_model)
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # inference is an aid to the rules, not a requirement
+        log.debug("shape inference failed: %s", exc)
+        return
+    values = {v.name: v for node in ir_model.graph for v in node.outputs if v.name}
+    for info in inferred.graph.value_info:
+        value = values.get(info.name)
+        tensor_type = info.type.tensor_type
+        if value is None or not info.type.HasField("tensor_type"):
+            continue
+        if value.dtype is None and tensor_type.elem_type:
+            value.dtype = ir.DataType(tensor_type.elem_type)
+        if tensor_type.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
+            value.shape = ir.Shape(dims)
+
+
+def _run_one(ir_model, name, registry, context, records):  # noqa: ANN001, ANN202
+    """Run one pass and record it; returns (model, whether it changed anything)."""
+    entry = registry.get(name)
+    before = set(ir_model.graph.all_nodes())
+    start = time.perf_counter()
+    outcome = entry.run(ir_model, context)
+    if isinstance(outcome, tuple):  # a pass that rebuilds the model (opset conversion)
+        ir_model, rewrites = outcome
+    else:
+        rewrites = outcome
+    record = records[name]
+    record.seconds += time.perf_counter() - start
+    after = set(ir_model.graph.all_nodes())
+    removed, added = len(before - after), len(after - before)
+    record.runs += 1
+    record.rewrites += rewrites
+    record.nodes_removed += removed
+    record.nodes_added += added
+    if rewrites or removed or added:
+        log.info("pass %s: %d rewrites, -%d/+%d nodes", name, rewrites, removed, added)
+    return ir_model, bool(rewrites or removed or added)
+
+
+def _iterate(ir_model, names, registry, context, max_iterations, report, records):  # noqa: ANN001, ANN202
+    """Repeat the rewriting passes until none changes the model, then run the run-once passes."""
+    import onnx_ir as ir
+
+    repeated = [n for n in names if not registry.get(n).once]
     for iteration in range(max_iterations):
         report.iterations = iteration + 1
+        _annotate_shapes(ir_model)  # rewrites check ranks and shapes
         changed = False
-        for name in names:
-            entry = registry.get(name)
-            before = set(ir_model.graph.all_nodes())
-            start = time.perf_counter()
-            outcome = entry.run(ir_model, context)
-            if isinstance(outcome, tuple):  # a pass that rebuilds the model (opset conversion)
-                ir_model, rewrites = outcome
-            else:
-                rewrites = outcome
-            record = records[name]
-            record.seconds += time.perf_counter() - start
-            after = set(ir_model.graph.all_nodes())
-            removed, added = len(before - after), len(after - before)
-            record.runs += 1
-            record.rewrites += rewrites
-            record.nodes_removed += removed
-            record.nodes_added += added
-            if rewrites or removed or added:
-                changed = True
-                log.info("pass %s: %d rewrites, -%d/+%d nodes", name, rewrites, removed, added)
+        for name in repeated:
+            ir_model, did = _run_one(ir_model, name, registry, context, records)
+            changed = changed or did
         if not changed:
             report.reached_fixed_point = True
             break
+    for name in names:
+        if registry.get(name).once:
+            ir_model, _ = _run_one(ir_model, name, registry, context, records)
     result = ir.to_proto(ir_model)
     report.nodes_after = len(result.graph.node)
     report.ops_after = _histogram(result)

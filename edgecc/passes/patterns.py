@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,27 @@ def _opset(model: "ir.Model", context: PassContext) -> int:
     return context.opset or model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
 
 
+@functools.cache
+def onnxruntime_runs(op_type: str, opset: int) -> bool:
+    """Whether the installed onnxruntime has a CPU kernel for a float `op_type` at `opset` (probed once)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["x"], ["y"])], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception:
+        return False
+    return True
+
+
 def _scalar(value: "ir.Value", expected: float, tolerance: float = 1e-4) -> bool:
     if value.const_value is None:
         return False
@@ -37,9 +59,13 @@ def _gelu_rules() -> list[Any]:
     class GeluErf(pattern.RewriteRuleClassBase):
         """x * 0.5 * (1 + erf(x / sqrt(2))) -> Gelu (opset 20)."""
 
+        half_first = True
+
         def pattern(self, op, x, root2, one, half):  # noqa: ANN001, ANN202
             inner = op.Add(op.Erf(op.Div(x, root2)), one)
-            return pattern.OrValue([op.Mul(op.Mul(x, half), inner), op.Mul(op.Mul(x, inner), half)])
+            if self.half_first:
+                return op.Mul(op.Mul(x, half), inner)
+            return op.Mul(op.Mul(x, inner), half)
 
         def check(self, context, x, root2, one, half, **_):  # noqa: ANN001, ANN202
             result = pattern.MatchResult()
@@ -66,7 +92,8 @@ def _gelu_rules() -> list[Any]:
         def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
             return op.Gelu(x, approximate="tanh")
 
-    return [GeluErf.rule(), GeluTanh.rule()]
+    GeluErfHalfLast = type("GeluErfHalfLast", (GeluErf,), {"half_first": False})
+    return [GeluErf.rule(), GeluErfHalfLast.rule(), GeluTanh.rule()]
 
 
 def _swish_rule() -> Any:
@@ -86,7 +113,7 @@ def _swish_rule() -> Any:
 
 @register_pass("recognize-patterns", "patterns")
 def recognize_patterns(model: "ir.Model", context: PassContext) -> int:
-    """Replace decomposed LayerNorm (opset 17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains with ONNX ops."""
+    """Replace decomposed LayerNorm (17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains with ONNX ops onnxruntime runs."""
     from onnxscript.rewriter.rules import common as rules
     from onnxscript.rewriter.rules.fusion._layer_norm import layer_normalization_rules
 
@@ -99,14 +126,14 @@ def recognize_patterns(model: "ir.Model", context: PassContext) -> int:
         groups.append((list(rules.fuse_hardswish_rules().rules), True))
     if opset >= 17:
         groups.append((list(layer_normalization_rules), False))
-    if opset >= 20:
+    if opset >= 20 and onnxruntime_runs("Gelu", opset):
         groups.append((_gelu_rules(), True))
-    if opset >= 24:
+    if opset >= 24 and onnxruntime_runs("Swish", opset):
         groups.append(([_swish_rule()], True))
     return sum(apply_rules(model, group, commute=commute) for group, commute in groups)
 
 
-@register_pass("annotate-activations", "patterns")
+@register_pass("annotate-activations", "patterns", once=True)
 def annotate_activations(model: "ir.Model", context: PassContext) -> int:
     """Mark Conv/ConvTranspose/Gemm + Relu/Clip/LeakyRelu/HardSigmoid/HardSwish pairs for targets that fuse them."""
     count = 0
