@@ -168,17 +168,50 @@ def check_model(model: "onnx.ModelProto", *, path: str | Path = "<model>") -> No
         ) from None
 
 
+_SHAPE_DATA_LIMIT = 4096  # initializers up to this many elements keep their values for data propagation
+
+
 def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """Shapes and types of every tensor (with data propagation); the model unchanged if inference fails."""
+    """The model with every tensor's shape and type filled in (ONNX inference with data propagation).
+
+    Inference runs on a light copy whose large initializers are declared as typed
+    inputs instead of carrying their bytes, so memory stays near the model's size.
+    Best effort: if inference fails the model is returned unchanged.
+    """
     import onnx
 
-    if model.ByteSize() >= PROTOBUF_LIMIT:
-        return model
+    light = onnx.ModelProto()
+    light.ir_version = max(model.ir_version, 4)
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph = light.graph
+    graph.name = model.graph.name
+    graph.node.extend(model.graph.node)
+    graph.input.extend(model.graph.input)
+    graph.output.extend(model.graph.output)
+    declared = {vi.name for vi in model.graph.input}
+    for init in model.graph.initializer:
+        count = 1
+        for dim in init.dims:
+            count *= dim
+        if count <= _SHAPE_DATA_LIMIT and init.data_location != onnx.TensorProto.EXTERNAL:
+            graph.initializer.append(init)
+        elif init.name not in declared:
+            graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference is best effort: a model ORT runs may still confuse it
         log.warning("shape inference failed: %s", exc)
         return model
+    result = model  # filled in place: copying would double the weights in memory
+    del result.graph.value_info[:]
+    result.graph.value_info.extend(inferred.graph.value_info)
+    outputs = {vi.name: vi for vi in inferred.graph.output}
+    for output in result.graph.output:
+        better = outputs.get(output.name)
+        if better is not None and better.type.HasField("tensor_type") and better.type.tensor_type.HasField("shape"):
+            output.type.CopyFrom(better.type)
+    return result
 
 
 def apply_input_specs(model: "onnx.ModelProto", specs: Sequence[InputSpec], *, path: str | Path = "<model>") -> "onnx.ModelProto":

@@ -80,8 +80,17 @@ def fold_constants(model: "ir.Model", context: PassContext) -> int:
     """Evaluate subgraphs whose inputs are all constants (tensors up to the size limit) into initializers."""
     from onnxscript.optimizer import fold_constants as onnxscript_fold
 
+    import onnx_ir as ir
+
+    def no_strings(node: "ir.Node") -> bool | None:
+        # onnx_ir cannot serialise folded string tensors: leave string computations alone
+        values = [v for v in (*node.inputs, *node.outputs) if v is not None]
+        return False if any(v.dtype == ir.DataType.STRING for v in values) else None
+
     before = _size(model)
-    onnxscript_fold(model, input_size_limit=context.fold_size_limit, output_size_limit=context.fold_size_limit)
+    onnxscript_fold(
+        model, input_size_limit=context.fold_size_limit, output_size_limit=context.fold_size_limit, should_fold=no_strings
+    )
     remove_unused(model)
     return max(before - _size(model), 0)
 
