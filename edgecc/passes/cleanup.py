@@ -39,6 +39,28 @@ def _no_op_reshape_rule() -> Any:
     return NoOpReshape.rule()
 
 
+def _inference_dropout_rule() -> Any:
+    """Opset 12+ Dropout without training_mode (or a constant False one) and no mask output -> its input."""
+    from onnxscript.rewriter import pattern
+
+    class InferenceDropout(pattern.RewriteRuleClassBase):
+        def pattern(self, op, x):  # noqa: ANN001, ANN202
+            return op.Dropout(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["y"])
+
+        def check(self, context, x, y, **_):  # noqa: ANN001, ANN202
+            result = pattern.MatchResult()
+            node = y.producer()
+            training = node.inputs[2] if len(node.inputs) > 2 else None
+            if training is not None and (training.const_value is None or bool(training.const_value.numpy().reshape(-1)[0])):
+                return result.fail("training mode or not known")
+            return result
+
+        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
+            return op.Identity(x)
+
+    return InferenceDropout.rule()
+
+
 @register_pass("eliminate-identity", "cleanup")
 def eliminate_identity(model: "ir.Model", context: PassContext) -> int:
     """Remove Identity, inference Dropout, no-op Cast/Expand/Transpose/Reshape and x+0, x*1, x-0, x/1."""
@@ -49,7 +71,7 @@ def eliminate_identity(model: "ir.Model", context: PassContext) -> int:
         [
             rules.dropout_inference_rule, rules.dropout_zero_rule, rules.no_op_cast_rule, rules.no_op_expand_rule,
             rules.no_op_transpose_rule, rules.add_0_rule, rules.sub_0_rule, rules.mul_by_1_rule, rules.div_by_1_rule,
-            _no_op_reshape_rule(),
+            _no_op_reshape_rule(), _inference_dropout_rule(),
         ],
     )
     return count + _remove_identities(model)

@@ -79,7 +79,7 @@ def _affine_rules() -> list[Any]:
             per_channel = _per_channel(factor, channels, rank, axis)
             if per_channel is None or factor.dtype != weights.dtype:
                 return result.fail("the constant is not per-channel")
-            if bias.size not in (1, channels):
+            if bias.size not in (1, channels) or (bias.size != 1 and bias.shape[-1] != channels):
                 return result.fail("bias does not broadcast per channel")
             self._per_channel = per_channel
             return result
@@ -176,15 +176,24 @@ def fold_affine(model: "ir.Model", context: PassContext) -> int:
 @register_pass("matmul-add-to-gemm", "fusion")
 def matmul_add_to_gemm(model: "ir.Model", context: PassContext) -> int:
     """Rewrite 2-D MatMul + Add (and transposed operands) into one Gemm."""
-    from onnxscript.rewriter.rules import common as rules
+    from onnxscript.rewriter.rules.common import _matmul_add_to_gemm as upstream
 
-    return apply_rules(
-        model,
-        [
-            rules.matmul_add_to_gemm_rule, rules.transpose_a_matmul_add_to_gemm_rule,
-            rules.transpose_b_matmul_add_to_gemm_rule, rules.transpose_ab_matmul_add_to_gemm_rule,
-        ],
-    )
+    class _BiasChecked:
+        def check(self, context, input_a, input_b, input_c, **rest):  # noqa: ANN001, ANN202
+            result = super().check(context, input_a, input_b, **rest)
+            if not result:
+                return result
+            c = input_c.shape
+            if c is None or len(c) > 2:
+                return result.fail("bias rank unknown or above 2")
+            m = input_a.shape[1 if self.trans_a else 0]
+            n = input_b.shape[0 if self.trans_b else 1]
+            if any(d != 1 and d != want for d, want in zip(reversed(list(c)), (n, m))):
+                return result.fail("bias does not broadcast to the product's shape")
+            return result
+
+    classes = (upstream.TransABMatMulAddToGemm, upstream.TransAMatMulAddToGemm, upstream.TransBMatMulAddToGemm, upstream.MatMulAddToGemm)
+    return apply_rules(model, [type(f"Checked{c.__name__}", (_BiasChecked, c), {}).rule() for c in classes])
 
 
 def _pad_into_pool_rules() -> list[Any]:
@@ -228,7 +237,14 @@ def _pad_into_pool_rules() -> list[Any]:
                 return result.fail("MaxPool with indices")
             if not _only_used_by(padded, pool_node):
                 return result.fail("padded tensor has other users")
-            self._extra = [int(a) for a in amounts[2:rank]] + [int(a) for a in amounts[rank + 2:]]
+            extra = [int(a) for a in amounts[2:rank]] + [int(a) for a in amounts[rank + 2:]]
+            kernel = list(pool_node.attributes.get_ints("kernel_shape", []))
+            old = list(pool_node.attributes.get_ints("pads", [0] * len(extra)))
+            if len(kernel) * 2 != len(extra) or any(o + e >= k for o, e, k in zip(old, extra, kernel + kernel)):
+                return result.fail("pool pads must stay smaller than the kernel")
+            if pool_node.attributes.get_int("ceil_mode", 0) and any(extra[len(kernel):]):
+                return result.fail("ceil_mode with padding at the end changes the output size")
+            self._extra = extra
             return result
 
         def rewrite(self, op, x, pooled, **_):  # noqa: ANN001, ANN202

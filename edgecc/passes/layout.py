@@ -23,9 +23,16 @@ UNARY_ELEMENTWISE = (
 _BINARY_ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu")
 
 
-def _perm(node: "ir.Node", rank: int) -> list[int]:
+def _perm(node: "ir.Node", rank: int | None = None) -> list[int] | None:
+    """The permutation of a Transpose; None when it has no perm and the rank is unknown."""
     perm = node.attributes.get_ints("perm", None)
-    return list(perm) if perm is not None else list(range(rank))[::-1]
+    if perm is not None:
+        return list(perm)
+    return list(range(rank))[::-1] if rank is not None else None
+
+
+def _rank(value: "ir.Value") -> int | None:
+    return len(value.shape) if value.shape is not None else None
 
 
 def _transpose_rules() -> list[Any]:
@@ -45,14 +52,14 @@ def _transpose_rules() -> list[Any]:
             check = pattern.MatchResult()
             if len(list(moved.uses())) != 1:
                 return check.fail("the transpose has other users")
-            if x.shape is None:
+            if _perm(moved.producer(), _rank(x)) is None:
                 return check.fail("rank unknown")
             return check
 
         def rewrite(self, op, x, moved, result, **_):  # noqa: ANN001, ANN202
             unary = result.producer()
             inner = op.op(self.op_type, x, **{n: a.value for n, a in unary.attributes.items()})
-            return op.Transpose(inner, perm=_perm(moved.producer(), len(x.shape)))
+            return op.Transpose(inner, perm=_perm(moved.producer(), _rank(x)))
 
     class SinkThroughBinaryConstant(pattern.RewriteRuleClassBase):
         """Binary(Transpose(x), c) -> Transpose(Binary(x, c')) with the constant permuted back."""
@@ -65,17 +72,18 @@ def _transpose_rules() -> list[Any]:
 
         def check(self, context, x, c, moved, **_):  # noqa: ANN001, ANN202
             check = pattern.MatchResult()
-            if len(list(moved.uses())) != 1 or x.shape is None:
+            perm = _perm(moved.producer(), _rank(x))
+            if len(list(moved.uses())) != 1 or perm is None:
                 return check.fail("the transpose has other users or the rank is unknown")
             if c.const_value is None or c.is_graph_input():
                 return check.fail("the other operand is not a constant")
-            if c.const_value.numpy().ndim > len(x.shape):
+            if c.const_value.numpy().ndim > len(perm):
                 return check.fail("the constant broadcasts the rank up")
             return check
 
         def rewrite(self, op, x, c, moved, **_):  # noqa: ANN001, ANN202
-            rank = len(x.shape)
-            perm = _perm(moved.producer(), rank)
+            perm = _perm(moved.producer(), _rank(x))
+            rank = len(perm)
             value = c.const_value.numpy()
             full = value.reshape((1,) * (rank - value.ndim) + value.shape)
             inverse = list(np.argsort(perm))
@@ -95,16 +103,15 @@ def _transpose_rules() -> list[Any]:
 
         def check(self, context, a, b, left, right, **_):  # noqa: ANN001, ANN202
             check = pattern.MatchResult()
-            if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
-                return check.fail("ranks unknown or different")
-            if _perm(left.producer(), len(a.shape)) != _perm(right.producer(), len(b.shape)):
-                return check.fail("different permutations")
+            p, q = _perm(left.producer(), _rank(a)), _perm(right.producer(), _rank(b))
+            if p is None or p != q:
+                return check.fail("ranks unknown or different permutations")
             if len(list(left.uses())) != 1 or len(list(right.uses())) != 1:
                 return check.fail("a transpose has other users")
             return check
 
         def rewrite(self, op, a, b, left, **_):  # noqa: ANN001, ANN202
-            return op.Transpose(op.op(self.op_type, a, b), perm=_perm(left.producer(), len(a.shape)))
+            return op.Transpose(op.op(self.op_type, a, b), perm=_perm(left.producer(), _rank(a)))
 
     rules = [type(f"Sink{t}", (SinkThroughUnary,), {"op_type": t}).rule() for t in UNARY_ELEMENTWISE]
     rules += [type(f"Sink{t}Const", (SinkThroughBinaryConstant,), {"op_type": t}).rule() for t in _BINARY_ELEMENTWISE if t != "PRelu"]
@@ -119,6 +126,7 @@ def optimize_transposes(model: "ir.Model", context: PassContext) -> int:
 
     if not any(node.op_type == "Transpose" for node in model.graph.all_nodes()):
         return 0
+    _explicit_perms(model)
     total = 0
     for _ in range(16):  # sink one step, then cancel; repeat while something moves
         cancelled = apply_rules(model, [rules.transpose_transpose_rule, rules.no_op_transpose_rule])
@@ -127,6 +135,21 @@ def optimize_transposes(model: "ir.Model", context: PassContext) -> int:
         if not (cancelled or sunk):
             break
     return total
+
+
+def _explicit_perms(model: "ir.Model") -> None:
+    """Give every Transpose of known rank an explicit perm (the upstream cancellation rule needs one)."""
+    import onnx_ir as ir
+
+    for node in model.graph.all_nodes():
+        if node.op_type == "Transpose" and node.domain in ("", "ai.onnx") and "perm" not in node.attributes:
+            source = node.inputs[0]
+            producer = source.producer() if source is not None else None
+            rank = _rank(source)
+            if rank is None and producer is not None and producer.op_type == "Transpose" and "perm" in producer.attributes:
+                rank = len(producer.attributes.get_ints("perm"))
+            if rank is not None:
+                node.attributes["perm"] = ir.AttrInt64s("perm", list(range(rank))[::-1])
 
 
 def _sink_productively(model: "ir.Model") -> int:

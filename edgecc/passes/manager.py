@@ -143,6 +143,9 @@ def _iterate(ir_model, names, registry, context, max_iterations, report, records
     import onnx_ir as ir
 
     repeated = [n for n in names if not registry.get(n).once]
+    first = [n for n in names if n == "normalize-opset"]  # convert first: rewrites then target the final opset
+    for name in first:
+        ir_model, _ = _run_one(ir_model, name, registry, context, records)
     for iteration in range(max_iterations):
         report.iterations = iteration + 1
         _annotate_shapes(ir_model)  # rewrites check ranks and shapes
@@ -154,7 +157,7 @@ def _iterate(ir_model, names, registry, context, max_iterations, report, records
             report.reached_fixed_point = True
             break
     for name in names:
-        if registry.get(name).once:
+        if registry.get(name).once and name not in first:
             ir_model, _ = _run_one(ir_model, name, registry, context, records)
     result = ir.to_proto(ir_model)
     report.nodes_after = len(result.graph.node)

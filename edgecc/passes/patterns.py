@@ -22,7 +22,9 @@ ANNOTATION_FUSED_INTO = "edgecc.fused_into"
 
 
 def _opset(model: "ir.Model", context: PassContext) -> int:
-    return context.opset or model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
+    """The opset whose ops a rewrite may emit: the model's own (normalize-opset converts first), capped by --opset."""
+    current = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
+    return min(current, context.opset) if context.opset else current
 
 
 @functools.cache
@@ -96,6 +98,23 @@ def _gelu_rules() -> list[Any]:
     return [GeluErf.rule(), GeluErfHalfLast.rule(), GeluTanh.rule()]
 
 
+def _layer_norm_axes_attribute_rules() -> list[Any]:
+    """The upstream LayerNorm rule matches ReduceMean with an `axes` input (opset 18+); opset 17 has the attribute."""
+    from onnxscript.rewriter import pattern
+    from onnxscript.rewriter.rules.fusion._layer_norm import LayerNormFusion
+
+    class LayerNormFusionAxesAttribute(LayerNormFusion):
+        def pattern(self, op, x, scale, epsilon):  # noqa: ANN001, ANN202
+            mean = op.ReduceMean(x, axes=[-1], keepdims=1)
+            deviation = op.Sub(x, mean)
+            squared = pattern.OrValue([op.Mul(deviation, deviation), op.Pow(deviation, 2)])
+            std_dev = op.Sqrt(op.Add(op.ReduceMean(squared, axes=[-1], keepdims=1), epsilon))
+            normalized = pattern.OrValue([op.Mul(deviation, op.Reciprocal(std_dev)), op.Div(deviation, std_dev)])
+            return op.Mul(normalized, scale)
+
+    return [LayerNormFusionAxesAttribute.rule()]
+
+
 def _swish_rule() -> Any:
     from onnxscript.rewriter import pattern
 
@@ -111,6 +130,27 @@ def _swish_rule() -> Any:
     return SwishFusion.rule()
 
 
+def _clip_chain_rules() -> list[Any]:
+    """The upstream Clip/Relu chain merges, refused when the merged bounds cross (Clip(x, lo > hi) is not the chain)."""
+    import numpy as np
+    from onnxscript.rewriter.rules.common import _fuse_relus_clips as upstream
+
+    class _BoundsChecked:
+        def check(self, context, **kwargs):  # noqa: ANN001, ANN003, ANN202
+            result = super().check(context, **kwargs)
+            if not result:
+                return result
+            first = kwargs["out_first_clip"].producer()
+            second = kwargs["out_second_clip"].producer() if kwargs.get("out_second_clip") is not None else None
+            low, high = self.compute_clip_min_max(first, second)
+            if low is not None and high is not None and np.any(low.numpy() > high.numpy()):
+                return result.fail("the merged bounds cross")
+            return result
+
+    classes = (upstream.FuseSuccessiveClip, upstream.FuseSuccessiveClipRelu, upstream.FuseSuccessiveReluClip)
+    return [type(f"Checked{c.__name__}", (_BoundsChecked, c), {}).rule() for c in classes]
+
+
 @register_pass("recognize-patterns", "patterns")
 def recognize_patterns(model: "ir.Model", context: PassContext) -> int:
     """Replace decomposed LayerNorm (17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains with ONNX ops onnxruntime runs."""
@@ -120,12 +160,12 @@ def recognize_patterns(model: "ir.Model", context: PassContext) -> int:
     opset = _opset(model, context)
     groups: list[tuple[list[Any], bool]] = [
         ([rules.min_min_rule, rules.max_max_rule, rules.min_max_rule, rules.max_min_rule, rules.successive_relu_rule,
-          rules.successive_clip_rule, rules.successive_clip_relu_rule, rules.successive_relu_clip_rule], False),
+          *_clip_chain_rules()], False),
     ]
     if opset >= 14:
         groups.append((list(rules.fuse_hardswish_rules().rules), True))
     if opset >= 17:
-        groups.append((list(layer_normalization_rules), False))
+        groups.append((_layer_norm_axes_attribute_rules() + list(layer_normalization_rules), False))
     if opset >= 20 and onnxruntime_runs("Gelu", opset):
         groups.append((_gelu_rules(), True))
     if opset >= 24 and onnxruntime_runs("Swish", opset):
@@ -142,7 +182,7 @@ def annotate_activations(model: "ir.Model", context: PassContext) -> int:
             continue
         source = node.inputs[0]
         producer = source.producer() if source is not None else None
-        if producer is None or producer.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(list(source.uses())) != 1:
+        if producer is None or producer.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(list(source.uses())) != 1 or source.is_graph_output():
             continue
         if producer.metadata_props.get(ANNOTATION_ACTIVATION):
             continue
@@ -152,6 +192,9 @@ def annotate_activations(model: "ir.Model", context: PassContext) -> int:
             if any(b is None for b in bounds):
                 continue  # run-time bounds cannot be fused
             attributes["bounds"] = bounds
+        if not producer.name:  # the annotation must name it
+            taken = {n.name for n in model.graph.all_nodes()}
+            producer.name = next(f"{producer.op_type}_{i}" for i in range(len(taken) + 1) if f"{producer.op_type}_{i}" not in taken)
         producer.metadata_props[ANNOTATION_ACTIVATION] = json.dumps({"op_type": node.op_type, "attributes": attributes}, sort_keys=True, default=str)
         node.metadata_props[ANNOTATION_FUSED_INTO] = producer.name or ""
         count += 1
