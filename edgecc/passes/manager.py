@@ -87,17 +87,46 @@ def run_passes(
             q.setLevel(level)
 
 
+_SHAPE_DATA_LIMIT = 4096  # initializers up to this many elements keep their values (shape tensors)
+
+
+def _light_proto(ir_model):  # noqa: ANN001, ANN202
+    """The main graph as a ModelProto whose large initializers are typed inputs without their bytes."""
+    import onnx
+    import onnx_ir as ir
+
+    model = onnx.ModelProto(ir_version=max(ir_model.ir_version, 4))
+    for domain, version in ir_model.opset_imports.items():
+        model.opset_import.add(domain=domain, version=version)
+    graph = model.graph
+    for node in ir_model.graph:
+        graph.node.append(ir.serde.serialize_node(node))
+    for value in ir_model.graph.inputs:
+        graph.input.append(ir.serde.serialize_value(value))
+    for value in ir_model.graph.outputs:
+        graph.output.append(ir.serde.serialize_value(value))
+    inputs = {v.name for v in ir_model.graph.inputs}
+    for name, value in ir_model.graph.initializers.items():
+        tensor = value.const_value
+        if tensor is not None and tensor.size <= _SHAPE_DATA_LIMIT:
+            graph.initializer.append(ir.serde.serialize_tensor(tensor))
+            graph.initializer[-1].name = name
+        elif name not in inputs:
+            graph.input.append(ir.serde.serialize_value(value))
+    return model
+
+
 def _annotate_shapes(ir_model) -> None:  # noqa: ANN001
     """Refresh the main graph's tensor shapes with ONNX shape inference (best effort).
 
-    Faster than onnx_ir's ShapeInferencePass on large graphs: the graph is
-    serialised without tensor contents' copies being merged back.
+    Faster and lighter than onnx_ir's ShapeInferencePass on large graphs: inference
+    runs on a copy without the weights' bytes.
     """
     import onnx
     import onnx_ir as ir
 
     try:
-        proto = ir.to_proto(ir_model)
+        proto = _light_proto(ir_model)
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference is an aid to the rules, not a requirement
         log.debug("shape inference failed: %s", exc)
