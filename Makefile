@@ -46,6 +46,9 @@ test-shared: install
 bench: install
 	$(PY) benchmarks/convert_overhead.py
 	$(PY) benchmarks/optimize.py
+	$(PY) benchmarks/caffe_convert.py
+	$(PY) benchmarks/caffe2_convert.py
+	$(PY) benchmarks/mxnet_convert.py
 	$(PY) -m tests.passes.onnx_backend_suite
 
 clean:

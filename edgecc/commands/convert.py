@@ -27,7 +27,7 @@ def _parse_opset(text: str) -> int | None:
 @click.argument("model")
 @click.argument("weights", required=False)
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
-@click.option("--framework", default=None, help="Source framework (default: detected from the files): onnx, pytorch.")
+@click.option("--framework", default=None, help="Source framework (default: detected from the files): onnx, pytorch, caffe, caffe2, mxnet.")
 @click.option("--opset", default=str(DEFAULT_OPSET), show_default=True, help="Target ai.onnx opset, or 'keep'.")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.")
 @click.option("--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors.")

@@ -24,6 +24,9 @@ __all__ = ["FRONTENDS", "Frontend", "get_frontend", "detect_frontend", "frontend
 FRONTENDS: Registry[LazyModule] = Registry("framework")
 FRONTENDS.register("onnx", LazyModule("edgecc.converters.onnx_model"))
 FRONTENDS.register("pytorch", LazyModule("edgecc.converters.pytorch"))
+FRONTENDS.register("caffe2", LazyModule("edgecc.converters.caffe2"))  # before caffe: NetDef text also has `type:` lines
+FRONTENDS.register("caffe", LazyModule("edgecc.converters.caffe"))
+FRONTENDS.register("mxnet", LazyModule("edgecc.converters.mxnet"))
 
 
 @dataclass(frozen=True)
