@@ -37,6 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROTOBUF_LIMIT = 2**31 - 1  # protobuf cannot serialise messages of 2 GiB or more
+_SHAPE_DATA_LIMIT = 4096  # initializers up to this many elements keep their values (shape tensors)
 
 
 def _np_dtype_name(elem_type: int) -> str:
@@ -157,8 +158,7 @@ def check_model(model: "onnx.ModelProto", *, path: str | Path = "<model>") -> No
     import onnx
 
     try:
-        if model.ByteSize() < PROTOBUF_LIMIT:
-            onnx.checker.check_model(model)
+        onnx.checker.check_model(_light_copy(model))
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         context = " ".join(str(exc).split())
@@ -166,17 +166,20 @@ def check_model(model: "onnx.ModelProto", *, path: str | Path = "<model>") -> No
             f"'{path}' is not a valid ONNX model: {first}" + (f" [{context[:300]}]" if context != first else ""),
             path=path,
         ) from None
+    _check_tensor_sizes(model, path)
 
 
-_SHAPE_DATA_LIMIT = 4096  # initializers up to this many elements keep their values for data propagation
+def _elements(tensor: "onnx.TensorProto") -> int:
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count
 
 
-def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """The model with every tensor's shape and type filled in (ONNX inference with data propagation).
+def _light_copy(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """The model without the bytes of its large initializers, which become typed graph inputs.
 
-    Inference runs on a light copy whose large initializers are declared as typed
-    inputs instead of carrying their bytes, so memory stays near the model's size.
-    Best effort: if inference fails the model is returned unchanged.
+    Shape inference and the checker see the same graph at a fraction of the memory and time.
     """
     import onnx
 
@@ -189,15 +192,45 @@ def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
     graph.node.extend(model.graph.node)
     graph.input.extend(model.graph.input)
     graph.output.extend(model.graph.output)
+    graph.value_info.extend(model.graph.value_info)
     declared = {vi.name for vi in model.graph.input}
     for init in model.graph.initializer:
-        count = 1
-        for dim in init.dims:
-            count *= dim
-        if count <= _SHAPE_DATA_LIMIT and init.data_location != onnx.TensorProto.EXTERNAL:
+        if _elements(init) <= _SHAPE_DATA_LIMIT and init.data_location != onnx.TensorProto.EXTERNAL:
             graph.initializer.append(init)
         elif init.name not in declared:
             graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    return light
+
+
+def _check_tensor_sizes(model: "onnx.ModelProto", path: str | Path) -> None:
+    """Raw initializer bytes must match dims x element size (what the checker would verify on the full model)."""
+    import onnx
+
+    for init in model.graph.initializer:
+        if not init.raw_data or init.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+            continue
+        try:
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+        except Exception:
+            continue
+        if len(init.raw_data) != _elements(init) * itemsize:
+            raise InvalidInputError(
+                f"'{path}': initializer '{init.name}' holds {len(init.raw_data)} bytes, its shape {list(init.dims)} needs "
+                f"{_elements(init) * itemsize}",
+                path=path,
+            )
+
+
+def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """The model with every tensor's shape and type filled in (ONNX inference with data propagation).
+
+    Inference runs on a light copy whose large initializers are declared as typed
+    inputs instead of carrying their bytes, so memory stays near the model's size.
+    Best effort: if inference fails the model is returned unchanged.
+    """
+    import onnx
+
+    light = _light_copy(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference is best effort: a model ORT runs may still confuse it
