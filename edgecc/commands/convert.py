@@ -27,13 +27,16 @@ def _parse_opset(text: str) -> int | None:
 @click.argument("model")
 @click.argument("weights", required=False)
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
-@click.option("--framework", default=None, help="Source framework (default: detected from the files): onnx, pytorch, caffe, caffe2, mxnet.")
+@click.option("--framework", default=None, help="Source framework (default: detected from the files): onnx, pytorch, tensorflow, caffe, caffe2, mxnet.")
 @click.option("--opset", default=str(DEFAULT_OPSET), show_default=True, help="Target ai.onnx opset, or 'keep'.")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.")
 @click.option("--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors.")
 @click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Verification inputs (.npy, .npz keyed by input, or a directory).")
 @click.option("--random-weights", is_flag=True, help="Caffe/Caffe2: accept a net without trained weights and fill them randomly (for testing).")
 @click.option("--epoch", type=click.IntRange(0), default=None, help="MXNet: read PREFIX-NNNN.params for this epoch.")
+@click.option("--signature", default=None, help="TensorFlow SavedModel: signature to convert (default: serving_default).")
+@click.option("--dequantize", is_flag=True, help="TFLite: a float graph instead of QDQ for quantised models.")
+@click.option("--nchw-inputs", "nchw_inputs", multiple=True, metavar="NAME[,NAME]", help="TensorFlow: take these NHWC inputs as NCHW.")
 @click.option("--no-optimize", is_flag=True, help="Skip the -O1 cleanup passes (edgecc optimize runs more).")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the original framework.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
@@ -50,6 +53,9 @@ def command(
     data_args: tuple[str, ...],
     random_weights: bool,
     epoch: int | None,
+    signature: str | None,
+    dequantize: bool,
+    nchw_inputs: tuple[str, ...],
     no_optimize: bool,
     no_verify: bool,
     seed: int,
@@ -66,6 +72,8 @@ def command(
       edgecc convert traced.pt --input x:1x3x224x224 -o model.onnx
       edgecc convert program.pt2 -o model.onnx
       edgecc convert arch.py:build weights.pth --input x:1x3x32x32 -o model.onnx
+      edgecc convert saved_model_dir --signature serving_default --nchw-inputs input_1 -o model.onnx
+      edgecc convert model_int8.tflite -o model_qdq.onnx
     """
     from edgecc.converters.options import ConvertOptions
     from edgecc.converters.pipeline import convert, verify_conversion
@@ -83,6 +91,9 @@ def command(
         random_weights=random_weights,
         epoch=epoch,
         optimize=not no_optimize,
+        signature=signature,
+        dequantize=dequantize,
+        nchw_inputs=split_names(nchw_inputs),
     )
     samples = load_data_args(data_args)
     sources = [model] + ([weights] if weights else [])
@@ -90,7 +101,10 @@ def command(
         conversion = convert(sources, options)
     report = None
     if not no_verify:
-        tolerance = TOLERANCE_PRESETS["fp32"].with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+        preset = TOLERANCE_PRESETS["fp32"]
+        if conversion.frontend.default_tolerance is not None:
+            preset = conversion.frontend.default_tolerance(conversion.sources, conversion.options) or preset
+        tolerance = preset.with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
         with ui.status("verifying against the original framework"):
             report = verify_conversion(conversion, tolerance, samples=samples, seed=seed)
         if report is None:

@@ -65,6 +65,9 @@ def command(
         return
     if frontend.name != "onnx":
         source["converted with"] = f"edgecc {frontend.name} frontend"
+        if frontend.describe is not None:
+            for key, value in frontend.describe(sources, options).items():
+                source.setdefault(key, value)
     info = describe_onnx(conversion.model, source=source)
     if ui.json_mode:
         ui.emit_json({"ok": True, "command": "inspect", "model": model, **info.to_dict()})

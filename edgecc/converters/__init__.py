@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     import onnx
 
     from edgecc.converters.options import ConvertOptions
-    from edgecc.verify import Runnable
+    from edgecc.verify import Runnable, Tolerance
 
 __all__ = ["FRONTENDS", "Frontend", "get_frontend", "detect_frontend", "frontend_names"]
 
 FRONTENDS: Registry[LazyModule] = Registry("framework")
 FRONTENDS.register("onnx", LazyModule("edgecc.converters.onnx_model"))
 FRONTENDS.register("pytorch", LazyModule("edgecc.converters.pytorch"))
+# before caffe2: both read .pb protobufs; the tensorflow frontend tells GraphDef from NetDef by content
+FRONTENDS.register("tensorflow", LazyModule("edgecc.converters.tensorflow"))
 FRONTENDS.register("caffe2", LazyModule("edgecc.converters.caffe2"))  # before caffe: NetDef text also has `type:` lines
 FRONTENDS.register("caffe", LazyModule("edgecc.converters.caffe"))
 FRONTENDS.register("mxnet", LazyModule("edgecc.converters.mxnet"))
@@ -40,6 +42,8 @@ class Frontend:
     convert: Callable[[Sequence[str], "ConvertOptions"], "onnx.ModelProto"]
     reference: Callable[[Sequence[str], "ConvertOptions"], "Runnable"] | None
     describe: Callable[[Sequence[str], "ConvertOptions"], dict[str, Any]] | None
+    # the verification tolerance this source calls for (e.g. quantised steps for int8 TFLite); None: the fp32 preset
+    default_tolerance: Callable[[Sequence[str], "ConvertOptions"], "Tolerance | None"] | None = None
 
 
 def get_frontend(name: str) -> Frontend:
@@ -57,6 +61,7 @@ def get_frontend(name: str) -> Frontend:
         convert=module.convert,
         reference=getattr(module, "reference", None),
         describe=getattr(module, "describe", None),
+        default_tolerance=getattr(module, "default_tolerance", None),
     )
 
 

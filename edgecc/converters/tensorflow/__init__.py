@@ -1,0 +1,91 @@
+"""TensorFlow family frontend: SavedModel, Keras (.keras/.h5), frozen GraphDef, TFLite and TF.js, through tf2onnx.
+
+Formats are recognised from content without importing TensorFlow (`formats.py`);
+TensorFlow, Keras and tf2onnx are imported on first use, with their logging
+silenced. Quantised TFLite models become QDQ ONNX that keeps the TFLite scales and
+zero points (`--dequantize` gives a float graph). Conversions are verified against
+TensorFlow or the TFLite interpreter.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from edgecc.converters.options import ConvertOptions
+from edgecc.converters.tensorflow import formats
+
+if TYPE_CHECKING:
+    import onnx
+
+    from edgecc.converters.tensorflow.loading import Source
+    from edgecc.converters.tensorflow.runner import TensorFlowReference
+    from edgecc.verify import Tolerance
+
+__all__ = ["DESCRIPTION", "EXTRA", "convert", "default_tolerance", "describe", "detect", "reference", "supported_formats"]
+
+DESCRIPTION = "TensorFlow: SavedModel dir, Keras .keras/.h5, frozen GraphDef .pb, TFLite (float/int8 as QDQ), TF.js model.json"
+EXTRA = "tensorflow"
+
+
+def detect(paths: Sequence[str]) -> bool:
+    """A SavedModel directory, Keras zip/HDF5, GraphDef protobuf, TFLite flatbuffer or TF.js model.json."""
+    return bool(paths) and formats.sniff(paths[0]) is not None
+
+
+@functools.lru_cache(maxsize=2)
+def _load(paths: tuple[str, ...], options: ConvertOptions) -> Source:
+    from edgecc.converters.tensorflow.loading import load
+
+    return load(paths, options)
+
+
+def convert(paths: Sequence[str], options: ConvertOptions) -> onnx.ModelProto:
+    """Convert with tf2onnx; unsupported ops are listed at once (exit 4)."""
+    from edgecc.converters.tensorflow.export import export
+
+    return export(_load(tuple(paths), options), options)
+
+
+def reference(paths: Sequence[str], options: ConvertOptions) -> TensorFlowReference:
+    """The source model run by TensorFlow or the TFLite interpreter."""
+    from edgecc.converters.tensorflow.export import nchw_inputs
+    from edgecc.converters.tensorflow.runner import make_reference
+
+    return make_reference(_load(tuple(paths), options), nchw_inputs(options))
+
+
+def default_tolerance(paths: Sequence[str], options: ConvertOptions) -> Tolerance | None:
+    """Integer-output (int8/uint8) TFLite models are compared in quantised steps: at most 1 step apart.
+
+    With --dequantize the float graph is held to the int8 preset (cosine >= 0.99) against the integer
+    kernels; None means the caller's default (fp32).
+    """
+    from edgecc.verify import TOLERANCE_PRESETS, Tolerance
+
+    source = _load(tuple(paths), options)
+    if source.kind != formats.TFLITE:
+        return None
+    from edgecc.converters.tensorflow.export import dequantize_requested
+
+    outputs = source.extra["interpreter"].get_output_details()
+    tensors = source.extra["interpreter"].get_tensor_details()
+    quantised = any(len((t.get("quantization_parameters") or {}).get("scales", ())) for t in tensors)
+    if dequantize_requested(options) and quantised:
+        return TOLERANCE_PRESETS["int8"]
+    if any(d["dtype"].__name__ in ("int8", "uint8", "int16") for d in outputs):
+        return Tolerance(atol=1.0, rtol=0.0, min_cosine=None)
+    return None
+
+
+def describe(paths: Sequence[str], options: ConvertOptions) -> dict[str, Any]:
+    """What the source file says: format, inputs/outputs, operators, TFLite quantisation parameters."""
+    from edgecc.converters.tensorflow.details import describe_source
+
+    return describe_source(_load(tuple(paths), options))
+
+
+def supported_formats() -> list[str]:
+    """The formats this frontend reads, for docs."""
+    return [formats.KIND_NAMES[k] for k in formats.KIND_NAMES]

@@ -1,0 +1,133 @@
+"""The original model run by TensorFlow (Keras, SavedModel, GraphDef) or the TFLite interpreter.
+
+Feeds arrive keyed by the converted ONNX model's input names; inputs converted
+with --nchw-inputs arrive NCHW and are transposed back to NHWC here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from edgecc.converters.tensorflow import formats
+from edgecc.converters.tensorflow.loading import Source, one_line
+from edgecc.converters.tensorflow.runtime import quiet, tf
+from edgecc.errors import InvalidInputError
+from edgecc.inputs import TensorInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["TensorFlowReference", "make_reference"]
+
+
+def _to_nchw(info: TensorInfo) -> TensorInfo:
+    if info.shape is None or len(info.shape) < 3:
+        return info
+    shape = info.shape
+    return TensorInfo(info.name, (shape[0], shape[-1], *shape[1:-1]), info.dtype)
+
+
+class TensorFlowReference:
+    """Runs a Source in its own framework; `.inputs`/`.outputs` use the ONNX model's names."""
+
+    def __init__(self, source: Source, nchw: Sequence[str] = ()) -> None:
+        self.source = source
+        self.nchw = set(nchw)
+        label = {formats.TFLITE: "TFLite interpreter"}.get(source.kind, "TensorFlow")
+        self.name = f"{label} ({formats.KIND_NAMES[source.kind]})"
+        self.inputs = [_to_nchw(i) if i.name in self.nchw else i for i in source.inputs]
+        self.outputs = [TensorInfo(n, None, "float32") for n in source.outputs]
+
+    def _nhwc(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        out = {}
+        for info in self.source.inputs:
+            value = np.asarray(feeds[info.name])
+            if info.name in self.nchw and value.ndim >= 3:
+                value = np.moveaxis(value, 1, -1)
+            if info.dtype not in ("object",) and str(value.dtype) != info.dtype:
+                value = value.astype(info.dtype)
+            out[info.name] = np.ascontiguousarray(value)
+        return out
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; returns output name -> array."""
+        values = self._nhwc(feeds)
+        try:
+            with quiet():
+                results = _RUNNERS[self.source.kind](self.source, values)
+        except InvalidInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- TensorFlow, Keras and tf2onnx raise errors of many types
+            raise InvalidInputError(f"{self.name} failed to run '{self.source.path}': {one_line(exc)}", path=self.source.path) from None
+        return results
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+def _run_keras(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    args = [values[i.name] for i in source.inputs]
+    result = source.model(args[0] if len(args) == 1 else args, training=False)
+    if isinstance(result, dict):
+        return {name: _as_numpy(result[name]) for name in source.outputs}
+    items = list(result) if isinstance(result, (list, tuple)) else [result]
+    return {name: _as_numpy(v) for name, v in zip(source.outputs, items)}
+
+
+def _run_saved_model(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    tfm = tf()
+    result = source.model(**{k: tfm.constant(v) for k, v in values.items()})
+    return {name: _as_numpy(result[name]) for name in source.outputs}
+
+
+def _run_graph(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    tfm = tf()
+    graph = source.extra["graph"]
+    session = source.extra.get("session")
+    if session is None:
+        session = source.extra["session"] = tfm.compat.v1.Session(graph=graph)
+    fetched = session.run(list(source.outputs), feed_dict={graph.get_tensor_by_name(k): v for k, v in values.items()})
+    return {name: _as_numpy(v) for name, v in zip(source.outputs, fetched)}
+
+
+def _run_tflite(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    interpreter = source.extra["interpreter"]
+    details = interpreter.get_input_details()
+    resized = False
+    for detail in details:
+        value = values[detail["name"]]
+        if tuple(detail["shape"]) != value.shape:
+            interpreter.resize_tensor_input(detail["index"], list(value.shape))
+            resized = True
+    if resized:
+        interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], values[detail["name"]])
+    interpreter.invoke()
+    by_name = {d["name"]: d for d in interpreter.get_output_details()}
+    return {name: interpreter.get_tensor(by_name[name]["index"]).copy() for name in source.outputs}
+
+
+def _run_tfjs(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return (_run_graph if source.extra["tfjs_format"] == "graph" else _run_keras)(source, values)
+
+
+_RUNNERS = {
+    formats.KERAS: _run_keras,
+    formats.KERAS_H5: _run_keras,
+    formats.SAVED_MODEL: _run_saved_model,
+    formats.GRAPHDEF: _run_graph,
+    formats.TFLITE: _run_tflite,
+    formats.TFJS: _run_tfjs,
+}
+
+
+def make_reference(source: Source, nchw: Sequence[str] = ()) -> TensorFlowReference:
+    """The runnable original model."""
+    return TensorFlowReference(source, nchw)
