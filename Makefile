@@ -49,6 +49,8 @@ bench: install
 	$(PY) benchmarks/caffe_convert.py
 	$(PY) benchmarks/caffe2_convert.py
 	$(PY) benchmarks/mxnet_convert.py
+	$(PY) benchmarks/tf_convert_overhead.py
+	$(PY) benchmarks/partition.py
 	$(PY) -m tests.passes.onnx_backend_suite
 
 clean:

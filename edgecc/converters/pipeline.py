@@ -130,6 +130,10 @@ def open_runnable(path: str, specs: Sequence["InputSpec"] = (), framework: str |
     from edgecc.onnxutil import apply_input_specs, load_onnx
     from edgecc.ortrun import OrtRunner
 
+    if path.endswith(".edgecc") or (Path(path).is_dir() and (Path(path) / "manifest.json").is_file()):
+        from edgecc.runtime import load
+
+        return load(path)
     frontend = detect_frontend([path], framework)
     if frontend.name == "onnx":
         model = apply_input_specs(load_onnx(path), specs, path=path)

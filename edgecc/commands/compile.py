@@ -1,0 +1,98 @@
+"""`edgecc compile in.onnx --target T -o out.edgecc`: partition by cost, emit per-device artifacts, verify, bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgecc.commands.common import common_options, tolerance_options
+from edgecc.ui import Ui
+
+__all__ = ["command", "show_placement"]
+
+
+def show_placement(ui: Ui, result: Any) -> None:
+    """The placement summary: partitions, devices, node counts, estimates, transfers, strategy totals."""
+    rows = []
+    by_part: dict[int, list[dict[str, Any]]] = {}
+    for transfer in result.plan.cost.transfers:
+        part = transfer.get("to_partition", transfer.get("from_partition"))
+        by_part.setdefault(part, []).append(transfer)
+    for part in result.partitions:
+        moved = by_part.get(part.index, [])
+        ops = sorted({result.graph.views[i].op_type for i in part.nodes})
+        rows.append([f"p{part.index}", part.device, part.precision, len(part.nodes), ", ".join(ops)[:48],
+                     f"{part.estimated_us:.1f}", f"{len(moved)} / {sum(t['bytes'] for t in moved)} B / {sum(t['estimated_us'] for t in moved):.1f}"])
+    ui.table(f"placement on {result.target.name} ({result.precision})", ["partition", "device", "precision", "nodes", "ops", "est. us", "transfers (n / bytes / us)"],
+             rows, justify=["left", "left", "left", "right", "left", "right", "right"])
+    strategy_rows = []
+    best = result.scores["optimal"].total_us
+    for name in ("optimal", "greedy", "first-split", "all-cpu"):
+        cost = result.scores[name]
+        strategy_rows.append([name + (" *" if name == result.plan.strategy else ""), cost.partitions, f"{cost.compute_us:.1f}", f"{cost.launch_us:.1f}",
+                              f"{cost.transfer_us:.1f}", f"{cost.total_us:.1f}", f"{cost.total_us / best:.2f}x" if best else "-"])
+    ui.table("estimated latency by partitioner (us)", ["strategy", "partitions", "compute", "launch", "transfer", "total", "vs optimal"], strategy_rows,
+             justify=["left", "right", "right", "right", "right", "right", "right"])
+    fallback = [(v.name, v.op_type, s.reason) for v, s in zip(result.graph.views, result.support) if not s.supported]
+    if fallback and result.target.name != "cpu":
+        ui.message(f"{len(fallback)} node(s) not supported by {result.target.name}: "
+                   + "; ".join(f"{n} ({o}): {r}" for n, o, r in fallback[:8]) + (" ..." if len(fallback) > 8 else ""))
+
+
+@click.command("compile")
+@click.argument("model")
+@click.option("--target", "target_name", required=True, help="Target name (`edgecc targets`) or a target description .toml file.")
+@click.option("-o", "--out", "out_path", default=None, type=click.Path(), help="Bundle to write (default: MODEL with .edgecc).")
+@click.option("--precision", default=None, help="One of the target's precisions (default: its first).")
+@click.option("--calibration", "calibration_args", multiple=True, metavar="DATA", help="Calibration/verification samples (NAME=FILE, .npz or a directory).")
+@click.option("--partitioner", type=click.Choice(["optimal", "greedy", "first-split"]), default="optimal", show_default=True, help="Placement strategy.")
+@click.option("--max-partitions", type=click.IntRange(1), default=None, help="At most this many partitions.")
+@click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input shapes (static targets need them).")
+@click.option("-O", "--level", type=click.IntRange(0, 3), default=2, show_default=True, help="Optimisation level before partitioning.")
+@click.option("--samples", type=click.IntRange(1, 1000), default=4, show_default=True, help="Random samples when no --calibration is given.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random samples.")
+@click.option("--archive", is_flag=True, help="Write a single .edgecc zip instead of a directory.")
+@tolerance_options
+@common_options
+def command(model: str, target_name: str, out_path: str | None, precision: str | None, calibration_args: tuple[str, ...], partitioner: str,
+            max_partitions: int | None, input_specs: tuple[str, ...], level: int, samples: int, seed: int, archive: bool,
+            atol: float | None, rtol: float | None, min_cosine: float | None, ui: Ui) -> None:
+    """Compile MODEL (ONNX) for an accelerator: partition by estimated cost, emit, verify and bundle.
+
+    \b
+    Examples:
+      edgecc compile model.onnx --target hisilicon-npu --calibration data/ -o model.edgecc
+      edgecc compile model.onnx --target mali-gpu --input data:1x3x224x224 --archive -o model.edgecc
+      edgecc compile model.onnx --target my_npu.toml --partitioner greedy -o out.edgecc
+    """
+    from pathlib import Path
+
+    from edgecc.inputs import load_data_args, parse_input_specs
+    from edgecc.onnxutil import load_onnx
+    from edgecc.targets import get_target
+    from edgecc.targets.compiler import CompileOptions, compile_model
+    from edgecc.verify import TOLERANCE_PRESETS
+
+    target = get_target(target_name)
+    specs = parse_input_specs(input_specs)
+    source = load_onnx(model)
+    calibration = load_data_args(calibration_args)
+    chosen = precision or target.default_precision
+    tolerance = None
+    if atol is not None or rtol is not None or min_cosine is not None:
+        tolerance = TOLERANCE_PRESETS.get(chosen, TOLERANCE_PRESETS["int8"]).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+    options = CompileOptions(precision=precision, partitioner=partitioner, max_partitions=max_partitions, level=level, samples=samples,
+                             seed=seed, tolerance=tolerance)
+    out = out_path or str(Path(model).with_suffix(".edgecc"))
+    with ui.status(f"compiling {model} for {target.name}"):
+        result = compile_model(source, target, out, options=options, path=model, specs=specs, calibration=calibration, archive=archive,
+                               on_plan=lambda r: show_placement(ui, r))
+    verification = result.manifest["verification"]
+    ui.message(f"verification: {'passed' if verification['passed'] else 'FAILED'} ("
+               + ", ".join(f"{o['name']}: cosine {float(o['cosine']):.6f}, max abs {float(o['max_abs']):.3g}" for o in verification["outputs"]) + ")")
+    ui.message(f"[green]wrote[/green] {out} ({len(result.partitions)} partition(s), estimated {result.plan.cost.total_us:.1f} us)")
+    if ui.json_mode:
+        ui.emit_json({"ok": True, "command": "compile", "output": out, "target": target.name, "precision": result.precision,
+                      "partitions": result.manifest["partitions"], "transfers": result.manifest["transfers"],
+                      "estimates": result.manifest["estimates"], "placement": result.manifest["placement"], "verification": verification})

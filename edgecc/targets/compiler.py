@@ -1,0 +1,301 @@
+"""`edgecc compile`: optimise, check support, partition by cost, emit per-partition artifacts, verify, bundle."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgecc.errors import UnsupportedError, UsageError
+from edgecc.targets.api import BYTES_PER_ELEMENT, CheckResult, Target
+from edgecc.targets.graph import ModelGraph, analyse
+from edgecc.targets.partition import Breakdown, Device, Plan, Problem, solve
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+    from edgecc.inputs import InputSpec
+
+__all__ = ["CompileOptions", "CompileResult", "PartitionSpec", "check_support", "compile_model", "extract_partition", "plan_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What `edgecc compile` was asked for."""
+
+    precision: str | None = None
+    partitioner: str = "optimal"
+    max_partitions: int | None = None
+    level: int = 2
+    samples: int = 4
+    seed: int = 0
+    tolerance: Any = None  # edgecc.verify.Tolerance; None = preset of the precision
+
+
+@dataclass
+class PartitionSpec:
+    """One partition of the plan: device, nodes and boundary tensors."""
+
+    index: int
+    device: str
+    precision: str
+    nodes: list[int]
+    inputs: list[str]
+    outputs: list[str]
+    estimated_us: float
+
+
+@dataclass
+class CompileResult:
+    """The placement plan, its scores, the emitted files and the verification."""
+
+    target: Target
+    precision: str
+    plan: Plan
+    scores: dict[str, Breakdown]
+    partitions: list[PartitionSpec]
+    support: list[CheckResult]
+    graph: ModelGraph
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def check_support(model: onnx.ModelProto, target: Target) -> tuple[ModelGraph, list[CheckResult]]:
+    """Every node's verdict on `target` (all checks run)."""
+    from edgecc.onnxutil import infer_shapes
+
+    graph = analyse(infer_shapes(model))
+    return graph, [target.check(view) for view in graph.views]
+
+
+def _precision_of(target: Target, precision: str | None) -> str:
+    if precision is None:
+        return target.default_precision
+    if precision not in target.precisions:
+        raise UsageError(f"target '{target.name}' runs {', '.join(target.precisions)}, not {precision}")
+    return precision
+
+
+def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Target, precision: str) -> Problem:
+    """The partitioning problem: CPU fallback (device 0) and the target (device 1, unless it is the CPU)."""
+    from edgecc.targets import get_target
+
+    cpu = get_target("cpu")
+    cpu_precision = precision if target.name == "cpu" else "fp32"
+    devices = [Device("cpu", cpu.cost.launch_us, cpu.memory, BYTES_PER_ELEMENT[cpu_precision])]
+    if target.name != "cpu":
+        devices.append(Device(target.name, target.cost.launch_us, target.memory, BYTES_PER_ELEMENT.get(precision, 4)))
+    tensors: dict[str, int] = {}
+    producer: list[int] = []
+    for name in graph.graph_inputs:
+        tensors[name] = len(producer)
+        producer.append(-1)
+    node_inputs: list[list[int]] = []
+    node_outputs: list[list[int]] = []
+    compute: list[list[float]] = []
+    cpu_check = cpu.check
+    for index, view in enumerate(graph.views):
+        reads = sorted({tensors[t] for t in _reads(view) if t in tensors})
+        node_inputs.append(reads)
+        outs = []
+        for out in view.outputs:
+            if out:
+                tensors[out] = len(producer)
+                producer.append(index)
+                outs.append(tensors[out])
+        node_outputs.append(outs)
+        row = [cpu.cost.node_us(graph.macs[index], graph.node_bytes[index], cpu_precision) if cpu_check(view).supported else math.inf]
+        if target.name != "cpu":
+            ok = support[index].supported
+            row.append(target.cost.node_us(graph.macs[index], graph.node_bytes[index], precision) if ok else math.inf)
+        if all(c == math.inf for c in row):
+            from edgecc.errors import UnsupportedNode, UnsupportedOperator
+
+            bad = [UnsupportedNode(v.name, v.op_type, cpu_check(v).reason) for v in graph.views if not cpu_check(v).supported]
+            raise UnsupportedOperator(bad, where="no device (not even the CPU fallback) can run")
+        compute.append(row)
+    names = [""] * len(producer)
+    for name, tid in tensors.items():
+        names[tid] = name
+    elements = [graph.elements.get(name, 1) for name in names]
+    outputs = {tensors[o] for o in graph.graph_outputs if o in tensors}
+    return Problem(devices, compute, node_inputs, node_outputs, elements, producer, outputs, names)
+
+
+def _reads(view: Any) -> list[str]:
+    return [t for t in view.inputs if t]
+
+
+def plan_model(model: onnx.ModelProto, target: Target, *, precision: str | None = None, partitioner: str = "optimal",
+               max_partitions: int | None = None) -> tuple[ModelGraph, list[CheckResult], Problem, Plan, dict[str, Breakdown]]:
+    """Support check + partitioning of an (optimised) model."""
+    precision = _precision_of(target, precision)
+    graph, support = check_support(model, target)
+    problem = build_problem(graph, support, target, precision)
+    try:
+        plan, scores = solve(problem, partitioner, max_partitions=max_partitions)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return graph, support, problem, plan, scores
+
+
+def partitions_of(graph: ModelGraph, problem: Problem, plan: Plan, target: Target, precision: str) -> list[PartitionSpec]:
+    """Partition boundaries: inputs read from outside, outputs read outside or graph outputs."""
+    runs = plan.cost.runs
+    produced_in: dict[str, int] = {}
+    for r, (_, first, last) in enumerate(runs):
+        for i in range(first, last + 1):
+            for out in graph.views[i].outputs:
+                if out:
+                    produced_in[out] = r
+    read_by: dict[str, set[int]] = {}
+    for r, (_, first, last) in enumerate(runs):
+        for i in range(first, last + 1):
+            for t in _reads(graph.views[i]):
+                read_by.setdefault(t, set()).add(r)
+    specs = []
+    graph_outputs = set(graph.graph_outputs)
+    for r, (device, first, last) in enumerate(runs):
+        nodes = list(range(first, last + 1))
+        inputs: list[str] = []
+        for i in nodes:
+            for t in _reads(graph.views[i]):
+                if t not in inputs and produced_in.get(t, -1) != r and (t in produced_in or t in graph.graph_inputs):
+                    inputs.append(t)
+        outputs = []
+        for i in nodes:
+            for t in graph.views[i].outputs:
+                if t and (t in graph_outputs or read_by.get(t, set()) - {r}):
+                    outputs.append(t)
+        device_name = problem.devices[device].name
+        part_precision = precision if device_name == target.name else "fp32"
+        estimate = sum(problem.compute[i][device] for i in nodes) + problem.devices[device].launch_us
+        specs.append(PartitionSpec(r, device_name, part_precision, nodes, inputs, outputs, estimate))
+    return specs
+
+
+def extract_partition(model: onnx.ModelProto, nodes: Sequence[int], inputs: Sequence[str], outputs: Sequence[str], name: str) -> onnx.ModelProto:
+    """A standalone ONNX model of some nodes of `model` (shape-inferred), with the weights they use."""
+    import onnx
+    from onnx import helper
+
+    graph = model.graph
+    value_infos = {vi.name: vi for vi in [*graph.input, *graph.value_info, *graph.output]}
+    picked = [graph.node[i] for i in nodes]
+    used = {t for n in picked for t in n.input if t}
+    initializers = [init for init in graph.initializer if init.name in used]
+
+    def info(tensor: str) -> onnx.ValueInfoProto:
+        if tensor in value_infos:
+            vi = onnx.ValueInfoProto()
+            vi.CopyFrom(value_infos[tensor])
+            return vi
+        return helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
+
+    internal = {t for n in picked for t in n.output if t} - set(outputs)
+    sub = helper.make_graph(picked, name, [info(t) for t in inputs], [info(t) for t in outputs], initializer=initializers,
+                            value_info=[value_infos[t] for t in sorted(internal) if t in value_infos])
+    result = helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version,
+                               producer_name="edgecc")
+    return result
+
+
+def boundary_values(model: onnx.ModelProto, names: Sequence[str], feeds: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The float values of intermediate tensors `names` for every feed (calibration data of later partitions)."""
+    from edgecc.onnxutil import with_outputs
+    from edgecc.ortrun import OrtRunner
+
+    inputs = {i.name for i in model.graph.input}
+    wanted = [n for n in names if n not in inputs]
+    runner = OrtRunner(with_outputs(model, wanted), name="float model", optimize=False) if wanted else None
+    values = []
+    for feed in feeds:
+        result = dict(runner.run(feed, wanted)) if runner else {}
+        result.update({k: v for k, v in feed.items() if k in names})
+        values.append(result)
+    return values
+
+
+def require_static(model: onnx.ModelProto, target: Target, path: str) -> None:
+    """Targets that need static shapes reject dynamic inputs, naming them (exit 4)."""
+    from edgecc.onnxutil import graph_inputs
+
+    dynamic = [i for i in graph_inputs(model) if not i.is_static()]
+    if target.static_shapes and dynamic:
+        names = ", ".join(f"'{i.name}' ({i.shape_text()})" for i in dynamic)
+        fix = " ".join(f"--input {i.name}:{'x'.join(str(d) if isinstance(d, int) else 'N' for d in (i.shape or ()))}" for i in dynamic)
+        raise UnsupportedError(f"target '{target.name}' needs static shapes, but input(s) {names} of {path} are dynamic",
+                               hint=f"fix them, e.g. {fix}", path=path)
+
+
+def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, options: CompileOptions, path: str,
+                  specs: Sequence[InputSpec] = (), calibration: Sequence[Mapping[str, np.ndarray]] = (),
+                  archive: bool = False, on_plan: Callable[[CompileResult], None] | None = None) -> CompileResult:
+    """The whole compile step; writes the bundle at `out_path` only when verification passes."""
+    from edgecc import bundle as bundle_io
+    from edgecc.inputs import match_samples, random_feeds
+    from edgecc.onnxutil import apply_input_specs, graph_inputs, infer_shapes
+    from edgecc.passes import pipeline_for
+    from edgecc.passes.manager import run_passes
+    from edgecc.verify import TOLERANCE_PRESETS
+
+    precision = _precision_of(target, options.precision)
+    model = apply_input_specs(source, specs, path=path)
+    require_static(model, target, path)
+    reference_model = model
+    if options.level > 0:
+        model, _ = run_passes(model, pipeline_for(options.level))
+    model = infer_shapes(model)
+    graph, support, problem, plan, scores = plan_model(model, target, precision=precision, partitioner=options.partitioner,
+                                                       max_partitions=options.max_partitions)
+    parts = partitions_of(graph, problem, plan, target, precision)
+    inputs = graph_inputs(model)
+    feeds = match_samples([dict(s) for s in calibration], inputs) if calibration else random_feeds(inputs, seed=options.seed, count=options.samples)
+    boundary = sorted({t for p in parts for t in p.inputs})
+    needs_calibration = any(p.precision in ("int8", "int16") for p in parts)
+    values = boundary_values(model, boundary, feeds) if needs_calibration else []
+    out = Path(out_path)
+    result = CompileResult(target, precision, plan, scores, parts, support, graph)
+    if on_plan is not None:
+        on_plan(result)
+    with bundle_io.staging(out, archive=archive) as stage:
+        (stage / "partitions").mkdir()
+        artifacts: list[list[Path]] = []
+        for part in parts:
+            sub = extract_partition(model, part.nodes, part.inputs, part.outputs, f"p{part.index}_{part.device}")
+            device_target = target if part.device == target.name else _cpu()
+            cal = [{k: v[k] for k in part.inputs} for v in values] if part.precision in ("int8", "int16") else []
+            files = device_target.emit(sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal)
+            artifacts.append(files)
+        manifest = bundle_io.make_manifest(result, source=source, source_path=path, model=model, stage=stage, artifacts=artifacts,
+                                           problem=problem)
+        reference = bundle_io.write_reference(stage, reference_model, feeds)
+        bundle_io.write_manifest(stage, manifest)
+        from edgecc.runtime import load as load_bundle
+
+        tolerance = options.tolerance or TOLERANCE_PRESETS["fp32" if all(p.precision == "fp32" for p in parts) else precision if precision in TOLERANCE_PRESETS else "int8"]
+        verification = load_bundle(stage).verify(reference, feeds, tolerance)
+        verification.candidate = f"{out.name} ({target.name} bundle)"
+        verification.reference = f"{Path(path).name} (float, onnxruntime)"
+        manifest["verification"] = verification.to_dict()
+        bundle_io.write_manifest(stage, manifest)
+        result.manifest = manifest
+        if not verification.passed:
+            from edgecc.errors import NumericsError
+
+            names = ", ".join(o.name for o in verification.failures())
+            raise NumericsError(f"the {target.name} bundle differs from the float model beyond {precision} tolerance on output(s) {names}",
+                                report=verification, hint="give real --calibration data, a higher --precision, or looser tolerances")
+    return result
+
+
+def _cpu() -> Target:
+    from edgecc.targets import get_target
+
+    return get_target("cpu")
+
