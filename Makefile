@@ -51,6 +51,7 @@ bench: install
 	$(PY) benchmarks/mxnet_convert.py
 	$(PY) benchmarks/tf_convert_overhead.py
 	$(PY) benchmarks/partition.py
+	$(PY) benchmarks/quantize.py
 	$(PY) -m tests.passes.onnx_backend_suite
 
 clean:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("edgecc.commands.verify", "Compare the outputs of two models on the same inputs."),
     "optimize": ("edgecc.commands.optimize", "Run cleanup and fusion passes on an ONNX model, verified against it."),
     "passes": ("edgecc.commands.passes", "List the optimisation passes and levels."),
+    "quantize": ("edgecc.commands.quantize", "Quantise a model: static int8 with calibration, dynamic or fp16, with an accuracy report."),
     "compile": ("edgecc.commands.compile", "Partition a model by cost for an accelerator target and write a verified bundle."),
     "run": ("edgecc.commands.run", "Run a bundle (or an ONNX model) partition by partition; optionally benchmark."),
     "targets": ("edgecc.commands.targets", "List targets, show their operator support and costs, check a model against them."),

@@ -24,6 +24,7 @@ __all__ = [
     "concrete_shape",
     "random_feeds",
     "match_samples",
+    "load_array_file",
 ]
 
 Dim = int | str | None
@@ -145,7 +146,8 @@ def parse_input_specs(texts: Iterable[str]) -> tuple[InputSpec, ...]:
     return specs
 
 
-def _load_array_file(path: Path) -> "np.ndarray | dict[str, np.ndarray]":
+def load_array_file(path: Path) -> "np.ndarray | dict[str, np.ndarray]":
+    """An .npy array or the arrays of an .npz (by key), read without pickle; bad files are InvalidInputError."""
     import numpy as np
 
     from edgecc.fileio import check_input_file
@@ -188,7 +190,7 @@ def _samples_from_path(path: Path, name: str | None) -> list[dict[str, "np.ndarr
         for file in files:
             samples.extend(_samples_from_path(file, name))
         return samples
-    loaded = _load_array_file(path)
+    loaded = load_array_file(path)
     if isinstance(loaded, dict):
         if name is not None:
             if name not in loaded:
