@@ -33,6 +33,8 @@ demo: install
 	$(EDGECC) verify $(DEMO_DIR)/resnet20.onnx $(DEMO_DIR)/resnet20_op13.onnx --data input=$(DEMO_DIR)/cat_32x32.npy
 	@echo "== compare with the outputs the original project's model produced"
 	$(PY) samples/check_reference.py $(DEMO_DIR)/resnet20.onnx samples/models/resnet20_cifar10/ref/cat_32x32.npz
+	@echo "== the Makefile pipeline: optimise, quantise, compile for an NPU, run the bundle, verify it"
+	$(MAKE) --no-print-directory -f samples/pipeline/Makefile OUT=$(DEMO_DIR)/pipeline EDGECC=$(EDGECC) PY=$(PY)
 
 test: install
 	$(PY) -m pytest -m "not shared" --ignore=tests/shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
