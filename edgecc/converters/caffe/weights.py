@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgecc.errors import InvalidInputError
+from edgecc.protowire import read_varint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,18 +57,10 @@ class TrainedLayer:
 
 
 def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise _Corrupt("a varint runs past the end of its message")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise _Corrupt("a varint is longer than 10 bytes")
+    try:
+        return read_varint(buf, pos, end)
+    except ValueError as exc:  # WireTruncated / WireInvalid
+        raise _Corrupt(str(exc)) from None
 
 
 def _fields(buf: memoryview, pos: int, end: int):  # type: ignore[no-untyped-def]

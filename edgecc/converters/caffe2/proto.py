@@ -16,6 +16,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from edgecc.protowire import WireTruncated, read_varint
+
 __all__ = ["DATA_TYPES", "Argument", "NetDef", "OperatorDef", "TensorProto", "looks_like_netdef"]
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -116,23 +118,10 @@ _OP_WIRE = {1: _LEN, 2: _LEN, 3: _LEN, 4: _LEN, 5: _LEN, 6: _LEN, 7: _LEN, 8: _L
 _TEXT_FIELDS = {1, 3, 7, 8}  # NetDef fields holding text
 
 
-class _Truncated(Exception):
-    pass
+_Truncated = WireTruncated
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise _Truncated
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
+_varint = read_varint
 
 
 def _fields(data: bytes, *, complete: bool) -> list[tuple[int, int, int, int]]:

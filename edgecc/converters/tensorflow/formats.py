@@ -12,6 +12,8 @@ import json
 import zipfile
 from pathlib import Path
 
+from edgecc.protowire import WireInvalid, WireTruncated, read_varint
+
 __all__ = [
     "GRAPHDEF",
     "KERAS",
@@ -109,27 +111,11 @@ def sniff(path_text: str) -> str | None:
 # --- protobuf wire format -------------------------------------------------------------------------
 
 
-class _Cut(Exception):
-    """The buffer ends inside a field."""
+_Cut = WireTruncated  # the buffer ends inside a field
+_Bad = WireInvalid  # the bytes are not a valid protobuf encoding of the expected message
 
 
-class _Bad(Exception):
-    """The bytes are not a valid protobuf encoding of the expected message."""
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if pos >= len(data):
-            raise _Cut
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise _Bad
+_varint = read_varint
 
 
 def _fields(data: bytes):
