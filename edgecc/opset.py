@@ -97,7 +97,8 @@ def _reduce_axes_to_attribute(node: "onnx.NodeProto", context: _Context) -> str 
     """Reduce* with an `axes` input (opset 18) -> `axes` attribute (opset 13)."""
     from onnx import helper
 
-    if context.target >= 18:
+    axes_as_input_since = 13 if node.op_type == "ReduceSum" else 18
+    if context.target >= axes_as_input_since:
         return _signature_compatible(node, context)
     noop = next((int(_attr_value(a)) for a in node.attribute if a.name == "noop_with_empty_axes"), 0)
     axes = None
@@ -116,9 +117,21 @@ def _reduce_axes_to_attribute(node: "onnx.NodeProto", context: _Context) -> str 
     return None
 
 
-for _op in _REDUCE_OPS:
-    if _op != "ReduceSum":  # ReduceSum took its axes as an input from opset 13 on
-        DOWNGRADE_ADAPTERS.register(_op, _reduce_axes_to_attribute)
+for _op in _REDUCE_OPS:  # ReduceSum took its axes as an input from opset 13 on, the others from 18
+    DOWNGRADE_ADAPTERS.register(_op, _reduce_axes_to_attribute)
+
+
+@DOWNGRADE_ADAPTERS.register("BatchNormalization")
+def _batchnorm_inference(node: "onnx.NodeProto", context: _Context) -> str | None:
+    """BatchNormalization-15/14 -> 9: same inputs (renamed), inference form only (training_mode=0, one output)."""
+    if context.target >= 14:
+        return _signature_compatible(node, context)
+    if any(a.name == "training_mode" and int(_attr_value(a)) for a in node.attribute) or len([o for o in node.output if o]) > 1:
+        return "training mode (running statistics outputs) has no opset-9 form"
+    attrs = [a for a in node.attribute if a.name != "training_mode"]
+    del node.attribute[:]
+    node.attribute.extend(attrs)
+    return None
 
 
 @DOWNGRADE_ADAPTERS.register("Split")

@@ -155,3 +155,30 @@ def test_lowering_uses_edgecc_adapters_where_onnx_has_none(tmp_path: Path) -> No
     assert not [a for n in lowered.graph.node for a in n.attribute if a.name == "allowzero"]
     x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
     np.testing.assert_array_equal(_run(tmp_path / "m13.onnx", {"x": x})[0], _run(tmp_path / "m17.onnx", {"x": x})[0])
+
+
+def test_lowering_batchnorm_and_reducesum_below_13(tmp_path: Path) -> None:
+    """BatchNormalization-15 and ReduceSum-13 (axes as an input) down to opset 11, numerics unchanged."""
+    rng = np.random.default_rng(1)
+    params = [numpy_helper.from_array(v.astype(np.float32), n) for n, v in (
+        ("scale", rng.uniform(0.5, 1.5, 3)), ("bias", rng.normal(size=3)), ("mean", rng.normal(size=3)), ("var", rng.uniform(0.5, 2, 3)))]
+    axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["bn"], name="bn", epsilon=1e-3),
+        helper.make_node("ReduceSum", ["bn", "axes"], ["y"], name="sum", keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], initializer=[*params, axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m15.onnx"))
+    result = run_edgecc("convert", tmp_path / "m15.onnx", "--opset", "11", "-o", tmp_path / "m11.onnx", "--no-optimize")
+    assert result.returncode == 0, result.stderr
+    lowered = onnx.load(str(tmp_path / "m11.onnx"))
+    assert lowered.opset_import[0].version == 11
+    reduce_node = next(n for n in lowered.graph.node if n.op_type == "ReduceSum")
+    assert len(reduce_node.input) == 1 and [a.name for a in reduce_node.attribute if a.name == "axes"] == ["axes"]
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(tmp_path / "m11.onnx", {"x": x})[0], _run(tmp_path / "m15.onnx", {"x": x})[0], rtol=1e-6, atol=1e-6)
