@@ -13,6 +13,8 @@ __all__ = ["command"]
 @click.command("verify")
 @click.argument("reference")
 @click.argument("candidate")
+@click.option("--reference-weights", default=None, metavar="FILE", help="Second file of REFERENCE (caffemodel, state dict, ...).")
+@click.option("--candidate-weights", default=None, metavar="FILE", help="Second file of CANDIDATE.")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input dimensions for both models.")
 @click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Inputs (.npy, .npz keyed by input, or a directory of samples).")
 @click.option("--samples", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Number of random samples when no --data is given.")
@@ -24,6 +26,8 @@ __all__ = ["command"]
 def command(
     reference: str,
     candidate: str,
+    reference_weights: str | None,
+    candidate_weights: str | None,
     input_specs: tuple[str, ...],
     data_args: tuple[str, ...],
     samples: int,
@@ -42,6 +46,7 @@ def command(
       edgecc verify model.onnx model_opt.onnx
       edgecc verify model.onnx model_fp16.onnx --precision fp16
       edgecc verify model.onnx broken.onnx --per-layer --data input=x.npy
+      edgecc verify deploy.prototxt model.onnx --reference-weights weights.caffemodel
     """
     from edgecc.converters.pipeline import open_runnable
     from edgecc.errors import NumericsError, UsageError
@@ -52,8 +57,8 @@ def command(
 
     specs = parse_input_specs(input_specs)
     tolerance = TOLERANCE_PRESETS[precision].with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
-    ref_model = open_runnable(reference, specs)
-    cand_model = open_runnable(candidate, specs)
+    ref_model = open_runnable(reference, specs, weights=reference_weights)
+    cand_model = open_runnable(candidate, specs, weights=candidate_weights)
     ref_inputs = {i.name for i in ref_model.inputs}
     if ref_inputs != {i.name for i in cand_model.inputs}:
         raise UsageError(

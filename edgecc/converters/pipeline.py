@@ -125,8 +125,11 @@ def verify_conversion(
     return report
 
 
-def open_runnable(path: str, specs: Sequence["InputSpec"] = (), framework: str | None = None) -> "Runnable":
-    """A runnable model for `edgecc verify`: ONNX under onnxruntime, other formats in their own framework."""
+def open_runnable(
+    path: str, specs: Sequence["InputSpec"] = (), framework: str | None = None, weights: str | None = None
+) -> "Runnable":
+    """A runnable model for `edgecc verify`: ONNX under onnxruntime, bundles by the runtime, other formats in
+    their own framework (`weights` is the second file of two-file formats: caffemodel, state dict, ...)."""
     from edgecc.onnxutil import apply_input_specs, load_onnx
     from edgecc.ortrun import OrtRunner
 
@@ -134,10 +137,13 @@ def open_runnable(path: str, specs: Sequence["InputSpec"] = (), framework: str |
         from edgecc.runtime import load
 
         return load(path)
-    frontend = detect_frontend([path], framework)
+    sources = [path] + ([weights] if weights else [])
+    frontend = detect_frontend(sources, framework)
     if frontend.name == "onnx":
+        if weights:
+            raise UsageError(f"an ONNX model takes no weights file (got '{weights}')")
         model = apply_input_specs(load_onnx(path), specs, path=path)
         return OrtRunner(model, name=path)
     if frontend.reference is None:
-        raise UsageError(f"'{path}' ({frontend.name}) cannot be run here", hint="convert it to ONNX first")
-    return frontend.reference([path], ConvertOptions(framework=frontend.name, inputs=tuple(specs)))
+        raise UsageError(f"'{path}' ({frontend.name}) cannot be run here", hint="convert it to ONNX first, then verify the ONNX file")
+    return frontend.reference(sources, ConvertOptions(framework=frontend.name, inputs=tuple(specs)))

@@ -278,3 +278,21 @@ def test_detect_is_content_based(tmp_path: Path) -> None:
     tf_text.write_text('node { name: "x" op: "Placeholder" }\nversions { producer: 1 }\n')
     assert detect([str(proto)]) and detect([str(renamed)]) and detect([str(model), str(proto)])
     assert not detect([str(model)]) and not detect([str(caffe2_text)]) and not detect([str(tf_text)])
+
+
+def test_verify_runs_a_caffe_model_against_its_onnx(tmp_path):
+    """`edgecc verify deploy.prototxt model.onnx --reference-weights x.caffemodel` runs Caffe through OpenCV."""
+    from tests.conftest import SAMPLES, run_edgecc
+
+    folder = SAMPLES / "models" / "caffe_mtcnn_pnet"
+    out = tmp_path / "pnet.onnx"
+    converted = run_edgecc("convert", folder / "det1.prototxt", folder / "det1.caffemodel", "--input", "data:1x3x12x12", "-o", out)
+    assert converted.returncode == 0, converted.stderr
+    result = run_edgecc(
+        "verify", folder / "det1.prototxt", out, "--reference-weights", folder / "det1.caffemodel",
+        "--input", "data:1x3x12x12", "--samples", "2", "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = result.json()
+    assert report["samples"] == 2 and {o["name"] for o in report["outputs"]} == {"prob1", "conv4-2"}
+    assert all(o["max_abs"] < 1e-4 for o in report["outputs"])
