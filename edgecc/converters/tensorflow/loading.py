@@ -203,6 +203,15 @@ def graphdef_source(graph_def: Any, path: str, options: ConvertOptions, kind: st
         spec = options.input_spec(name) or options.input_spec(name.rsplit(":", 1)[0])
         shape = _dims(tensor.shape)
         if spec is not None and spec.shape is not None:
+            if shape is not None and (
+                len(shape) != len(spec.shape)
+                or any(isinstance(h, int) and isinstance(w, int) and h != w for h, w in zip(shape, spec.shape))
+            ):
+                fixed = "x".join("?" if d is None else str(d) for d in shape)
+                raise UsageError(
+                    f"--input '{spec.text()}' conflicts with the graph, where {name} ({tensor.op.type}) is fixed to {fixed}",
+                    hint="give the graph's shape, or fix only its unknown (?) dimensions",
+                )
             shape = tuple(d if isinstance(d, int) else None for d in spec.shape)
         dtype = spec.dtype if spec is not None and spec.dtype else tensor.dtype.name
         inputs.append(TensorInfo(name, shape, "object" if dtype == "string" else dtype))

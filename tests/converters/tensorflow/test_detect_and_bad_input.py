@@ -93,3 +93,15 @@ def test_saved_model_without_variables(tmp_path, cnn_files):
     frontend._load.cache_clear()
     with pytest.raises(InvalidInputError, match="TensorFlow SavedModel"):
         frontend.convert([str(broken)], TFOptions())
+
+
+def test_input_conflicting_with_a_fixed_placeholder_is_a_usage_error(tmp_path):
+    """A frozen graph's fixed placeholder shape cannot be changed with --input: exit 2, no output."""
+    from tests.conftest import SAMPLES, run_edgecc
+
+    pb = SAMPLES / "models" / "tf_kws_dnn_s" / "DNN_S.pb"
+    out = tmp_path / "x.onnx"
+    result = run_edgecc("convert", pb, "--input", "Reshape:0:2x250", "--output", "labels_softmax:0", "-o", out)
+    assert result.returncode == 2, result.stderr
+    assert "fixed to 1x250" in result.stderr
+    assert not out.exists()
