@@ -22,11 +22,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from memory import CHILD_PRELUDE
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
-CHILD = r"""
+CHILD = CHILD_PRELUDE + r"""
 import json, statistics, sys, time
 mode, predict, init, spec, repeat = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 from edgecc.converters.caffe2 import proto
@@ -36,12 +37,8 @@ from edgecc.converters.options import ConvertOptions
 from edgecc.converters.pipeline import convert
 from edgecc.inputs import parse_input_spec
 options = ConvertOptions(inputs=(parse_input_spec(spec),))
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset the peak RSS (VmHWM) to the current RSS: imports do not count
-base = status("VmRSS")
+reset_peak()  # imports do not count
+base = current_rss()
 times = []
 for _ in range(repeat):
     start = time.perf_counter()
@@ -55,7 +52,7 @@ for _ in range(repeat):
         model = convert([predict, init], options).model
     times.append(time.perf_counter() - start)
     model = net = None
-peak = status("VmHWM")
+peak = peak_rss()
 print(json.dumps({"seconds": min(times), "peak_rss_above_base": peak - base, "peak_rss": peak}))
 """
 

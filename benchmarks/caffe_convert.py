@@ -24,19 +24,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from memory import CHILD_PRELUDE
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
-CHILD = r"""
-import json, resource, sys, time
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-def high_water():
-    # VmHWM belongs to this program's address space; ru_maxrss would also count the forked parent before exec
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+CHILD = CHILD_PRELUDE + r"""
+import json, sys, time
 mode, prototxt, caffemodel, out = sys.argv[1:5]
 import numpy as np
 if mode == "opencv":
@@ -54,7 +48,7 @@ else:
         tiny = pathlib.Path(warm) / "tiny.prototxt"
         tiny.write_text('input: "x"\ninput_shape { dim: 1 dim: 2 }\nlayer { name: "r" type: "ReLU" bottom: "x" top: "y" }\n')
         save_onnx(convert([str(tiny)], ConvertOptions()).model, str(pathlib.Path(warm) / "tiny.onnx"))
-base = rss()
+base = current_rss()
 start = time.perf_counter()
 if mode == "opencv":
     net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
@@ -63,7 +57,7 @@ elif mode == "frontend":
 else:
     save_onnx(convert([prototxt, caffemodel], ConvertOptions()).model, out)
 elapsed = time.perf_counter() - start
-peak = high_water()
+peak = peak_rss()
 print(json.dumps({"seconds": elapsed, "peak_above_base": max(peak - base, 0)}))
 """
 

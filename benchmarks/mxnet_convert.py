@@ -23,15 +23,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from memory import CHILD_PRELUDE
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
-CHILD = r"""
-import json, resource, sys, time
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+CHILD = CHILD_PRELUDE + r"""
+import json, sys, time
 mode, symbol, params, out = sys.argv[1:5]
 import numpy as np
 if mode != "fromfile":
@@ -40,7 +38,7 @@ if mode != "fromfile":
     from edgecc.converters.mxnet import convert as frontend_convert, supported_ops
     from edgecc.onnxutil import save_onnx
     supported_ops()
-base = rss()
+base = current_rss()
 start = time.perf_counter()
 if mode == "fromfile":
     data = np.fromfile(params, dtype=np.uint8)
@@ -50,7 +48,7 @@ elif mode == "frontend":
 else:
     save_onnx(convert([symbol, params], ConvertOptions()).model, out)
 elapsed = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss()
 print(json.dumps({"seconds": elapsed, "peak_above_base": max(peak - base, 0)}))
 """
 

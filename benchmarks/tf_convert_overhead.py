@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from memory import CHILD_PRELUDE
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,32 +30,22 @@ MODELS = REPO / "samples" / "models"
 KERAS_H5 = MODELS / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5"
 TFLITE = MODELS / "tflite_mobilenet_v1_025_128_uint8" / "mobilenet_v1_0.25_128_quant.tflite"
 
-PEAK_CHILD = r"""
-import sys
-from edgecc.converters import FRONTENDS
-from edgecc.registry import LazyModule
-if "tensorflow" not in FRONTENDS:
-    FRONTENDS.register("tensorflow", LazyModule("edgecc.converters.tensorflow"))
+PEAK_CHILD = CHILD_PRELUDE + r"""
 from edgecc.cli import main
 try:
     main(["convert", sys.argv[1], "-o", sys.argv[2], "--no-verify", "-q"])
 except SystemExit as done:
     if done.code:
         raise
-with open("/proc/self/status") as f:
-    print(next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:")))
+print(peak_rss())
 """
 
 
 def _edgecc_convert(path: Path):
-    from edgecc.converters import FRONTENDS
     from edgecc.converters import tensorflow as frontend
     from edgecc.converters.options import ConvertOptions
     from edgecc.converters.pipeline import convert
-    from edgecc.registry import LazyModule
 
-    if "tensorflow" not in FRONTENDS:  # until edgecc.converters registers the frontend
-        FRONTENDS.register("tensorflow", LazyModule("edgecc.converters.tensorflow"))
     frontend._load.cache_clear()
     return convert([str(path)], ConvertOptions(framework="tensorflow")).model
 
