@@ -11,7 +11,6 @@ import os
 import sys
 import traceback
 
-
 import click
 
 from edgecc import __version__

@@ -120,17 +120,10 @@ def _all_tensors(graph: "onnx.GraphProto") -> Iterable["onnx.TensorProto"]:
 def parse_onnx_bytes(data: bytes, *, path: str | Path = "<bytes>") -> "onnx.ModelProto":
     """Parse serialised ONNX, turning protobuf errors into InvalidInputError."""
     import onnx
-    from google.protobuf.message import DecodeError
 
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"'{path}' is not a valid ONNX model: protobuf parse failed ({exc or 'truncated or corrupt data'})",
-            path=path,
-            hint="the file is truncated, corrupt or not ONNX",
-        ) from None
+    from edgecc.protowire import parse_message
+
+    model = parse_message(onnx.ModelProto(), data, path=path, what="ONNX model", hint="the file is truncated, corrupt or not ONNX")
     if not model.HasField("graph") or model.ir_version <= 0:
         raise InvalidInputError(f"'{path}' is not an ONNX model (no graph or IR version)", path=path)
     return model

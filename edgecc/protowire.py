@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["WireTruncated", "WireInvalid", "read_varint"]
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edgecc.errors import InvalidInputError
+
+__all__ = ["WireTruncated", "WireInvalid", "read_varint", "parse_message"]
+
+M = TypeVar("M")
 
 
 class WireTruncated(ValueError):
@@ -28,3 +35,19 @@ def read_varint(data: bytes | memoryview, pos: int, end: int | None = None) -> t
         shift += 7
         if shift > 63:
             raise WireInvalid("a varint is longer than 10 bytes")
+
+
+def parse_message(message: M, data: bytes, *, path: str | Path, what: str, hint: str) -> M:
+    """Parse `data` into the protobuf `message`; a decode failure is an InvalidInputError naming file and format."""
+    from google.protobuf.message import DecodeError
+
+    parse: Any = message.ParseFromString  # type: ignore[attr-defined]
+    try:
+        parse(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"'{path}' is not a valid {what}: protobuf parse failed ({exc or 'truncated or corrupt data'})",
+            path=path,
+            hint=hint,
+        ) from None
+    return message

@@ -100,9 +100,8 @@ def _remove_identities(model: "ir.Model") -> int:
 @register_pass("fold-constants", "cleanup")
 def fold_constants(model: "ir.Model", context: PassContext) -> int:
     """Evaluate subgraphs whose inputs are all constants (tensors up to the size limit) into initializers."""
-    from onnxscript.optimizer import fold_constants as onnxscript_fold
-
     import onnx_ir as ir
+    from onnxscript.optimizer import fold_constants as onnxscript_fold
 
     def no_strings(node: "ir.Node") -> bool | None:
         # onnx_ir cannot serialise folded string tensors: leave string computations alone

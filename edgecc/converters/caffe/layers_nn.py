@@ -46,13 +46,12 @@ def conv_geometry(param: Any, n: int) -> tuple[list[int], list[int], list[int], 
     return kernel, pad, stride, dilation
 
 
-@LAYERS.register("Convolution")
-def convolution(ctx: LayerContext) -> list[Shape]:
-    """Convolution (group, dilation, per-axis kernel/pad/stride, bias_term) -> Conv."""
+def _conv_setup(ctx: LayerContext, what: str) -> tuple[Shape, list[int], list[int], list[int], list[int], int, int, int]:
+    """Checked input shape, geometry, group, input and output channels of a (de)convolution layer."""
     param = ctx.layer.convolution_param
     shape = ctx.shape()
     if ctx.axis(param.axis, len(shape)) != 1:
-        raise LayerError(f"convolution over axis {param.axis} (only channels axis 1)")
+        raise LayerError(f"{what} over axis {param.axis} (only channels axis 1)")
     n = len(shape) - 2
     if n < 1:
         raise LayerError(f"convolution of a rank-{len(shape)} input")
@@ -62,6 +61,14 @@ def convolution(ctx: LayerContext) -> list[Shape]:
         raise LayerError("num_output is missing or zero")
     if group <= 0 or channels % group or num_output % group:
         raise LayerError(f"group {group} does not divide {channels} input / {num_output} output channels")
+    return shape, kernel, pad, stride, dilation, group, channels, num_output
+
+
+@LAYERS.register("Convolution")
+def convolution(ctx: LayerContext) -> list[Shape]:
+    """Convolution (group, dilation, per-axis kernel/pad/stride, bias_term) -> Conv."""
+    param = ctx.layer.convolution_param
+    shape, kernel, pad, stride, dilation, group, channels, num_output = _conv_setup(ctx, "convolution")
     weight = ctx.blob(0, (num_output, channels // group, *kernel), what="weights")
     inputs = [ctx.inputs[0], ctx.const("W", weight)]
     if param.bias_term:
@@ -79,18 +86,7 @@ def convolution(ctx: LayerContext) -> list[Shape]:
 def deconvolution(ctx: LayerContext) -> list[Shape]:
     """Deconvolution (transposed convolution, group, dilation, bias_term) -> ConvTranspose."""
     param = ctx.layer.convolution_param
-    shape = ctx.shape()
-    if ctx.axis(param.axis, len(shape)) != 1:
-        raise LayerError(f"deconvolution over axis {param.axis} (only channels axis 1)")
-    n = len(shape) - 2
-    if n < 1:
-        raise LayerError(f"convolution of a rank-{len(shape)} input")
-    kernel, pad, stride, dilation = conv_geometry(param, n)
-    group, channels, num_output = int(param.group), shape[1], int(param.num_output)
-    if num_output <= 0:
-        raise LayerError("num_output is missing or zero")
-    if group <= 0 or channels % group or num_output % group:
-        raise LayerError(f"group {group} does not divide {channels} input / {num_output} output channels")
+    shape, kernel, pad, stride, dilation, group, channels, num_output = _conv_setup(ctx, "deconvolution")
     weight = ctx.blob(0, (channels, num_output // group, *kernel), what="weights")
     inputs = [ctx.inputs[0], ctx.const("W", weight)]
     if param.bias_term:

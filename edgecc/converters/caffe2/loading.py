@@ -12,6 +12,7 @@ from typing import Any
 from edgecc.converters.caffe2 import proto
 from edgecc.errors import InvalidInputError, UsageError
 from edgecc.fileio import check_input_file
+from edgecc.protowire import parse_message
 
 __all__ = ["FILL_PREFIXES", "Caffe2Files", "is_fill_net", "load_files", "read_netdef", "sniff"]
 
@@ -86,7 +87,6 @@ def _parse_text(text: str) -> Any:
 
 def read_netdef(path: str | Path, *, what: str = "Caffe2 net") -> Any:
     """Parse a binary or text NetDef; corrupt, truncated or foreign files raise InvalidInputError."""
-    from google.protobuf.message import DecodeError
 
     checked = check_input_file(path, what=what)
     data = checked.read_bytes()
@@ -96,15 +96,7 @@ def read_netdef(path: str | Path, *, what: str = "Caffe2 net") -> Any:
         except Exception as exc:
             message = " ".join(str(exc).split())
             raise InvalidInputError(f"'{path}' is not a valid text NetDef: {message}", path=path) from None
-    net = proto.NetDef()
-    try:
-        net.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"'{path}' is not a valid Caffe2 NetDef: protobuf parse failed ({exc or 'truncated or corrupt data'})",
-            path=path,
-            hint="the file is truncated or corrupt",
-        ) from None
+    net = parse_message(proto.NetDef(), data, path=path, what="Caffe2 NetDef", hint="the file is truncated or corrupt")
     if not net.op:
         raise InvalidInputError(f"'{path}' holds no Caffe2 operators", path=path, hint="the file is truncated or not a NetDef")
     for index, op in enumerate(net.op):
