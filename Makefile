@@ -7,10 +7,13 @@ SHARED_MODELS ?= $(abspath ../shared/models)
 PYTEST_WORKERS ?= 2
 DEMO_DIR ?= build/demo
 NODE_TESTS := build/onnx-node-tests/.complete
+# Arm NN 20.08 (Debian): the armnn target runs its TFLite artifacts with it (system python3, CpuRef backend)
+ARMNN_PACKAGES := python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22
+ARMNN := build/.armnn-installed
 
 .PHONY: install demo test test-shared bench clean
 
-install: $(VENV)/.installed $(NODE_TESTS)
+install: $(VENV)/.installed $(NODE_TESTS) $(ARMNN)
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...'" >&2; exit 1; }
@@ -23,6 +26,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # the onnx backend node tests (peer suite of the passes), from the onnx 1.22 wheel on the package index
 $(NODE_TESTS): $(VENV)/.installed
 	$(PY) -m tests.passes.onnx_backend_suite --fetch
+
+# Debian's Arm NN packages for the armnn target (apt-get as root; elsewhere say what to install)
+$(ARMNN):
+	@mkdir -p build
+	@if /usr/bin/python3 -c "import pyarmnn" >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ARMNN_PACKAGES) >/dev/null; \
+	else echo "error: Arm NN is missing: run 'sudo apt-get install $(ARMNN_PACKAGES)'" >&2; exit 1; fi
+	touch $@
 
 demo: install
 	@mkdir -p $(DEMO_DIR)
