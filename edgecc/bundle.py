@@ -208,15 +208,16 @@ def _tensor_entry(name: str, graph: Any) -> dict[str, Any]:
 
 
 def make_manifest(result: Any, *, source: onnx.ModelProto, source_path: str, model: onnx.ModelProto, stage: Path,
-                  artifacts: Sequence[Sequence[Path]], problem: Any) -> dict[str, Any]:
+                  artifacts: Sequence[Sequence[Path]], problem: Any, vendor: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The manifest of a compiled bundle (verification is filled in afterwards)."""
     from edgecc import __version__
     from edgecc.onnxutil import serialize_onnx
 
     graph = result.graph
     partitions = []
-    for part, files in zip(result.partitions, artifacts):
-        partitions.append({
+    vendor = list(vendor) or [{} for _ in artifacts]
+    for part, files, info in zip(result.partitions, artifacts, vendor):
+        entry = {
             "index": part.index,
             "name": f"p{part.index}",
             "device": part.device,
@@ -227,9 +228,12 @@ def make_manifest(result: Any, *, source: onnx.ModelProto, source_path: str, mod
             "outputs": [_tensor_entry(t, graph) for t in part.outputs],
             "nodes": len(part.nodes),
             "estimated_us": round(part.estimated_us, 3),
-            "conversions": [],
+            "conversions": list(info.get("conversions", [])),
             "execution": (result.target if part.device == result.target.name else _cpu_target()).execution(part.precision),
-        })
+        }
+        if info:
+            entry["vendor"] = {k: v for k, v in info.items() if k != "conversions"}
+        partitions.append(entry)
     run_of = {i: p.index for p in result.partitions for i in p.nodes}
     placement = []
     for index, view in enumerate(graph.views):

@@ -9,7 +9,7 @@ import click
 from edgecc.commands.common import common_options, tolerance_options
 from edgecc.ui import Ui
 
-__all__ = ["command", "show_placement"]
+__all__ = ["command", "parse_vendor_options", "show_placement"]
 
 
 def show_placement(ui: Ui, result: Any) -> None:
@@ -40,6 +40,19 @@ def show_placement(ui: Ui, result: Any) -> None:
                    + "; ".join(f"{n} ({o}): {r}" for n, o, r in fallback[:8]) + (" ..." if len(fallback) > 8 else ""))
 
 
+def parse_vendor_options(args: tuple[str, ...]) -> dict[str, str]:
+    """`KEY=VALUE` pairs of --vendor-option (a malformed one is a usage error, exit 2)."""
+    from edgecc.errors import UsageError
+
+    options: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--vendor-option '{arg}' is not KEY=VALUE", hint="e.g. --vendor-option memory-mode=Shared_Sram")
+        options[key.strip()] = value.strip()
+    return options
+
+
 @click.command("compile")
 @click.argument("model")
 @click.option("--target", "target_name", required=True, help="Target name (`edgecc targets`) or a target description .toml file.")
@@ -53,11 +66,15 @@ def show_placement(ui: Ui, result: Any) -> None:
 @click.option("--samples", type=click.IntRange(1, 1000), default=4, show_default=True, help="Random samples when no --calibration is given.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random samples.")
 @click.option("--archive", is_flag=True, help="Write a single .edgecc zip instead of a directory.")
+@click.option("--no-vendor-compile", "no_vendor_compile", is_flag=True,
+              help="Do not run the target's vendor compiler (e.g. Vela): the bundle holds the artifact ready for it.")
+@click.option("--vendor-option", "vendor_option_args", multiple=True, metavar="KEY=VALUE",
+              help="Option passed through to the target's vendor compiler (e.g. system-config=Ethos_U55_High_End_Embedded).")
 @tolerance_options
 @common_options
 def command(model: str, target_name: str, out_path: str | None, precision: str | None, calibration_args: tuple[str, ...], partitioner: str,
             max_partitions: int | None, input_specs: tuple[str, ...], level: int, samples: int, seed: int, archive: bool,
-            atol: float | None, rtol: float | None, min_cosine: float | None, ui: Ui) -> None:
+            no_vendor_compile: bool, vendor_option_args: tuple[str, ...], atol: float | None, rtol: float | None, min_cosine: float | None, ui: Ui) -> None:
     """Compile MODEL (ONNX) for an accelerator: partition by estimated cost, emit, verify and bundle.
 
     \b
@@ -83,11 +100,16 @@ def command(model: str, target_name: str, out_path: str | None, precision: str |
     if atol is not None or rtol is not None or min_cosine is not None:
         tolerance = TOLERANCE_PRESETS.get(chosen, TOLERANCE_PRESETS["int8"]).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
     options = CompileOptions(precision=precision, partitioner=partitioner, max_partitions=max_partitions, level=level, samples=samples,
-                             seed=seed, tolerance=tolerance)
+                             seed=seed, tolerance=tolerance, vendor_compile=not no_vendor_compile,
+                             vendor_options=parse_vendor_options(vendor_option_args))
     out = out_path or str(Path(model).with_suffix(".edgecc"))
     with ui.status(f"compiling {model} for {target.name}"):
         result = compile_model(source, target, out, options=options, path=model, specs=specs, calibration=calibration, archive=archive,
                                on_plan=lambda r: show_placement(ui, r))
+    for part in result.manifest["partitions"]:
+        summary = part.get("vendor", {}).get("summary")
+        if summary:
+            ui.message(f"{part['name']} ({part['device']}): {summary}")
     verification = result.manifest["verification"]
     ui.message(f"verification: {'passed' if verification['passed'] else 'FAILED'} ("
                + ", ".join(f"{o['name']}: cosine {float(o['cosine']):.6f}, max abs {float(o['max_abs']):.3g}" for o in verification["outputs"]) + ")")

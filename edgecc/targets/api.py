@@ -25,6 +25,8 @@ __all__ = [
     "Check",
     "CheckResult",
     "CostModel",
+    "EmitOptions",
+    "Emitted",
     "Memory",
     "NodeView",
     "Target",
@@ -138,6 +140,27 @@ class CostModel:
         return {"launch_us": self.launch_us, "gmacs": dict(self.gmacs), "memory_gbps": self.memory_gbps, "op_overhead_us": self.op_overhead_us}
 
 
+@dataclass(frozen=True)
+class EmitOptions:
+    """How `edgecc compile` asks a target to emit a partition (vendor compiler use, samples for verification)."""
+
+    vendor_compile: bool = True  # False with --no-vendor-compile: write what the vendor compiler takes, do not run it
+    vendor_options: Mapping[str, str] = field(default_factory=dict)  # --vendor-option KEY=VALUE, passed through
+    feeds: Sequence[Mapping[str, Any]] = ()  # float sample inputs of this partition, for verifying the artifact
+
+
+@dataclass
+class Emitted:
+    """What a target emitted for one partition: files (the first is what `runner` loads) and a JSON-ready report.
+
+    `info` lands in the manifest as the partition's `vendor` entry; its optional `summary` is the one line
+    `edgecc compile` prints, `conversions` the host-side boundary conversions the runner performs.
+    """
+
+    files: list[Path]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Target:
     """One accelerator (or the CPU): precisions, memory, costs, operator support, emitter and runner.
@@ -156,6 +179,8 @@ class Target:
     quant_scheme: QuantScheme = field(default_factory=lambda: QuantScheme(precision="fp32"))
     static_shapes: bool = True
     supports_any_op: bool = False
+    requires_calibration: bool = False  # integer precisions of a float model need real --calibration data
+    maps_prefix_only: bool = False  # the vendor compiler maps nothing after the first unsupported node (Edge TPU)
     domains: tuple[str, ...] = ("", "ai.onnx")
     references: tuple[str, ...] = ()
     source: str = "built-in"
@@ -193,7 +218,7 @@ class Target:
 
     # -- emitter and runner -------------------------------------------------------------------------
     def emit(self, model: onnx.ModelProto, precision: str, directory: Path, stem: str,
-             calibration: Sequence[Mapping[str, np.ndarray]]) -> list[Path]:
+             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> list[Path] | Emitted:
         """Write the artifact(s) of one partition; the first file is what the runner loads."""
         from edgecc.onnxutil import save_onnx
         from edgecc.targets.precision import convert_precision
@@ -224,6 +249,8 @@ class Target:
             "memory": self.memory.to_dict(),
             "cost": self.cost.to_dict(),
             "static_shapes": self.static_shapes,
+            "requires_calibration": self.requires_calibration,
+            "maps_prefix_only": self.maps_prefix_only,
             "quant_scheme": self.quant_scheme.describe(),
             "supports_any_op": self.supports_any_op,
             "references": list(self.references),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import UnsupportedError, UsageError
-from edgecc.targets.api import BYTES_PER_ELEMENT, CheckResult, Target
+from edgecc.targets.api import BYTES_PER_ELEMENT, CheckResult, EmitOptions, Emitted, Target
 from edgecc.targets.graph import ModelGraph, analyse
 from edgecc.targets.partition import Breakdown, Device, Plan, Problem, solve
 
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from edgecc.inputs import InputSpec
 
-__all__ = ["CompileOptions", "CompileResult", "PartitionSpec", "check_support", "compile_model", "extract_partition", "plan_model"]
+__all__ = ["CompileOptions", "CompileResult", "PartitionSpec", "check_support", "compile_model", "extract_partition", "plan_model",
+           "require_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class CompileOptions:
     samples: int = 4
     seed: int = 0
     tolerance: Any = None  # edgecc.verify.Tolerance; None = preset of the precision
+    vendor_compile: bool = True  # run the target's vendor compiler (e.g. Vela) where it has one
+    vendor_options: Mapping[str, str] = field(default_factory=dict)  # passed through to the vendor compiler
 
 
 @dataclass
@@ -70,7 +73,21 @@ def check_support(model: onnx.ModelProto, target: Target) -> tuple[ModelGraph, l
     from edgecc.onnxutil import infer_shapes
 
     graph = analyse(infer_shapes(model))
-    return graph, [target.check(view) for view in graph.views]
+    support = [target.check(view) for view in graph.views]
+    if target.maps_prefix_only:
+        support = _prefix_only(graph, support, target)
+    return graph, support
+
+
+def _prefix_only(graph: ModelGraph, support: list[CheckResult], target: Target) -> list[CheckResult]:
+    """A vendor compiler that stops at the first unsupported node (Edge TPU): every later node stays on the CPU."""
+    first = next((i for i, verdict in enumerate(support) if not verdict.supported), None)
+    if first is None:
+        return support
+    stop = graph.views[first]
+    reason = (f"after '{stop.name}' ({stop.op_type}), the first node {target.name} cannot run, its compiler maps no "
+              "further operators (they run on the CPU)")
+    return [*support[:first + 1], *(CheckResult(False, (reason,)) for _ in support[first + 1:])]
 
 
 def _precision_of(target: Target, precision: str | None) -> str:
@@ -233,6 +250,20 @@ def require_static(model: onnx.ModelProto, target: Target, path: str) -> None:
                                hint=f"fix them, e.g. {fix}", path=path)
 
 
+def require_calibration(model: onnx.ModelProto, target: Target, precision: str, calibration: Sequence[Mapping[str, np.ndarray]],
+                        path: str) -> None:
+    """Targets whose integer artifacts must carry real scales refuse to quantise a float model on random samples (exit 3)."""
+    from edgecc.targets.precision import is_quantized
+
+    if target.requires_calibration and precision in ("int8", "int16") and not calibration and not is_quantized(model):
+        from edgecc.errors import InvalidInputError
+
+        raise InvalidInputError(f"target '{target.name}' runs {precision} only, and {Path(path).name} is a float model: its "
+                                "quantisation scales need calibration data", path=path,
+                                hint="give --calibration DATA (NAME=FILE.npy|.npz or a folder of samples), or compile a model "
+                                     "quantised by 'edgecc quantize'")
+
+
 def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, options: CompileOptions, path: str,
                   specs: Sequence[InputSpec] = (), calibration: Sequence[Mapping[str, np.ndarray]] = (),
                   archive: bool = False, on_plan: Callable[[CompileResult], None] | None = None) -> CompileResult:
@@ -247,6 +278,7 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
     precision = _precision_of(target, options.precision)
     model = apply_input_specs(source, specs, path=path)
     require_static(model, target, path)
+    require_calibration(model, target, precision, calibration, path)
     reference_model = model
     if options.level > 0:
         model, _ = run_passes(model, pipeline_for(options.level))
@@ -257,8 +289,7 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
     inputs = graph_inputs(model)
     feeds = match_samples([dict(s) for s in calibration], inputs) if calibration else random_feeds(inputs, seed=options.seed, count=options.samples)
     boundary = sorted({t for p in parts for t in p.inputs})
-    needs_calibration = any(p.precision in ("int8", "int16") for p in parts)
-    values = boundary_values(model, boundary, feeds) if needs_calibration else []
+    values = boundary_values(model, boundary, feeds)
     out = Path(out_path)
     result = CompileResult(target, precision, plan, scores, parts, support, graph)
     if on_plan is not None:
@@ -266,14 +297,20 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
     with bundle_io.staging(out, archive=archive) as stage:
         (stage / "partitions").mkdir()
         artifacts: list[list[Path]] = []
+        vendor: list[dict[str, Any]] = []
         for part in parts:
             sub = extract_partition(model, part.nodes, part.inputs, part.outputs, f"p{part.index}_{part.device}")
             device_target = target if part.device == target.name else _cpu()
-            cal = [{k: v[k] for k in part.inputs} for v in values] if part.precision in ("int8", "int16") else []
-            files = device_target.emit(sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal)
-            artifacts.append(files)
+            part_feeds = [{k: v[k] for k in part.inputs} for v in values]
+            cal = part_feeds if part.precision in ("int8", "int16") else []
+            emit_options = EmitOptions(vendor_compile=options.vendor_compile, vendor_options=dict(options.vendor_options), feeds=part_feeds)
+            emitted = device_target.emit(sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal, emit_options)
+            if not isinstance(emitted, Emitted):
+                emitted = Emitted(list(emitted))
+            artifacts.append(emitted.files)
+            vendor.append(emitted.info)
         manifest = bundle_io.make_manifest(result, source=source, source_path=path, model=model, stage=stage, artifacts=artifacts,
-                                           problem=problem)
+                                           problem=problem, vendor=vendor)
         reference = bundle_io.write_reference(stage, reference_model, feeds)
         bundle_io.write_manifest(stage, manifest)
         from edgecc.runtime import load as load_bundle

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["cast_fp16", "convert_precision", "quantize_qdq"]
+__all__ = ["cast_fp16", "convert_precision", "is_quantized", "quantize_qdq"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ def convert_precision(model: onnx.ModelProto, precision: str, scheme: QuantSchem
     if precision == "fp16":
         return _stamp(cast_fp16(model), "onnxruntime.transformers.float16 (float32 io)")
     if precision in ("int8", "int16"):
+        if is_quantized(model):
+            return _stamp(model, "kept: the model was already quantised (its QuantizeLinear/DequantizeLinear scales are used as they are)")
         if not calibration:
             raise UsageError("int8 compilation needs calibration samples", hint="give --calibration DATA")
         from edgecc import quantization
@@ -49,6 +51,11 @@ def convert_precision(model: onnx.ModelProto, precision: str, scheme: QuantSchem
                             model.graph.name, " ".join(str(exc).split())[:200])
         return _stamp(quantize_qdq(model, scheme, calibration), "onnxruntime.quantization.quantize_static (minmax, QDQ)")
     raise UsageError(f"unknown precision '{precision}'")
+
+
+def is_quantized(model: "onnx.ModelProto") -> bool:
+    """True when the model already holds QuantizeLinear/DequantizeLinear (QDQ) or QLinear* nodes."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear") for n in model.graph.node)
 
 
 def _stamp(model: "onnx.ModelProto", how: str) -> "onnx.ModelProto":

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
-from edgecc.targets.api import CostModel, Memory, Target
+from edgecc.targets.api import CostModel, EmitOptions, Memory, Target
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,8 +125,9 @@ class QnnHtpTarget(Target):
     """qnn-htp: QDQ artifacts, plus an offline-compiled QNN context binary (EPContext model + .bin) when QNN is here."""
 
     def emit(self, model: onnx.ModelProto, precision: str, directory: Path, stem: str,
-             calibration: Sequence[Mapping[str, np.ndarray]]) -> list[Path]:
-        files = super().emit(model, precision, directory, stem, calibration)
+             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> list[Path]:
+        files = super().emit(model, precision, directory, stem, calibration, options)
+        assert isinstance(files, list)
         if not qnn_available():
             log.info("onnxruntime-qnn is not installed: %s carries no QNN context binary", stem)
             return files
