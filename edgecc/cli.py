@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("edgecc.commands.compile", "Partition a model by cost for an accelerator target and write a verified bundle."),
     "run": ("edgecc.commands.run", "Run a bundle (or an ONNX model) partition by partition; optionally benchmark."),
     "targets": ("edgecc.commands.targets", "List targets, show their operator support and costs, check a model against them."),
+    "bench": ("edgecc.commands.bench", "Benchmark a model or bundle per target: latency, throughput, memory, size, accuracy, speed-up."),
+    "zoo": ("edgecc.commands.zoo", "Run a model zoo over targets, report it, and compare it with a baseline."),
 }
 
 EXIT_CODES_HELP = (
