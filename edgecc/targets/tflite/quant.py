@@ -1,0 +1,86 @@
+"""QDQ folding helpers: quantisation parameters of Q/DQ nodes, int8 weights and int32 biases for TFLite.
+
+A QDQ ONNX graph (`DequantizeLinear -> op -> QuantizeLinear`, as edgecc's quantiser, onnxruntime's
+`quantize_static` and edgecc's TFLite frontend write it) becomes integer TFLite operators: activations are int8
+(uint8 activations are stored as int8 with the zero point shifted by -128, which is exact), weights int8 with
+per-channel scales (`quantized_dimension`), biases int32 with scale = input scale x weight scale (re-quantised
+when the QDQ graph stores them otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from edgecc.targets.tflite.schema import QuantParams
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["QConst", "bias_int32", "params_of", "weight_int8"]
+
+
+@dataclass
+class QConst:
+    """A constant given as DequantizeLinear(initializer): integer data in ONNX layout plus its parameters."""
+
+    data: np.ndarray
+    quant: QuantParams
+
+    def real(self) -> np.ndarray:
+        """The float values."""
+        import numpy as np
+
+        scale = np.asarray(self.quant.scale, dtype=np.float32)
+        zero = np.asarray(self.quant.zero_point, dtype=np.float32)
+        if self.quant.per_channel:
+            shape = [1] * self.data.ndim
+            shape[self.quant.axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return ((self.data.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def params_of(scale: np.ndarray, zero_point: np.ndarray | None, axis: int, dtype: str) -> QuantParams:
+    """QuantParams from a Q/DQ node's scale and zero-point arrays (uint8 activations re-typed to int8 by the caller)."""
+    import numpy as np
+
+    scales = tuple(float(s) for s in np.asarray(scale, dtype=np.float64).ravel())
+    zeros = tuple(int(z) for z in np.asarray(zero_point).ravel()) if zero_point is not None else (0,) * len(scales)
+    if len(zeros) == 1 and len(scales) > 1:
+        zeros = zeros * len(scales)
+    return QuantParams(scales, zeros, axis if len(scales) > 1 else 0, dtype)
+
+
+def weight_int8(const: QConst) -> tuple[np.ndarray, QuantParams] | str:
+    """int8 symmetric weights (TFLite requires zero point 0); a reason string when they cannot be expressed."""
+    import numpy as np
+
+    q = const.quant
+    if q.dtype == "uint8":
+        if any(z != 128 for z in q.zero_point):
+            return "uint8 weights with a zero point other than 128 (TFLite needs symmetric int8 weights)"
+        return (const.data.astype(np.int16) - 128).astype(np.int8), QuantParams(q.scale, (0,) * len(q.scale), q.axis, "int8")
+    if q.dtype != "int8":
+        return f"{q.dtype} weights (TFLite int8 kernels take int8 weights)"
+    if any(z != 0 for z in q.zero_point):
+        return "asymmetric int8 weights (TFLite needs weight zero point 0)"
+    return const.data.astype(np.int8), q
+
+
+def bias_int32(bias: QConst | np.ndarray | None, input_scale: float, weight_scales: tuple[float, ...], channels: int) -> tuple[np.ndarray, QuantParams]:
+    """int32 bias with scale input_scale x weight_scale per channel (re-quantised unless it already is; zeros when absent)."""
+    import numpy as np
+
+    scales = np.asarray(weight_scales, dtype=np.float64) * float(input_scale)
+    if len(scales) == 1:
+        scales = np.repeat(scales, channels)
+    params = QuantParams(tuple(float(s) for s in scales), (0,) * channels, 0, "int32")
+    if bias is None:
+        return np.zeros(channels, dtype=np.int32), params
+    if isinstance(bias, QConst) and bias.quant.dtype == "int32":
+        stored = np.broadcast_to(np.asarray(bias.quant.scale, dtype=np.float64), (channels,))
+        if np.allclose(stored, scales, rtol=1e-5, atol=0) and not any(bias.quant.zero_point):
+            return bias.data.astype(np.int32).reshape(channels), params
+    real = bias.real() if isinstance(bias, QConst) else np.asarray(bias, dtype=np.float64)
+    values = np.clip(np.round(real.astype(np.float64).reshape(channels) / scales), -(2**31), 2**31 - 1)
+    return values.astype(np.int32), params
