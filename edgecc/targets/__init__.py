@@ -29,6 +29,22 @@ BUILTINS: dict[str, str] = {
     "mali-gpu": "edgecc.targets.mali_gpu:TARGET",
     "qnn-htp": "edgecc.targets.qnn_htp:TARGET",
     "hisilicon-npu": "edgecc.targets.hisilicon_npu:TARGET",
+    "ethos-u": "edgecc.targets.ethos_u:ETHOS_U",
+    "ethos-u55-32": "edgecc.targets.ethos_u:ETHOS_U55_32",
+    "ethos-u55-64": "edgecc.targets.ethos_u:ETHOS_U55_64",
+    "ethos-u55-128": "edgecc.targets.ethos_u:ETHOS_U55_128",
+    "ethos-u55-256": "edgecc.targets.ethos_u:ETHOS_U55_256",
+    "ethos-u65-256": "edgecc.targets.ethos_u:ETHOS_U65_256",
+    "ethos-u65-512": "edgecc.targets.ethos_u:ETHOS_U65_512",
+    "ethos-u85-128": "edgecc.targets.ethos_u:ETHOS_U85_128",
+    "ethos-u85-256": "edgecc.targets.ethos_u:ETHOS_U85_256",
+    "ethos-u85-512": "edgecc.targets.ethos_u:ETHOS_U85_512",
+    "ethos-u85-1024": "edgecc.targets.ethos_u:ETHOS_U85_1024",
+    "ethos-u85-2048": "edgecc.targets.ethos_u:ETHOS_U85_2048",
+    "edgetpu": "edgecc.targets.edgetpu:TARGET",
+    "armnn": "edgecc.targets.armnn:ARMNN",
+    "armnn-cpuacc": "edgecc.targets.armnn:ARMNN_CPUACC",
+    "armnn-gpuacc": "edgecc.targets.armnn:ARMNN_GPUACC",
 }
 
 _CACHE: list[Registry[Target]] = []
