@@ -99,11 +99,12 @@ def run(zoo_file: str, out_dir: str, workers: int, use_ray: bool, ray_address: s
         index = run_zoo(config, out_dir, backend, force=force, retry_failed=retry_failed, progress=progress)
     finally:
         progress.close()
-    ui.message(f"{index['ok']} ok, {index['failed']} failed, {index['resumed']} resumed; {index['wall_seconds']:.1f} s on "
+    counts = index["counts"]
+    ui.message(f"{counts['ok']} ok, {counts['failed']} failed, {counts['resumed']} resumed; {index['wall_seconds']:.1f} s on "
                f"{index['workers']} {index['backend']} worker(s); results in {out_dir} (worker logs in {out_dir}/logs)")
     if ui.json_mode:
         ui.emit_json({"ok": True, "command": "zoo run", "output": out_dir, **index})
-    if strict and index["failed"]:
+    if strict and counts["failed"]:
         from edgecc.zoo.runner import load_results
 
         _, pairs = load_results(out_dir)
@@ -129,7 +130,7 @@ def report(results: str, out_dir: str | None, no_charts: bool, ui: Ui) -> None:
     written, _ = render_report(index, pairs, out_dir or results, charts=not no_charts)
     keep = [0, 1, 2, 3, 4, 6, 7, 8, 10, 11]  # the terminal gets the narrow columns; the files have them all
     rows = [[row[i] for i in keep] for row in pair_rows(pairs, message_chars=0)]
-    ui.table(f"zoo {index['name']}: {index['ok']} ok, {index['failed']} failed", rows[0], rows[1:])
+    ui.table(f"zoo {index['name']}: {index['counts']['ok']} ok, {index['counts']['failed']} failed", rows[0], rows[1:])
     for path in written:
         ui.message(f"[green]wrote[/green] {path}")
     if ui.json_mode:

@@ -80,7 +80,7 @@ def _markdown(index: Mapping[str, Any], rows: Sequence[Sequence[str]], matrix: t
 
     machine = index.get("machine", {})
     lines = [f"# Zoo report: {index['name']}", "",
-             f"{index['ok']} ok, {index['failed']} failed of {len(index['pairs'])} pairs; edgecc {index['edgecc_version']}; "
+             f"{index['counts']['ok']} ok, {index['counts']['failed']} failed of {len(index['pairs'])} pairs; edgecc {index['edgecc_version']}; "
              f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores); {index['workers']} {index['backend']} worker(s), "
              f"{index['wall_seconds']:.1f} s.", "", "## Models x targets", ""]
     lines += table(*matrix)
@@ -100,7 +100,7 @@ def _html(index: Mapping[str, Any], rows: Sequence[Sequence[str]], matrix: tuple
              "padding:3px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}.bad{color:#b00;text-align:left}")
     images = "".join(f'<p><img src="{html.escape(c.name)}" alt="{html.escape(c.stem)}"></p>' for c in charts)
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Zoo report: {html.escape(index['name'])}</title><style>{style}</style>"
-            f"</head><body><h1>Zoo report: {html.escape(index['name'])}</h1><p>{index['ok']} ok, {index['failed']} failed; edgecc "
+            f"</head><body><h1>Zoo report: {html.escape(index['name'])}</h1><p>{index['counts']['ok']} ok, {index['counts']['failed']} failed; edgecc "
             f"{html.escape(index['edgecc_version'])}</p><h2>Models x targets</h2>{table(*matrix)}<h2>Pairs</h2>{table(rows[0], rows[1:])}"
             f"<p>{html.escape(_NOTE)}</p>{images}</body></html>\n")
 

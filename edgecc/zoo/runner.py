@@ -81,7 +81,7 @@ def _existing(path: Path, kind: str, fingerprint: str) -> dict[str, Any] | None:
 
 
 def _crash(kind: str, stage: str, message: str) -> dict[str, Any]:
-    return {"status": "failed", "failure": {"stage": stage, "exit_code": 1, "kind": "crash", "message": message}, "stages": {}, "record": None,
+    return {"status": "failed", "failure": {"stage": stage, "exit_code": 1, "kind": "crash", "message": message}, "stages": [], "record": None,
             "info": {}, "job_seconds": 0.0, "kind": kind}
 
 
@@ -90,16 +90,16 @@ def _pair_document(config: ZooConfig, spec: ModelSpec, target: str, fingerprint:
     from edgecc import __version__
     from edgecc.zoo.stages import model_file, pair_dir
 
-    stages = {k: {**v, "cached": model_doc.get("cached", False)} for k, v in model_doc["stages"].items()}
+    stages = [{**s, "cached": model_doc.get("cached", False)} for s in model_doc["stages"]]
     if result is not None:
-        stages.update(result["stages"])
+        stages += result["stages"]
         status, failure, record = result["status"], result["failure"], result["record"]
     else:
         status, failure, record = "failed", model_doc["failure"], None
     folder = pair_dir(out, spec.name, target)
     files = {"model": model_file(out, spec.name).relative_to(out).as_posix() if model_doc["status"] == "ok" else None,
              "bundle": (folder / "bundle.edgecc").relative_to(out).as_posix() if status == "ok" else None,
-             "quantized": (folder / "quantized.onnx").relative_to(out).as_posix() if (stages.get("quantize") or {}).get("status") == "ok" else None}
+             "quantized": (folder / "quantized.onnx").relative_to(out).as_posix() if any(s["stage"] == "quantize" and s["status"] == "ok" for s in stages) else None}
     return stamp("edgecc.zoo.pair", {"id": pair_id(spec.name, target), "model": spec.name, "target": target, "fingerprint": fingerprint,
                                      "edgecc_version": __version__, "status": status, "failure": failure, "stages": stages, "record": record,
                                      "model_info": model_doc.get("info", {}), "files": files})
@@ -169,7 +169,7 @@ def run_zoo(config: ZooConfig, out_dir: str | Path, backend: Any, *, force: bool
                     result = backend.result(handle)
                 except Exception as exc:  # noqa: BLE001 -- JobCrashed or a backend error: recorded, the run goes on
                     result = _crash(kind, "prepare" if kind == "pair" else "convert", f"{type(exc).__name__}: {exc}")
-                stage_seconds += sum(s.get("seconds", 0.0) for s in result["stages"].values())
+                stage_seconds += sum(s["seconds"] for s in result["stages"])
                 job_seconds += result["job_seconds"]
                 if kind == "model":
                     document = stamp("edgecc.zoo.model", {"model": name, "fingerprint": model_fp[name], "edgecc_version": __version__,
@@ -193,8 +193,8 @@ def run_zoo(config: ZooConfig, out_dir: str | Path, backend: Any, *, force: bool
         "zoo": str(config.path), "name": config.name, "edgecc_version": __version__, "machine": machine_info(), "packages": package_versions(),
         "backend": backend.name, "workers": backend.workers, "settings": settings, "level": config.level,
         "wall_seconds": round(wall, 4), "stage_seconds": round(stage_seconds, 4), "job_seconds": round(job_seconds, 4),
-        "pairs": pairs, "ok": sum(p["status"] == "ok" for p in pairs), "failed": sum(p["status"] != "ok" for p in pairs),
-        "resumed": sum(p["resumed"] for p in pairs),
+        "pairs": pairs, "counts": {"ok": sum(p["status"] == "ok" for p in pairs), "failed": sum(p["status"] != "ok" for p in pairs),
+                                   "resumed": sum(p["resumed"] for p in pairs)},
     })
     write_document(out / "run.json", index)
     return index

@@ -59,7 +59,7 @@ class _Stages:
     """Runs named stages in order, timing each, stopping at the first failure."""
 
     def __init__(self) -> None:
-        self.record: dict[str, dict[str, Any]] = {}
+        self.record: list[dict[str, Any]] = []
         self.failure: dict[str, Any] | None = None
 
     def run(self, name: str, func: Callable[[], Any]) -> Any:
@@ -69,15 +69,15 @@ class _Stages:
         try:
             value = func()
         except Exception as exc:  # noqa: BLE001 -- every failure is recorded and the zoo continues
-            self.record[name] = {"status": "failed", "seconds": round(time.perf_counter() - start, 4)}
+            self.record.append({"stage": name, "status": "failed", "seconds": round(time.perf_counter() - start, 4)})
             self.failure = failure_of(name, exc)
             return None
-        self.record[name] = {"status": "ok", "seconds": round(time.perf_counter() - start, 4)}
+        self.record.append({"stage": name, "status": "ok", "seconds": round(time.perf_counter() - start, 4)})
         return value
 
     def skip(self, name: str, why: str) -> None:
         if self.failure is None:
-            self.record[name] = {"status": "skipped", "seconds": 0.0, "why": why}
+            self.record.append({"stage": name, "status": "skipped", "seconds": 0.0, "why": why})
 
 
 def _convert(spec: ModelSpec, seed: int) -> tuple[Any, dict[str, Any]]:
