@@ -84,8 +84,10 @@ class Context:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
         self.graph_outputs = [o.name for o in self.graph.output]
+        self.producers: dict[str, onnx.NodeProto] = {o: n for n in self.graph.node for o in n.output if o}
         self.absorbed: set[int] = set()
         self.transposes = 0
+        self.float_ops: list[str] = []  # nodes of an int8 graph computed in float (the QDQ graph keeps them float)
         self.steps: dict[str, tuple[float, int]] = {}  # float graph outputs of int8 tensors: (scale, zero point)
         self.deferred: dict[str, tuple[str, int]] = {}  # Unsqueeze outputs a PACK consumes: name -> (input, axis)
         self._cache: dict[tuple[str, tuple[int, ...], str], int] = {}
@@ -150,7 +152,8 @@ class Context:
         dtype = dtype or (quant.dtype if quant is not None else str(data.dtype) if str(data.dtype) != "float64" else "float32")
         return self.builder.tensor(name, data.shape, dtype, data=data, quant=quant)
 
-    def tensor(self, name: str, perm: Sequence[int] | None = None, *, quantized: bool | None = None, rank: int | None = None) -> int:
+    def tensor(self, name: str, perm: Sequence[int] | None = None, *, quantized: bool | None = None, rank: int | None = None,
+               quantize_with: QuantParams | None = None) -> int:
         """Tensor index of ONNX tensor `name` in layout `perm` (identity when None) and kind (int8 / float / as is).
 
         Inserts TRANSPOSE (counted in the report) or DEQUANTIZE when the value is held differently; constants are
@@ -162,6 +165,8 @@ class Context:
         want_rank = rank or len(value.shape)
         perm = tuple(perm) if perm is not None else layout.identity(want_rank)
         if value.is_const:
+            if quantized is True and value.qconst is None:
+                raise NotExpressible(f"float constant '{name}' feeds an int8 operator (give it as DequantizeLinear(int8 initializer))")
             kind = "q" if (value.qconst is not None and quantized is not False) else "f"
             key = (name, perm, kind)
             if key not in self._cache:
@@ -187,6 +192,14 @@ class Context:
             if key not in self._cache:
                 out = self.new_tensor(f"{name}_dequantized", value.shape, value.perm, None)
                 self.builder.operator("DEQUANTIZE", [index], [out])
+                self._cache[key] = out
+            index = self._cache[key]
+        elif quantized is True and value.quant is None and quantize_with is not None:
+            # a float tensor into an op whose int8 output shares its input's params (MaxPool, Reshape, ...)
+            key = (name, value.perm, "q")
+            if key not in self._cache:
+                out = self.new_tensor(f"{name}_quantized", value.shape, value.perm, quantize_with)
+                self.builder.operator("QUANTIZE", [index], [out])
                 self._cache[key] = out
             index = self._cache[key]
         elif quantized is True and value.quant is None:

@@ -150,11 +150,46 @@ def _views(model: onnx.ModelProto) -> dict[int, Any]:
             for i, v in enumerate(analyse(model).views)}
 
 
+def _float_nodes(ctx: Context, mapping: dict[str, list[int]]) -> list[str]:
+    """Nodes of an int8 model that compute in float: their TFLite ops read or write float activations."""
+    if not any(t.quant is not None for t in ctx.builder.tensors):
+        return []
+    names = list(ctx.float_ops)
+    for label, ops in mapping.items():
+        for index in ops:
+            op = ctx.builder.operators[index]
+            if ctx.builder.op_names[index] in ("QUANTIZE", "DEQUANTIZE"):
+                continue
+            tensors = [ctx.builder.tensors[i] for i in [*op.inputs, *op.outputs] if i >= 0]
+            if any(t.dtype == "float32" and not t.buffer for t in tensors) and label not in names:
+                names.append(label)
+    return names
+
+
+def _pin_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A symbolic leading (batch) dimension of graph inputs/outputs becomes 1, as TensorFlow's converter writes it."""
+    import copy
+
+    symbolic = [vi for vi in [*model.graph.input, *model.graph.output]
+                if vi.type.tensor_type.shape.dim and not vi.type.tensor_type.shape.dim[0].HasField("dim_value")]
+    if not symbolic:
+        return model
+    model = copy.deepcopy(model)
+    for vi in [*model.graph.input, *model.graph.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = 1
+    del model.graph.value_info[:]
+    return model
+
+
 def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias: bool = False, name: str = "model") -> TfliteArtifact:
     """Write `model` (shape-inferred, static shapes, float or QDQ int8) as a TFLite flatbuffer.
 
     Raises UnsupportedOperator listing every node the writer cannot express (exit 4).
     """
+    import onnx
+
     from edgecc.onnxutil import infer_shapes
     from edgecc.targets.tflite.ops import load
 
@@ -162,7 +197,7 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
         raise UsageError(f"io_type must be one of {', '.join(IO_TYPES)}, not '{io_type}'")
     started = time.perf_counter()
     registry = load()
-    model = infer_shapes(model)
+    model = infer_shapes(_pin_batch(model))
     ctx = Context(model, io_type=io_type, always_bias=always_bias)
     problems: list[UnsupportedNode] = []
     views = _views(model)
@@ -187,6 +222,11 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
         raise UnsupportedOperator([UnsupportedNode("<inputs>", "graph input", str(exc))], where=f"TFLite writer ({name})") from None
     mapping: dict[str, list[int]] = {}
     poisoned: set[str] = set()
+    for index, node in enumerate(model.graph.node):  # constants first: DQ(initializer) weights and biases, Constant
+        if node.op_type == "Constant" or (node.op_type == "DequantizeLinear" and node.input[0] in ctx.inits):
+            if node.op_type == "DequantizeLinear":
+                registry.get("DequantizeLinear").convert(ctx, node, {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute})
+            ctx.absorbed.add(id(node))
     for index, node in enumerate(model.graph.node):
         label = node.name or f"{node.op_type}_{index}"
         if id(node) in ctx.absorbed:
@@ -196,7 +236,7 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
             poisoned.update(node.output)
             continue
         before = len(ctx.builder.operators)
-        attrs = {a.name: __import__("onnx").helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         try:
             registry.get(node.op_type).convert(ctx, node, attrs)
         except NotExpressible as exc:
@@ -221,6 +261,7 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
         "operators": len(operators),
         "ops_by_type": dict(sorted(Counter(operators).items())),
         "internal_transposes": ctx.transposes,
+        "float_nodes": _float_nodes(ctx, mapping),
         "node_map": mapping,
         "conversions": conversions,
         "io": {"inputs": io_inputs, "outputs": io_outputs},

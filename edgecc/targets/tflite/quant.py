@@ -71,10 +71,11 @@ def bias_int32(bias: QConst | np.ndarray | None, input_scale: float, weight_scal
     """int32 bias with scale input_scale x weight_scale per channel (re-quantised unless it already is; zeros when absent)."""
     import numpy as np
 
+    per_tensor = len(weight_scales) == 1
     scales = np.asarray(weight_scales, dtype=np.float64) * float(input_scale)
-    if len(scales) == 1:
+    params = QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), 0, "int32")  # per tensor like the weights
+    if per_tensor:
         scales = np.repeat(scales, channels)
-    params = QuantParams(tuple(float(s) for s in scales), (0,) * channels, 0, "int32")
     if bias is None:
         return np.zeros(channels, dtype=np.int32), params
     if isinstance(bias, QConst) and bias.quant.dtype == "int32":

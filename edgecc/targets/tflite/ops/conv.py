@@ -48,12 +48,12 @@ def _weights(ctx: Context, name: str, quantized: bool, axis_hint: int = 0) -> tu
 
 
 def _bias(ctx: Context, node: onnx.NodeProto, index: int, channels: int, quantized: bool, in_quant: QuantParams | None,
-          w_quant: QuantParams | None, name: str, extra: np.ndarray | None = None) -> int | None:
-    """The bias tensor (int32 in int8 mode, float otherwise), a zero bias with always_bias, or None."""
+          w_quant: QuantParams | None, name: str, extra: np.ndarray | None = None, required: bool = False) -> int | None:
+    """The bias tensor (int32 in int8 mode, float otherwise), a zero bias when required / always_bias, or None."""
     import numpy as np
 
     source = node.input[index] if len(node.input) > index and node.input[index] else None
-    if source is None and extra is None and not ctx.always_bias:
+    if source is None and extra is None and not ctx.always_bias and not required:
         return None
     if quantized:
         bias = ctx.value(source).qconst or ctx.array(source) if source else None
@@ -97,7 +97,7 @@ def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         filt = np.ascontiguousarray(w.transpose(0, 2, 3, 1))
         w_params = QuantParams(wq.scale, wq.zero_point, 0, "int8") if wq else None
         w_t = ctx.const_tensor(f"{name}_weights", filt, w_params)
-        b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name)
+        b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name, required=True)
         inputs = [x, w_t, b_t if b_t is not None else -1]
         ctx.emit("CONV_2D", inputs, plan, out_shape, layout.NHWC, "Conv2DOptions", Padding=_PAD[padding], StrideH=strides[0],
                  StrideW=strides[1], DilationHFactor=dilations[0], DilationWFactor=dilations[1], version=3 if quantized else 1)
@@ -107,7 +107,7 @@ def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     filt = np.ascontiguousarray(w.reshape(out_c, kh, kw).transpose(1, 2, 0)[None])
     w_params = QuantParams(wq.scale, wq.zero_point, 3, "int8") if wq else None
     w_t = ctx.const_tensor(f"{name}_weights", filt, w_params)
-    b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name)
+    b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name, required=True)
     ctx.emit("DEPTHWISE_CONV_2D", [x, w_t, b_t if b_t is not None else -1], plan, out_shape, layout.NHWC, "DepthwiseConv2DOptions",
              Padding=_PAD[padding], StrideH=strides[0], StrideW=strides[1], DepthMultiplier=out_c // channels,
              DilationHFactor=dilations[0], DilationWFactor=dilations[1], version=3 if quantized else 1)

@@ -188,6 +188,21 @@ def prelu(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     if not ctx.is_const(node.input[1]):
         raise NotExpressible("PRelu slope must be a constant")
     rank = len(value.shape)
+    if quantized and ctx.value(node.input[1]).qconst is None:
+        # a float slope (onnxruntime's QDQ quantiser leaves PRelu slopes float): compute in float as the graph says;
+        # an int8 PRELU would round the slope and miss onnxruntime by a step (give the slope as DQ(int8) for int8)
+        x = ctx.tensor(node.input[0], value.perm, quantized=False)
+        slope = ctx.tensor(node.input[1], value.perm, quantized=False, rank=rank)
+        shape = ctx.shape(node.output[0])
+        mid = ctx.new_tensor(f"{plan.name}_float", shape, value.perm, None)
+        ctx.builder.operator("PRELU", [x, slope], [mid])
+        out = ctx.new_tensor(plan.name, shape, value.perm, plan.quant)
+        ctx.builder.operator("QUANTIZE", [mid], [out])
+        for absorbed in plan.absorbed:
+            ctx.absorbed.add(id(absorbed))
+        ctx.bind(plan.name, out, value.perm, plan.quant)
+        ctx.float_ops.append(node.name or node.output[0])
+        return
     x = ctx.tensor(node.input[0], value.perm, quantized=quantized)
     slope = ctx.tensor(node.input[1], value.perm, quantized=quantized, rank=rank)
     ctx.emit("PRELU", [x, slope], plan, ctx.shape(node.output[0]), value.perm)

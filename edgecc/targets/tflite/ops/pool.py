@@ -52,7 +52,7 @@ def pool(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         raise NotExpressible(f"AveragePool pads {pads} with count_include_pad=0 that TFLite's SAME padding does not match")
     plan = ctx.plan_output(node, fusable=True)
     quantized = plan.quant is not None
-    x = ctx.tensor(node.input[0], layout.NHWC, quantized=quantized)
+    x = ctx.tensor(node.input[0], layout.NHWC, quantized=quantized, quantize_with=plan.quant if is_max else None)
     in_quant = ctx.builder.tensors[x].quant
     h, w = x_shape[2:]
     if explicit is not None:

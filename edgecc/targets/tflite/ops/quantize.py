@@ -64,6 +64,11 @@ def dequantize_linear(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     ctx.values[out] = Value(shape=source.shape, tensor=source.tensor, perm=source.perm, quant=source.quant, col_perm=source.col_perm)
 
 
+@converter("Constant", tflite=())
+def constant(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
+    """Constant: a constant value (written where an operator reads it)."""
+
+
 @converter("Identity", "Dropout", tflite=())
 def identity(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Identity / inference Dropout: the output is the input (no operator)."""

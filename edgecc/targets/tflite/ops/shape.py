@@ -46,7 +46,7 @@ def _reshape_to(ctx: Context, node: onnx.NodeProto, out_shape: tuple[int, ...]) 
     if value.is_const:
         raise NotExpressible("constant input (fold it first)")
     plan = ctx.plan_output(node)
-    quantized = value.quant is not None and plan.quant is not None
+    quantized = plan.quant is not None
     perm = value.perm
     name = node.name or node.output[0]
     col_perm = None
@@ -57,11 +57,11 @@ def _reshape_to(ctx: Context, node: onnx.NodeProto, out_shape: tuple[int, ...]) 
             # TensorFlow's converter trick: flatten in NHWC order and permute the FullyConnected weights' columns
             order = np.arange(int(np.prod(value.shape))).reshape(value.shape).transpose(perm).reshape(out_shape[0], -1)
             col_perm = order[0] - order[0].min()
-            x = ctx.tensor(node.input[0], perm, quantized=quantized if plan.quant is not None else False)
+            x = ctx.tensor(node.input[0], perm, quantized=quantized, quantize_with=plan.quant)
         else:
-            x = ctx.tensor(node.input[0], layout.identity(len(value.shape)), quantized=quantized if plan.quant is not None else False)
+            x = ctx.tensor(node.input[0], layout.identity(len(value.shape)), quantized=quantized, quantize_with=plan.quant)
     else:
-        x = ctx.tensor(node.input[0], perm, quantized=quantized if plan.quant is not None else False)
+        x = ctx.tensor(node.input[0], perm, quantized=quantized, quantize_with=plan.quant)
     shape_t = ctx.const_tensor(f"{name}_shape", np.asarray(out_shape, dtype=np.int32))
     ctx.emit("RESHAPE", [x, shape_t], plan, out_shape, layout.identity(len(out_shape)), "ReshapeOptions",
              out_quant=ctx.builder.tensors[x].quant, NewShape=list(out_shape))
@@ -75,21 +75,57 @@ def reshape(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     _reshape_to(ctx, node, ctx.shape(node.output[0]))
 
 
+def _unsqueeze_behind(ctx: Context, name: str) -> tuple[onnx.NodeProto, list[onnx.NodeProto]] | None:
+    """The Unsqueeze producing `name` directly or through a single-use QuantizeLinear -> DequantizeLinear pair."""
+    producers = ctx.producers
+    chain = []
+    node = producers.get(name)
+    if node is not None and node.op_type == "DequantizeLinear":
+        q = producers.get(node.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or ctx.single_consumer(q.output[0]) is not node:
+            return None
+        chain, node = [q, node], producers.get(q.input[0])
+        if node is None or ctx.single_consumer(node.output[0]) is not chain[0]:
+            return None
+    if node is None or node.op_type != "Unsqueeze":
+        return None
+    return node, chain
+
+
+def _packed_concat(ctx: Context, node: onnx.NodeProto) -> onnx.NodeProto | None:
+    """The Concat that packs this Unsqueeze's output (with its siblings) on the unsqueezed axis, if any."""
+    name = node.output[0]
+    nxt = ctx.single_consumer(name)
+    if nxt is not None and nxt.op_type == "QuantizeLinear":
+        dq = ctx.single_consumer(nxt.output[0])
+        nxt = ctx.single_consumer(dq.output[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+    if nxt is None or nxt.op_type != "Concat":
+        return None
+    out_rank = len(ctx.shape(name))
+    axes = [a.ints for a in node.attribute if a.name == "axes"]
+    axes = list(axes[0]) if axes else (ctx.ints(node.input[1]) if len(node.input) > 1 else [])
+    concat_axis = {a.name: a.i for a in nxt.attribute}.get("axis", 0) % out_rank
+    if len(axes) != 1 or axes[0] % out_rank != concat_axis:
+        return None
+    found = [_unsqueeze_behind(ctx, i) for i in nxt.input]
+    if any(f is None for f in found):
+        return None
+    return nxt
+
+
 @converter("Unsqueeze", tflite=("RESHAPE", "PACK"))
 def unsqueeze(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Unsqueeze -> RESHAPE, or nothing when a Concat packs it (Concat of Unsqueezes on one axis -> PACK)."""
-    nxt = ctx.single_consumer(node.output[0])
-    axes = list(attrs.get("axes", [])) or (ctx.ints(node.input[1]) if len(node.input) > 1 else [])
-    if nxt is not None and nxt.op_type == "Concat" and len(axes) == 1:
-        out_rank = len(ctx.shape(node.output[0]))
-        axis = axes[0] % out_rank
-        concat_axis = {a.name: a.i for a in nxt.attribute}.get("axis", 0) % out_rank
-        producers = {n.output[0]: n for n in ctx.graph.node}
-        siblings = [producers.get(i) for i in nxt.input]
-        if concat_axis == axis and all(s is not None and s.op_type == "Unsqueeze" and ctx.single_consumer(s.output[0]) is nxt
-                                       for s in siblings) and ctx.shape(node.output[0])[axis] == 1:
-            ctx.deferred[node.output[0]] = (node.input[0], axis)
-            return
+    concat_node = _packed_concat(ctx, node)
+    if concat_node is not None:
+        axis = {a.name: a.i for a in concat_node.attribute}.get("axis", 0) % len(ctx.shape(node.output[0]))
+        for name in concat_node.input:
+            unsq, chain = _unsqueeze_behind(ctx, name)
+            if unsq is node:
+                for absorbed in chain:
+                    ctx.absorbed.add(id(absorbed))
+                ctx.deferred[name] = (node.input[0], axis)
+        return
     _reshape_to(ctx, node, ctx.shape(node.output[0]))
 
 
@@ -141,7 +177,7 @@ def concat(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         # PACK inserts the new axis; in TFLite layout it goes where ONNX axis `axis` lands after the permutation
         tfl_axis = sum(1 for p in perm if p < axis)
         out_perm = tuple([*(p if p < axis else p + 1 for p in perm[:tfl_axis]), axis, *(p if p < axis else p + 1 for p in perm[tfl_axis:])])
-        out_quant = ctx.builder.tensors[inputs[0]].quant if quantized else None
+        out_quant = plan.quant
         if quantized:
             inputs = [_requantized(ctx, t, out_quant) for t in inputs]
         ctx.emit("PACK", inputs, plan, out_shape, out_perm, "PackOptions", out_quant=out_quant, ValuesCount=len(inputs),
@@ -153,8 +189,10 @@ def concat(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         raise NotExpressible("int8 output from a float input")
     perm = layout_of(ctx, list(node.input), rank)
     inputs = _concat_inputs(ctx, list(node.input), perm, quantized)
+    if quantized:  # one scale for inputs and output, as TensorFlow's converter writes int8 concatenations
+        inputs = [_requantized(ctx, t, plan.quant) for t in inputs]
     ctx.emit("CONCATENATION", inputs, plan, out_shape, perm, "ConcatenationOptions", Axis=layout.tfl_axis(axis, perm),
-             version=2 if quantized else 1)
+             out_quant=plan.quant, version=2 if quantized else 1)
 
 
 def _pad_check(view: NodeView) -> tuple[bool, str]:
@@ -189,7 +227,7 @@ def pad(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     plan = ctx.plan_output(node)
     quantized = plan.quant is not None
     perm = value.perm
-    x = ctx.tensor(node.input[0], perm, quantized=quantized)
+    x = ctx.tensor(node.input[0], perm, quantized=quantized, quantize_with=plan.quant)
     in_quant = ctx.builder.tensors[x].quant
     table = np.asarray([[pads[p], pads[p + rank]] for p in perm], dtype=np.int32)
     name = node.name or node.output[0]
