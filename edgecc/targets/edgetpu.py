@@ -228,7 +228,10 @@ class EdgeTpuTarget(TfliteTarget):
                     info: dict[str, Any], files: list[Path], converted: onnx.ModelProto) -> None:
         """Record that the TFLite awaits the Edge TPU compiler (not installable here)."""
         info["edgetpu_compiler"] = f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`"
-        info["summary"] = f"full-integer TFLite ({info.get('io_type')} io) ready for edgetpu_compiler; {len(info.get('tflite_operators', []))} operator type(s)"
+        floats = info.get("float_operators", [])
+        info["summary"] = (f"full-integer TFLite ({info.get('io_type')} io) ready for edgetpu_compiler; {len(info.get('tflite_operators', []))} "
+                           "operator type(s)" + (f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
+                                                 "leaves, with everything after them, on the CPU" if floats else ""))
 
     def execution(self, precision: str) -> str:
         return "TFLite interpreter (ai-edge-litert) running the full-integer TFLite; the Edge TPU compiler is not installable here"

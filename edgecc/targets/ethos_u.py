@@ -45,7 +45,7 @@ from edgecc.targets.tflite_family import _VARIANTS, TfliteTarget, conv_padding, 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["CONFIGS", "EthosUTarget", "RULES", "SUPPORTED", "make_target"]
+__all__ = ["BY_CONSTRUCTION", "CONFIGS", "EthosUTarget", "RULES", "SUPPORTED", "make_target"]
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +234,7 @@ def _scale(src: int, dst: int, align: bool) -> float:
     return dst / src
 
 
-def resize_u55(view: NodeView) -> tuple[bool, str]:
-    """IF not (IFM H == IFM W == 1) AND not IFM Shape == OFM Shape: IF W Scale-factor != H Scale-factor: OFM W or H must be 1, and scaling in the dim that is must also be 1 IF align corners: Scale-factor is defined as OFM H-1 / IFM H-1 ELSE: Scale-factor is defined as OFM H/IFM H IF half pixel centers: Scale-factor needs to be 2x Else: Scale-factor needs to be one of: 2x/4x/8x"""
+def _resize_u55(view: NodeView, half_pixel_two: bool) -> tuple[bool, str]:
     found = _resize_factors(view)
     if found is None:
         return False, "resize shapes unknown"
@@ -247,9 +246,19 @@ def resize_u55(view: NodeView) -> tuple[bool, str]:
         if not ((oh == 1 and sh == 1) or (ow == 1 and sw == 1)):
             return False, f"scale factors {sh:g} (H) and {sw:g} (W) differ"
         sh = sw = max(sh, sw)
-    if view.op_type == "Resize" and tflite_op(view) == "RESIZE_BILINEAR" and half:
+    if half_pixel_two and half:
         return (True, "") if sh == 2 else (False, f"half-pixel scale factor {sh:g}, need 2")
     return (True, "") if sh in (2, 4, 8) else (False, f"scale factor {sh:g}, need 2, 4 or 8")
+
+
+def resize_bilinear_u55(view: NodeView) -> tuple[bool, str]:
+    """IF not (IFM H == IFM W == 1) AND not IFM Shape == OFM Shape: IF W Scale-factor != H Scale-factor: OFM W or H must be 1, and scaling in the dim that is must also be 1 IF align corners: Scale-factor is defined as OFM H-1 / IFM H-1 ELSE: Scale-factor is defined as OFM H/IFM H IF half pixel centers: Scale-factor needs to be 2x Else: Scale-factor needs to be one of: 2x/4x/8x"""
+    return _resize_u55(view, True)
+
+
+def resize_nearest_u55(view: NodeView) -> tuple[bool, str]:
+    """IF NOT (IFM H == IFM W == 1) AND NOT IFM Shape == OFM Shape: IF W Scale-factor != H Scale-factor: OFM W or H must be 1, and scaling in the dim that is must also be 1 IF align corners: Scale-factor is defined as OFM H-1 / IFM H-1 ELSE: Scale-factor is defined as OFM H / IFM H Scale-factor must be one of: 2x/4x/8x"""
+    return _resize_u55(view, False)
 
 
 def resize_u85(view: NodeView) -> tuple[bool, str]:
@@ -332,12 +341,51 @@ def matmul_limits(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
+def matmul_reduced_axis(view: NodeView) -> tuple[bool, str]:
+    """IF Matmul or (FC with dynamic weights): Reduced axis must be less than or equal to 2^16"""
+    shape = view.input_shapes[0] if view.input_shapes else None
+    if _static(shape) and shape and int(shape[-1]) > 2 ** 16:
+        return False, f"reduced axis {shape[-1]}"
+    return True, ""
+
+
 def parameters_constant(view: NodeView) -> tuple[bool, str]:
     """Parameter tensors must be constant"""
     for index in range(1, len(view.inputs)):
         if view.inputs[index] and not view.is_constant(index):
             return False, f"parameter '{view.inputs[index]}' is not constant"
     return True, ""
+
+
+def slice_volume(view: NodeView) -> tuple[bool, str]:
+    """Slice must represent a volume. Stride must be non-negative (and over W or H)."""
+    if len(view.inputs) > 4 and view.inputs[4]:
+        return False, f"steps '{view.inputs[4]}' given: their signs and axes are not visible before emission"
+    return True, ""
+
+
+#: Vela rules for ops edgecc places that hold by construction of edgecc's int8 TFLite, with the reason
+#: ((TFLite op or "*", rule text prefix) -> why); tests check that every Vela rule is a check or listed here
+BY_CONSTRUCTION: dict[tuple[str, str], str] = {
+    ("*", "32-bit feature-maps are not supported."): "partitions are quantised with int8 activations (QuantScheme)",
+    ("*", "Bias tensors precision must be Int32 or Int64"): "the writer writes int32 biases (scale = input scale x weight scale)",
+    ("*", "Bias values must be stored in the channel axis"): "the writer writes 1-D biases with one value per output channel",
+    ("*", "Int64 bias must be smaller than"): "the writer writes int32 biases, never int64",
+    ("*", "Weight tensors must be 8-bit precision"): "weights are quantised to int8 (QuantScheme)",
+    ("*", "IF Matmul or (FC with dynamic weights): IFM precision must be Int8"): "activations are int8 (QuantScheme)",
+    ("FULLY_CONNECTED", "IF Matmul or (FC with dynamic weights)"): "FULLY_CONNECTED is written only for constant weights "
+                                                                   "(dynamic ones become BATCH_MATMUL, which is checked)",
+    ("FULLY_CONNECTED", "Kernel stride must be in the range (1,3)."): "FULLY_CONNECTED has no stride",
+    ("*", "IFM and OFM datatypes must match"): "unary operators read and write int8 (QuantScheme)",
+    ("*", "IFM and OFM shapes must match"): "unary elementwise ONNX operators keep the shape",
+    ("*", "IFM precision must be one of: (Int8, UInt8, Int16)"): "activations are int8 (QuantScheme)",
+    ("*", "Params tensor must be Int32 or Int64"): "the writer writes int32 paddings",
+    ("*", "num_splits must match the number of outputs."): "the writer sets num_splits to the ONNX Split's output count",
+    ("*", "IF IFM is Int32:"): "activations are int8, never int32",
+    ("*", "Input(s), Output and Weight tensors must have quantization parameters."): "every tensor of an int8 partition is quantised",
+    ("*", "Quantization scale of any tensor must be positive."): "scales come from calibrated min/max ranges (> 0)",
+    ("*", "align_corners and half_pixel_centers are mutually exclusive."): "ONNX Resize has one coordinate_transformation_mode",
+}
 
 
 # -- per family: TFLite op -> Vela rules (ops not listed have only Vela's generic constraints) -------------------
@@ -347,7 +395,7 @@ _U55_RULES: dict[str, tuple[Check, ...]] = {
     "DEPTHWISE_CONV_2D": (bias_constant, kernel_stride_1_to_3, weight_sum),
     "TRANSPOSE_CONV": (bias_constant, transpose_conv_shape, transpose_conv_stride, weight_sum),
     "FULLY_CONNECTED": (bias_constant, fc_weights_form, weight_sum),
-    "BATCH_MATMUL": (matmul_limits,),
+    "BATCH_MATMUL": (matmul_limits, matmul_reduced_axis),
     "AVERAGE_POOL_2D": (avgpool_kernel, stride_gt3_needs_valid),
     "MAX_POOL_2D": (stride_gt3_needs_valid, maxpool_kernel),
     "MEAN": (mean_reduced_elements, mean_batch_one, parameters_constant, mean_reduced_axis, mean_depth),
@@ -355,12 +403,12 @@ _U55_RULES: dict[str, tuple[Check, ...]] = {
     "REDUCE_MIN": (kernel_stride_1_to_3,),
     "SUM": (kernel_stride_1_to_3,),
     "SOFTMAX": (softmax_hw,),
-    "RESIZE_BILINEAR": (resize_u55,),
-    "RESIZE_NEAREST_NEIGHBOR": (resize_u55,),
+    "RESIZE_BILINEAR": (resize_bilinear_u55,),
+    "RESIZE_NEAREST_NEIGHBOR": (resize_nearest_u55,),
     "TRANSPOSE": (transpose_axes_product, parameters_constant, transpose_rank),
     "PAD": (parameters_constant,),
     "SLICE": (parameters_constant,),
-    "STRIDED_SLICE": (parameters_constant,),
+    "STRIDED_SLICE": (parameters_constant, slice_volume),
 }
 
 _U85_RULES: dict[str, tuple[Check, ...]] = {
@@ -377,7 +425,7 @@ _U85_RULES: dict[str, tuple[Check, ...]] = {
     "TRANSPOSE": (parameters_constant, transpose_rank),
     "PAD": (parameters_constant,),
     "SLICE": (parameters_constant,),
-    "STRIDED_SLICE": (parameters_constant,),
+    "STRIDED_SLICE": (parameters_constant, slice_volume),
 }
 
 #: Vela's TFLite summary tables (the operators it can place on the NPU), per family, restricted to those

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["TfliteTarget", "boundary_conversions", "conv_padding", "nhwc_hw", "onnx_ops_for", "tflite_op", "tflite_op_name", "writer_expresses"]
+__all__ = ["TfliteTarget", "boundary_conversions", "float_operators", "conv_padding", "nhwc_hw", "onnx_ops_for", "tflite_op", "tflite_op_name", "writer_expresses"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,19 @@ def conv_padding(view: NodeView) -> str:
     return "SAME" if any(pads) else "VALID"
 
 
+def float_operators(path: Path) -> list[str]:
+    """Operators of a TFLite file that read or write float32 tensors ("INDEX:OP"), e.g. float islands in an int8 model."""
+    from edgecc.targets.tflite.runner import interpreter_class
+
+    interpreter = interpreter_class()(model_path=str(path))
+    found = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001 -- the only per-operator view the interpreter offers
+        types = [t.__name__ if hasattr(t, "__name__") else str(t) for t in (*op.get("operand_types", ()), *op.get("result_types", ()))]
+        if "float32" in types:
+            found.append(f"{op['index']}:{op['op_name']}")
+    return found
+
+
 def _layouts(perm: Sequence[int]) -> tuple[str, str]:
     perm = list(perm)
     if perm == [0, 2, 3, 1]:
@@ -205,6 +218,8 @@ class TfliteTarget(Target):
                 raise NumericsError(f"the TFLite file edgecc wrote for partition {stem} ({self.name}) differs from onnxruntime on the "
                                     f"same {precision} partition beyond tolerance", report=_Report(info["verification"]),
                                     hint="report this as an edgecc TFLite writer bug; --precision fp32 (where the target allows it) avoids it")
+        if precision != "fp32":
+            info["float_operators"] = float_operators(path)
         files = [path]
         self.vendor_step(path, directory, stem, precision, options, info, files, converted)
         return Emitted(files, info)

@@ -125,12 +125,12 @@ _FAMILIES = {"Ethos-U55 and Ethos-U65": "ethos-u55", "Ethos-U85": "ethos-u85"}
 
 
 def parse_supported_ops(text: str) -> dict[str, dict[str, Any]]:
-    """SUPPORTED_OPS.md as {family: {"ops": [TFLite ops], "generic": rule text, "specific": {op: rule text}}}.
+    """SUPPORTED_OPS.md as {family: {"ops": [TFLite ops], "generic": [rules], "specific": {op: [rules]}}}.
 
     Families are "ethos-u55" (Vela's "Ethos-U55 and Ethos-U65" tables, also used for the U65) and "ethos-u85";
-    rule text is the section's bullet lines joined with spaces (nested bullets included).
+    a rule is one top-level bullet with its nested bullets appended (joined with spaces).
     """
-    result: dict[str, dict[str, Any]] = {f: {"ops": [], "generic": "", "specific": {}} for f in _FAMILIES.values()}
+    result: dict[str, dict[str, Any]] = {f: {"ops": [], "generic": [], "specific": {}} for f in _FAMILIES.values()}
     section: tuple[str, str, str] | None = None  # (family, kind, op)
     lines: list[str] = []
 
@@ -138,11 +138,20 @@ def parse_supported_ops(text: str) -> dict[str, dict[str, Any]]:
         if section is None:
             return
         family, kind, op = section
-        body = " ".join(line.strip().lstrip("-").strip() for line in lines if line.strip().startswith("-"))
+        rules: list[str] = []
+        for line in lines:
+            stripped = line.strip()
+            if not stripped.startswith("-"):
+                continue
+            text = stripped.lstrip("-").strip()
+            if line.startswith("-") or not rules:
+                rules.append(text)
+            else:
+                rules[-1] = f"{rules[-1]} {text}"
         if kind == "generic":
-            result[family]["generic"] = body
+            result[family]["generic"] = rules
         elif kind == "specific":
-            result[family]["specific"][op] = body
+            result[family]["specific"][op] = rules
 
     for line in text.splitlines():
         heading = re.match(r"^(#{2,3}) (Ethos-U55 and Ethos-U65|Ethos-U85) (TFLite|TOSA) (.*)$", line)
