@@ -269,6 +269,10 @@ class Context:
         """Follow `node`'s output through a fusable activation and a QuantizeLinear the TFLite op absorbs."""
         name = node.output[index]
         plan = OutputPlan(name=name, quant=None)
+        if self.dtypes.get(name) in ("int8", "uint8") and node.op_type != "QuantizeLinear":
+            # data movement on integer tensors (tf2onnx writes Concat/Transpose/Reshape between Q and DQ): same params
+            plan.quant = next((self.values[i].quant for i in node.input if i in self.values and self.values[i].quant is not None), None)
+            return plan
         nxt = self.single_consumer(name)
         if fusable and nxt is not None:
             act = self.activation_of(nxt)

@@ -27,8 +27,10 @@ def _conv_check(view: NodeView) -> tuple[bool, str]:
         return ok, why
     group = int(view.attr("group", 1))
     shape = view.input_shapes[0]
-    if group != 1 and shape is not None and isinstance(shape[1], int) and group != shape[1]:
-        return False, f"grouped convolution (group={group}, {shape[1]} channels): only group 1 or depthwise (group == channels)"
+    weight = view.input_shapes[1] if len(view.input_shapes) > 1 else None
+    grouped = (shape is not None and isinstance(shape[1], int) and group != shape[1]) or (weight is not None and weight[1] != 1)
+    if group != 1 and grouped:
+        return False, f"grouped convolution (group={group}): only group 1 or depthwise (group == channels)"
     return True, ""
 
 
