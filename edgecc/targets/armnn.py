@@ -7,8 +7,8 @@ Operator support is the Arm NN 20.08 TfLite parser's operator list (docs/01_01_p
 parser supported operators"; tests/targets/test_armnn.py checks every op edgecc places against the
 `TfLiteParser::Parse<Op>` functions in the installed libarmnnTfLiteParser). Known limits designed for:
 Arm NN 20.08 aborts the process (SIGABRT, an assertion in GetBiasTypeFromWeightsType) on per-channel int8
-weights and rejects FullyConnected without a bias tensor, so int8 uses per-tensor symmetric weights and the
-writer always writes biases; and pyarmnn runs in a subprocess of the system Python (`armnn_worker.py`),
+FullyConnected weights (per-channel convolutions load) and rejects FullyConnected without a bias tensor, so
+int8 uses per-tensor symmetric weights and the writer always writes biases; and pyarmnn runs in a subprocess of the system Python (`armnn_worker.py`),
 so that a crash becomes an edgecc error naming the signal, never a dead edgecc.
 
 Precisions: fp32 (float TFLite) and int8 (int8 asymmetric activations, int8 symmetric per-tensor
@@ -129,7 +129,7 @@ class _Worker:
         last = [ln for ln in stderr.strip().splitlines() if "Skipped" not in ln][-1:] or ["no message"]
         if code < 0:
             raise UnsupportedError(f"Arm NN crashed on {self.name} ({_signal_name(code)} in the Arm NN worker): {last[0][:300]}",
-                                   hint="Arm NN 20.08 aborts on per-channel int8 weights; edgecc's armnn targets quantise per tensor")
+                                   hint="Arm NN 20.08 aborts on per-channel int8 FullyConnected weights; edgecc's armnn targets quantise per tensor")
         raise UnsupportedError(f"the Arm NN worker for {self.name} exited with status {code}: {last[0][:300]}")
 
     def run(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

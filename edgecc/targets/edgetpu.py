@@ -60,7 +60,7 @@ def innermost_three(view: NodeView) -> tuple[bool, str]:
         if name and name not in view.constant_inputs and shape is not None and len(shape) > 3:
             outer = [d for d in shape[:-3] if d != 1]
             if outer:
-                return False, f"'{name}' has shape {'x'.join(map(str, shape))}"
+                return False, f"'{name}' has shape {'x'.join(map(str, shape))}; the Edge TPU allows more than 3 dimensions only when all but the 3 innermost dimensions are 1"
     return True, ""
 
 

@@ -1,0 +1,149 @@
+"""armnn targets: the real Arm NN 20.08 (Debian's pyarmnn, CpuRef) in a system-Python subprocess, against onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecc.errors import UnsupportedError
+from edgecc.targets import armnn
+from tests.conftest import run_edgecc
+
+_SPECIAL = {"TANH": "TanH", "BATCH_TO_SPACE_ND": "BatchToSpaceND", "SPACE_TO_BATCH_ND": "SpaceToBatchND"}
+
+
+def _parse_function(op: str) -> str:
+    return "Parse" + _SPECIAL.get(op, "".join(part if part[0].isdigit() else part.capitalize() for part in op.split("_")))
+
+
+def test_every_op_edgecc_places_is_parsed_by_the_installed_arm_nn() -> None:
+    library = next(Path("/usr/lib").rglob("libarmnnTfLiteParser.so.*"))
+    symbols = set(re.findall(rb"TfLiteParser\d+(Parse[A-Za-z0-9]+?)E", library.read_bytes()))
+    missing = [op for op in armnn.PARSED if _parse_function(op).encode() not in symbols]
+    assert not missing, f"{library.name} has no parser for {missing}"
+    target = armnn.ARMNN()
+    assert "Erf" not in target.ops and "Conv" in target.ops and target.quant_scheme.per_channel is False and target.always_bias
+
+
+def tiny_mixed(path: Path, seed: int = 0) -> Path:
+    """Conv-Relu-Conv-Erf-Conv-Relu-GAP-Flatten-Gemm at 16x16 (Erf: not in Arm NN's parser list)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+
+    def w(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Erf", ["c2"], ["e"], name="erf"),
+        helper.make_node("Conv", ["e", "w3", "b3"], ["c3"], name="conv3", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
+        helper.make_node("GlobalAveragePool", ["r3"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], name="fc", transB=1),
+    ]
+    inits = [w("w1", 16, 3, 3, 3), w("b1", 16), w("w2", 32, 16, 3, 3), w("b2", 32), w("w3", 64, 32, 3, 3), w("b3", 64), w("fw", 10, 64), w("fb", 10)]
+    graph = helper.make_graph(nodes, "tiny_mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("armnn")
+    (folder / "cal").mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        np.save(folder / "cal" / f"s{i}.npy", rng.standard_normal((1, 3, 16, 16)).astype(np.float32))
+    return tiny_mixed(folder / "tiny.onnx"), folder / "cal"
+
+
+def test_per_channel_int8_fc_weights_abort_arm_nn_and_become_a_clear_error(tmp_path: Path) -> None:
+    """Arm NN 20.08 SIGABRTs on per-channel int8 FullyConnected weights: the worker dies, edgecc names the signal and lives on."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecc.quantization.scheme import QuantScheme
+    from edgecc.targets.precision import convert_precision
+    from edgecc.targets.tflite import emit_tflite
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph([helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)], "fc",
+                              [helper.make_tensor_value_info("f", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+                              initializer=[numpy_helper.from_array(rng.standard_normal((10, 64)).astype(np.float32), "fw"),
+                                           numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "fb")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = [{"f": rng.standard_normal((1, 64)).astype(np.float32)} for _ in range(3)]
+    tflite = tmp_path / "fc.tflite"
+    for per_channel in (False, True):
+        scheme = QuantScheme(precision="int8", activation_type="int8", weight_type="int8", per_channel=per_channel)
+        tflite.write_bytes(emit_tflite(convert_precision(model, "int8", scheme, feeds), io_type="int8", always_bias=True, name="fc").data)
+        if not per_channel:  # the scheme the armnn target uses runs
+            runner = armnn.ArmnnRunner(tflite, name="fc.tflite")
+            assert runner.run(feeds[0])["y"].shape == (1, 10)
+            runner.close()
+            continue
+        with pytest.raises(UnsupportedError) as info:
+            armnn.ArmnnRunner(tflite, name="fc.tflite")
+        assert "SIGABRT" in info.value.message and "GetBiasTypeFromWeightsType" in info.value.message
+        assert "per-channel" in (info.value.hint or "")
+
+
+def test_compile_int8_runs_arm_nn_and_compares_with_onnxruntime(model: tuple[Path, Path], tmp_path: Path) -> None:
+    path, cal = model
+    out = tmp_path / "tiny.edgecc"
+    result = run_edgecc("compile", path, "--target", "armnn", "--calibration", f"x={cal}", "-o", out)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    devices = [p["device"] for p in manifest["partitions"]]
+    assert devices[0] == "armnn" and "cpu" in devices
+    assert next(n for n in manifest["placement"] if n["node"] == "erf")["device"] == "cpu"
+    for part in (p for p in manifest["partitions"] if p["device"] == "armnn"):
+        vendor = part["vendor"]
+        assert vendor["verification"]["passed"] and vendor["armnn_verification"]["passed"]
+        assert vendor["armnn_verification"]["outputs"][0]["kind"] == "int8"
+        assert sum(vendor["armnn_verification"]["outputs"][0]["steps_histogram"].values()) > 0
+        assert "Arm NN 20.08 CpuRef via pyarmnn" in part["execution"]
+    assert manifest["verification"]["passed"]
+    sample = next(cal.iterdir())
+    ran = run_edgecc("run", out, "--data", f"x={sample}", "-o", tmp_path / "y.npz")
+    assert ran.returncode == 0, ran.stderr
+    expected = json.loads((out / "manifest.json").read_text())
+    assert np.load(tmp_path / "y.npz")["logits"].shape == (1, 10) and expected
+
+
+def test_fp32_needs_no_calibration_and_matches_closely(model: tuple[Path, Path], tmp_path: Path) -> None:
+    path, _ = model
+    out = tmp_path / "fp32.edgecc"
+    result = run_edgecc("compile", path, "--target", "armnn", "--precision", "fp32", "-o", out, "--samples", "2")
+    assert result.returncode == 0, result.stderr
+    parts = [p for p in json.loads((out / "manifest.json").read_text())["partitions"] if p["device"] == "armnn"]
+    assert parts and all(o["kind"] == "float" and o["passed"] for p in parts for o in p["vendor"]["armnn_verification"]["outputs"])
+
+
+def test_backends_missing_here_are_exit_6(model: tuple[Path, Path], tmp_path: Path) -> None:
+    path, cal = model
+    result = run_edgecc("compile", path, "--target", "armnn-cpuacc", "--calibration", f"x={cal}", "-o", tmp_path / "acc.edgecc")
+    assert result.returncode == 6 and "CpuAcc" in result.stderr and "available: CpuRef" in result.stderr
+    assert not (tmp_path / "acc.edgecc").exists()
+    out = tmp_path / "gpu.edgecc"
+    result = run_edgecc("compile", path, "--target", "armnn-gpuacc", "--calibration", f"x={cal}", "--no-vendor-compile", "-o", out)
+    assert result.returncode == 0, result.stderr
+    part = json.loads((out / "manifest.json").read_text())["partitions"][0]
+    assert "TFLite interpreter" in part["execution"] and part["vendor"]["armnn"] == "not run (--no-vendor-compile)"
+
+
+def test_without_pyarmnn_compile_is_exit_6_with_the_apt_hint(model: tuple[Path, Path], tmp_path: Path) -> None:
+    path, cal = model
+    env = {"EDGECC_ARMNN_PYTHON": str(tmp_path / "no-python")}
+    result = run_edgecc("compile", path, "--target", "armnn", "--calibration", f"x={cal}", "-o", tmp_path / "x.edgecc", env=env)
+    assert result.returncode == 6 and "python3-pyarmnn" in result.stderr and "Traceback" not in result.stderr
