@@ -56,10 +56,11 @@ def read_document(path: str | Path, kinds: tuple[str, ...]) -> dict[str, Any]:
 
 
 def write_document(path: str | Path, document: dict[str, Any]) -> None:
-    """Write a result document atomically (sorted keys keep files comparable)."""
-    from edgecc.fileio import atomic_write_bytes
+    """Write a result document atomically (sorted keys keep files comparable); no fsync: a crash leaves the old file or the new one."""
+    from edgecc.fileio import atomic_output
 
-    atomic_write_bytes(path, (json.dumps(document, indent=2, sort_keys=True, default=_default) + "\n").encode())
+    with atomic_output(path) as tmp:
+        tmp.write_bytes((json.dumps(document, indent=2, sort_keys=True, default=_default) + "\n").encode())
 
 
 def _default(value: Any) -> Any:

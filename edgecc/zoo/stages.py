@@ -30,8 +30,12 @@ def pair_dir(out_dir: str | Path, model: str, target: str) -> Path:
     return Path(out_dir) / "pairs" / f"{model}@{target}"
 
 
-def init_worker(log_path: str | None) -> None:
-    """Worker start: stdout and stderr go to a per-worker log file (keeps the driver's terminal and --json stdout clean)."""
+def init_worker(log_path: str | None, threads: int | None = None) -> None:
+    """Worker start: stdout and stderr go to a per-worker log file (keeps the driver's terminal and --json stdout clean);
+    with `threads`, the math libraries (OpenMP, MKL, torch, TensorFlow) use that many threads, so workers share the cores."""
+    if threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+            os.environ.setdefault(name, str(threads))
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(f"{log_path}.{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -153,6 +157,17 @@ def _data(spec: ModelSpec, inputs: list[Any], samples: int, seed: int) -> tuple[
     return calibration, evaluation, labels, source
 
 
+def _no_quantize(state: dict[str, Any], settings: dict[str, Any]) -> str | None:
+    """Why the quantise stage does not apply (None: it does)."""
+    if not settings["quantize"]:
+        return "quantize = false"
+    if state["target"].default_precision not in ("int8", "int16", "fp16"):
+        return f"{state['target'].default_precision} target"
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul") for n in state["model"].graph.node):
+        return "the model is already quantised (its scales are kept)"
+    return None
+
+
 def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Quantise, compile, verify and bench one (model, target) pair; artifacts go to `pairs/<model>@<target>/`."""
     start = time.perf_counter()
@@ -219,10 +234,11 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
 
     stages.run("prepare", prepare)
     quantized = None
-    if stages.failure is None and settings["quantize"] and state["target"].default_precision in ("int8", "int16", "fp16"):
-        quantized = stages.run("quantize", quantize)
+    why = _no_quantize(state, settings) if stages.failure is None else None
+    if why:
+        stages.skip("quantize", why)
     else:
-        stages.skip("quantize", "fp32 target" if settings["quantize"] else "quantize = false")
+        quantized = stages.run("quantize", quantize)
     compiled = stages.run("compile", compile_bundle)
     scores = stages.run("verify", verify)
     record = stages.run("bench", bench)

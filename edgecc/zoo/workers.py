@@ -54,8 +54,12 @@ class LocalBackend:
 
         from edgecc.zoo.stages import init_worker
 
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // self.workers) if self.workers > 1 else None
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                                   initargs=(self.log_path,))
+                                   initargs=(self.log_path, threads))
 
     def submit(self, func: Callable[..., dict[str, Any]], *args: Any) -> Any:
         from concurrent.futures.process import BrokenProcessPool
