@@ -57,6 +57,8 @@ def analyse(model: onnx.ModelProto) -> ModelGraph:
     for node in graph.node:  # Constant outputs count as constants for "weights are constant" checks
         if node.op_type == "Constant":
             constants.update(o for o in node.output if o)
+        elif node.op_type in ("DequantizeLinear", "QuantizeLinear") and all(i in constants for i in node.input if i):
+            constants.update(o for o in node.output if o)  # quantised weights of a QDQ model (DQ of an initializer)
     views: list[NodeView] = []
     macs: list[int] = []
     node_bytes: list[int] = []
