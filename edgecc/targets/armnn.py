@@ -45,7 +45,7 @@ from edgecc.errors import MissingDependencyError, NumericsError, UnsupportedErro
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
-from edgecc.targets.tflite_family import TfliteTarget, onnx_ops_for, tflite_op, writer_expresses
+from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TfliteTarget, onnx_ops_for, tflite_op, writer_expresses
 
 if TYPE_CHECKING:
     import numpy as np
@@ -305,8 +305,8 @@ def _target(name: str, backend: str) -> ArmnnTarget:
         precisions=("int8", "fp32"),
         memory=Memory(kind="host"),
         cost=CostModel(launch_us=50.0, gmacs={"fp32": 40.0, "int8": 160.0}, memory_gbps=10.0, op_overhead_us=2.0),
-        ops=_armnn_ops(),
-        generic=(c.static_shapes, c.float_tensors, c.max_rank(4)),
+        ops={**_armnn_ops(), **QDQ_OPS},
+        generic=(c.static_shapes, activation_types, c.max_rank(4)),
         quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
                                  symmetric_weights=True, per_channel=False),
         requires_calibration=True,

@@ -35,7 +35,7 @@ from edgecc.errors import UsageError
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
-from edgecc.targets.tflite_family import _VARIANTS, TfliteTarget, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite_family import QDQ_OPS, activation_types, _VARIANTS, TfliteTarget, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
 
 if TYPE_CHECKING:
     import onnx
@@ -243,8 +243,8 @@ TARGET = EdgeTpuTarget(
     precisions=("int8",),
     memory=Memory(kind="dma", bandwidth_gbps=0.32, setup_us=100.0),
     cost=CostModel(launch_us=250.0, gmacs={"int8": 240.0}, memory_gbps=8.0, op_overhead_us=1.0),
-    ops=_ops(),
-    generic=(c.static_shapes, c.float_tensors, innermost_three),
+    ops={**_ops(), **QDQ_OPS},
+    generic=(c.static_shapes, activation_types, innermost_three),
     quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
                              symmetric_weights=True, per_channel=True),
     requires_calibration=True,

@@ -40,7 +40,7 @@ from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
 from edgecc.targets.vela import PASS_THROUGH
-from edgecc.targets.tflite_family import _VARIANTS, TfliteTarget, conv_padding, nhwc_hw, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite_family import QDQ_OPS, activation_types, _VARIANTS, TfliteTarget, conv_padding, nhwc_hw, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
 
 if TYPE_CHECKING:
     import onnx
@@ -546,8 +546,8 @@ def make_target(accelerator: str, name: str | None = None) -> EthosUTarget:
         precisions=("int8",),
         memory=Memory(kind="shared", sync_us=2.0),
         cost=CostModel(launch_us=15.0, gmacs={"int8": macs * clock_ghz * _UTILISATION}, memory_gbps=sram_gbps, op_overhead_us=0.5),
-        ops=_op_checks(rule_family),
-        generic=(c.static_shapes, c.float_tensors),
+        ops={**_op_checks(rule_family), **QDQ_OPS},
+        generic=(c.static_shapes, activation_types),
         quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
                                  symmetric_weights=True, per_channel=True),
         requires_calibration=True,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["TfliteTarget", "boundary_conversions", "float_operators", "conv_padding", "nhwc_hw", "onnx_ops_for", "tflite_op", "tflite_op_name", "writer_expresses"]
+__all__ = ["QDQ_OPS", "TfliteTarget", "activation_types", "boundary_conversions", "float_operators", "conv_padding", "nhwc_hw", "onnx_ops_for", "tflite_op", "tflite_op_name", "writer_expresses"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,18 @@ def writer_expresses(view: NodeView) -> tuple[bool, str]:
         return False, "edgecc's TFLite writer (edgecc.targets.tflite) is not available"
     ok, reason = writer_supports(view)
     return bool(ok), (reason or "edgecc's TFLite writer cannot express it")
+
+
+def activation_types(view: NodeView) -> tuple[bool, str]:
+    """Activations are float32 (edgecc quantises them) or int8/uint8 (a model quantised already, with Q/DQ nodes)."""
+    for name, dtype in [*zip(view.inputs, view.input_dtypes), *zip(view.outputs, view.output_dtypes)]:
+        if name and name not in view.constant_inputs and dtype not in (None, "float32", "int8", "uint8"):
+            return False, f"tensor '{name}' is {dtype}"
+    return True, ""
+
+
+#: Q/DQ nodes of an already-quantised model: the writer folds them into tensor quantisation parameters
+QDQ_OPS: dict[str, tuple[Any, ...]] = {"QuantizeLinear": (writer_expresses,), "DequantizeLinear": (writer_expresses,)}
 
 
 def nhwc_hw(shape: Sequence[Any] | None) -> tuple[int, int] | None:
