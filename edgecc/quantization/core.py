@@ -139,6 +139,28 @@ def _excluded(model: onnx.ModelProto, options: QuantOptions) -> list[str]:
     return [n.name for n in model.graph.node if n.name in wanted or n.op_type in wanted]
 
 
+#: 8-bit output quantisation fixed by convention: (scale, int8 zero point, uint8 zero point). TFLite's integer kernels
+#: assume these (1/256 for probabilities, 1/128 for tanh), so integer runtimes and onnxruntime's QDQ agree exactly
+FIXED_OUTPUT_QUANTIZATION: dict[str, tuple[float, int, int]] = {"Softmax": (1 / 256, -128, 0), "Sigmoid": (1 / 256, -128, 0),
+                                                                "Tanh": (1 / 128, 0, 128)}
+
+
+def fixed_output_overrides(model: onnx.ModelProto, activation_type: str) -> dict[str, list[dict[str, Any]]]:
+    """onnxruntime TensorQuantOverrides fixing the scale/zero point of Softmax, Sigmoid and Tanh outputs (8-bit only)."""
+    import numpy as np
+
+    if activation_type not in ("int8", "uint8"):
+        return {}
+    dtype = np.int8 if activation_type == "int8" else np.uint8
+    overrides = {}
+    for node in model.graph.node:
+        if node.op_type in FIXED_OUTPUT_QUANTIZATION:
+            scale, zero_int8, zero_uint8 = FIXED_OUTPUT_QUANTIZATION[node.op_type]
+            zero = zero_int8 if activation_type == "int8" else zero_uint8
+            overrides[node.output[0]] = [{"scale": np.array(scale, np.float32), "zero_point": np.array(zero, dtype)}]
+    return overrides
+
+
 def _ort_quantize(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOptions, ranges: Mapping[str, tuple[float, float]],
                   exclude: Sequence[str]) -> onnx.ModelProto:
     """Insert Q/DQ (or QLinear ops) with onnxruntime's quantiser and our ranges."""
@@ -160,6 +182,10 @@ def _ort_quantize(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOpt
     }
     if scheme.activation_type == "int16":
         extra["UseQDQContribOps"] = True
+    if not scheme.symmetric_activations:
+        fixed = {name: spec for name, spec in fixed_output_overrides(model, scheme.activation_type).items() if name not in exclude}
+        if fixed:
+            extra["TensorQuantOverrides"] = fixed
     tensors = TensorsData(CalibrationMethod.MinMax, {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in ranges.items()})
     work = copy.deepcopy(model)
     work = update_opset_version(work, weight, activation)
