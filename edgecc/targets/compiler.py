@@ -52,6 +52,7 @@ class PartitionSpec:
     inputs: list[str]
     outputs: list[str]
     estimated_us: float
+    extract: list[int] = field(default_factory=list)  # nodes of the emitted model: own live nodes + copies of constant producers
 
 
 @dataclass
@@ -98,10 +99,12 @@ def _precision_of(target: Target, precision: str | None) -> str:
     return precision
 
 
-def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Target, precision: str) -> Problem:
+def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Target, precision: str,
+                  initializers: set[str] | None = None) -> Problem:
     """The partitioning problem: CPU fallback (device 0) and the target (device 1, unless it is the CPU)."""
     from edgecc.targets import get_target
 
+    constant_producer = constant_nodes(graph.views, initializers or set())
     cpu = get_target("cpu")
     cpu_precision = precision if target.name == "cpu" else "fp32"
     devices = [Device("cpu", cpu.cost.launch_us, cpu.memory, BYTES_PER_ELEMENT[cpu_precision])]
@@ -121,7 +124,7 @@ def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Tar
         node_inputs.append(reads)
         outs = []
         for out in view.outputs:
-            if out:
+            if out and out not in constant_producer:  # made from constants: copied where read, never transferred
                 tensors[out] = len(producer)
                 producer.append(index)
                 outs.append(tensors[out])
@@ -141,7 +144,8 @@ def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Tar
         names[tid] = name
     elements = [graph.elements.get(name, 1) for name in names]
     outputs = {tensors[o] for o in graph.graph_outputs if o in tensors}
-    return Problem(devices, compute, node_inputs, node_outputs, elements, producer, outputs, names)
+    follows = {i for i in set(constant_producer.values()) if i + 1 < len(graph.views)}
+    return Problem(devices, compute, node_inputs, node_outputs, elements, producer, outputs, names, follows)
 
 
 def _reads(view: Any) -> list[str]:
@@ -153,7 +157,7 @@ def plan_model(model: onnx.ModelProto, target: Target, *, precision: str | None 
     """Support check + partitioning of an (optimised) model."""
     precision = _precision_of(target, precision)
     graph, support = check_support(model, target)
-    problem = build_problem(graph, support, target, precision)
+    problem = build_problem(graph, support, target, precision, {i.name for i in model.graph.initializer})
     try:
         plan, scores = solve(problem, partitioner, max_partitions=max_partitions)
     except ValueError as exc:
@@ -161,9 +165,80 @@ def plan_model(model: onnx.ModelProto, target: Target, *, precision: str | None 
     return graph, support, problem, plan, scores
 
 
-def partitions_of(graph: ModelGraph, problem: Problem, plan: Plan, target: Target, precision: str) -> list[PartitionSpec]:
-    """Partition boundaries: inputs read from outside, outputs read outside or graph outputs."""
+def constant_nodes(views: Sequence[Any], initializers: set[str]) -> dict[str, int]:
+    """Tensor -> index of the node making it from constants only (Constant, DequantizeLinear of a weight, ...)."""
+    constant = set(initializers)
+    producers: dict[str, int] = {}
+    for index, view in enumerate(views):
+        if all(not t or t in constant for t in view.inputs) and (view.inputs or view.op_type == "Constant"):
+            for out in view.outputs:
+                if out:
+                    constant.add(out)
+                    producers[out] = index
+    return producers
+
+
+def sink_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same model with every constant-only node moved just before its first consumer (still topological).
+
+    Quantised models list all weight DequantizeLinear nodes first; in execution order they would then belong to the
+    first partition and cross every boundary as tensors.
+    """
+    import onnx
+
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    constant = set(initializers)
+    is_constant = []
+    for node in graph.node:
+        flag = all(not t or t in constant for t in node.input) and (len(node.input) > 0 or node.op_type == "Constant")
+        is_constant.append(flag)
+        if flag:
+            constant.update(o for o in node.output if o)
+    pending: dict[str, list[int]] = {}
+    for index, node in enumerate(graph.node):
+        if is_constant[index]:
+            for out in node.output:
+                pending.setdefault(out, []).append(index)
+    placed: set[int] = set()
+    order: list[int] = []
+
+    def place(index: int) -> None:
+        if index in placed:
+            return
+        placed.add(index)
+        for t in graph.node[index].input:
+            for producer in pending.get(t, ()):
+                place(producer)
+        order.append(index)
+
+    for index, node in enumerate(graph.node):
+        if is_constant[index]:
+            continue
+        for t in node.input:
+            for producer in pending.get(t, ()):
+                place(producer)
+        place(index)
+    for index in range(len(graph.node)):  # constants nobody reads (or only graph outputs) keep their place at the end
+        place(index)
+    if order == list(range(len(graph.node))):
+        return model
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    del result.graph.node[:]
+    result.graph.node.extend(graph.node[i] for i in order)
+    return result
+
+
+def partitions_of(graph: ModelGraph, problem: Problem, plan: Plan, target: Target, precision: str,
+                  initializers: set[str] | None = None) -> list[PartitionSpec]:
+    """Partition boundaries: inputs read from outside, outputs read outside or graph outputs.
+
+    Tensors made from constants only never cross a boundary: each partition that reads one gets its own copy of the
+    nodes that make it (`extract`).
+    """
     runs = plan.cost.runs
+    constant_producer = constant_nodes(graph.views, initializers or set())
     produced_in: dict[str, int] = {}
     for r, (_, first, last) in enumerate(runs):
         for i in range(first, last + 1):
@@ -182,18 +257,40 @@ def partitions_of(graph: ModelGraph, problem: Problem, plan: Plan, target: Targe
         inputs: list[str] = []
         for i in nodes:
             for t in _reads(graph.views[i]):
+                if t in constant_producer:
+                    continue
                 if t not in inputs and produced_in.get(t, -1) != r and (t in produced_in or t in graph.graph_inputs):
                     inputs.append(t)
         outputs = []
         for i in nodes:
             for t in graph.views[i].outputs:
-                if t and (t in graph_outputs or read_by.get(t, set()) - {r}):
+                if t and (t in graph_outputs or (t not in constant_producer and read_by.get(t, set()) - {r})):
                     outputs.append(t)
+        extract = _live_nodes(graph, nodes, outputs, constant_producer)
         device_name = problem.devices[device].name
         part_precision = precision if device_name == target.name else "fp32"
         estimate = sum(problem.compute[i][device] for i in nodes) + problem.devices[device].launch_us
-        specs.append(PartitionSpec(r, device_name, part_precision, nodes, inputs, outputs, estimate))
+        specs.append(PartitionSpec(r, device_name, part_precision, nodes, inputs, outputs, estimate, extract))
     return specs
+
+
+def _live_nodes(graph: ModelGraph, nodes: Sequence[int], outputs: Sequence[str], constant_producer: Mapping[str, int]) -> list[int]:
+    """The partition's nodes that feed its outputs, plus the constant-only nodes (wherever placed) they read."""
+    own = set(nodes)
+    needed = set(outputs)
+    keep: set[int] = set()
+    for i in sorted(own, reverse=True):
+        view = graph.views[i]
+        if any(o in needed for o in view.outputs if o):
+            keep.add(i)
+            needed.update(t for t in view.inputs if t)
+    stack = [t for i in keep for t in graph.views[i].inputs if t in constant_producer]
+    while stack:
+        producer = constant_producer[stack.pop()]
+        if producer not in keep:
+            keep.add(producer)
+            stack.extend(t for t in graph.views[producer].inputs if t in constant_producer)
+    return sorted(keep)
 
 
 def extract_partition(model: onnx.ModelProto, nodes: Sequence[int], inputs: Sequence[str], outputs: Sequence[str], name: str) -> onnx.ModelProto:
@@ -282,10 +379,10 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
     reference_model = model
     if options.level > 0:
         model, _ = run_passes(model, pipeline_for(options.level))
-    model = infer_shapes(model)
+    model = infer_shapes(sink_constant_nodes(model))
     graph, support, problem, plan, scores = plan_model(model, target, precision=precision, partitioner=options.partitioner,
                                                        max_partitions=options.max_partitions)
-    parts = partitions_of(graph, problem, plan, target, precision)
+    parts = partitions_of(graph, problem, plan, target, precision, {i.name for i in model.graph.initializer})
     inputs = graph_inputs(model)
     feeds = match_samples([dict(s) for s in calibration], inputs) if calibration else random_feeds(inputs, seed=options.seed, count=options.samples)
     boundary = sorted({t for p in parts for t in p.inputs})
@@ -299,7 +396,7 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
         artifacts: list[list[Path]] = []
         vendor: list[dict[str, Any]] = []
         for part in parts:
-            sub = extract_partition(model, part.nodes, part.inputs, part.outputs, f"p{part.index}_{part.device}")
+            sub = extract_partition(model, part.extract or part.nodes, part.inputs, part.outputs, f"p{part.index}_{part.device}")
             device_target = target if part.device == target.name else _cpu()
             part_feeds = [{k: v[k] for k in part.inputs} for v in values]
             cal = part_feeds if part.precision in ("int8", "int16") else []

@@ -60,6 +60,7 @@ class Problem:
     tensor_producer: list[int]  # node index, -1 for graph inputs
     graph_outputs: set[int] = field(default_factory=set)
     tensor_names: list[str] = field(default_factory=list)
+    follows_next: set[int] = field(default_factory=set)  # nodes (constant producers) placed with the node after them
 
     def __post_init__(self) -> None:
         n_dev = len(self.devices)
@@ -281,13 +282,24 @@ def exhaustive(problem: Problem, *, max_partitions: int | None = None) -> list[i
     return best[1]
 
 
+def follow_next(problem: Problem, assignment: Sequence[int]) -> list[int]:
+    """`assignment` with each node of `problem.follows_next` on the device of the node after it (when allowed there)."""
+    result = list(assignment)
+    for index in sorted(problem.follows_next, reverse=True):
+        if index + 1 < len(result) and problem.compute[index][result[index + 1]] < math.inf:
+            result[index] = result[index + 1]
+    return result
+
+
 def solve(problem: Problem, strategy: str = "optimal", *, max_partitions: int | None = None, beam: int | None = None) -> tuple[Plan, dict[str, Breakdown]]:
     """The plan of `strategy` and the scores of every strategy (for the placement report)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown partitioner {strategy!r}")
-    candidates = {"greedy": greedy(problem), "first-split": first_split(problem), "all-cpu": all_host(problem)}
+    candidates = {name: follow_next(problem, a) for name, a in
+                  (("greedy", greedy(problem)), ("first-split", first_split(problem)), ("all-cpu", all_host(problem)))}
     scores = {name: score(problem, a) for name, a in candidates.items()}
     dp, exact = optimal(problem, beam=beam, max_partitions=max_partitions)
+    dp = follow_next(problem, dp)
     best_name, best_assign, best_cost = "dp", dp, score(problem, dp)
     for name, assign in candidates.items():  # never worse than the simple strategies
         cost = scores[name]
