@@ -100,7 +100,9 @@ def test_zoo_compare_flags_injected_regressions_not_a_rerun(zoo_a: tuple[Path, P
     result = run_edgecc("zoo", "compare", slower, "--baseline", out, "--latency-floor", "0.5", "--json")
     assert result.returncode == 5, result.stderr
     flagged = {(f["pair"], f["check"]) for f in result.json()["findings"] if f["regression"]}
-    assert ("cnn@cpu", "latency:measured") in flagged and ("cnn@cpu", "latency:estimated") in flagged
+    # the estimate is deterministic; the measurement must stand out of the noise on a busy machine too (on one target at least)
+    assert ("cnn@cpu", "latency:estimated") in flagged and ("cnn@hisilicon-npu", "latency:estimated") in flagged
+    assert {("cnn@cpu", "latency:measured"), ("cnn@hisilicon-npu", "latency:measured")} & flagged, result.json()["findings"]
     assert ("other@cpu", "status") in flagged and ("other@hisilicon-npu", "status") in flagged
     assert not any(pair.startswith("broken") for pair, _ in flagged)  # failing before and now: not a regression
     # an accuracy drop edited into a copy of the results

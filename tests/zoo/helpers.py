@@ -9,7 +9,7 @@ import numpy as np
 from tests.conftest import make_conv_onnx
 
 
-def make_slow_cnn(path: Path, *, layers: int = 24, seed: int = 0) -> None:
+def make_slow_cnn(path: Path, *, layers: int = 40, seed: int = 0) -> None:
     """The conftest CNN plus an input-dependent chain of 768x768 MatMuls (an expensive extra output): same name, slower model."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -31,7 +31,7 @@ def make_slow_cnn(path: Path, *, layers: int = 24, seed: int = 0) -> None:
 
 
 def write_zoo(folder: Path, models: dict[str, str], *, targets: tuple[str, ...] = ("cpu", "hisilicon-npu"), runs: int = 10,
-              repeats: int = 3) -> Path:
+              repeats: int = 5) -> Path:
     """A zoo file over `models` (name -> file in `folder`)."""
     lines = ["[zoo]", 'name = "test"', f"targets = [{', '.join(repr(t).replace(chr(39), chr(34)) for t in targets)}]", f"runs = {runs}",
              f"repeats = {repeats}", "samples = 4", ""]
