@@ -56,7 +56,9 @@ def _split_op(view: NodeView) -> str:
     return "SPLIT_V" if len(view.inputs) > 1 and view.inputs[1] else "SPLIT"
 
 
-#: ONNX op type -> the TFLite builtin it becomes (a function where it depends on attributes/shapes)
+#: ONNX op type -> the main TFLite builtin it becomes (a function where it depends on attributes/shapes); it must be
+#: among the writer's TFLITE_OP_FOR entries (tested). Clip counts as RELU6: its bounds are inputs the planner does not
+#: see; the writer picks RELU/RELU6/RELU_N1_TO_1/RELU_0_TO_1 or MINIMUM/MAXIMUM, and Vela reports any it leaves on the CPU.
 _TFLITE_OP: dict[str, Any] = {
     "Conv": _conv_op, "ConvTranspose": "TRANSPOSE_CONV", "Gemm": "FULLY_CONNECTED", "MatMul": _matmul_op,
     "MaxPool": "MAX_POOL_2D", "AveragePool": "AVERAGE_POOL_2D", "GlobalAveragePool": "MEAN", "GlobalMaxPool": "REDUCE_MAX",
@@ -64,8 +66,8 @@ _TFLITE_OP: dict[str, Any] = {
     "Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Div": "DIV", "Max": "MAXIMUM", "Min": "MINIMUM",
     "Relu": "RELU", "Clip": "RELU6", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "LeakyRelu": "LEAKY_RELU", "PRelu": "PRELU",
     "HardSwish": "HARD_SWISH", "Softmax": "SOFTMAX", "Exp": "EXP", "Log": "LOG", "Abs": "ABS", "Neg": "NEG", "Elu": "ELU",
-    "Gelu": "GELU", "Concat": "CONCATENATION", "Reshape": "RESHAPE", "Flatten": "RESHAPE", "Squeeze": "SQUEEZE",
-    "Unsqueeze": "EXPAND_DIMS", "Transpose": "TRANSPOSE", "Pad": "PAD", "Resize": _resize_op, "Slice": "STRIDED_SLICE",
+    "Gelu": "GELU", "Concat": "CONCATENATION", "Reshape": "RESHAPE", "Flatten": "RESHAPE", "Squeeze": "RESHAPE",
+    "Unsqueeze": "RESHAPE", "Transpose": "TRANSPOSE", "Pad": "PAD", "Resize": _resize_op, "Upsample": _resize_op, "Slice": "STRIDED_SLICE",
     "Split": _split_op, "QuantizeLinear": "QUANTIZE", "DequantizeLinear": "DEQUANTIZE", "SpaceToDepth": "SPACE_TO_DEPTH",
     "DepthToSpace": "DEPTH_TO_SPACE", "LpNormalization": "L2_NORMALIZATION", "Sqrt": "SQRT",
 }
@@ -95,7 +97,8 @@ def onnx_ops_for(tflite_ops: Sequence[str]) -> tuple[str, ...]:
 
 
 _VARIANTS = {"Conv": {"CONV_2D", "DEPTHWISE_CONV_2D"}, "MatMul": {"FULLY_CONNECTED", "BATCH_MATMUL"},
-             "Resize": {"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}, "Split": {"SPLIT", "SPLIT_V"}}
+             "Resize": {"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}, "Upsample": {"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"},
+             "Split": {"SPLIT", "SPLIT_V"}}
 
 
 def writer_expresses(view: NodeView) -> tuple[bool, str]:

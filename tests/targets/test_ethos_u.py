@@ -159,3 +159,17 @@ def test_real_pnet_on_u85_with_vendor_options(tmp_path: Path) -> None:
     fallback = {entry["op"] for entry in vendor["cpu_fallback"]}
     assert fallback <= floats | {"QUANTIZE", "DEQUANTIZE"} and vendor["cpu_operators"] == len(vendor["cpu_fallback"])
     assert "p0 (ethos-u85-256): Vela" in result.stderr
+
+
+def test_the_tflite_op_edgecc_plans_with_is_one_the_writer_emits_for_that_onnx_op() -> None:
+    from edgecc.targets import tflite_family
+    from edgecc.targets.tflite import TFLITE_OP_FOR
+
+    for onnx_op, entry in tflite_family._TFLITE_OP.items():
+        if onnx_op not in TFLITE_OP_FOR:
+            continue  # not expressible: writer_expresses keeps such nodes off every TFLite target
+        planned = {entry} if isinstance(entry, str) else set(tflite_family._VARIANTS[onnx_op])
+        written = set(TFLITE_OP_FOR[onnx_op])
+        if onnx_op == "MatMul":
+            written.add("BATCH_MATMUL")  # dynamic MatMul: the writer refuses it (writer_supports), Vela's rule still applies
+        assert planned <= written, f"{onnx_op}: edgecc plans with {planned}, the writer emits {written}"
