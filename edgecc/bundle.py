@@ -235,6 +235,7 @@ def make_manifest(result: Any, *, source: onnx.ModelProto, source_path: str, mod
             entry["vendor"] = {k: v for k, v in info.items() if k != "conversions"}
         partitions.append(entry)
     run_of = {i: p.index for p in result.partitions for i in p.nodes}
+    vendor_fallback = _vendor_fallback(graph, result.partitions, vendor)
     placement = []
     for index, view in enumerate(graph.views):
         part = result.partitions[run_of[index]]
@@ -247,7 +248,11 @@ def make_manifest(result: Any, *, source: onnx.ModelProto, source_path: str, mod
             reason = verdict.reason
         else:
             reason = "supported, but cheaper on the CPU (fewer switches/transfers)"
-        placement.append({"node": view.name, "op_type": view.op_type, "device": part.device, "partition": part.index, "reason": reason})
+        entry = {"node": view.name, "op_type": view.op_type, "device": part.device, "partition": part.index, "reason": reason}
+        fallback = vendor_fallback.get((part.index, index))
+        if fallback:
+            entry["vendor_fallback"] = fallback
+        placement.append(entry)
     estimates = {"partitioner": result.plan.strategy, "chosen_from": result.plan.chosen_from, "exact": result.plan.exact}
     for name, breakdown in result.scores.items():
         estimates[name] = breakdown.to_dict()
@@ -267,6 +272,19 @@ def make_manifest(result: Any, *, source: onnx.ModelProto, source_path: str, mod
         "reference": {"inputs": "reference/inputs.npz", "outputs": "reference/outputs.npz", "samples": 0},
         "verification": None,
     }
+
+
+def _vendor_fallback(graph: Any, partitions: Sequence[Any], vendor: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], str]:
+    """(partition, node index) -> why the vendor compiler left the operator writing that node's output on the CPU."""
+    producer = {out: i for i, view in enumerate(graph.views) for out in view.outputs if out}
+    found: dict[tuple[int, int], str] = {}
+    for part, info in zip(partitions, vendor):
+        for entry in info.get("cpu_fallback", ()) if info else ():
+            index = producer.get(entry.get("tensor", ""))
+            if index is not None and index in part.nodes:
+                text = f"{entry.get('op', '?')} left on the CPU by the vendor compiler"
+                found[(part.index, index)] = text + (f": {entry['reason']}" if entry.get("reason") else "")
+    return found
 
 
 def _cpu_target() -> Any:

@@ -12,6 +12,14 @@ from edgecc.ui import Ui
 __all__ = ["command", "parse_vendor_options", "show_placement"]
 
 
+def show_vendor_fallback(ui: Ui, manifest: dict[str, Any]) -> None:
+    """Nodes placed on the accelerator whose operator its vendor compiler still left on the CPU (e.g. Vela)."""
+    entries = [p for p in manifest.get("placement", []) if p.get("vendor_fallback")]
+    if entries:
+        ui.message(f"{len(entries)} node(s) the vendor compiler runs on the CPU: "
+                   + "; ".join(f"{p['node']} ({p['op_type']}): {p['vendor_fallback']}" for p in entries[:8]) + (" ..." if len(entries) > 8 else ""))
+
+
 def show_placement(ui: Ui, result: Any) -> None:
     """The placement summary: partitions, devices, node counts, estimates, transfers, strategy totals."""
     rows = []
@@ -106,6 +114,7 @@ def command(model: str, target_name: str, out_path: str | None, precision: str |
     with ui.status(f"compiling {model} for {target.name}"):
         result = compile_model(source, target, out, options=options, path=model, specs=specs, calibration=calibration, archive=archive,
                                on_plan=lambda r: show_placement(ui, r))
+    show_vendor_fallback(ui, result.manifest)
     for part in result.manifest["partitions"]:
         summary = part.get("vendor", {}).get("summary")
         if summary:

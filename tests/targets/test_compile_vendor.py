@@ -112,3 +112,23 @@ def test_vendor_option_parsing() -> None:
     assert parse_vendor_options(("a=1", " b = x=y ")) == {"a": "1", "b": "x=y"}
     with pytest.raises(UsageError, match="KEY=VALUE"):
         parse_vendor_options(("novalue",))
+
+
+def test_vendor_cpu_fallback_lands_in_the_placement_report(mixed: onnx.ModelProto, tmp_path: Path) -> None:
+    """A vendor compiler's CPU-fallback entry (Vela names the operator by its output tensor) marks that node."""
+
+    class _FallbackTarget(_RecordingTarget):
+        def emit(self, model: Any, precision: str, directory: Path, stem: str, calibration: Any, options: EmitOptions | None = None) -> Emitted:
+            emitted = super().emit(model, precision, directory, stem, calibration, options)
+            conv = next(n for n in model.graph.node if n.op_type == "Conv")
+            emitted.info["cpu_fallback"] = [{"op": "CONV_2D", "tensor": conv.output[0], "reason": "too many weights", "rule": ""}]
+            return emitted
+
+    base = _recording()
+    target = _FallbackTarget(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    target.seen = []
+    result = compile_model(mixed, target, str(tmp_path / "b.edgecc"), options=CompileOptions(), path="mixed.onnx")
+    marked = [p for p in result.manifest["placement"] if p.get("vendor_fallback")]
+    npu_parts = [p for p in result.manifest["partitions"] if p["device"] == "rec-npu"]
+    assert len(marked) == len(npu_parts) and all(p["op_type"] == "Conv" and p["device"] == "rec-npu" for p in marked)
+    assert marked[0]["vendor_fallback"] == "CONV_2D left on the CPU by the vendor compiler: too many weights"
