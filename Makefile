@@ -11,7 +11,7 @@ NODE_TESTS := build/onnx-node-tests/.complete
 ARMNN_PACKAGES := python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22
 ARMNN := build/.armnn-installed
 
-.PHONY: install demo test test-shared bench clean
+.PHONY: install demo test test-shared bench zoo-ci clean
 
 install: $(VENV)/.installed $(NODE_TESTS) $(ARMNN)
 
@@ -51,6 +51,8 @@ demo: install
 	$(PY) samples/check_reference.py $(DEMO_DIR)/resnet20.onnx samples/models/resnet20_cifar10/ref/cat_32x32.npz
 	@echo "== the Makefile pipeline: optimise, quantise, compile for an NPU, run the bundle, verify it"
 	$(MAKE) --no-print-directory -f samples/pipeline/Makefile OUT=$(DEMO_DIR)/pipeline EDGECC=$(EDGECC) PY=$(PY)
+	@echo "== the benchmark/regression loop: one model through convert, quantize, compile, bench; the sample zoo (real models x targets), report, compare with the baseline"
+	$(MAKE) --no-print-directory -f samples/zoo/Makefile OUT=$(DEMO_DIR)/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS)
 
 test: install
 	$(PY) -m pytest -m "not shared" --ignore=tests/shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
@@ -70,7 +72,13 @@ bench: install
 	$(PY) benchmarks/tf_convert_overhead.py
 	$(PY) benchmarks/partition.py
 	$(PY) benchmarks/quantize.py
+	$(PY) benchmarks/tflite_emitter.py
+	$(PY) benchmarks/zoo_scale.py
 	$(PY) -m tests.passes.onnx_backend_suite
+
+# the zoo loop as a CI job: run the sample zoo, compare with the accepted baseline in build/zoo/baseline (exit 5 on a regression)
+zoo-ci: install
+	$(MAKE) --no-print-directory -f samples/zoo/Makefile OUT=build/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS)
 
 clean:
 	rm -rf build .pytest_cache
