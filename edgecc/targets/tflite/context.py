@@ -64,6 +64,10 @@ class Context:
         self.graph = model.graph
         self.io_type = io_type
         self.always_bias = always_bias
+        #: the integer type of activations in the file: int8, or uint8 for a uint8 model (e.g. a converted uint8 TFLite
+        #: file) written with uint8 io or holding asymmetric uint8 weights, which TFLite's int8 kernels cannot take
+        #: (their weight zero point must be 0): TFLite's uint8 kernels then run it as the original did
+        self.act_dtype = _activation_dtype(model, io_type)
         self.builder = ModelBuilder(description="edgecc ONNX->TFLite writer")
         self.values: dict[str, Value] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -173,8 +177,9 @@ class Context:
                 if kind == "q":
                     data = value.qconst.data.reshape((1,) * (want_rank - value.qconst.data.ndim) + value.qconst.data.shape)
                     quant = value.qconst.quant
-                    if quant.dtype == "uint8":
-                        data, quant = (data.astype(np.int16) - 128).astype(np.int8), quant.with_dtype("int8")
+                    if quant.dtype in ("int8", "uint8") and quant.dtype != self.act_dtype:
+                        shift = 128 if self.act_dtype == "uint8" else -128
+                        data, quant = (data.astype(np.int16) + shift).astype(self.act_dtype), quant.with_dtype(self.act_dtype)
                     if quant.per_channel:
                         quant = QuantParams(quant.scale, quant.zero_point, layout.tfl_axis(quant.axis + want_rank - value.qconst.data.ndim, perm), quant.dtype)
                     self._cache[key] = self.const_tensor(name, layout.to_tfl(data, perm), quant)
@@ -204,16 +209,21 @@ class Context:
             index = self._cache[key]
         elif quantized is True and value.quant is None:
             raise NotExpressible(f"'{name}' is float but feeds an int8 operator (quantise it with QuantizeLinear first)")
-        if tuple(perm) != value.perm:
+        if tuple(perm) != value.perm and not layout.equivalent(value.shape, value.perm, perm):
             kind = "f" if self.builder.tensors[index].quant is None else "q"
             key = (name, perm, kind)
             if key not in self._cache:
                 relative = layout.compose(layout.inverse(value.perm), perm)
                 spec = self.builder.tensors[index]
                 out = self.new_tensor(f"{name}_transposed", value.shape, perm, spec.quant, spec.dtype)
-                shape = self.const_tensor(f"{name}_perm", np.asarray(relative, dtype=np.int32))
-                self.builder.operator("TRANSPOSE", [index, shape], [out])
-                self.transposes += 1
+                if layout.only_unit_moves(spec.shape, relative):  # same element order: a RESHAPE, not a TRANSPOSE
+                    shape = self.const_tensor(f"{name}_shape", np.asarray(self.builder.tensors[out].shape, dtype=np.int32))
+                    self.builder.operator("RESHAPE", [index, shape], [out], "ReshapeOptions",
+                                          NewShape=list(self.builder.tensors[out].shape))
+                else:
+                    shape = self.const_tensor(f"{name}_perm", np.asarray(relative, dtype=np.int32))
+                    self.builder.operator("TRANSPOSE", [index, shape], [out])
+                    self.transposes += 1
                 self._cache[key] = out
             index = self._cache[key]
         return index
@@ -250,7 +260,7 @@ class Context:
         return lo, hi
 
     def quant_of(self, node: onnx.NodeProto, dtype_from: str | None = None) -> QuantParams:
-        """Per-tensor int8 params of a QuantizeLinear/DequantizeLinear node (uint8 re-typed to int8)."""
+        """Per-tensor params of a QuantizeLinear/DequantizeLinear node, re-typed to the file's activation type (exact)."""
         import onnx
 
         scale = self.array(node.input[1])
@@ -263,7 +273,7 @@ class Context:
             raise NotExpressible(f"{dtype} activations (the TFLite writer handles int8/uint8 activations)")
         if scale.size != 1:
             raise NotExpressible("per-channel activation quantisation (TFLite activations are per-tensor)")
-        return params_of(scale, zero, 0, dtype).with_dtype("int8")
+        return params_of(scale, zero, 0, dtype).with_dtype(self.act_dtype)
 
     def plan_output(self, node: onnx.NodeProto, index: int = 0, *, fusable: bool = False, quantizable: bool = True) -> OutputPlan:
         """Follow `node`'s output through a fusable activation and a QuantizeLinear the TFLite op absorbs."""
@@ -302,6 +312,10 @@ class Context:
         if options and "FusedActivationFunction" in _ACT_OPTIONS.get(options, ()):
             fields.setdefault("FusedActivationFunction", ACTIVATION_CODE[plan.activation])
         final_quant = plan.quant
+        if out_quant is not None and out_quant.dtype != self.act_dtype:
+            out_quant = out_quant.with_dtype(self.act_dtype)
+        if final_quant is not None and final_quant.dtype == "uint8":
+            version = 1  # TFLite's uint8 kernels are the version-1 ones
         needs_requant = out_quant is not None and final_quant is not None and not out_quant.same_as(final_quant)
         if needs_requant:
             mid = self.new_tensor(f"{plan.name}_{op.lower()}", onnx_shape, perm, out_quant)
@@ -315,6 +329,31 @@ class Context:
         self.values[plan.name] = Value(shape=tuple(int(d) for d in onnx_shape), tensor=out, perm=tuple(perm),
                                        quant=self.builder.tensors[out].quant)
         return index
+
+
+def _activation_dtype(model: onnx.ModelProto, io_type: str) -> str:
+    """uint8 for a uint8 QDQ model with uint8 io or with asymmetric uint8 weights beyond int8's reach, else int8."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    uint8_acts = any(i.type.tensor_type.elem_type == TensorProto.UINT8 for i in model.graph.input) or any(
+        inits[n.input[2]].data_type == TensorProto.UINT8 for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits)
+    if not uint8_acts:
+        return "int8"
+    if io_type == "uint8":
+        return "uint8"
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits and inits[node.input[0]].data_type == TensorProto.UINT8:
+            data = numpy_helper.to_array(inits[node.input[0]]).astype("int32")
+            zero = numpy_helper.to_array(inits[node.input[2]]).astype("int32") if len(node.input) > 2 and node.input[2] else 0
+            if data.ndim and zero.size > 1:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                zero = zero.reshape([-1 if i == axis % data.ndim else 1 for i in range(data.ndim)])
+            centred = data - zero
+            if centred.size and (centred.min() < -128 or centred.max() > 127):
+                return "uint8"
+    return "int8"
 
 
 #: options tables with a fused_activation_function field

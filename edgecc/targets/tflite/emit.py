@@ -21,6 +21,8 @@ from edgecc.targets.tflite.context import Context, NotExpressible, Value
 if TYPE_CHECKING:
     import onnx
 
+    from edgecc.targets.tflite.schema import QuantParams
+
 __all__ = ["IO_TYPES", "METADATA_NAME", "TfliteArtifact", "emit_tflite"]
 
 IO_TYPES = ("float32", "int8", "uint8")
@@ -29,6 +31,8 @@ METADATA_NAME = "edgecc"
 _SPATIAL = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Resize", "Upsample"}
 _AGNOSTIC = {"QuantizeLinear", "DequantizeLinear", "Relu", "Clip", "Add", "Sub", "Mul", "Div", "Max", "Min", "Sigmoid", "Tanh",
              "LeakyRelu", "PRelu", "HardSwish", "Pad", "Identity", "Concat"}
+#: ops that only move elements: quantising before them is exact
+_LAYOUT_ONLY = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 
 
 @dataclass
@@ -68,16 +72,21 @@ def _setup_inputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str]
         entry: dict[str, Any] = {"name": name, "shape": list(shape), "onnx_dtype": onnx_dtype, "perm": list(perm)}
         users = ctx.consumers.get(name, [])
         quant = None
+        bound = name
         if onnx_dtype in ("int8", "uint8"):
-            dqs = [u for u in users if u.op_type == "DequantizeLinear"]
-            if not dqs:
-                raise NotExpressible(f"integer input '{name}' is not dequantised")
-            quant = ctx.quant_of(dqs[0])
-            tfl_dtype = onnx_dtype
-        elif ctx.io_type != "float32" and len(users) == 1 and users[0].op_type == "QuantizeLinear" and name not in ctx.graph_outputs:
-            quant = ctx.quant_of(users[0])
+            dq = _behind_layout_ops(ctx, name, "DequantizeLinear")
+            if dq is None:
+                raise NotExpressible(f"integer input '{name}' is not dequantised (directly or through Transpose/Reshape)")
+            quant = ctx.quant_of(dq)
+            tfl_dtype = "int8" if ctx.io_type == "int8" else onnx_dtype  # int8 io: uint8 re-expressed as int8 (exact)
+        elif ctx.io_type != "float32" and name not in ctx.graph_outputs and _behind_layout_ops(ctx, name, "QuantizeLinear") is not None:
+            # integer io: the input's QuantizeLinear, also behind layout-only ops (quantising first is exact), is the host's
+            q = _behind_layout_ops(ctx, name, "QuantizeLinear")
+            quant = ctx.quant_of(q)
             tfl_dtype = ctx.io_type
-            ctx.absorbed.add(id(users[0]))
+            if q in users:
+                ctx.absorbed.add(id(q))
+                bound = q.output[0]
         elif onnx_dtype != "float32":
             raise NotExpressible(f"{onnx_dtype} graph input '{name}' (the writer takes float32, int8 and uint8 inputs)")
         else:
@@ -89,10 +98,9 @@ def _setup_inputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str]
         if io_quant is not None:
             entry.update(scale=io_quant.scale[0], zero_point=io_quant.zero_point[0])
         internal = index
-        if tfl_dtype == "uint8":
-            internal = ctx.new_tensor(f"{name}_int8", shape, perm, quant)
+        if tfl_dtype != ctx.act_dtype and tfl_dtype != "float32":
+            internal = ctx.new_tensor(f"{name}_{ctx.act_dtype}", shape, perm, quant)
             ctx.builder.operator("QUANTIZE", [index], [internal])
-        bound = users[0].output[0] if quant is not None and onnx_dtype == "float32" else name
         ctx.values[bound] = Value(shape=tuple(shape), tensor=internal, perm=perm, quant=quant)
         if bound != name:
             ctx.values[name] = Value(shape=tuple(shape), tensor=internal, perm=perm, quant=quant)
@@ -101,6 +109,25 @@ def _setup_inputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str]
         if io_quant is not None and onnx_dtype == "float32":
             conversions.append(f"input {name}: quantise float32 -> {tfl_dtype} (scale {io_quant.scale[0]:.6g}, zero point {io_quant.zero_point[0]}) (host)")
         io.append(entry)
+
+
+def _behind_layout_ops(ctx: Context, name: str, op_type: str) -> onnx.NodeProto | None:
+    """The `op_type` node reading `name` directly or through single-use layout-only ops (Transpose, Reshape, ...), if any."""
+    while name not in ctx.graph_outputs:
+        users = ctx.consumers.get(name, [])
+        if op_type == "DequantizeLinear":  # an integer input may have other readers besides its DequantizeLinear
+            found = [u for u in users if u.op_type == op_type]
+            if found:
+                return found[0]
+        if len(users) != 1:
+            return None
+        user = users[0]
+        if user.op_type == op_type:
+            return user
+        if user.op_type not in _LAYOUT_ONLY:
+            return None
+        name = user.output[0]
+    return None
 
 
 def _layout_text(perm: tuple[int, ...]) -> str:
@@ -115,10 +142,11 @@ def _setup_outputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str
         onnx_dtype = ctx.dtypes.get(name, "float32")
         index = value.tensor
         quant = value.quant
-        if quant is not None and (onnx_dtype == "uint8" or (onnx_dtype == "float32" and ctx.io_type == "uint8")):
-            out = ctx.new_tensor(f"{name}_uint8", value.shape, value.perm, quant.with_dtype("uint8"), "uint8")
+        want = _output_dtype(ctx, onnx_dtype, quant)
+        if quant is not None and want != quant.dtype:  # a zero-point shift by 128 (exact)
+            out = ctx.new_tensor(f"{name}_{want}", value.shape, value.perm, quant.with_dtype(want), want)
             ctx.builder.operator("QUANTIZE", [index], [out])
-            index, quant = out, quant.with_dtype("uint8")
+            index, quant = out, quant.with_dtype(want)
         if index in ctx.builder.inputs or index in ctx.builder.outputs:
             raise NotExpressible(f"graph output '{name}' is also a graph input or another output")
         spec = ctx.builder.tensors[index]
@@ -136,6 +164,15 @@ def _setup_outputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str
         if not layout.is_identity(value.perm):
             conversions.append(f"output {name}: transpose {_layout_text(tuple(value.perm))} back (host)")
         io.append(entry)
+
+
+def _output_dtype(ctx: Context, onnx_dtype: str, quant: QuantParams | None) -> str | None:
+    """The TFLite type of an integer graph output: the io type where it is integer, else the ONNX output's own type."""
+    if quant is None:
+        return None
+    if ctx.io_type in ("int8", "uint8"):
+        return ctx.io_type
+    return onnx_dtype if onnx_dtype in ("int8", "uint8") else quant.dtype
 
 
 def _views(model: onnx.ModelProto) -> dict[int, Any]:
@@ -262,6 +299,7 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
         "ops_by_type": dict(sorted(Counter(operators).items())),
         "internal_transposes": ctx.transposes,
         "float_nodes": _float_nodes(ctx, mapping),
+        "activation_type": ctx.act_dtype,
         "node_map": mapping,
         "conversions": conversions,
         "io": {"inputs": io_inputs, "outputs": io_outputs},

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["NHWC", "compose", "identity", "inverse", "is_identity", "tfl_axis", "tfl_shape", "to_tfl"]
+__all__ = ["NHWC", "axis_permutation", "compose", "equivalent", "identity", "inverse", "is_identity", "only_unit_moves", "tfl_axis",
+           "tfl_shape", "to_tfl"]
 
 Perm = tuple[int, ...]
 
@@ -53,3 +54,29 @@ def to_tfl(array, perm: Sequence[int]):
     import numpy as np
 
     return np.ascontiguousarray(np.transpose(array, perm)) if not is_identity(perm) else array
+
+
+def equivalent(shape: Sequence[int], first: Sequence[int], second: Sequence[int]) -> bool:
+    """True when an ONNX tensor of `shape` held as `first` is the same TFLite tensor (shape and element order) as held as `second`."""
+    if len(first) != len(second):
+        return False
+    return all(a == b or (shape[a] == 1 and shape[b] == 1) for a, b in zip(first, second))
+
+
+def only_unit_moves(shape: Sequence[int], perm: Sequence[int]) -> bool:
+    """True when transposing a tensor of `shape` by `perm` only moves size-1 axes (the flat element order is unchanged)."""
+    moved = [p for p in perm if shape[p] != 1]
+    return moved == sorted(moved)
+
+
+def axis_permutation(in_shape: Sequence[int], out_shape: Sequence[int]) -> Perm | None:
+    """`p` with `reshape(x, out_shape) == transpose(x, p)` when the reshape only moves size-1 axes, else None."""
+    if len(in_shape) != len(out_shape) or sorted(in_shape) != sorted(out_shape):
+        return None
+    big_in = [i for i, d in enumerate(in_shape) if d != 1]
+    big_out = [i for i, d in enumerate(out_shape) if d != 1]
+    if [in_shape[i] for i in big_in] != [out_shape[i] for i in big_out]:
+        return None
+    ones_in = iter(i for i, d in enumerate(in_shape) if d == 1)
+    big = iter(big_in)
+    return tuple(next(ones_in) if d == 1 else next(big) for d in out_shape)

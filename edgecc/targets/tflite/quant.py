@@ -17,7 +17,7 @@ from edgecc.targets.tflite.schema import QuantParams
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["QConst", "bias_int32", "params_of", "weight_int8"]
+__all__ = ["QConst", "bias_int32", "params_of", "weight_int8", "weight_uint8"]
 
 
 @dataclass
@@ -52,19 +52,39 @@ def params_of(scale: np.ndarray, zero_point: np.ndarray | None, axis: int, dtype
 
 
 def weight_int8(const: QConst) -> tuple[np.ndarray, QuantParams] | str:
-    """int8 symmetric weights (TFLite requires zero point 0); a reason string when they cannot be expressed."""
+    """int8 symmetric weights (TFLite's int8 kernels require zero point 0); a reason string when they cannot be expressed.
+
+    uint8 weights with zero point 128 (or whose values all lie within 127 of their zero point) are shifted exactly;
+    other asymmetric uint8 weights have no exact int8 form (the writer keeps such models in uint8, see `Context`).
+    """
     import numpy as np
 
     q = const.quant
     if q.dtype == "uint8":
-        if any(z != 128 for z in q.zero_point):
-            return "uint8 weights with a zero point other than 128 (TFLite needs symmetric int8 weights)"
-        return (const.data.astype(np.int16) - 128).astype(np.int8), QuantParams(q.scale, (0,) * len(q.scale), q.axis, "int8")
+        centred = const.data.astype(np.int32) - np.asarray(q.zero_point, dtype=np.int32).reshape(
+            [-1 if i == q.axis and q.per_channel else 1 for i in range(const.data.ndim)])
+        if int(centred.min(initial=0)) < -128 or int(centred.max(initial=0)) > 127:
+            return "asymmetric uint8 weights without an exact int8 form (TFLite's int8 kernels need weight zero point 0)"
+        return centred.astype(np.int8), QuantParams(q.scale, (0,) * len(q.scale), q.axis, "int8")
     if q.dtype != "int8":
         return f"{q.dtype} weights (TFLite int8 kernels take int8 weights)"
     if any(z != 0 for z in q.zero_point):
         return "asymmetric int8 weights (TFLite needs weight zero point 0)"
     return const.data.astype(np.int8), q
+
+
+def weight_uint8(const: QConst) -> tuple[np.ndarray, QuantParams] | str:
+    """uint8 weights for TFLite's uint8 kernels (per tensor, any zero point; int8 weights shifted by 128, exact)."""
+    import numpy as np
+
+    q = const.quant
+    if q.per_channel:
+        return "per-channel weights in a uint8 model (TFLite's uint8 kernels take per-tensor weights)"
+    if q.dtype == "int8":
+        return (const.data.astype(np.int16) + 128).astype(np.uint8), q.with_dtype("uint8")
+    if q.dtype != "uint8":
+        return f"{q.dtype} weights (TFLite's uint8 kernels take uint8 weights)"
+    return const.data.astype(np.uint8), q
 
 
 def bias_int32(bias: QConst | np.ndarray | None, input_scale: float, weight_scales: tuple[float, ...], channels: int) -> tuple[np.ndarray, QuantParams]:
@@ -81,7 +101,8 @@ def bias_int32(bias: QConst | np.ndarray | None, input_scale: float, weight_scal
     if isinstance(bias, QConst) and bias.quant.dtype == "int32":
         stored = np.broadcast_to(np.asarray(bias.quant.scale, dtype=np.float64), (channels,))
         if np.allclose(stored, scales, rtol=1e-5, atol=0) and not any(bias.quant.zero_point):
-            return bias.data.astype(np.int32).reshape(channels), params
+            kept = QuantParams(bias.quant.scale, bias.quant.zero_point, 0, "int32") if len(bias.quant.scale) == len(params.scale) else params
+            return bias.data.astype(np.int32).reshape(channels), kept  # the stored scale (e.g. a converted TFLite file's)
     real = bias.real() if isinstance(bias, QConst) else np.asarray(bias, dtype=np.float64)
     values = np.clip(np.round(real.astype(np.float64).reshape(channels) / scales), -(2**31), 2**31 - 1)
     return values.astype(np.int32), params

@@ -76,7 +76,8 @@ def pad_tensor(ctx: Context, tensor: int, name: str, onnx_shape: Sequence[int], 
     else:
         if spec.quant is not None:
             q = spec.quant
-            fill = np.asarray([int(np.clip(round(value / q.scale[0]) + q.zero_point[0], -128, 127))], dtype=np.int8)
+            info = np.iinfo(q.dtype)
+            fill = np.asarray([int(np.clip(round(value / q.scale[0]) + q.zero_point[0], info.min, info.max))], dtype=q.dtype)
             value_t = ctx.const_tensor(f"{name}_pad_value", fill.reshape(()), q)
         else:
             value_t = ctx.const_tensor(f"{name}_pad_value", np.asarray(value, dtype=np.float32).reshape(()))

@@ -8,7 +8,7 @@ from edgecc.targets.tflite import layout
 from edgecc.targets.tflite.context import Context, NotExpressible, OutputPlan
 from edgecc.targets.tflite.ops import converter
 from edgecc.targets.tflite.ops.common import pad_tensor, rank_is, spatial_padding, static_input
-from edgecc.targets.tflite.quant import QConst, bias_int32, weight_int8
+from edgecc.targets.tflite.quant import QConst, bias_int32, weight_int8, weight_uint8
 from edgecc.targets.tflite.schema import QuantParams
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def _weights(ctx: Context, name: str, quantized: bool, axis_hint: int = 0) -> tu
         return ctx.array(name).astype("float32"), None
     if value.qconst is None:
         raise NotExpressible(f"float weight '{name}' in an int8 operator (quantise weights with DequantizeLinear(int8 initializer))")
-    result = weight_int8(value.qconst)
+    result = weight_uint8(value.qconst) if ctx.act_dtype == "uint8" else weight_int8(value.qconst)
     if isinstance(result, str):
         raise NotExpressible(result)
     return result
@@ -97,7 +97,7 @@ def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     name = node.name or node.output[0]
     if group == 1:
         filt = np.ascontiguousarray(w.transpose(0, 2, 3, 1))
-        w_params = QuantParams(wq.scale, wq.zero_point, 0, "int8") if wq else None
+        w_params = QuantParams(wq.scale, wq.zero_point, 0, wq.dtype) if wq else None
         w_t = ctx.const_tensor(f"{name}_weights", filt, w_params)
         b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name, required=True)
         inputs = [x, w_t, b_t if b_t is not None else -1]
@@ -107,7 +107,7 @@ def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     if group != channels or in_per_group != 1:
         raise NotExpressible(f"grouped convolution (group={group}, {channels} channels): only group 1 or depthwise")
     filt = np.ascontiguousarray(w.reshape(out_c, kh, kw).transpose(1, 2, 0)[None])
-    w_params = QuantParams(wq.scale, wq.zero_point, 3, "int8") if wq else None
+    w_params = QuantParams(wq.scale, wq.zero_point, 3 if wq.per_channel else 0, wq.dtype) if wq else None
     w_t = ctx.const_tensor(f"{name}_weights", filt, w_params)
     b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name, required=True)
     ctx.emit("DEPTHWISE_CONV_2D", [x, w_t, b_t if b_t is not None else -1], plan, out_shape, layout.NHWC, "DepthwiseConv2DOptions",
@@ -170,7 +170,7 @@ def conv_transpose(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     if wq is not None:
         if wq.per_channel and wq.axis != 1:
             raise NotExpressible("ConvTranspose weights quantised along an axis other than the output channels")
-        w_params = QuantParams(wq.scale, wq.zero_point, 0, "int8")
+        w_params = QuantParams(wq.scale, wq.zero_point, 0, wq.dtype)
     w_t = ctx.const_tensor(f"{name}_weights", filt, w_params)
     shape_t = ctx.const_tensor(f"{name}_output_shape", np.asarray(layout.tfl_shape(out_shape, layout.NHWC), dtype=np.int32))
     b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name)
@@ -243,7 +243,7 @@ def fully_connected(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         x = ctx.tensor(x_name, quantized=quantized)
     in_quant = ctx.builder.tensors[x].quant
     name = node.name or node.output[0]
-    w_params = QuantParams(wq.scale, wq.zero_point, 0, "int8") if wq else None
+    w_params = QuantParams(wq.scale, wq.zero_point, 0, wq.dtype) if wq else None
     w_t = ctx.const_tensor(f"{name}_weights", np.ascontiguousarray(w), w_params)
     extra = None
     if bias_node is not None:

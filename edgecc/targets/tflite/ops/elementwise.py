@@ -83,9 +83,10 @@ def _requantized(ctx: Context, tensor: int, quant: QuantParams) -> int:
 
         raw = np.frombuffer(ctx.builder.buffers[spec.buffer], dtype=spec.dtype).reshape(spec.shape)
         real = (raw.astype(np.float64) - spec.quant.zero_point[0]) * spec.quant.scale[0]
-        data = np.clip(np.round(real / quant.scale[0]) + quant.zero_point[0], -128, 127).astype(np.int8)
+        info = np.iinfo(quant.dtype)
+        data = np.clip(np.round(real / quant.scale[0]) + quant.zero_point[0], info.min, info.max).astype(quant.dtype)
         return ctx.const_tensor(f"{spec.name}_requantized", data, quant)
-    out = ctx.builder.tensor(f"{spec.name}_requantized", spec.shape, "int8", quant=quant)
+    out = ctx.builder.tensor(f"{spec.name}_requantized", spec.shape, quant.dtype, quant=quant)
     ctx.builder.operator("QUANTIZE", [tensor], [out])
     return out
 

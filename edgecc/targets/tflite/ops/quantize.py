@@ -22,14 +22,15 @@ def quantize_linear(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     out = node.output[0]
     if source.is_const:
         real = np.asarray(ctx.array(node.input[0]), dtype=np.float64)
-        data = np.clip(np.round(real / quant.scale[0]) + quant.zero_point[0], -128, 127).astype(np.int8)
+        info = np.iinfo(quant.dtype)
+        data = np.clip(np.round(real / quant.scale[0]) + quant.zero_point[0], info.min, info.max).astype(quant.dtype)
         ctx.values[out] = Value(shape=tuple(real.shape), qconst=QConst(data, quant))
         return
     if source.quant is not None and source.quant.same_as(quant):
         ctx.values[out] = Value(shape=source.shape, tensor=source.tensor, perm=source.perm, quant=source.quant, col_perm=source.col_perm)
         return
     index = ctx.new_tensor(out, source.shape, source.perm, quant) if source.col_perm is None else \
-        ctx.builder.tensor(out, ctx.builder.tensors[source.tensor].shape, "int8", quant=quant)
+        ctx.builder.tensor(out, ctx.builder.tensors[source.tensor].shape, quant.dtype, quant=quant)
     ctx.builder.operator("QUANTIZE", [source.tensor], [index])
     ctx.values[out] = Value(shape=source.shape, tensor=index, perm=source.perm, quant=quant, col_perm=source.col_perm)
 

@@ -18,10 +18,26 @@ if TYPE_CHECKING:
     from edgecc.targets.api import NodeView
 
 
-def _same_memory_order(shape: tuple[int, ...], perm: tuple[int, ...]) -> bool:
-    """True when transposing by `perm` only moves size-1 axes (the flat element order is unchanged)."""
-    moved = [p for p in perm if shape[p] != 1]
-    return moved == sorted(moved)
+def _relayout(ctx: Context, node: onnx.NodeProto, p: tuple[int, ...]) -> None:
+    """`node` computes transpose(input, p): no operator, the output is the input's TFLite tensor with a composed layout."""
+    value = ctx.value(node.input[0])
+    if value.is_const or value.col_perm is not None:
+        raise NotExpressible(f"{node.op_type} of a constant or flattened tensor")
+    shape = ctx.shape(node.output[0])
+    new_perm = layout.compose(layout.inverse(p), value.perm)
+    for preferred in ((layout.NHWC,) if len(shape) == 4 else ()) + (layout.identity(len(shape)),):
+        if layout.equivalent(shape, new_perm, preferred):
+            new_perm = preferred
+            break
+    plan = ctx.plan_output(node)
+    tensor, quant = value.tensor, value.quant  # an int8 tensor stays int8 (float readers dequantise where they need it)
+    if plan.quant is not None and value.quant is None:  # float -> QuantizeLinear: quantise in the input's layout
+        tensor, quant = ctx.tensor(node.input[0], value.perm, quantized=True, quantize_with=plan.quant), plan.quant
+    elif plan.quant is not None and not plan.quant.same_as(value.quant):
+        tensor, quant = _requantized(ctx, tensor, plan.quant), plan.quant
+    for absorbed in plan.absorbed:
+        ctx.absorbed.add(id(absorbed))
+    ctx.values[plan.name] = Value(shape=shape, tensor=tensor, perm=new_perm, quant=quant)
 
 
 def _fc_only(ctx: Context, name: str) -> bool:
@@ -46,13 +62,15 @@ def _reshape_to(ctx: Context, node: onnx.NodeProto, out_shape: tuple[int, ...]) 
     if value.is_const:
         raise NotExpressible("constant input (fold it first)")
     plan = ctx.plan_output(node)
+    if plan.quant is None and value.quant is not None:
+        plan.quant = value.quant  # data movement of an int8 tensor stays int8 (float readers dequantise where they need it)
     quantized = plan.quant is not None
     perm = value.perm
     name = node.name or node.output[0]
     col_perm = None
     if value.col_perm is not None:
         raise NotExpressible("reshaping a flattened NHWC tensor again")
-    if not layout.is_identity(perm) and not _same_memory_order(value.shape, perm):
+    if not layout.is_identity(perm) and not layout.only_unit_moves(value.shape, perm):
         if len(out_shape) == 2 and out_shape[0] == value.shape[0] and _fc_only(ctx, node.output[0]):
             # TensorFlow's converter trick: flatten in NHWC order and permute the FullyConnected weights' columns
             order = np.arange(int(np.prod(value.shape))).reshape(value.shape).transpose(perm).reshape(out_shape[0], -1)
@@ -71,8 +89,14 @@ def _reshape_to(ctx: Context, node: onnx.NodeProto, out_shape: tuple[int, ...]) 
 
 @converter("Reshape", "Flatten", "Squeeze", tflite=("RESHAPE",))
 def reshape(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
-    """Reshape/Flatten/Squeeze -> RESHAPE; an NHWC input is flattened in NHWC order when the FullyConnected after it takes permuted weights."""
-    _reshape_to(ctx, node, ctx.shape(node.output[0]))
+    """Reshape/Flatten/Squeeze -> RESHAPE; an NHWC input is flattened in NHWC order when the FullyConnected after it takes
+    permuted weights; a reshape that only moves size-1 axes is a permutation (layout bookkeeping, no operator)."""
+    out_shape = ctx.shape(node.output[0])
+    p = layout.axis_permutation(ctx.shape(node.input[0]), out_shape)
+    if p is not None and not ctx.value(node.input[0]).is_const and ctx.value(node.input[0]).col_perm is None:
+        _relayout(ctx, node, p)
+        return
+    _reshape_to(ctx, node, out_shape)
 
 
 def _unsqueeze_behind(ctx: Context, name: str) -> tuple[onnx.NodeProto, list[onnx.NodeProto]] | None:
@@ -136,23 +160,8 @@ def _transpose_check(view: NodeView) -> tuple[bool, str]:
 @converter("Transpose", tflite=("TRANSPOSE",), check=_transpose_check)
 def transpose(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Transpose -> no operator: the output is the same TFLite tensor with a composed layout permutation."""
-    value = ctx.value(node.input[0])
-    if value.is_const or value.col_perm is not None:
-        raise NotExpressible("Transpose of a constant or flattened tensor")
-    rank = len(value.shape)
-    p = tuple(attrs.get("perm", list(reversed(range(rank)))))
-    new_perm = layout.compose(layout.inverse(p), value.perm)
-    plan = ctx.plan_output(node)
-    shape = ctx.shape(node.output[0])
-    tensor, quant = value.tensor, value.quant
-    if plan.quant is not None and value.quant is not None and not plan.quant.same_as(value.quant):
-        tensor = _requantized(ctx, tensor, plan.quant)
-        quant = plan.quant
-    elif plan.quant is not None and value.quant is None:
-        raise NotExpressible("int8 output from a float input")
-    for absorbed in plan.absorbed:
-        ctx.absorbed.add(id(absorbed))
-    ctx.values[plan.name] = Value(shape=shape, tensor=tensor, perm=new_perm, quant=quant)
+    rank = len(ctx.shape(node.input[0]))
+    _relayout(ctx, node, tuple(attrs.get("perm", list(reversed(range(rank))))))
 
 
 def _concat_inputs(ctx: Context, names: list[str], perm: tuple[int, ...], quantized: bool) -> list[int]:
@@ -239,8 +248,9 @@ def pad(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         ctx.emit("PAD", [x, pads_t], plan, shape, perm, "PadOptions", out_quant=in_quant, version=2 if quantized else 1)
     else:
         if in_quant is not None:
-            q = int(np.clip(round(fill / in_quant.scale[0]) + in_quant.zero_point[0], -128, 127))
-            fill_t = ctx.const_tensor(f"{name}_value", np.asarray(q, dtype=np.int8), in_quant)
+            info = np.iinfo(in_quant.dtype)
+            q = int(np.clip(round(fill / in_quant.scale[0]) + in_quant.zero_point[0], info.min, info.max))
+            fill_t = ctx.const_tensor(f"{name}_value", np.asarray(q, dtype=in_quant.dtype), in_quant)
         else:
             fill_t = ctx.const_tensor(f"{name}_value", np.asarray(fill, dtype=np.float32))
         ctx.emit("PADV2", [x, pads_t, fill_t], plan, shape, perm, "PadV2Options", out_quant=in_quant)
