@@ -44,9 +44,22 @@ def init_worker(log_path: str | None, threads: int | None = None) -> None:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
+    import atexit
     import logging
 
     logging.getLogger("edgecc").setLevel(logging.WARNING)
+    atexit.register(_exit_without_teardown)
+
+
+def _exit_without_teardown() -> None:
+    """Worker exit: run multiprocessing's own exit handlers, then skip the seconds-long interpreter teardown of
+    TensorFlow/torch (every result has been handed back by then)."""
+    from multiprocessing import util
+
+    util._exit_function()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def failure_of(stage: str, exc: BaseException) -> dict[str, Any]:

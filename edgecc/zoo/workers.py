@@ -38,6 +38,14 @@ class Backend(Protocol):
         """Release the workers."""
 
 
+def threads_per_worker(workers: int) -> int | None:
+    """Math-library threads for each of `workers` workers on this machine's cores (None: leave the libraries' default)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers) if workers > 1 else None
+
+
 class LocalBackend:
     """A pool of `workers` spawned processes that live for the whole run (imports are paid once per worker)."""
 
@@ -54,12 +62,8 @@ class LocalBackend:
 
         from edgecc.zoo.stages import init_worker
 
-        import os
-
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, cores // self.workers) if self.workers > 1 else None
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                                   initargs=(self.log_path, threads))
+                                   initargs=(self.log_path, threads_per_worker(self.workers)))
 
     def submit(self, func: Callable[..., dict[str, Any]], *args: Any) -> Any:
         from concurrent.futures.process import BrokenProcessPool
@@ -106,6 +110,7 @@ class RayBackend:
         self.log_path = log_path
         self._remotes: dict[Callable[..., Any], Any] = {}
         self._owns = not ray.is_initialized()
+        self._address = address
         if self._owns:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                                       "logging_level": "ERROR"}
@@ -125,11 +130,12 @@ class RayBackend:
         remote = self._remotes.get(func)
         if remote is None:
             log_path = self.log_path
+            threads = threads_per_worker(self.workers) if not self._address else None
 
             def task(*inner: Any) -> dict[str, Any]:
                 from edgecc.zoo.stages import init_worker
 
-                init_worker(log_path)
+                init_worker(log_path, threads)
                 return func(*inner)
 
             remote = self._remotes[func] = self._ray.remote(num_cpus=1, max_retries=0)(task)
