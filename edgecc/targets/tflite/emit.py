@@ -291,7 +291,7 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
     quantized = any(t.quant is not None for t in ctx.builder.tensors)
     metadata = {"format": "edgecc-tflite", "version": 1, "name": name, "io_type": io_type, "quantized": quantized,
                 "inputs": io_inputs, "outputs": io_outputs}
-    ctx.builder.add_metadata(METADATA_NAME, json.dumps(metadata, sort_keys=True).encode())
+    ctx.builder.add_metadata(METADATA_NAME, json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode())
     data = ctx.builder.to_bytes()
     operators = list(ctx.builder.op_names)
     report = {
