@@ -57,8 +57,8 @@ def test_hello_world_round_trip(sample: str, tmp_path: Path) -> None:
     _round_trip(SAMPLES / "models" / sample, tmp_path, "serving_default_dense_input:0", (1, 1))
 
 
-def test_tensorflow_int8_cnn_round_trip(tmp_path: Path) -> None:
-    """A tiny Keras CNN made full-int8 by TensorFlow's own converter (per-channel conv weights, int8 io quantise)."""
+def make_tensorflow_int8_cnn(path: Path) -> Path:
+    """A tiny Keras CNN made full-int8 by TensorFlow's own converter (per-channel conv weights, float io with QUANTIZE)."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(0)
@@ -77,8 +77,13 @@ def test_tensorflow_int8_cnn_round_trip(tmp_path: Path) -> None:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([s] for s in samples)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    path = tmp_path / "cnn_int8.tflite"
     path.write_bytes(converter.convert())
+    return path
+
+
+def test_tensorflow_int8_cnn_round_trip(tmp_path: Path) -> None:
+    """A tiny Keras CNN made full-int8 by TensorFlow's own converter (per-channel conv weights, int8 io quantise)."""
+    path = make_tensorflow_int8_cnn(tmp_path / "cnn_int8.tflite")
     ops = [op for op, _ in signature(path.read_bytes())]
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "CONCATENATION", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"} <= set(ops)
     _round_trip(path, tmp_path, "serving_default_image:0", (1, 12, 12, 3))
