@@ -181,8 +181,9 @@ class ArmnnRunner:
         self.worker = _Worker(Path(artifact), backend, name)
 
     def output_steps(self) -> dict[str, float | None]:
-        """Each output's quantisation step in ONNX units (None for float outputs), for comparisons."""
-        return {e["name"]: e.get("step") if self.meta.get("quantized") else None for e, _ in self._out}
+        """Each output's quantisation step in ONNX units (None for float outputs; 1 where the ONNX output is an integer tensor)."""
+        return {e["name"]: 1.0 if e.get("onnx_dtype") in ("int8", "uint8") else e.get("step") if self.meta.get("quantized") else None
+                for e, _ in self._out}
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Outputs (ONNX layout and dtype) for feeds keyed by ONNX input names, with the TFLite runner's host conversions."""
@@ -307,7 +308,7 @@ def _target(name: str, backend: str) -> ArmnnTarget:
         cost=CostModel(launch_us=50.0, gmacs={"fp32": 40.0, "int8": 160.0}, memory_gbps=10.0, op_overhead_us=2.0),
         ops={**_armnn_ops(), **QDQ_OPS},
         generic=(c.static_shapes, activation_types, c.max_rank(4)),
-        quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
+        quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=True,
                                  symmetric_weights=True, per_channel=False),
         requires_calibration=True,
         references=(

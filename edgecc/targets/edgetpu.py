@@ -56,6 +56,8 @@ def _shape(view: NodeView, index: int = 0, output: bool = False) -> tuple[Any, .
 
 def innermost_three(view: NodeView) -> tuple[bool, str]:
     """Tensors are either 1-, 2-, or 3-dimensional. If a tensor has more than 3 dimensions, then only the 3 innermost dimensions may have a size greater than 1."""
+    if view.inputs and all(not name or name in view.constant_inputs for name in view.inputs):
+        return True, ""  # a constant-only node (the DequantizeLinear of quantised weights): its output is a parameter, not a tensor the Edge TPU moves
     for name, shape in [*zip(view.inputs, view.input_shapes), *zip(view.outputs, view.output_shapes)]:
         if name and name not in view.constant_inputs and shape is not None and len(shape) > 3:
             outer = [d for d in shape[:-3] if d != 1]

@@ -81,3 +81,29 @@ def test_real_pnet_keeps_softmax_over_channels_on_the_cpu(tmp_path: Path) -> Non
     assert manifest["verification"]["passed"] and manifest["partitions"][0]["vendor"]["verification"]["passed"]
     # the quantiser keeps PReLU in float: the summary warns that the Edge TPU compiler would stop there
     assert "float operator(s)" in manifest["partitions"][0]["vendor"]["summary"]
+
+
+def test_quantised_weights_of_a_qdq_model_are_parameters_not_4d_tensors(mixed: tuple[Path, Path], tmp_path: Path) -> None:
+    """The rank rule is about activations: the DequantizeLinear of 4-D conv weights (MobileNet uint8's 8x3x3x3) must not stop the
+    prefix mapping at the very first node."""
+    import onnx
+
+    from edgecc.targets.precision import convert_precision
+
+    model, sample = mixed
+    tpu = get_target("edgetpu")
+    qdq = convert_precision(onnx.load(model), "int8", tpu.quant_scheme, [{"x": np.load(sample)}])
+    onnx.save(qdq, tmp_path / "qdq.onnx")
+    checked = run_edgecc("targets", "check", tmp_path / "qdq.onnx", "--target", "edgetpu", "--json")
+    assert checked.returncode == 0, checked.stderr
+    nodes = {n["node"]: n for n in json.loads(checked.stdout)["targets"][0]["node_results"]}
+    weights = {i.name for i in qdq.graph.initializer if len(i.dims) == 4}
+    weight_dq = [nodes[n.name] for n in qdq.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights]
+    assert weight_dq and all(n["supported"] for n in weight_dq), weight_dq
+    assert nodes["conv1"]["supported"]
+    out = tmp_path / "qdq.edgecc"
+    result = run_edgecc("compile", tmp_path / "qdq.onnx", "--target", "edgetpu", "-o", out)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert next(n for n in manifest["placement"] if n["node"] == "conv1")["device"] == "edgetpu"
+    assert manifest["partitions"][0]["device"] == "edgetpu" and manifest["partitions"][0]["vendor"]["verification"]["passed"]
