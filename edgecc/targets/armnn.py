@@ -11,8 +11,10 @@ FullyConnected weights (per-channel convolutions load) and rejects FullyConnecte
 int8 uses per-tensor symmetric weights and the writer always writes biases; and pyarmnn runs in a subprocess of the system Python (`armnn_worker.py`),
 so that a crash becomes an edgecc error naming the signal, never a dead edgecc.
 
-Precisions: fp32 (float TFLite) and int8 (int8 asymmetric activations, int8 symmetric per-tensor
-weights, int8 io). compile verifies the TFLite with the TFLite interpreter against onnxruntime, then (the
+Precisions: fp32 (float TFLite) and int8 (int8 symmetric activations, int8 symmetric per-tensor
+weights, int8 io). Activations are symmetric (zero point 0) because Arm NN 20.08 pads quantised tensors with
+the raw value 0, not the zero point (TfLiteParser::ParsePad never sets PadDescriptor::m_PadValue): with
+asymmetric activations every PAD after a ReLU is 128 steps off (tests/targets/test_armnn.py shows it). compile verifies the TFLite with the TFLite interpreter against onnxruntime, then (the
 vendor step) runs it with Arm NN on the same samples and compares with onnxruntime again (int8: <= 1
 quantisation step on >= 99.9 % of elements, <= 2 everywhere; fp32: max abs <= 1e-4 of the output range).
 
