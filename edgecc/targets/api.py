@@ -56,10 +56,16 @@ class NodeView:
     input_dtypes: tuple[str | None, ...]
     output_dtypes: tuple[str | None, ...]
     constant_inputs: frozenset[str] = frozenset()
+    #: per input, when a DequantizeLinear makes it: {"per_channel": bool, "axis": int, "zero_points": [int, ...]}
+    input_quant: tuple[Mapping[str, Any] | None, ...] = ()
 
     def attr(self, key: str, default: Any = None) -> Any:
         """An attribute value, or `default`."""
         return self.attrs.get(key, default)
+
+    def quant(self, index: int) -> Mapping[str, Any] | None:
+        """How input `index` is quantised (it comes out of a DequantizeLinear), or None."""
+        return self.input_quant[index] if index < len(self.input_quant) else None
 
     def is_constant(self, index: int) -> bool:
         """True when input `index` is an initializer (or absent)."""

@@ -224,8 +224,31 @@ def _armnn_ops() -> dict[str, tuple[Check, ...]]:
     for onnx_op in onnx_ops_for(PARSED):
         if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
             continue
-        ops[onnx_op] = (writer_expresses, in_parser, *(_CONV if onnx_op in ("Conv", "ConvTranspose", "Gemm") else ()))
+        ops[onnx_op] = (writer_expresses, in_parser, *(_CONV if onnx_op in ("Conv", "ConvTranspose", "Gemm") else ()),
+                        *_DEFECTS.get(onnx_op, ()))
     return ops
+
+
+def fc_weights_per_tensor(view: NodeView) -> tuple[bool, str]:
+    """FullyConnected weights are quantised per tensor (Arm NN 20.08 aborts on per-channel int8 FullyConnected weights)."""
+    if tflite_op(view) != "FULLY_CONNECTED":
+        return True, ""
+    weights = view.quant(1)
+    if weights is not None and weights["per_channel"]:
+        return False, "its weights are quantised per channel: Arm NN 20.08 aborts on those (GetBiasTypeFromWeightsType)"
+    return True, ""
+
+
+def pad_zero_point_zero(view: NodeView) -> tuple[bool, str]:
+    """A quantised tensor is padded only when its zero point is 0 (Arm NN 20.08 pads with raw 0, not the zero point)."""
+    data = view.quant(0)
+    if data is not None and any(z != 0 for z in data["zero_points"]):
+        return False, f"its input's zero point is {data['zero_points'][0]}: Arm NN 20.08 would pad with 0 instead"
+    return True, ""
+
+
+#: operators Arm NN 20.08 gets wrong in some forms (found by running it; tests/targets/test_armnn.py shows each)
+_DEFECTS: dict[str, tuple[Check, ...]] = {"Gemm": (fc_weights_per_tensor,), "MatMul": (fc_weights_per_tensor,), "Pad": (pad_zero_point_zero,)}
 
 
 @dataclass

@@ -99,6 +99,10 @@ def _precision_of(target: Target, precision: str | None) -> str:
     return precision
 
 
+#: ops that only move or re-encode data: an accelerator partition of nothing else is pointless
+GLUE_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
+
+
 def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Target, precision: str,
                   initializers: set[str] | None = None) -> Problem:
     """The partitioning problem: CPU fallback (device 0) and the target (device 1, unless it is the CPU)."""
@@ -145,7 +149,8 @@ def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Tar
     elements = [graph.elements.get(name, 1) for name in names]
     outputs = {tensors[o] for o in graph.graph_outputs if o in tensors}
     follows = {i for i in set(constant_producer.values()) if i + 1 < len(graph.views)}
-    return Problem(devices, compute, node_inputs, node_outputs, elements, producer, outputs, names, follows)
+    glue = {i for i, view in enumerate(graph.views) if view.op_type in GLUE_OPS}
+    return Problem(devices, compute, node_inputs, node_outputs, elements, producer, outputs, names, follows, glue)
 
 
 def _reads(view: Any) -> list[str]:

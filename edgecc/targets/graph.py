@@ -35,6 +35,23 @@ def _shape(vi: onnx.ValueInfoProto) -> tuple[Any, ...] | None:
     return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim)
 
 
+def _dequantized(graph: onnx.GraphProto) -> dict[str, dict[str, Any]]:
+    """Tensor -> how the DequantizeLinear producing it quantises it (scale/zero point from initializers)."""
+    from onnx import numpy_helper
+
+    initializers = {i.name: i for i in graph.initializer}
+    found: dict[str, dict[str, Any]] = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) < 2 or node.input[1] not in initializers:
+            continue
+        scale = numpy_helper.to_array(initializers[node.input[1]])
+        zero = initializers.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        zeros = [int(z) for z in numpy_helper.to_array(zero).ravel()] if zero is not None else [0]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        found[node.output[0]] = {"per_channel": scale.size > 1, "axis": axis, "zero_points": zeros}
+    return found
+
+
 def analyse(model: onnx.ModelProto) -> ModelGraph:
     """Views of every node of a shape-inferred model (its graph must be topologically sorted)."""
     import onnx
@@ -59,6 +76,7 @@ def analyse(model: onnx.ModelProto) -> ModelGraph:
             constants.update(o for o in node.output if o)
         elif node.op_type in ("DequantizeLinear", "QuantizeLinear") and all(i in constants for i in node.input if i):
             constants.update(o for o in node.output if o)  # quantised weights of a QDQ model (DQ of an initializer)
+    quant = _dequantized(graph)
     views: list[NodeView] = []
     macs: list[int] = []
     node_bytes: list[int] = []
@@ -77,6 +95,7 @@ def analyse(model: onnx.ModelProto) -> ModelGraph:
             input_dtypes=tuple(dtypes.get(i) for i in node.input),
             output_dtypes=tuple(dtypes.get(o) for o in node.output),
             constant_inputs=frozenset(i for i in node.input if i in constants),
+            input_quant=tuple(quant.get(i) for i in node.input),
         )
         views.append(view)
         count = None

@@ -61,6 +61,7 @@ class Problem:
     graph_outputs: set[int] = field(default_factory=set)
     tensor_names: list[str] = field(default_factory=list)
     follows_next: set[int] = field(default_factory=set)  # nodes (constant producers) placed with the node after them
+    glue: set[int] = field(default_factory=set)  # nodes (Q/DQ, layout) that never make an accelerator partition on their own
 
     def __post_init__(self) -> None:
         n_dev = len(self.devices)
@@ -283,11 +284,19 @@ def exhaustive(problem: Problem, *, max_partitions: int | None = None) -> list[i
 
 
 def follow_next(problem: Problem, assignment: Sequence[int]) -> list[int]:
-    """`assignment` with each node of `problem.follows_next` on the device of the node after it (when allowed there)."""
+    """`assignment` with each node of `problem.follows_next` on the device of the node after it (when allowed there),
+    and accelerator runs made only of `problem.glue` nodes (quantise/dequantise, layout) moved to the CPU."""
     result = list(assignment)
     for index in sorted(problem.follows_next, reverse=True):
         if index + 1 < len(result) and problem.compute[index][result[index + 1]] < math.inf:
             result[index] = result[index + 1]
+    if problem.glue:
+        for device, first, last in runs_of(result):
+            nodes = range(first, last + 1)
+            if device != 0 and all(i in problem.glue or i in problem.follows_next for i in nodes) \
+                    and all(problem.compute[i][0] < math.inf for i in nodes):
+                for i in nodes:
+                    result[i] = 0
     return result
 
 

@@ -46,6 +46,12 @@ MODELS: dict[str, tuple[list[Any], list[str], str, str, str, int]] = {
 }
 
 
+#: pairs edgecc must refuse, with the exit code and words of the error: MobileNet v1 (uint8, asymmetric weights, 28
+#: layers) on Arm NN 20.08 CpuRef: each operator alone is within 1 step of TFLite's integer kernels (Arm NN recomputes
+#: in float), but the flips add up to 5 steps at the softmax (99.8 % within one step) and change the cat's class
+REFUSED: dict[tuple[str, str], tuple[int, str]] = {("mobilenet-tflite-uint8", "armnn"): (5, "Arm NN CpuRef output")}
+
+
 def _samples(files: list[str], key: str) -> np.ndarray:
     """The reference inputs, one sample per row with the model's batch dimension of 1."""
     arrays = [np.load(SHARED / f)[key] for f in files]
@@ -85,8 +91,13 @@ def test_real_model_on_tflite_target(converted: dict[str, Path], name: str, targ
     for index, sample in enumerate(samples):
         np.save(cal / f"{index:02d}.npy", sample.astype(np.float32))
     out = tmp_path / "bundle.edgecc"
-    extra = ["--partitioner", "greedy"] if target == "edgetpu" else []  # small models: the USB link cost keeps them on the CPU
+    # small models: the estimated launch/transfer costs of the USB Edge TPU and of Arm NN keep them on the CPU
+    extra = ["--partitioner", "greedy"] if target in ("edgetpu", "armnn") else []
     result = run_edgecc("compile", converted[name], "--target", target, "--calibration", f"{input_name}={cal}", *extra, "-o", out)
+    if (name, target) in REFUSED:
+        code, words = REFUSED[(name, target)]
+        assert result.returncode == code and words in result.stderr and not out.exists(), result.stderr[-2000:]
+        return
     assert result.returncode == 0, f"{name} on {target}: {result.stderr[-2000:]}"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["verification"]["passed"]

@@ -209,3 +209,48 @@ def test_arm_nn_pads_quantised_tensors_with_raw_zero_so_the_target_quantises_act
     assert next(n for n in manifest["placement"] if n["node"] == "pad")["device"] == "armnn"
     part = next(p for p in manifest["partitions"] if p["device"] == "armnn")
     assert part["vendor"]["armnn_verification"]["passed"] and part["vendor"]["armnn_verification"]["outputs"][0]["max_steps"] <= 1
+
+
+def _quantised_for_armnn_check(model: object, feeds: list, **scheme: object) -> object:
+    from edgecc.quantization import QuantOptions, quantize_model
+    from edgecc.quantization.scheme import QuantScheme
+
+    quantised, _ = quantize_model(model, QuantScheme(**scheme), feeds, QuantOptions(holdout=0.0, per_layer_report=False))
+    return quantised
+
+
+def test_quantised_models_keep_arm_nn_defects_on_the_cpu(tmp_path: Path) -> None:
+    """An already-quantised model brings its own scales: a Pad of a tensor with a non-zero zero point and a
+    FullyConnected with per-channel weights would be wrong / abort on Arm NN 20.08 (shown above), so they stay on the CPU
+    with the reason, and the bundle verifies."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecc.targets.compiler import check_support
+
+    rng = np.random.default_rng(7)
+    pad_feeds = [{"x": rng.standard_normal((1, 4, 8, 8)).astype(np.float32)} for _ in range(3)]
+    asymmetric = _quantised_for_armnn_check(_relu_pad(), pad_feeds, activation_type="int8", symmetric_activations=False)
+    symmetric = _quantised_for_armnn_check(_relu_pad(), pad_feeds, activation_type="int8", symmetric_activations=True)
+    for quantised, expected in ((asymmetric, False), (symmetric, True)):
+        graph, support = check_support(quantised, armnn.ARMNN())
+        pad = next(s for v, s in zip(graph.views, support) if v.op_type == "Pad")
+        assert pad.supported is expected, pad.reason
+        if not expected:
+            assert "zero point" in pad.reason and "pad with 0" in pad.reason
+    fc = helper.make_graph([helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)], "fc",
+                           [helper.make_tensor_value_info("f", TensorProto.FLOAT, [1, 64])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+                           initializer=[numpy_helper.from_array(rng.standard_normal((10, 64)).astype(np.float32), "fw"),
+                                        numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "fb")])
+    fc_model = helper.make_model(fc, opset_imports=[helper.make_opsetid("", 17)])
+    fc_feeds = [{"f": rng.standard_normal((1, 64)).astype(np.float32)} for _ in range(3)]
+    per_channel = _quantised_for_armnn_check(fc_model, fc_feeds, activation_type="int8", per_channel=True)
+    onnx.save(per_channel, tmp_path / "fc.onnx")
+    out = tmp_path / "fc.edgecc"
+    result = run_edgecc("compile", tmp_path / "fc.onnx", "--target", "armnn", "--partitioner", "greedy", "-o", out)
+    assert result.returncode == 0, result.stderr  # no SIGABRT: the FullyConnected never reaches Arm NN
+    manifest = json.loads((out / "manifest.json").read_text())
+    gemm = next(n for n in manifest["placement"] if n["op_type"] == "Gemm")
+    assert gemm["device"] == "cpu" and "per channel" in gemm["reason"]
+    assert manifest["verification"]["passed"]
