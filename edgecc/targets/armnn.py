@@ -189,7 +189,7 @@ class ArmnnRunner:
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Outputs (ONNX layout and dtype) for feeds keyed by ONNX input names, with the TFLite runner's host conversions."""
-        from edgecc.targets.tflite.runner import _from_tflite, _to_tflite
+        from edgecc.targets.tflite.runner import from_tflite, to_tflite
 
         np = self._np
         missing = [e["name"] for e, _ in self._in if e["name"] not in feeds]
@@ -197,9 +197,9 @@ class ArmnnRunner:
             from edgecc.errors import UsageError
 
             raise UsageError(f"inputs do not match {self.name}: missing {', '.join(missing)}")
-        raw = self.worker.run({tensor: _to_tflite(np, np.asarray(feeds[e["name"]]), e) for e, tensor in self._in})
+        raw = self.worker.run({tensor: to_tflite(np, np.asarray(feeds[e["name"]]), e) for e, tensor in self._in})
         wanted = set(outputs) if outputs is not None else None
-        return {e["name"]: _from_tflite(np, raw[tensor], e) for e, tensor in self._out if wanted is None or e["name"] in wanted}
+        return {e["name"]: from_tflite(np, raw[tensor], e) for e, tensor in self._out if wanted is None or e["name"] in wanted}
 
     def close(self) -> None:
         """Stop the worker process."""

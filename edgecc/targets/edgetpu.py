@@ -35,7 +35,7 @@ from edgecc.errors import UsageError
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
-from edgecc.targets.tflite_family import QDQ_OPS, activation_types, _VARIANTS, TfliteTarget, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TFLITE_VARIANTS, TfliteTarget, when_tflite_op, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
 
 if TYPE_CHECKING:
     import onnx
@@ -185,19 +185,6 @@ RULES: dict[str, tuple[Check, ...]] = {
 }
 
 
-def _when(op: str, check: Check) -> Check:
-    rule = " ".join((check.__doc__ or check.__name__).split())
-
-    def applies(view: NodeView) -> tuple[bool, str]:
-        if tflite_op(view) != op:
-            return True, ""
-        ok, detail = check(view)
-        return ok, "" if ok else f"Edge TPU {op}: {rule} ({detail})"
-
-    applies.__doc__ = f"{op}: {rule}"
-    return applies
-
-
 def in_supported_table(view: NodeView) -> tuple[bool, str]:
     """The TFLite operator the node becomes is in Coral's Edge TPU "Supported operations" table."""
     op = tflite_op(view)
@@ -209,9 +196,9 @@ def _ops() -> dict[str, tuple[Check, ...]]:
     for onnx_op in onnx_ops_for(SUPPORTED):
         if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
             continue
-        variants = _VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
+        variants = TFLITE_VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
         ops[onnx_op] = (writer_expresses, in_supported_table, parameters_constant,
-                        *(_when(op, rule) for op in sorted(variants) for rule in RULES.get(op, ())))
+                        *(when_tflite_op(op, rule, "Edge TPU") for op in sorted(variants) for rule in RULES.get(op, ())))
     return ops
 
 

@@ -40,7 +40,7 @@ from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
 from edgecc.targets.vela import PASS_THROUGH
-from edgecc.targets.tflite_family import QDQ_OPS, activation_types, _VARIANTS, TfliteTarget, conv_padding, nhwc_hw, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TFLITE_VARIANTS, TfliteTarget, when_tflite_op, conv_padding, nhwc_hw, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
 
 if TYPE_CHECKING:
     import onnx
@@ -446,21 +446,6 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
 RULES: dict[str, dict[str, tuple[Check, ...]]] = {"ethos-u55": _U55_RULES, "ethos-u85": _U85_RULES}
 
 
-def _when(op: str, check: Check) -> Check:
-    """`check` applied only to nodes that become TFLite `op`; its rule text prefixed with the op."""
-    rule = " ".join((check.__doc__ or check.__name__).split())
-
-    def applies(view: NodeView) -> tuple[bool, str]:
-        if tflite_op(view) != op:
-            return True, ""
-        ok, detail = check(view)
-        return ok, "" if ok else f"Vela {op} rule '{rule}': {detail}"
-
-    applies.__doc__ = f"{op}: {rule}"
-    applies.__name__ = f"{op.lower()}_{check.__name__}"
-    return applies
-
-
 def _in_list(family: str) -> Check:
     supported = set(SUPPORTED[family])
 
@@ -481,8 +466,8 @@ def _op_checks(family: str) -> dict[str, tuple[Check, ...]]:
     for onnx_op in onnx_ops_for(SUPPORTED[family]):
         if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
             continue
-        variants = _VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
-        checks = [_when(op, rule) for op in sorted(variants) for rule in rules.get(op, ())]
+        variants = TFLITE_VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
+        checks = [when_tflite_op(op, rule, "Vela") for op in sorted(variants) for rule in rules.get(op, ())]
         ops[onnx_op] = (writer_expresses, _in_list(family), *checks)
     return ops
 

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import NumericsError, UsageError
-from edgecc.targets.api import EmitOptions, Emitted, NodeView, Target
+from edgecc.targets.api import Check, EmitOptions, Emitted, NodeView, Target
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["QDQ_OPS", "TfliteTarget", "activation_types", "boundary_conversions", "float_operators", "conv_padding", "nhwc_hw", "onnx_ops_for", "tflite_op", "tflite_op_name", "writer_expresses"]
+__all__ = ["QDQ_OPS", "TFLITE_VARIANTS", "TfliteTarget", "activation_types", "boundary_conversions", "conv_padding", "float_operators", "nhwc_hw",
+           "onnx_ops_for", "tflite_op", "tflite_op_name", "when_tflite_op", "writer_expresses"]
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,13 @@ def onnx_ops_for(tflite_ops: Sequence[str]) -> tuple[str, ...]:
     wanted = set(tflite_ops)
     found = []
     for onnx_op, entry in _TFLITE_OP.items():
-        names = {entry} if isinstance(entry, str) else _VARIANTS.get(onnx_op, set())
+        names = {entry} if isinstance(entry, str) else TFLITE_VARIANTS.get(onnx_op, set())
         if names & wanted:
             found.append(onnx_op)
     return tuple(found)
 
 
-_VARIANTS = {"Conv": {"CONV_2D", "DEPTHWISE_CONV_2D"}, "MatMul": {"FULLY_CONNECTED", "BATCH_MATMUL"},
+TFLITE_VARIANTS = {"Conv": {"CONV_2D", "DEPTHWISE_CONV_2D"}, "MatMul": {"FULLY_CONNECTED", "BATCH_MATMUL"},
              "Resize": {"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}, "Upsample": {"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"},
              "Split": {"SPLIT", "SPLIT_V"}}
 
@@ -258,3 +259,18 @@ class _Report:
 
     def to_dict(self) -> dict[str, Any]:
         return self.data
+
+
+def when_tflite_op(op: str, check: Check, vendor: str) -> Check:
+    """`check` applied only to nodes that become TFLite `op`; its rule text prefixed with the op, failures name `vendor`."""
+    rule = " ".join((check.__doc__ or check.__name__).split())
+
+    def applies(view: NodeView) -> tuple[bool, str]:
+        if tflite_op(view) != op:
+            return True, ""
+        ok, detail = check(view)
+        return ok, "" if ok else f"{vendor} {op} rule '{rule}': {detail}"
+
+    applies.__doc__ = f"{op}: {rule}"
+    applies.__name__ = f"{op.lower()}_{getattr(check, '__name__', 'check')}"
+    return applies

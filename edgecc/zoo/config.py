@@ -204,7 +204,7 @@ def load_zoo(path: str | Path) -> ZooConfig:
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInputError(f"{path}: TOML syntax error: {exc}", path=path) from None
     reader = _Reader(path, text)
-    for key, value in data.items():
+    for key in data:
         if key not in ("zoo", "model"):
             raise reader.fail(f"unknown table or key '{key}'", None, 0, key, hint="a zoo file has a [zoo] table and [[model]] tables")
     zoo = data.get("zoo", {})

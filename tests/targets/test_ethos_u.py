@@ -168,7 +168,7 @@ def test_the_tflite_op_edgecc_plans_with_is_one_the_writer_emits_for_that_onnx_o
     for onnx_op, entry in tflite_family._TFLITE_OP.items():
         if onnx_op not in TFLITE_OP_FOR:
             continue  # not expressible: writer_expresses keeps such nodes off every TFLite target
-        planned = {entry} if isinstance(entry, str) else set(tflite_family._VARIANTS[onnx_op])
+        planned = {entry} if isinstance(entry, str) else set(tflite_family.TFLITE_VARIANTS[onnx_op])
         written = set(TFLITE_OP_FOR[onnx_op])
         if onnx_op == "MatMul":
             written.add("BATCH_MATMUL")  # dynamic MatMul: the writer refuses it (writer_supports), Vela's rule still applies

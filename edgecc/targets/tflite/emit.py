@@ -259,7 +259,7 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
         raise UnsupportedOperator([UnsupportedNode("<inputs>", "graph input", str(exc))], where=f"TFLite writer ({name})") from None
     mapping: dict[str, list[int]] = {}
     poisoned: set[str] = set()
-    for index, node in enumerate(model.graph.node):  # constants first: DQ(initializer) weights and biases, Constant
+    for node in model.graph.node:  # constants first: DQ(initializer) weights and biases, Constant
         if node.op_type == "Constant" or (node.op_type == "DequantizeLinear" and node.input[0] in ctx.inits):
             if node.op_type == "DequantizeLinear":
                 registry.get("DequantizeLinear").convert(ctx, node, {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute})

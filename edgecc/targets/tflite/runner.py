@@ -15,7 +15,7 @@ from edgecc.inputs import TensorInfo
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["TfliteRunner", "interpreter_class", "read_metadata"]
+__all__ = ["TfliteRunner", "from_tflite", "interpreter_class", "read_metadata", "to_tflite"]
 
 
 def interpreter_class() -> Any:
@@ -90,7 +90,7 @@ class TfliteRunner:
             array = np.asarray(feeds[name])
             if tuple(array.shape) != tuple(entry["shape"]):
                 raise UsageError(f"input '{name}' of {self.name} has shape {list(array.shape)}, the model takes {entry['shape']}")
-            self.interpreter.set_tensor(entry["tensor"], _to_tflite(np, array, entry))
+            self.interpreter.set_tensor(entry["tensor"], to_tflite(np, array, entry))
         self.interpreter.invoke()
         names = list(outputs) if outputs is not None else list(self._out)
         result = {}
@@ -98,7 +98,7 @@ class TfliteRunner:
             if name not in self._out:
                 raise UsageError(f"'{name}' is not an output of {self.name}", hint=f"outputs: {', '.join(self._out)}")
             entry = self._out[name]
-            result[name] = _from_tflite(np, self.interpreter.get_tensor(entry["tensor"]), entry)
+            result[name] = from_tflite(np, self.interpreter.get_tensor(entry["tensor"]), entry)
         return result
 
 
@@ -113,7 +113,7 @@ def _plain(detail: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _to_tflite(np: Any, array: np.ndarray, entry: Mapping[str, Any]) -> np.ndarray:
+def to_tflite(np: Any, array: np.ndarray, entry: Mapping[str, Any]) -> np.ndarray:
     """ONNX-layout feed -> the TFLite input tensor (transposed; quantised when the TFLite input is integer)."""
     array = np.transpose(array, entry["perm"])
     if entry["dtype"] in ("int8", "uint8") and array.dtype.kind == "f":
@@ -130,7 +130,7 @@ def _onnx_zero(entry: Mapping[str, Any]) -> int:
     return entry["zero_point"] + shift
 
 
-def _from_tflite(np: Any, array: np.ndarray, entry: Mapping[str, Any]) -> np.ndarray:
+def from_tflite(np: Any, array: np.ndarray, entry: Mapping[str, Any]) -> np.ndarray:
     """TFLite output tensor -> ONNX layout and dtype (dequantised when the ONNX output is float)."""
     array = np.transpose(array, [entry["perm"].index(i) for i in range(len(entry["perm"]))])
     if entry["onnx_dtype"] == "float32" and array.dtype.kind in "iu" and "scale" in entry:

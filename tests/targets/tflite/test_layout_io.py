@@ -5,7 +5,6 @@ Reshape); every artifact is run with the TFLite interpreter against onnxruntime.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from edgecc.targets.tflite import layout
-from edgecc.targets.tflite.context import Context, NotExpressible, OutputPlan
+from edgecc.targets.tflite.context import Context, NotExpressible
 from edgecc.targets.tflite.ops import converter
 from edgecc.targets.tflite.ops.common import pad_tensor, rank_is, spatial_padding, static_input
 from edgecc.targets.tflite.quant import QConst, bias_int32, weight_int8, weight_uint8
@@ -151,8 +151,6 @@ def conv_transpose(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         for i, (size, k, s) in enumerate(zip(out_shape[2:], (kh, kw), strides)):
             in_size = x_shape[2 + i]
             if mode == "VALID":
-                total = max(k - s, 0) + (size - ((in_size - 1) * s + k))
-                expect = (0, size - ((in_size - 1) * s + k - pads[i] - pads[i + 2]))
                 ok = ok and pads[i] == 0 and pads[i + 2] == 0 and size == (in_size - 1) * s + k
             else:
                 total = max((in_size - 1) * s + k - size, 0)

@@ -12,7 +12,6 @@ from edgecc.targets.tflite.ops import converter
 from edgecc.targets.tflite.ops.elementwise import _requantized
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
 
     from edgecc.targets.api import NodeView
