@@ -32,6 +32,19 @@ def _dims(shape: Sequence[object] | None) -> tuple[int | str | None, ...] | None
     return tuple(d if isinstance(d, (int, str)) else None for d in shape)
 
 
+def _env_threads() -> int:
+    """EDGECC_ORT_THREADS: onnxruntime intra-op threads for every session of this process (0: onnxruntime's default).
+
+    Set by `edgecc zoo run --workers N` in each worker, so that N workers share the cores instead of oversubscribing them.
+    """
+    import os
+
+    try:
+        return max(0, int(os.environ.get("EDGECC_ORT_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
 class OrtRunner:
     """An onnxruntime CPU session over an ONNX model (proto or file)."""
 
@@ -44,6 +57,7 @@ class OrtRunner:
         self.model = None if isinstance(model, (str, Path)) else model
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        threads = threads or _env_threads()
         if threads:
             options.intra_op_num_threads = threads
         if not optimize:

@@ -34,7 +34,8 @@ def init_worker(log_path: str | None, threads: int | None = None) -> None:
     """Worker start: stdout and stderr go to a per-worker log file (keeps the driver's terminal and --json stdout clean);
     with `threads`, the math libraries (OpenMP, MKL, torch, TensorFlow) use that many threads, so workers share the cores."""
     if threads:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                     "EDGECC_ORT_THREADS"):
             os.environ.setdefault(name, str(threads))
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
