@@ -53,6 +53,8 @@ demo: install
 	$(MAKE) --no-print-directory -f samples/pipeline/Makefile OUT=$(DEMO_DIR)/pipeline EDGECC=$(EDGECC) PY=$(PY)
 	@echo "== the benchmark/regression loop: one model through convert, quantize, compile, bench; the sample zoo (real models x targets), report, compare with the baseline"
 	$(MAKE) --no-print-directory -f samples/zoo/Makefile OUT=$(DEMO_DIR)/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS)
+	@echo "== the zoo again (every pair re-measured), compared with the accepted baseline: nothing changed, so no regression within the measured noise"
+	$(MAKE) --no-print-directory -f samples/zoo/Makefile zoo-compare OUT=$(DEMO_DIR)/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS) RUN_FLAGS=--force
 
 test: install
 	$(PY) -m pytest -m "not shared" --ignore=tests/shared -n $(PYTEST_WORKERS) -q; rc=$$?; \

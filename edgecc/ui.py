@@ -87,6 +87,10 @@ class Ui:
         """Show a simple table."""
         if self.quiet or self.json_mode:
             return
+        if not rows:  # an empty table wraps its title to the width of its headers: say the title alone
+            if title:
+                self.console.print(title)
+            return
         from rich.table import Table
 
         table = Table(title=title, title_justify="left", show_lines=False, show_header=any(columns))
