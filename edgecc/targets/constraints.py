@@ -14,6 +14,8 @@ __all__ = [
     "constant_weights",
     "conv_2d",
     "dilation_one",
+    "QDQ_OPS",
+    "float_or_quantized_tensors",
     "float_tensors",
     "gemm_no_transpose_a",
     "group_is_one_or_depthwise",
@@ -42,6 +44,18 @@ def static_shapes(view: NodeView) -> tuple[bool, str]:
         if name and (shape is None or not all(isinstance(d, int) for d in shape)):
             return False, f"tensor '{name}' has dynamic shape {_fmt(shape)}"
     return True, ""
+
+
+def float_or_quantized_tensors(view: NodeView) -> tuple[bool, str]:
+    """Activations are float (the compiler converts them) or int8/uint8 (a model quantised already, with Q/DQ nodes)."""
+    for name, dtype in [*zip(view.inputs, view.input_dtypes), *zip(view.outputs, view.output_dtypes)]:
+        if name and name not in view.constant_inputs and dtype not in (None, "float32", "float16", "int8", "uint8"):
+            return False, f"tensor '{name}' is {dtype}"
+    return True, ""
+
+
+#: the QuantizeLinear/DequantizeLinear nodes of an already-quantised (QDQ) model, for targets that run 8-bit QDQ
+QDQ_OPS: tuple[str, ...] = ("QuantizeLinear", "DequantizeLinear")
 
 
 def float_tensors(view: NodeView) -> tuple[bool, str]:

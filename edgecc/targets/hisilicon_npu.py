@@ -43,8 +43,9 @@ TARGET = Target(
         "Relu": (), "Sigmoid": (), "Tanh": (), "LeakyRelu": (), "PRelu": (c.constant_weights,), "Clip": (c.constant_weights,),
         "Add": (), "Mul": (), "Sub": (),
         **{op: () for op in c.SHAPE_OPS},
+        **{op: () for op in c.QDQ_OPS},  # already-quantised models keep their scales
     },
-    generic=(c.static_shapes, c.float_tensors, c.max_rank(4), c.batch_one),
+    generic=(c.static_shapes, c.float_or_quantized_tensors, c.max_rank(4), c.batch_one),
     quant_scheme=QuantScheme(precision="int8", activation_type="uint8", weight_type="int8", symmetric_weights=True, per_channel=True),
     references=(
         "Huawei HiAI Foundation DDK operator specifications (developer.huawei.com/consumer/en/doc/hiai-References)",

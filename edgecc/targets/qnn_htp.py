@@ -182,8 +182,9 @@ TARGET = QnnHtpTarget(
         "Split": (), "Slice": (), "Pad": (), "ReduceMean": (), "DepthToSpace": (), "SpaceToDepth": (),
         **{op: () for op in _ELEMENTWISE},
         **{op: () for op in c.SHAPE_OPS},
+        **{op: () for op in c.QDQ_OPS},  # already-quantised models keep their scales
     },
-    generic=(c.static_shapes, c.float_tensors, c.max_rank(5)),
+    generic=(c.static_shapes, c.float_or_quantized_tensors, c.max_rank(5)),
     quant_scheme=QuantScheme(precision="int8", activation_type="uint8", weight_type="uint8", symmetric_weights=False, per_channel=False),
     references=(
         "Qualcomm AI Engine Direct SDK: HTP backend op definition supplement (docs.qualcomm.com)",

@@ -85,7 +85,7 @@ def test_zoo_compare_flags_injected_regressions_not_a_rerun(zoo_a: tuple[Path, P
     # a re-run of the same configuration: nothing flagged
     rerun = tmp_path / "rerun"
     assert run_edgecc("zoo", "run", zoo, "-o", rerun, "--workers", "2").returncode == 0
-    same = run_edgecc("zoo", "compare", rerun, "--baseline", out, "--latency-floor", "0.5", "--json")
+    same = run_edgecc("zoo", "compare", rerun, "--baseline", out, "--latency-floor", "1.0", "--json")
     assert same.returncode == 0, same.stdout + same.stderr
     assert same.json()["regressions"] == 0 and same.json()["compared"] == 6
     # a slower "cnn" (an expensive extra branch) and "other" now broken: latency and status regressions
