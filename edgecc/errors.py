@@ -7,7 +7,7 @@ dependency or external tool missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,13 +137,14 @@ class NumericsError(EdgeccError):
     kind = "numerics"
 
     def __init__(self, message: str, *, report: object = None, hint: str | None = None) -> None:
+        """`report`: a verification report (anything with `to_dict`) or its JSON-ready dict."""
         super().__init__(message, hint=hint)
         self.report = report
 
     def to_dict(self) -> dict[str, object]:
         data = super().to_dict()
         to_dict = getattr(self.report, "to_dict", None)
-        data["report"] = to_dict() if callable(to_dict) else None
+        data["report"] = to_dict() if callable(to_dict) else dict(self.report) if isinstance(self.report, Mapping) else None
         return data
 
 

@@ -283,7 +283,7 @@ class ArmnnTarget(TfliteTarget):
                                        for o in report["outputs"]))
         if not report["passed"]:
             raise NumericsError(f"Arm NN {self.backend} output of partition {stem} differs from onnxruntime beyond {precision} tolerance",
-                                report=_Json(report), hint="compare with --precision fp32, or report the model to edgecc")
+                                report=report, hint="compare with --precision fp32, or report the model to edgecc")
 
     def runner(self, artifact: Path, *, name: str) -> Any:
         if pyarmnn_available():
@@ -302,13 +302,6 @@ class ArmnnTarget(TfliteTarget):
             return f"Arm NN {self.backend} where available, else the TFLite interpreter ({precision} TFLite; only CpuRef exists on x86-64)"
         return f"Arm NN 20.08 {self.backend} via pyarmnn in a system-Python subprocess ({precision} TFLite)"
 
-
-class _Json:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
 
 
 def _missing(stem: str, name: str) -> MissingDependencyError:

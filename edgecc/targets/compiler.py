@@ -170,17 +170,22 @@ def plan_model(model: onnx.ModelProto, target: Target, *, precision: str | None 
     return graph, support, problem, plan, scores
 
 
-def constant_nodes(views: Sequence[Any], initializers: set[str]) -> dict[str, int]:
-    """Tensor -> index of the node making it from constants only (Constant, DequantizeLinear of a weight, ...)."""
+def _constant_producers(nodes: Sequence[tuple[str, Sequence[str], Sequence[str]]], initializers: set[str]) -> dict[str, int]:
+    """Tensor -> index of the node making it from constants only, for nodes given as (op type, inputs, outputs)."""
     constant = set(initializers)
     producers: dict[str, int] = {}
-    for index, view in enumerate(views):
-        if all(not t or t in constant for t in view.inputs) and (view.inputs or view.op_type == "Constant"):
-            for out in view.outputs:
+    for index, (op_type, inputs, outputs) in enumerate(nodes):
+        if all(not t or t in constant for t in inputs) and (len(inputs) > 0 or op_type == "Constant"):
+            for out in outputs:
                 if out:
                     constant.add(out)
                     producers[out] = index
     return producers
+
+
+def constant_nodes(views: Sequence[Any], initializers: set[str]) -> dict[str, int]:
+    """Tensor -> index of the node making it from constants only (Constant, DequantizeLinear of a weight, ...)."""
+    return _constant_producers([(v.op_type, v.inputs, v.outputs) for v in views], initializers)
 
 
 def sink_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -192,19 +197,8 @@ def sink_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     import onnx
 
     graph = model.graph
-    initializers = {i.name for i in graph.initializer}
-    constant = set(initializers)
-    is_constant = []
-    for node in graph.node:
-        flag = all(not t or t in constant for t in node.input) and (len(node.input) > 0 or node.op_type == "Constant")
-        is_constant.append(flag)
-        if flag:
-            constant.update(o for o in node.output if o)
-    pending: dict[str, list[int]] = {}
-    for index, node in enumerate(graph.node):
-        if is_constant[index]:
-            for out in node.output:
-                pending.setdefault(out, []).append(index)
+    producers = _constant_producers([(n.op_type, n.input, n.output) for n in graph.node], {i.name for i in graph.initializer})
+    is_constant = set(producers.values())
     placed: set[int] = set()
     order: list[int] = []
 
@@ -213,17 +207,13 @@ def sink_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
             return
         placed.add(index)
         for t in graph.node[index].input:
-            for producer in pending.get(t, ()):
-                place(producer)
+            if t in producers:
+                place(producers[t])
         order.append(index)
 
-    for index, node in enumerate(graph.node):
-        if is_constant[index]:
-            continue
-        for t in node.input:
-            for producer in pending.get(t, ()):
-                place(producer)
-        place(index)
+    for index in range(len(graph.node)):
+        if index not in is_constant:
+            place(index)  # places the constant producers it reads first
     for index in range(len(graph.node)):  # constants nobody reads (or only graph outputs) keep their place at the end
         place(index)
     if order == list(range(len(graph.node))):

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
-from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
+from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView, restated
 from edgecc.targets.vela import PASS_THROUGH
 from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TFLITE_VARIANTS, TfliteTarget, when_tflite_op, conv_padding, nhwc_hw, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
 
@@ -349,12 +349,7 @@ def matmul_reduced_axis(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-def parameters_constant(view: NodeView) -> tuple[bool, str]:
-    """Parameter tensors must be constant"""
-    for index in range(1, len(view.inputs)):
-        if view.inputs[index] and not view.is_constant(index):
-            return False, f"parameter '{view.inputs[index]}' is not constant"
-    return True, ""
+parameters_constant = restated(c.constant_weights, "Parameter tensors must be constant")
 
 
 def slice_volume(view: NodeView) -> tuple[bool, str]:

@@ -232,7 +232,7 @@ class TfliteTarget(Target):
                                     + ("QDQ" if precision != "fp32" else "float") + ")", **verification}
             if not verification.get("passed", False):
                 raise NumericsError(f"the TFLite file edgecc wrote for partition {stem} ({self.name}) differs from onnxruntime on the "
-                                    f"same {precision} partition beyond tolerance", report=_Report(info["verification"]),
+                                    f"same {precision} partition beyond tolerance", report=info["verification"],
                                     hint="report this as an edgecc TFLite writer bug; --precision fp32 (where the target allows it) avoids it")
         if precision != "fp32":
             info["float_operators"] = float_operators(path)
@@ -249,16 +249,6 @@ class TfliteTarget(Target):
         from edgecc.targets.tflite import TfliteRunner
 
         return TfliteRunner(artifact, name=name)
-
-
-class _Report:
-    """Adapts the JSON verification report to NumericsError's `report` (which calls `to_dict`)."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.data = dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
 
 
 def when_tflite_op(op: str, check: Check, vendor: str) -> Check:

@@ -30,6 +30,9 @@ def pair_dir(out_dir: str | Path, model: str, target: str) -> Path:
     return Path(out_dir) / "pairs" / f"{model}@{target}"
 
 
+_EXIT_HOOKED: list[bool] = []
+
+
 def init_worker(log_path: str | None, threads: int | None = None) -> None:
     """Worker start: stdout and stderr go to a per-worker log file (keeps the driver's terminal and --json stdout clean);
     with `threads`, the math libraries (OpenMP, MKL, torch, TensorFlow) use that many threads, so workers share the cores."""
@@ -49,7 +52,9 @@ def init_worker(log_path: str | None, threads: int | None = None) -> None:
     import logging
 
     logging.getLogger("edgecc").setLevel(logging.WARNING)
-    atexit.register(_exit_without_teardown)
+    if not _EXIT_HOOKED:  # Ray calls this once per task in the same worker process
+        _EXIT_HOOKED.append(True)
+        atexit.register(_exit_without_teardown)
 
 
 def _exit_without_teardown() -> None:

@@ -34,8 +34,9 @@ def run_cmd(*args: str | Path, env: dict[str, str] | None = None, timeout: int =
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def mixed_model(path: Path, *, seed: int = 0, batch: int | str = 1) -> Path:
-    """A real conv net with Erf (not on the NPU/GPU lists) in the middle: Conv-Relu-Conv-Erf-Conv-Relu-GAP-Flatten-Gemm."""
+def mixed_model(path: Path, *, seed: int = 0, batch: int | str = 1, size: int = 96, width: int = 32) -> Path:
+    """A real conv net with Erf (not on the NPU/GPU lists) in the middle: Conv-Relu-Conv-Erf-Conv-Relu-GAP-Flatten-Gemm
+    on `size` x `size` inputs, the last conv `width` channels wide."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -44,8 +45,8 @@ def mixed_model(path: Path, *, seed: int = 0, batch: int | str = 1) -> Path:
     def w(name: str, *shape: int) -> onnx.TensorProto:
         return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32), name)
 
-    inits = [w("w1", 16, 3, 3, 3), w("b1", 16), w("w2", 32, 16, 3, 3), w("b2", 32), w("w3", 32, 32, 3, 3), w("b3", 32),
-             w("fw", 10, 32), w("fb", 10)]
+    inits = [w("w1", 16, 3, 3, 3), w("b1", 16), w("w2", 32, 16, 3, 3), w("b2", 32), w("w3", width, 32, 3, 3), w("b3", width),
+             w("fw", 10, width), w("fb", 10)]
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
@@ -57,7 +58,7 @@ def mixed_model(path: Path, *, seed: int = 0, batch: int | str = 1) -> Path:
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], name="fc", transB=1),
     ]
-    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 96, 96])],
+    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)

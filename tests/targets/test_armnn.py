@@ -12,6 +12,7 @@ import pytest
 from edgecc.errors import UnsupportedError
 from edgecc.targets import armnn
 from tests.conftest import run_edgecc
+from tests.targets.helpers import mixed_model
 
 _SPECIAL = {"TANH": "TanH", "BATCH_TO_SPACE_ND": "BatchToSpaceND", "SPACE_TO_BATCH_ND": "SpaceToBatchND"}
 
@@ -29,32 +30,9 @@ def test_every_op_edgecc_places_is_parsed_by_the_installed_arm_nn() -> None:
     assert "Erf" not in target.ops and "Conv" in target.ops and target.quant_scheme.per_channel is False and target.always_bias
 
 
-def tiny_mixed(path: Path, seed: int = 0) -> Path:
-    """Conv-Relu-Conv-Erf-Conv-Relu-GAP-Flatten-Gemm at 16x16 (Erf: not in Arm NN's parser list)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-
-    def w(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32), name)
-
-    nodes = [
-        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
-        helper.make_node("Erf", ["c2"], ["e"], name="erf"),
-        helper.make_node("Conv", ["e", "w3", "b3"], ["c3"], name="conv3", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
-        helper.make_node("GlobalAveragePool", ["r3"], ["g"], name="gap"),
-        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
-        helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], name="fc", transB=1),
-    ]
-    inits = [w("w1", 16, 3, 3, 3), w("b1", 16), w("w2", 32, 16, 3, 3), w("b2", 32), w("w3", 64, 32, 3, 3), w("b3", 64), w("fw", 10, 64), w("fb", 10)]
-    graph = helper.make_graph(nodes, "tiny_mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], initializer=inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
+def tiny_mixed(path: Path) -> Path:
+    """The Erf-in-the-middle conv net at 16x16 (Erf: not in Arm NN's parser list)."""
+    return mixed_model(path, size=16, width=64)
 
 
 @pytest.fixture(scope="module")
