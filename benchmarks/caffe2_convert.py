@@ -34,7 +34,7 @@ from edgecc.converters.caffe2 import proto
 from edgecc.converters.caffe2.build import build_model
 from edgecc.converters.caffe2.loading import load_files
 from edgecc.converters.options import ConvertOptions
-from edgecc.converters.pipeline import convert
+from edgecc.pipeline.convert import convert
 from edgecc.inputs import parse_input_spec
 options = ConvertOptions(inputs=(parse_input_spec(spec),))
 reset_peak()  # imports do not count

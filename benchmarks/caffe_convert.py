@@ -38,7 +38,7 @@ if mode == "opencv":
 else:
     import onnx
     from edgecc.converters.options import ConvertOptions
-    from edgecc.converters.pipeline import convert
+    from edgecc.pipeline.convert import convert
     from edgecc.converters.caffe import convert as frontend_convert, supported_layers
     from edgecc.onnxutil import save_onnx
     supported_layers()

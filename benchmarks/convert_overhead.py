@@ -60,7 +60,7 @@ def in_process(repeat: int, work: Path) -> tuple[float, float]:
     import torch
 
     from edgecc.converters.options import ConvertOptions
-    from edgecc.converters.pipeline import convert
+    from edgecc.pipeline.convert import convert
     from edgecc.converters.pytorch import _load
     from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import save_onnx

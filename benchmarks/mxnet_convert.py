@@ -34,7 +34,7 @@ mode, symbol, params, out = sys.argv[1:5]
 import numpy as np
 if mode != "fromfile":
     from edgecc.converters.options import ConvertOptions
-    from edgecc.converters.pipeline import convert
+    from edgecc.pipeline.convert import convert
     from edgecc.converters.mxnet import convert as frontend_convert, supported_ops
     from edgecc.onnxutil import save_onnx
     supported_ops()

@@ -63,7 +63,7 @@ def compare_models(repeat: int = 200) -> None:
     import onnxslim
     import onnxsim
 
-    from edgecc.inputs import random_feeds
+    from edgecc.data import random_feeds
     from edgecc.onnxutil import graph_inputs
     from edgecc.passes import LEVELS
     from edgecc.passes.manager import run_passes

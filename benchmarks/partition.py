@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgecc.targets import get_target
-from edgecc.targets.compiler import plan_model
+from edgecc.targets.plan import plan_model
 from edgecc.targets.partition import random_problem, solve
 
 ACCELERATORS = ("mali-gpu", "qnn-htp", "hisilicon-npu")

@@ -4,7 +4,7 @@ Models: the Keras HDF5 mini-Xception and the uint8 MobileNet v1 TFLite from samp
 In one warm process (TensorFlow, tf2onnx and the pipeline imported and exercised once first),
 each side runs --repeat times and the median is compared:
   * tf2onnx : keras.models.load_model + tf2onnx.convert.from_keras  /  tf2onnx.convert.from_tflite
-  * edgecc  : edgecc.converters.pipeline.convert (load, tf2onnx, checks, opset, -O1 cleanup,
+  * edgecc  : edgecc.pipeline.convert.convert (load, tf2onnx, checks, opset, -O1 cleanup,
               shape inference, checker), as `edgecc convert --no-verify` does before writing
 Goal: ratio <= 1.2. Peak RSS of a whole `edgecc convert --no-verify` process (VmHWM) is reported too.
 Run: .venv/bin/python benchmarks/tf_convert_overhead.py [--repeat 5]
@@ -44,7 +44,7 @@ print(peak_rss())
 def _edgecc_convert(path: Path):
     from edgecc.converters import tensorflow as frontend
     from edgecc.converters.options import ConvertOptions
-    from edgecc.converters.pipeline import convert
+    from edgecc.pipeline.convert import convert
 
     frontend._load.cache_clear()
     return convert([str(path)], ConvertOptions(framework="tensorflow")).model

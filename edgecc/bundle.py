@@ -1,6 +1,7 @@
 """Bundles: a directory (or `.edgecc` zip) holding `manifest.json`, `partitions/` and `reference/`.
 
-The manifest's JSON Schema ships as `edgecc/targets/manifest.schema.json`; `validate` checks the
+This module is only the file format: the compile driver (`edgecc.pipeline`) decides what goes into a manifest.
+The manifest's JSON Schema ships beside this module as `edgecc/manifest.schema.json`; `validate` checks the
 subset of JSON Schema it uses (type, required, properties, additionalProperties, items, enum,
 const, minimum, minItems, minLength, pattern), so `jsonschema` is not a dependency. Reading a bundle validates the
 manifest, the artifact hashes and every path (no absolute paths, no `..`), and extracts archives with
@@ -10,7 +11,6 @@ size limits; any problem is exit 3.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -26,7 +26,6 @@ from edgecc.errors import InvalidInputError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
-    import onnx
 
 __all__ = [
     "FORMAT",
@@ -34,7 +33,7 @@ __all__ = [
     "MAX_ARCHIVE_BYTES",
     "SCHEMA_VERSION",
     "OpenedBundle",
-    "make_manifest",
+    "npz_bytes",
     "open_bundle",
     "read_reference",
     "schema",
@@ -54,7 +53,7 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 def schema() -> dict[str, Any]:
     """The manifest's JSON Schema (shipped in the package)."""
-    return json.loads((Path(__file__).parent / "targets" / "manifest.schema.json").read_text())
+    return json.loads((Path(__file__).with_name("manifest.schema.json")).read_text())
 
 
 _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
@@ -154,7 +153,7 @@ def _zip_dir(directory: Path, out: Path) -> None:
             zf.writestr(info, file.read_bytes())
 
 
-def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     """A deterministic .npz (fixed timestamps, sorted keys)."""
     import numpy as np
 
@@ -169,18 +168,12 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def write_reference(stage: Path, reference_model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """Run the float model on `feeds`; store inputs and expected outputs under `reference/`; return the outputs."""
-    from edgecc.ortrun import OrtRunner
-
-    runner = OrtRunner(reference_model, name="float model")
-    outputs = [runner.run(feed) for feed in feeds]
+def write_reference(stage: Path, inputs: Sequence[Mapping[str, np.ndarray]], outputs: Sequence[Mapping[str, np.ndarray]],
+                    input_names: Sequence[str], output_names: Sequence[str]) -> None:
+    """Store sample inputs and their expected outputs under `reference/` (deterministic .npz files)."""
     (stage / "reference").mkdir(exist_ok=True)
-    in_names = [i.name for i in runner.inputs]
-    out_names = [o.name for o in runner.outputs]
-    (stage / "reference" / "inputs.npz").write_bytes(_npz_bytes({f"s{k}_i{j}": f[n] for k, f in enumerate(feeds) for j, n in enumerate(in_names)}))
-    (stage / "reference" / "outputs.npz").write_bytes(_npz_bytes({f"s{k}_o{j}": o[n] for k, o in enumerate(outputs) for j, n in enumerate(out_names)}))
-    return outputs
+    (stage / "reference" / "inputs.npz").write_bytes(npz_bytes({f"s{k}_i{j}": f[n] for k, f in enumerate(inputs) for j, n in enumerate(input_names)}))
+    (stage / "reference" / "outputs.npz").write_bytes(npz_bytes({f"s{k}_o{j}": o[n] for k, o in enumerate(outputs) for j, n in enumerate(output_names)}))
 
 
 def read_reference(root: Path, manifest: Mapping[str, Any]) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
@@ -199,98 +192,6 @@ def read_reference(root: Path, manifest: Mapping[str, Any]) -> tuple[list[dict[s
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
             raise InvalidInputError(f"bundle reference file '{file}' is corrupt: {exc}", path=path) from None
     return result[0], result[1]
-
-
-def _tensor_entry(name: str, graph: Any) -> dict[str, Any]:
-    shape = graph.shapes.get(name)
-    dims = [d if isinstance(d, (int, str)) else None for d in shape] if shape is not None else None
-    return {"name": name, "dtype": graph.dtypes.get(name, "float32"), "shape": dims, "layout": "NCHW" if dims is not None and len(dims) == 4 else ""}
-
-
-def make_manifest(result: Any, *, source: onnx.ModelProto, source_path: str, model: onnx.ModelProto, stage: Path,
-                  artifacts: Sequence[Sequence[Path]], problem: Any, vendor: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The manifest of a compiled bundle (verification is filled in afterwards)."""
-    from edgecc import __version__
-    from edgecc.onnxutil import serialize_onnx
-
-    graph = result.graph
-    partitions = []
-    vendor = list(vendor) or [{} for _ in artifacts]
-    for part, files, info in zip(result.partitions, artifacts, vendor):
-        entry = {
-            "index": part.index,
-            "name": f"p{part.index}",
-            "device": part.device,
-            "precision": part.precision,
-            "artifact": files[0].relative_to(stage).as_posix(),
-            "files": [{"path": f.relative_to(stage).as_posix(), "sha256": _sha256(f), "bytes": f.stat().st_size} for f in files],
-            "inputs": [_tensor_entry(t, graph) for t in part.inputs],
-            "outputs": [_tensor_entry(t, graph) for t in part.outputs],
-            "nodes": len(part.nodes),
-            "estimated_us": round(part.estimated_us, 3),
-            "conversions": list(info.get("conversions", [])),
-            "execution": (result.target if part.device == result.target.name else _cpu_target()).execution(part.precision),
-        }
-        if info:
-            entry["vendor"] = {k: v for k, v in info.items() if k != "conversions"}
-        partitions.append(entry)
-    run_of = {i: p.index for p in result.partitions for i in p.nodes}
-    vendor_fallback = _vendor_fallback(graph, result.partitions, vendor)
-    placement = []
-    for index, view in enumerate(graph.views):
-        part = result.partitions[run_of[index]]
-        verdict = result.support[index]
-        if part.device == result.target.name:
-            reason = "supported"
-        elif result.target.name == "cpu":
-            reason = "cpu target"
-        elif not verdict.supported:
-            reason = verdict.reason
-        else:
-            reason = "supported, but cheaper on the CPU (fewer switches/transfers)"
-        entry = {"node": view.name, "op_type": view.op_type, "device": part.device, "partition": part.index, "reason": reason}
-        fallback = vendor_fallback.get((part.index, index))
-        if fallback:
-            entry["vendor_fallback"] = fallback
-        placement.append(entry)
-    estimates = {"partitioner": result.plan.strategy, "chosen_from": result.plan.chosen_from, "exact": result.plan.exact}
-    for name, breakdown in result.scores.items():
-        estimates[name] = breakdown.to_dict()
-    return {
-        "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "edgecc_version": __version__,
-        "target": {"name": result.target.name, "precision": result.precision, "description": result.target.description,
-                   "source": result.target.source},
-        "source_model": {"path": Path(source_path).name, "sha256": hashlib.sha256(serialize_onnx(source)).hexdigest()},
-        "inputs": [_tensor_entry(t, graph) for t in graph.graph_inputs],
-        "outputs": [_tensor_entry(t, graph) for t in graph.graph_outputs],
-        "partitions": partitions,
-        "transfers": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()} for t in result.plan.cost.transfers],
-        "placement": placement,
-        "estimates": estimates,
-        "reference": {"inputs": "reference/inputs.npz", "outputs": "reference/outputs.npz", "samples": 0},
-        "verification": None,
-    }
-
-
-def _vendor_fallback(graph: Any, partitions: Sequence[Any], vendor: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], str]:
-    """(partition, node index) -> why the vendor compiler left the operator writing that node's output on the CPU."""
-    producer = {out: i for i, view in enumerate(graph.views) for out in view.outputs if out}
-    found: dict[tuple[int, int], str] = {}
-    for part, info in zip(partitions, vendor):
-        for entry in info.get("cpu_fallback", ()) if info else ():
-            index = producer.get(entry.get("tensor", ""))
-            if index is not None and index in part.nodes:
-                text = f"{entry.get('op', '?')} left on the CPU by the vendor compiler"
-                found[(part.index, index)] = text + (f": {entry['reason']}" if entry.get("reason") else "")
-    return found
-
-
-def _cpu_target() -> Any:
-    from edgecc.targets import get_target
-
-    return get_target("cpu")
 
 
 def write_manifest(stage: Path, manifest: dict[str, Any]) -> None:

@@ -1,17 +1,12 @@
-"""Input specs (`NAME:DIMS[:DTYPE]`), tensor data files (`NAME=FILE`) and deterministic sample inputs."""
+"""Model input/output descriptions (`TensorInfo`) and input specs (`--input NAME:DIMS[:DTYPE]`); sample data is `edgecc.data`."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edgecc.errors import InvalidInputError, UsageError
-
-if TYPE_CHECKING:
-    import numpy as np
+from edgecc.errors import UsageError
 
 __all__ = [
     "DTYPES",
@@ -20,11 +15,7 @@ __all__ = [
     "TensorInfo",
     "parse_input_spec",
     "parse_input_specs",
-    "load_data_args",
-    "concrete_shape",
-    "random_feeds",
-    "match_samples",
-    "load_array_file",
+    "specs_by_name",
 ]
 
 Dim = int | str | None
@@ -144,160 +135,6 @@ def parse_input_specs(texts: Iterable[str]) -> tuple[InputSpec, ...]:
             raise UsageError(f"--input '{spec.name}' is given twice")
         seen.add(spec.name)
     return specs
-
-
-def load_array_file(path: Path) -> "np.ndarray | dict[str, np.ndarray]":
-    """An .npy array or the arrays of an .npz (by key), read without pickle; bad files are InvalidInputError."""
-    import numpy as np
-
-    from edgecc.fileio import check_input_file
-
-    check_input_file(path, what="data file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InvalidInputError(
-                f"data file '{path}' holds pickled Python objects, which edgecc never loads",
-                path=path,
-                hint="save plain arrays with numpy.save / numpy.savez",
-            ) from None
-        raise InvalidInputError(f"data file '{path}' is not a valid .npy/.npz file: {exc}", path=path) from None
-    except (OSError, EOFError) as exc:
-        raise InvalidInputError(f"data file '{path}' cannot be read as .npy/.npz: {exc}", path=path) from None
-    except Exception as exc:  # zipfile.BadZipFile and friends from a corrupt .npz
-        raise InvalidInputError(f"data file '{path}' is corrupt: {exc}", path=path) from None
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    try:
-        with loaded:
-            return {key: loaded[key] for key in loaded.files}
-    except Exception as exc:
-        raise InvalidInputError(f"data file '{path}' is corrupt: {exc}", path=path) from None
-
-
-def _natural_key(path: Path) -> list[object]:
-    """Sort s2.npy before s10.npy."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"([0-9]+)", path.name)]
-
-
-def _samples_from_path(path: Path, name: str | None) -> list[dict[str, "np.ndarray"]]:
-    if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix in (".npy", ".npz")), key=_natural_key)
-        if not files:
-            raise InvalidInputError(f"data directory '{path}' holds no .npy or .npz files", path=path)
-        samples: list[dict[str, np.ndarray]] = []
-        for file in files:
-            samples.extend(_samples_from_path(file, name))
-        return samples
-    loaded = load_array_file(path)
-    if isinstance(loaded, dict):
-        if name is not None:
-            if name not in loaded:
-                raise InvalidInputError(
-                    f"data file '{path}' has no array '{name}' (it has: {', '.join(loaded) or 'none'})", path=path
-                )
-            return [{name: loaded[name]}]
-        return [loaded]
-    return [{name or "": loaded}]
-
-
-def load_data_args(texts: Sequence[str]) -> list[dict[str, "np.ndarray"]]:
-    """Read `--data NAME=FILE` / `--data FILE.npz` / `--data DIR` values into a list of samples.
-
-    One sample is a dict input name -> array; a nameless `.npy` is keyed by "" and
-    bound to the model's only input later. Several `NAME=FILE` options merge into
-    the same samples.
-    """
-    per_option: list[list[dict[str, np.ndarray]]] = []
-    for text in texts:
-        name, sep, file_text = text.partition("=")
-        if not sep:
-            name, file_text = None, text
-        elif not name:
-            raise UsageError(f"bad --data '{text}'", hint="write NAME=FILE.npy, FILE.npz or a directory")
-        per_option.append(_samples_from_path(Path(file_text), name))
-    if not per_option:
-        return []
-    count = max(len(samples) for samples in per_option)
-    merged: list[dict[str, np.ndarray]] = [dict() for _ in range(count)]
-    for samples in per_option:
-        if len(samples) not in (1, count):
-            raise UsageError("--data options hold different numbers of samples", hint="give one file per input, or directories of equal size")
-        for index in range(count):
-            merged[index].update(samples[index if len(samples) == count else 0])
-    return merged
-
-
-def match_samples(samples: list[dict[str, "np.ndarray"]], inputs: Sequence[TensorInfo]) -> list[dict[str, "np.ndarray"]]:
-    """Bind user samples to model inputs: check names, shapes and cast dtypes."""
-    import numpy as np
-
-    names = [i.name for i in inputs]
-    bound: list[dict[str, np.ndarray]] = []
-    for sample in samples:
-        feed: dict[str, np.ndarray] = {}
-        for key, value in sample.items():
-            if key == "":
-                if len(inputs) != 1:
-                    raise UsageError(
-                        "a nameless --data file needs a single-input model",
-                        hint=f"write NAME=FILE with NAME in {', '.join(names)}",
-                    )
-                key = names[0]
-            if key not in names:
-                raise UsageError(f"--data names '{key}', which is not a model input (inputs: {', '.join(names)})")
-            feed[key] = value
-        missing = [n for n in names if n not in feed]
-        if missing:
-            raise UsageError(f"--data gives no value for input(s) {', '.join(missing)}")
-        for info in inputs:
-            value = feed[info.name]
-            if info.shape is not None:
-                if len(info.shape) != value.ndim or any(
-                    isinstance(d, int) and d != s for d, s in zip(info.shape, value.shape)
-                ):
-                    raise UsageError(
-                        f"--data for '{info.name}' has shape {'x'.join(map(str, value.shape))}, the model expects {info.shape_text()}"
-                    )
-            feed[info.name] = np.ascontiguousarray(value.astype(info.dtype, copy=False))
-        bound.append(feed)
-    return bound
-
-
-def concrete_shape(info: TensorInfo, *, default_dim: int = 1) -> tuple[int, ...]:
-    """The shape with every dynamic dimension replaced by `default_dim`."""
-    if info.shape is None:
-        raise UsageError(
-            f"input '{info.name}' has unknown rank",
-            hint=f"fix it with --input {info.name}:DIMS",
-        )
-    return tuple(d if isinstance(d, int) and d >= 0 else default_dim for d in info.shape)
-
-
-def random_feeds(inputs: Sequence[TensorInfo], *, seed: int = 0, count: int = 1) -> list[dict[str, "np.ndarray"]]:
-    """Deterministic sample inputs: standard normal floats, small non-negative integers, random bools."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    samples: list[dict[str, np.ndarray]] = []
-    for _ in range(count):
-        feed: dict[str, np.ndarray] = {}
-        for info in inputs:
-            shape = concrete_shape(info)
-            dtype = np.dtype(info.dtype) if info.dtype != "bfloat16" else np.dtype("float32")
-            if dtype.kind == "f":
-                value = rng.standard_normal(shape).astype(dtype)
-            elif dtype.kind == "b":
-                value = rng.integers(0, 2, shape).astype(bool)
-            elif dtype.kind in "iu":
-                info_range = np.iinfo(dtype)
-                value = rng.integers(0, min(10, int(info_range.max)) + 1, shape).astype(dtype)
-            else:
-                raise UsageError(f"cannot make sample data for input '{info.name}' of dtype {info.dtype}", hint="give --data")
-            feed[info.name] = value
-        samples.append(feed)
-    return samples
 
 
 def specs_by_name(specs: Iterable[InputSpec]) -> Mapping[str, InputSpec]:

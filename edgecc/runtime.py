@@ -149,13 +149,10 @@ class BundleRunner:
 
     def verify(self, expected: Sequence[Mapping[str, np.ndarray]], feeds: Sequence[Mapping[str, np.ndarray]], tolerance: Tolerance) -> VerificationReport:
         """Compare this bundle's outputs on `feeds` with `expected` (the float model's)."""
-        from edgecc.verify import VerificationReport, _stack, compute_metrics
+        from edgecc.verify import compare_outputs
 
-        results = [self.run(feed) for feed in feeds]
-        report = VerificationReport("float model", self.name, len(feeds), tolerance)
-        for out in self.outputs:
-            report.outputs.append(compute_metrics(out.name, _stack(list(expected), out.name), _stack(results, out.name), tolerance))
-        return report
+        return compare_outputs(list(expected), [self.run(feed) for feed in feeds], tolerance, names=[o.name for o in self.outputs],
+                               reference_name="float model", candidate_name=self.name)
 
     def reference(self) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
         """The bundle's stored sample inputs and expected outputs ([], [] for a plain model)."""

@@ -1,11 +1,23 @@
-"""Numeric comparison of model outputs: metrics, tolerances, reports and per-layer bisection."""
+"""Numeric comparison of model outputs: one metric set, one tolerance policy, one report, per-layer bisection.
+
+Every check in edgecc goes through here: a frontend against its framework, a pass against its input, the
+quantisation report, a bundle against its float model, a TFLite or Arm NN artifact against onnxruntime.
+
+- `tolerance_for(precision, dtype)` is the one place default pass criteria are decided (DESIGN.md): fp32
+  bit-close (max abs <= atol + rtol x scale, scale = max(range, max |reference|), so that a 1-element or constant
+  output is judged against its magnitude, not against a zero range), fp16 cosine >= 0.9999, int8 cosine >= 0.99,
+  and outputs compared in quantisation steps (integer outputs, or float outputs of a quantised tensor with a
+  known step) within 1 step on >= 99.9 % of the elements and within 2 steps everywhere.
+- `compare_outputs(reference, candidate, tolerance)` compares named outputs over samples (stacked).
+- `compare_samples(reference, candidate, feeds, tolerance)` runs two `Runnable`s first.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Protocol, Union
 
 from edgecc.errors import UsageError
 from edgecc.inputs import TensorInfo
@@ -15,6 +27,8 @@ if TYPE_CHECKING:
     import onnx
 
 __all__ = [
+    "INTEGER_DTYPES",
+    "METRICS_ONLY",
     "Tolerance",
     "TOLERANCE_PRESETS",
     "OutputMetrics",
@@ -22,39 +36,78 @@ __all__ = [
     "LayerComparison",
     "PerLayerReport",
     "Runnable",
-    "compute_metrics",
+    "compare_outputs",
     "compare_samples",
-    "run_samples",
+    "compute_metrics",
     "per_layer",
+    "run_samples",
+    "stack_samples",
+    "tolerance_for",
 ]
+
+#: dtypes whose values are quantisation steps themselves (compared in steps of 1)
+INTEGER_DTYPES = frozenset({"int8", "uint8", "int16", "uint16", "int4", "uint4"})
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass criteria. `atol + rtol * range(reference)` bounds max abs error; cosine has a floor.
+    """Pass criteria of one output; a field set to None is not checked.
 
-    A field set to None is not checked.
+    `atol + rtol * scale` bounds the max abs error, where scale = max(range, max |reference|) of the reference;
+    `min_cosine` is a floor on cosine similarity. For an output compared in quantisation steps (one with a step),
+    `max_steps` and `min_within_one_step` are checked instead of atol/rtol.
     """
 
     atol: float | None = 1e-6
     rtol: float | None = 1e-4
     min_cosine: float | None = None
+    max_steps: int | None = None
+    min_within_one_step: float | None = None
 
     def with_overrides(self, *, atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None) -> "Tolerance":
-        """A copy with the given (non-None) fields replaced."""
+        """A copy with the given (non-None) fields replaced (the --atol/--rtol/--min-cosine options)."""
         return Tolerance(
             atol=self.atol if atol is None else atol,
             rtol=self.rtol if rtol is None else rtol,
             min_cosine=self.min_cosine if min_cosine is None else min_cosine,
+            max_steps=self.max_steps,
+            min_within_one_step=self.min_within_one_step,
         )
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (unchecked criteria left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None or f.name in ("atol", "rtol", "min_cosine")}
 
-#: default tolerances by precision (DESIGN.md: fp32 bit-close, fp16 cosine >= 0.9999, int8 cosine >= 0.99)
+
+#: no criterion at all: metrics only (quantisation reports, benchmarks)
+METRICS_ONLY = Tolerance(atol=None, rtol=None, min_cosine=None)
+
+#: default tolerances by precision (DESIGN.md: fp32 bit-close, fp16 cosine >= 0.9999, int8 cosine >= 0.99) and for
+#: values compared in quantisation steps ("steps": two integer implementations of the same quantised graph)
 TOLERANCE_PRESETS: dict[str, Tolerance] = {
     "fp32": Tolerance(atol=1e-6, rtol=1e-4, min_cosine=None),
     "fp16": Tolerance(atol=None, rtol=None, min_cosine=0.9999),
     "int8": Tolerance(atol=None, rtol=None, min_cosine=0.99),
+    "steps": Tolerance(atol=None, rtol=None, min_cosine=None, max_steps=2, min_within_one_step=0.999),
 }
+
+_PRECISION_PRESET = {"fp32": "fp32", "float32": "fp32", "fp16": "fp16", "float16": "fp16", "bf16": "fp16",
+                     "int8": "int8", "uint8": "int8", "int16": "int8", "int4": "int8"}
+
+
+def tolerance_for(precision: str, dtype: str = "float32") -> Tolerance:
+    """The default criteria for an output of `dtype` produced at `precision` (against a float or same-precision reference).
+
+    Integer outputs (`INTEGER_DTYPES`, e.g. the int8 output of a quantised TFLite model) and outputs whose
+    `dtype` is given as a quantised type are compared in quantisation steps; other outputs by the precision's
+    preset. An unknown precision is a usage error (exit 2).
+    """
+    if dtype in INTEGER_DTYPES:
+        return TOLERANCE_PRESETS["steps"]
+    try:
+        return TOLERANCE_PRESETS[_PRECISION_PRESET[precision]]
+    except KeyError:
+        raise UsageError(f"unknown precision '{precision}'", hint=f"choose one of {', '.join(sorted(set(_PRECISION_PRESET)))}") from None
 
 
 @dataclass
@@ -75,14 +128,22 @@ class OutputMetrics:
     top5: float | None = None
     passed: bool = True
     reason: str = ""
+    #: quantisation-step metrics (only for outputs compared in steps)
+    step: float | None = None
+    max_steps: int | None = None
+    within_one_step: float | None = None
+    steps_histogram: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready (infinities as strings)."""
+        """JSON-ready (infinities as strings; step metrics only where measured)."""
         data = asdict(self)
         for key, value in data.items():
             if isinstance(value, float) and not math.isfinite(value):
                 data[key] = str(value)
         data["shape"] = list(self.shape)
+        if self.step is None:
+            for key in ("step", "max_steps", "within_one_step", "steps_histogram"):
+                data.pop(key)
         return data
 
 
@@ -113,7 +174,7 @@ class VerificationReport:
             "candidate": self.candidate,
             "samples": self.samples,
             "passed": self.passed,
-            "tolerance": asdict(self.tolerance),
+            "tolerance": self.tolerance.to_dict(),
             "outputs": [o.to_dict() for o in self.outputs],
             "notes": list(self.notes),
         }
@@ -148,8 +209,37 @@ def _topk(reference: "np.ndarray", candidate: "np.ndarray") -> tuple[float | Non
     return top1, top5
 
 
-def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray", tolerance: Tolerance) -> OutputMetrics:
-    """All DESIGN.md metrics of one output and the pass/fail verdict under `tolerance`."""
+def _non_finite_reason(ref: "np.ndarray", cand: "np.ndarray") -> str:
+    """Why the NaN/Inf values of the two arrays disagree ("" when they agree, and always "" when there are none)."""
+    import numpy as np
+
+    ref_bad, cand_bad = ~np.isfinite(ref), ~np.isfinite(cand)
+    ref_count, cand_count = int(ref_bad.sum()), int(cand_bad.sum())
+    if ref_count == 0 and cand_count == 0:
+        return ""
+    if np.array_equal(ref_bad, cand_bad) and np.array_equal(ref[ref_bad], cand[cand_bad], equal_nan=True):
+        return ""
+    return (f"NaN/Inf differ: the reference has {ref_count} non-finite value(s), the candidate {cand_count}"
+            + (" at other positions or of other values" if ref_count == cand_count else ""))
+
+
+def _step_metrics(diff: "np.ndarray", step: float, max_steps: int | None) -> tuple[int, float, dict[str, int], int]:
+    """Max error in steps, the fraction within one step, the 0/1/2/>2 histogram and how many exceed `max_steps`."""
+    import numpy as np
+
+    counts = np.rint(diff / step).astype(np.int64)
+    hist = {"0": int((counts == 0).sum()), "1": int((counts == 1).sum()), "2": int((counts == 2).sum()), ">2": int((counts > 2).sum())}
+    within = (hist["0"] + hist["1"]) / max(diff.size, 1)
+    beyond = int((counts > max_steps).sum()) if max_steps is not None else 0
+    return int(counts.max(initial=0)), within, hist, beyond
+
+
+def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray", tolerance: Tolerance, *, step: float | None = None) -> OutputMetrics:
+    """All DESIGN.md metrics of one output and the verdict under `tolerance`.
+
+    `step`: the quantisation step of the output (its scale); integer outputs default to a step of 1. With a step,
+    the step metrics are reported and `tolerance.max_steps`/`min_within_one_step` replace atol/rtol.
+    """
     import numpy as np
 
     reference = np.asarray(reference)
@@ -163,13 +253,12 @@ def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray",
         equal = bool(np.array_equal(reference, candidate))
         return OutputMetrics(name, tuple(reference.shape), ref_dtype, cand_dtype, 0.0 if equal else float("inf"),
                              0.0, 0.0, 1.0, float("inf"), 0.0, passed=equal, reason="" if equal else "values differ")
+    if step is None and ref_dtype in INTEGER_DTYPES and cand_dtype in INTEGER_DTYPES:
+        step = 1.0
     ref = reference.astype(np.float64)
     cand = candidate.astype(np.float64)
-    ref_nan, cand_nan = ~np.isfinite(ref), ~np.isfinite(cand)
-    reason = ""
-    if not np.array_equal(ref_nan, cand_nan) or not np.array_equal(ref[ref_nan], cand[cand_nan], equal_nan=True):
-        reason = "NaN/Inf positions or values differ"
-    finite = ~(ref_nan | cand_nan)
+    reason = _non_finite_reason(ref, cand)
+    finite = np.isfinite(ref) & np.isfinite(cand)
     r, c = ref[finite], cand[finite]
     diff = np.abs(r - c)
     max_abs = float(diff.max()) if diff.size else 0.0
@@ -184,13 +273,26 @@ def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray",
         cosine = 1.0 if err_norm == 0 else 0.0
     sqnr = float("inf") if err_norm == 0 else (20 * math.log10(ref_norm / err_norm) if ref_norm > 0 else float("-inf"))
     ref_range = float(r.max() - r.min()) if r.size else 0.0
+    scale = max(ref_range, float(np.abs(r).max())) if r.size else 0.0
     top1, top5 = _topk(reference, candidate) if not reason else (None, None)
     metrics = OutputMetrics(name, tuple(reference.shape), ref_dtype, cand_dtype, max_abs, mean_abs, rel_l2, cosine,
                             sqnr, ref_range, top1, top5)
-    if not reason and (tolerance.atol is not None or tolerance.rtol is not None):
-        bound = (tolerance.atol or 0.0) + (tolerance.rtol or 0.0) * ref_range
+    stepped = bool(step) and (tolerance.max_steps is not None or tolerance.min_within_one_step is not None)
+    beyond = 0
+    if step:
+        metrics.step = float(step)
+        metrics.max_steps, metrics.within_one_step, metrics.steps_histogram, beyond = _step_metrics(diff, float(step), tolerance.max_steps)
+    if not reason and stepped:
+        if beyond:
+            reason = (f"{beyond} element(s) more than {tolerance.max_steps} quantisation step(s) off "
+                      f"(max {metrics.max_steps}, step {step:.3g})")
+        elif tolerance.min_within_one_step is not None and metrics.within_one_step < tolerance.min_within_one_step:
+            reason = (f"{metrics.within_one_step:.2%} of the elements within 1 quantisation step (step {step:.3g}), "
+                      f"needs {tolerance.min_within_one_step:.1%}")
+    elif not reason and (tolerance.atol is not None or tolerance.rtol is not None):
+        bound = (tolerance.atol or 0.0) + (tolerance.rtol or 0.0) * scale
         if max_abs > bound:
-            reason = f"max abs error {max_abs:.3g} > {bound:.3g} (atol {tolerance.atol} + rtol {tolerance.rtol} x range {ref_range:.3g})"
+            reason = f"max abs error {max_abs:.3g} > {bound:.3g} (atol {tolerance.atol} + rtol {tolerance.rtol} x scale {scale:.3g})"
     if not reason and tolerance.min_cosine is not None and cosine < tolerance.min_cosine:
         reason = f"cosine {cosine:.6f} < {tolerance.min_cosine}"
     metrics.passed = not reason
@@ -198,7 +300,8 @@ def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray",
     return metrics
 
 
-def _stack(samples: Sequence[Mapping[str, "np.ndarray"]], name: str) -> "np.ndarray":
+def stack_samples(samples: Sequence[Mapping[str, "np.ndarray"]], name: str) -> "np.ndarray":
+    """The values of output `name` over all samples as one array (stacked; concatenated when batch sizes differ)."""
     import numpy as np
 
     arrays = [np.asarray(s[name]) for s in samples]
@@ -209,6 +312,53 @@ def _stack(samples: Sequence[Mapping[str, "np.ndarray"]], name: str) -> "np.ndar
     if all(a.ndim >= 1 and a.shape[1:] == arrays[0].shape[1:] for a in arrays):
         return np.concatenate(arrays)  # samples of different batch sizes
     return np.concatenate([a.ravel() for a in arrays])
+
+
+Outputs = Union[Mapping[str, "np.ndarray"], Sequence[Mapping[str, "np.ndarray"]]]
+
+
+def _as_samples(outputs: Outputs) -> list[Mapping[str, "np.ndarray"]]:
+    return [outputs] if isinstance(outputs, Mapping) else list(outputs)
+
+
+def compare_outputs(
+    reference: Outputs,
+    candidate: Outputs,
+    tolerance: Tolerance | Mapping[str, Tolerance],
+    *,
+    names: Sequence[str] | Sequence[tuple[str, str]] | None = None,
+    steps: Mapping[str, float | None] | None = None,
+    reference_name: str = "reference",
+    candidate_name: str = "candidate",
+) -> VerificationReport:
+    """Compare outputs of two runs over the same samples (a dict of name -> array, or one dict per sample).
+
+    `names`: the outputs to compare (default: every reference output), or (reference, candidate) name pairs;
+    `tolerance`: one for all outputs or one per (candidate) output name; `steps`: the quantisation step of outputs
+    compared in steps (None entries: not stepped).
+    """
+    import numpy as np
+
+    ref_samples, cand_samples = _as_samples(reference), _as_samples(candidate)
+    if len(ref_samples) != len(cand_samples):
+        raise ValueError(f"{len(ref_samples)} reference samples but {len(cand_samples)} candidate samples")
+    if names is None:
+        pairs = [(n, n) for n in (ref_samples[0] if ref_samples else {})]
+    else:
+        pairs = [p if isinstance(p, tuple) else (p, p) for p in names]
+    default = tolerance if isinstance(tolerance, Tolerance) else TOLERANCE_PRESETS["fp32"]
+    report = VerificationReport(reference_name, candidate_name, len(ref_samples), default)
+    for ref_name, cand_name in pairs:
+        criteria = tolerance if isinstance(tolerance, Tolerance) else tolerance.get(cand_name, default)
+        step = (steps or {}).get(cand_name)
+        mismatch = next((i for i, (r, c) in enumerate(zip(ref_samples, cand_samples)) if np.shape(r[ref_name]) != np.shape(c[cand_name])), None)
+        if mismatch is not None:
+            shape_ref, shape_cand = np.shape(ref_samples[mismatch][ref_name]), np.shape(cand_samples[mismatch][cand_name])
+            report.outputs.append(compute_metrics(cand_name, np.zeros(shape_ref), np.zeros(shape_cand), criteria))
+            continue
+        report.outputs.append(compute_metrics(cand_name, stack_samples(ref_samples, ref_name), stack_samples(cand_samples, cand_name),
+                                              criteria, step=step))
+    return report
 
 
 def _pair_outputs(reference: Runnable, candidate: Runnable) -> tuple[list[tuple[str, str]], list[str]]:
@@ -235,26 +385,13 @@ def compare_samples(
     reference: Runnable,
     candidate: Runnable,
     feeds: Sequence[Mapping[str, "np.ndarray"]],
-    tolerance: Tolerance,
+    tolerance: Tolerance | Mapping[str, Tolerance],
 ) -> VerificationReport:
-    """Run both on the same feeds and compare every output."""
-    import numpy as np
-
+    """Run both on the same feeds and compare every output (paired by name, else by position)."""
     pairs, notes = _pair_outputs(reference, candidate)
-    ref_results = run_samples(reference, feeds)
-    cand_results = run_samples(candidate, feeds)
-    report = VerificationReport(reference.name, candidate.name, len(feeds), tolerance, notes=notes)
-    for ref_name, cand_name in pairs:
-        mismatch = next(
-            (i for i, (r, c) in enumerate(zip(ref_results, cand_results)) if np.shape(r[ref_name]) != np.shape(c[cand_name])), None
-        )
-        if mismatch is not None:
-            shape_ref, shape_cand = np.shape(ref_results[mismatch][ref_name]), np.shape(cand_results[mismatch][cand_name])
-            report.outputs.append(compute_metrics(cand_name, np.zeros(shape_ref), np.zeros(shape_cand), tolerance))
-            continue
-        ref_value = _stack(ref_results, ref_name)
-        cand_value = _stack(cand_results, cand_name)
-        report.outputs.append(compute_metrics(cand_name, ref_value, cand_value, tolerance))
+    report = compare_outputs(run_samples(reference, feeds), run_samples(candidate, feeds), tolerance, names=pairs,
+                             reference_name=reference.name, candidate_name=candidate.name)
+    report.notes = notes + report.notes
     return report
 
 
@@ -309,10 +446,10 @@ def per_layer(
     cand_runner = OrtRunner(with_outputs(infer_shapes(candidate_model), shared), name=candidate_name, optimize=False)
     ref_results = [ref_runner.run(feed, shared) for feed in feeds]
     cand_results = [cand_runner.run(feed, shared) for feed in feeds]
+    report = compare_outputs(ref_results, cand_results, tolerance, names=shared)
     layers: list[LayerComparison] = []
     first: LayerComparison | None = None
-    for name in shared:
-        metrics = compute_metrics(name, _stack(ref_results, name), _stack(cand_results, name), tolerance)
+    for name, metrics in zip(shared, report.outputs):
         node = producers[name]
         layer = LayerComparison(name, node.name, node.op_type, metrics)
         layers.append(layer)

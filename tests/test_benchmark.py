@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecc.benchmark import estimated_latency, load_evaluation, robust_noise, vendor_latency_us
+from edgecc.data import read_evaluation
+from edgecc.pipeline.benchmark import estimated_latency, robust_noise, vendor_latency_us
 from edgecc.errors import InvalidInputError
 from edgecc.inputs import TensorInfo
 from tests.conftest import make_conv_onnx, run_edgecc
@@ -52,9 +53,9 @@ def test_evaluation_data_checks(tmp_path: Path) -> None:
     inputs = [TensorInfo("x", (1, 3), "float32")]
     good = tmp_path / "good.npz"
     np.savez(good, x=np.ones((4, 3), np.float32), labels=np.arange(4))
-    feeds, labels = load_evaluation(good, inputs)
+    feeds, labels = read_evaluation(good, inputs)
     assert len(feeds) == 4 and feeds[0]["x"].shape == (1, 3) and list(labels) == [0, 1, 2, 3]
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.ones((4, 3), np.float32), labels=np.ones(3))
     with pytest.raises(InvalidInputError, match="'labels' must be 4 integers"):
-        load_evaluation(bad, inputs)
+        read_evaluation(bad, inputs)

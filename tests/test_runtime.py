@@ -70,6 +70,6 @@ def test_benchmark_reports_percentiles_and_bytes_moved(built: dict[str, Path]) -
 def test_bad_feeds_and_missing_bundle(built: dict[str, Path], tmp_path: Path) -> None:
     np.save(tmp_path / "wrong.npy", np.zeros((1, 3, 8, 8), np.float32))
     wrong = run_cmd("run", built["fp32"], "--data", f"x={tmp_path / 'wrong.npy'}")
-    assert wrong.returncode == 2 and "96" in wrong.stderr
+    assert wrong.returncode == 3 and "96" in wrong.stderr  # data that does not fit the model: exit 3
     missing = run_cmd("run", tmp_path / "nope.edgecc")
     assert missing.returncode == 2 and "does not exist" in missing.stderr

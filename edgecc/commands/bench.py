@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from edgecc.commands.common import common_options
+from edgecc.commands.common import common_options, data_option
 from edgecc.ui import Ui
 
 __all__ = ["command", "threshold_options", "show_records", "show_compare"]
@@ -69,10 +69,10 @@ def show_compare(ui: Ui, report: Any, *, verbose: bool = False) -> None:
 @click.command("bench")
 @click.argument("model")
 @click.option("--target", "targets", multiple=True, metavar="T", help="Compile for this target and bench the bundle (repeatable; default cpu).")
-@click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Inputs (.npy, .npz keyed by input, or a directory of samples).")
+@data_option("--data", "data_args", what="Inputs to measure on")
 @click.option("--eval", "eval_path", default=None, metavar="FILE.npz", help="Labelled evaluation data: an array per input (sample axis first) and int 'labels'.")
 @click.option("--label-output", default=None, help="Output whose argmax is compared with the labels (default: the first).")
-@click.option("--calibration", "calibration_args", multiple=True, metavar="DATA", help="Calibration samples for compiling (default: the inputs).")
+@data_option("--calibration", "calibration_args", what="Calibration samples for compiling (default: the measured inputs)")
 @click.option("--reference", "reference_path", default=None, metavar="FLOAT.onnx", help="Bundle: the float model to compare with on --data/--eval.")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input shapes.")
 @click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs per repeat.")
@@ -98,15 +98,15 @@ def command(model: str, targets: tuple[str, ...], data_args: tuple[str, ...], ev
       edgecc bench model.onnx --target qnn-htp --eval eval.npz --calibration calib/ -o bench.json
       edgecc bench model.edgecc --runs 100 --baseline last_bench.json
     """
-    from edgecc.benchmark import BenchSettings
-    from edgecc.benchrun import bench_command
+    from edgecc.pipeline.benchmark import BenchSettings
+    from edgecc.pipeline.bench import bench_command
     from edgecc.zoo.compare import Thresholds
 
     settings = BenchSettings(runs=runs, repeats=repeats, warmup=warmup)
-    document, report = bench_command(model, targets=targets, data_args=data_args, eval_path=eval_path, label_output=label_output,
-                                     calibration_args=calibration_args, reference_path=reference_path, input_specs=input_specs,
+    document, report = bench_command(model, targets=targets, data=data_args, eval_path=eval_path, label_output=label_output,
+                                     calibration=calibration_args, reference_path=reference_path, input_specs=input_specs,
                                      settings=settings, samples=samples, seed=seed, baseline_path=baseline_path,
-                                     thresholds=Thresholds(**thresholds), ui=ui)
+                                     thresholds=Thresholds(**thresholds), status=ui.status)
     show_records(ui, f"bench of {model}", document["records"])
     if out_path:
         from edgecc.zoo.schema import write_document

@@ -10,7 +10,7 @@ import click
 
 from edgecc.ui import Ui
 
-__all__ = ["common_options", "active_ui", "tolerance_options", "split_names"]
+__all__ = ["active_ui", "common_options", "data_option", "image_options", "split_names", "tolerance_options"]
 
 _ACTIVE: list[Ui] = []
 
@@ -48,3 +48,29 @@ def tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
     """Flatten repeated and comma-separated option values."""
     return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
+def data_option(name: str = "--data", dest: str = "data", *, what: str = "Inputs") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A repeatable DATA option (`--data` or `--calibration`): the same grammar and meaning in every command (edgecc.data)."""
+    from edgecc.data.sources import DATA_HELP
+
+    return click.option(name, dest, multiple=True, metavar="DATA", help=f"{what}: {DATA_HELP}.")
+
+
+def image_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --mean/--std/--layout/--size/--bgr (how image folders of DATA become tensors) and pass `images: ImageOptions`."""
+
+    @click.option("--mean", default=None, help="Images: per-channel mean of pixels/255 (e.g. 0.485,0.456,0.406).")
+    @click.option("--std", default=None, help="Images: per-channel std of pixels/255.")
+    @click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default=None, help="Images: input layout (guessed from the shape).")
+    @click.option("--size", default=None, metavar="N|HxW", help="Images: resize+centre-crop size (default the input's).")
+    @click.option("--bgr", is_flag=True, help="Images: keep BGR channel order.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, mean: str | None, std: str | None, layout: str | None, size: str | None, bgr: bool, **kwargs: Any) -> Any:
+        from edgecc.data import ImageOptions, parse_size, to_float_list
+
+        images = ImageOptions(mean=to_float_list(mean, "--mean") or (0.0,), std=to_float_list(std, "--std") or (1.0,),
+                              layout=layout, size=parse_size(size), bgr=bgr)
+        return func(*args, images=images, **kwargs)
+
+    return wrapper

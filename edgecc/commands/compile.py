@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from edgecc.commands.common import common_options, tolerance_options
+from edgecc.commands.common import common_options, data_option, image_options, tolerance_options
 from edgecc.ui import Ui
 
 __all__ = ["command", "parse_vendor_options", "show_placement"]
@@ -66,12 +66,13 @@ def parse_vendor_options(args: tuple[str, ...]) -> dict[str, str]:
 @click.option("--target", "target_name", required=True, help="Target name (`edgecc targets`) or a target description .toml file.")
 @click.option("-o", "--out", "out_path", default=None, type=click.Path(), help="Bundle to write (default: MODEL with .edgecc).")
 @click.option("--precision", default=None, help="One of the target's precisions (default: its first).")
-@click.option("--calibration", "calibration_args", multiple=True, metavar="DATA", help="Calibration/verification samples (NAME=FILE, .npz or a directory).")
+@data_option("--calibration", "calibration_args", what="Calibration and verification samples")
 @click.option("--partitioner", type=click.Choice(["optimal", "greedy", "first-split"]), default="optimal", show_default=True, help="Placement strategy.")
 @click.option("--max-partitions", type=click.IntRange(1), default=None, help="At most this many partitions.")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input shapes (static targets need them).")
 @click.option("-O", "--level", type=click.IntRange(0, 3), default=2, show_default=True, help="Optimisation level before partitioning.")
-@click.option("--samples", type=click.IntRange(1, 1000), default=4, show_default=True, help="Random samples when no --calibration is given.")
+@click.option("--samples", type=click.IntRange(1, 1000), default=4, show_default=True,
+              help="Random samples when no --calibration is given (and with --calibration random).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random samples.")
 @click.option("--archive", is_flag=True, help="Write a single .edgecc zip instead of a directory.")
 @click.option("--no-vendor-compile", "no_vendor_compile", is_flag=True,
@@ -79,10 +80,12 @@ def parse_vendor_options(args: tuple[str, ...]) -> dict[str, str]:
 @click.option("--vendor-option", "vendor_option_args", multiple=True, metavar="KEY=VALUE",
               help="Option passed through to the target's vendor compiler (e.g. system-config=Ethos_U55_High_End_Embedded).")
 @tolerance_options
+@image_options
 @common_options
 def command(model: str, target_name: str, out_path: str | None, precision: str | None, calibration_args: tuple[str, ...], partitioner: str,
             max_partitions: int | None, input_specs: tuple[str, ...], level: int, samples: int, seed: int, archive: bool,
-            no_vendor_compile: bool, vendor_option_args: tuple[str, ...], atol: float | None, rtol: float | None, min_cosine: float | None, ui: Ui) -> None:
+            no_vendor_compile: bool, vendor_option_args: tuple[str, ...], atol: float | None, rtol: float | None, min_cosine: float | None, images: Any,
+            ui: Ui) -> None:
     """Compile MODEL (ONNX) for an accelerator: partition by estimated cost, emit, verify and bundle.
 
     \b
@@ -93,23 +96,26 @@ def command(model: str, target_name: str, out_path: str | None, precision: str |
     """
     from pathlib import Path
 
-    from edgecc.inputs import load_data_args, parse_input_specs
+    from edgecc.data import DataOptions, parse_data_values
+    from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import load_onnx
+    from edgecc.pipeline.compile import CompileOptions, compile_model
     from edgecc.targets import get_target
-    from edgecc.targets.compiler import CompileOptions, compile_model
-    from edgecc.verify import TOLERANCE_PRESETS
+    from edgecc.verify import tolerance_for
 
     target = get_target(target_name)
     specs = parse_input_specs(input_specs)
+    calibration = parse_data_values(calibration_args, "--calibration")
+    if any(s.kind == "random" for s in calibration):
+        ui.warn("calibrating on random data: ranges will not match real inputs; use real samples for a deployable model")
     source = load_onnx(model)
-    calibration = load_data_args(calibration_args)
     chosen = precision or target.default_precision
     tolerance = None
     if atol is not None or rtol is not None or min_cosine is not None:
-        tolerance = TOLERANCE_PRESETS.get(chosen, TOLERANCE_PRESETS["int8"]).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+        tolerance = tolerance_for(chosen).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
     options = CompileOptions(precision=precision, partitioner=partitioner, max_partitions=max_partitions, level=level, samples=samples,
                              seed=seed, tolerance=tolerance, vendor_compile=not no_vendor_compile,
-                             vendor_options=parse_vendor_options(vendor_option_args))
+                             vendor_options=parse_vendor_options(vendor_option_args), data=DataOptions(option="--calibration", images=images))
     out = out_path or str(Path(model).with_suffix(".edgecc"))
     with ui.status(f"compiling {model} for {target.name}"):
         result = compile_model(source, target, out, options=options, path=model, specs=specs, calibration=calibration, archive=archive,

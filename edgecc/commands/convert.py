@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgecc.commands.common import common_options, split_names, tolerance_options
+from edgecc.commands.common import common_options, data_option, split_names, tolerance_options
 from edgecc.converters.options import DEFAULT_OPSET
 from edgecc.ui import Ui
 
@@ -31,7 +31,7 @@ def _parse_opset(text: str) -> int | None:
 @click.option("--opset", default=str(DEFAULT_OPSET), show_default=True, help="Target ai.onnx opset, or 'keep'.")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.")
 @click.option("--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors.")
-@click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Verification inputs (.npy, .npz keyed by input, or a directory).")
+@data_option("--data", "data_args", what="Verification inputs")
 @click.option("--random-weights", is_flag=True, help="Caffe/Caffe2: accept a net without trained weights and fill them randomly (for testing).")
 @click.option("--epoch", type=click.IntRange(0), default=None, help="MXNet: read PREFIX-NNNN.params for this epoch.")
 @click.option("--signature", default=None, help="TensorFlow SavedModel: signature to convert (default: serving_default).")
@@ -76,12 +76,12 @@ def command(
       edgecc convert model_int8.tflite -o model_qdq.onnx
     """
     from edgecc.converters.options import ConvertOptions
-    from edgecc.converters.pipeline import convert, verify_conversion
+    from edgecc.pipeline.convert import conversion_tolerance, convert, verify_conversion
     from edgecc.errors import NumericsError
-    from edgecc.inputs import load_data_args, parse_input_specs
+    from edgecc.data import parse_data_values
+    from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import default_opset, save_onnx
-    from edgecc.render import show_verification
-    from edgecc.verify import TOLERANCE_PRESETS
+    from edgecc.commands.render import show_verification
 
     options = ConvertOptions(
         framework=framework,
@@ -95,18 +95,15 @@ def command(
         dequantize=dequantize,
         nchw_inputs=split_names(nchw_inputs),
     )
-    samples = load_data_args(data_args)
+    data = parse_data_values(data_args, "--data")
     sources = [model] + ([weights] if weights else [])
     with ui.status(f"converting {model}"):
         conversion = convert(sources, options)
     report = None
     if not no_verify:
-        preset = TOLERANCE_PRESETS["fp32"]
-        if conversion.frontend.default_tolerance is not None:
-            preset = conversion.frontend.default_tolerance(conversion.sources, conversion.options) or preset
-        tolerance = preset.with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+        tolerance = conversion_tolerance(conversion).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
         with ui.status("verifying against the original framework"):
-            report = verify_conversion(conversion, tolerance, samples=samples, seed=seed)
+            report = verify_conversion(conversion, tolerance, data=data, seed=seed)
         if report is None:
             ui.warn(f"not verified: {conversion.frontend.name} models cannot be run here (no {conversion.frontend.name} runtime)")
         else:

@@ -37,11 +37,11 @@ def command(
     """
     from edgecc.converters import detect_frontend
     from edgecc.converters.options import ConvertOptions
-    from edgecc.converters.pipeline import convert
+    from edgecc.pipeline.convert import convert
     from edgecc.errors import UsageError
     from edgecc.inputs import parse_input_specs
     from edgecc.modelinfo import describe_onnx, format_bytes
-    from edgecc.render import show_model_info
+    from edgecc.commands.render import show_model_info
 
     sources = [model] + ([weights] if weights else [])
     options = ConvertOptions(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import common_options, split_names, tolerance_options
+from edgecc.commands.common import common_options, data_option, split_names, tolerance_options
 from edgecc.ui import Ui
 
 __all__ = ["command"]
@@ -18,7 +18,7 @@ __all__ = ["command"]
 @click.option("--opset", type=int, default=None, help="Target opset for opset-dependent rewrites and normalize-opset.")
 @click.option("--max-iterations", type=click.IntRange(1, 100), default=4, show_default=True, help="Repeat the pipeline until nothing changes, at most this often.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write the per-pass record as JSON here.")
-@click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Verification inputs.")
+@data_option("--data", "data_args", what="Verification inputs")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the input model.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
 @tolerance_options
@@ -51,16 +51,17 @@ def command(
 
     from edgecc.fileio import atomic_write_bytes
     from edgecc.onnxutil import check_model, load_onnx, save_onnx
-    from edgecc.optimize import optimize_and_verify
+    from edgecc.data import parse_data_values
+    from edgecc.pipeline.optimize import optimize_and_verify
     from edgecc.passes import pipeline_for
-    from edgecc.render import show_optimize_report, show_verification
+    from edgecc.commands.render import show_optimize_report, show_verification
 
     names = pipeline_for(level, split_names(pass_edits))
     source = load_onnx(model)
     with ui.status(f"optimising {model}"):
         optimized, report, verification = optimize_and_verify(
             source, names, opset=opset, max_iterations=max_iterations, verify=not no_verify,
-            data_args=data_args, seed=seed, atol=atol, rtol=rtol, min_cosine=min_cosine, name=model,
+            data=parse_data_values(data_args, "--data"), seed=seed, atol=atol, rtol=rtol, min_cosine=min_cosine, name=model,
         )
     check_model(optimized, path=out_path)
     show_optimize_report(ui, report)

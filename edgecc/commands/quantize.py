@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from edgecc.commands.common import common_options, split_names
+from edgecc.commands.common import common_options, data_option, image_options, split_names
 from edgecc.ui import Ui
+
+if TYPE_CHECKING:
+    from edgecc.data import ImageOptions
 
 __all__ = ["command"]
 
@@ -13,8 +18,7 @@ __all__ = ["command"]
 @click.command("quantize")
 @click.argument("model")
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
-@click.option("--calibration", "calibration", default=None, metavar="DATA",
-              help="Image dir, dir of .npz/.npy, one .npz with a sample axis, module:function, or 'random'.")
+@data_option("--calibration", "calibration", what="Calibration samples")
 @click.option("--mode", type=click.Choice(["static", "dynamic", "fp16"]), default=None,
               help="static (default with --calibration), dynamic (default without), fp16.")
 @click.option("--target", "target_name", default=None, help="Take the scheme from this target's description.")
@@ -40,20 +44,16 @@ __all__ = ["command"]
 @click.option("--keep-io-float16", is_flag=True, help="fp16: make inputs/outputs float16 too (default: they stay float32).")
 @click.option("--fp32-ops", "fp32_ops", multiple=True, metavar="OP,...", help="fp16: op types kept in fp32.")
 @click.option("--keep-sensitive-fp32", is_flag=True, help="fp16: keep Softmax, LayerNorm, Resize, reductions, Exp/Log in fp32.")
-@click.option("--mean", default=None, help="Images: per-channel mean of pixels/255 (e.g. 0.485,0.456,0.406).")
-@click.option("--std", default=None, help="Images: per-channel std of pixels/255.")
-@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default=None, help="Images: input layout (guessed from the shape).")
-@click.option("--size", default=None, metavar="N|HxW", help="Images: resize+centre-crop size (default the input's).")
-@click.option("--bgr", is_flag=True, help="Images: keep BGR channel order.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON here.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@image_options
 @common_options
-def command(model: str, out_path: str, calibration: str | None, mode: str | None, target_name: str | None, method: str,
+def command(model: str, out_path: str, calibration: tuple[str, ...], mode: str | None, target_name: str | None, method: str,
             percentile: float, activation_type: str | None, weight_type: str | None, symmetric: bool | None, asymmetric_weights: bool,
             per_channel: bool | None, integer_io: bool | None, quant_format: str, exclude: tuple[str, ...], cle: bool,
             bias_correction: bool, accuracy_goal: float | None, goal_metric: str, repair_budget: int, holdout: float,
-            max_samples: int, keep_io_float16: bool, fp32_ops: tuple[str, ...], keep_sensitive_fp32: bool, mean: str | None,
-            std: str | None, layout: str | None, size: str | None, bgr: bool, report_path: str | None, seed: int, ui: Ui) -> None:
+            max_samples: int, keep_io_float16: bool, fp32_ops: tuple[str, ...], keep_sensitive_fp32: bool, report_path: str | None,
+            seed: int, images: "ImageOptions", ui: Ui) -> None:
     """Quantise MODEL (static int8 with --calibration, dynamic, or fp16) and report the accuracy it cost.
 
     \b
@@ -71,8 +71,8 @@ def command(model: str, out_path: str, calibration: str | None, mode: str | None
     from edgecc.fileio import atomic_write_bytes
     from edgecc.onnxutil import check_model, graph_inputs, load_onnx, save_onnx
     from edgecc.quantization.core import FP16_SENSITIVE_OPS, QuantOptions, quantize_model
-    from edgecc.quantization.data import ImageOptions, load_calibration, parse_size, to_float_list
-    from edgecc.quantization.report import show_quant_report
+    from edgecc.commands.render import show_quant_report
+    from edgecc.data import DataOptions, load_samples, parse_data_values
     from edgecc.quantization.scheme import QuantScheme
 
     scheme = QuantScheme()
@@ -109,14 +109,15 @@ def command(model: str, out_path: str, calibration: str | None, mode: str | None
     )
     if accuracy_goal is not None and mode != "static":
         raise UsageError("--accuracy-goal works with static quantisation")
+    sources = parse_data_values(calibration, "--calibration")
     source = load_onnx(model)
     feeds, described = [], ""
-    if calibration:
-        if calibration == "random":
+    if sources:
+        if any(s.kind == "random" for s in sources):
             ui.warn("calibrating on random data: ranges will not match real inputs; use real samples for a deployable model")
-        image_options = ImageOptions(mean=to_float_list(mean, "--mean") or (0.0,), std=to_float_list(std, "--std") or (1.0,),
-                                     layout=layout, size=parse_size(size), bgr=bgr)
-        feeds, described = load_calibration(calibration, graph_inputs(source), image_options=image_options, max_samples=max_samples, seed=seed)
+        samples = load_samples(sources, graph_inputs(source), DataOptions(option="--calibration", images=images, max_samples=max_samples,
+                                                                          seed=seed, random_count=16))
+        feeds, described = samples.feeds, samples.description
     with _progress(ui) as progress:
         result, report = quantize_model(source, scheme, feeds, options, name=model, calibration_source=described, progress=progress)
     check_model(result, path=out_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import common_options
+from edgecc.commands.common import common_options, data_option
 from edgecc.ui import Ui
 
 __all__ = ["command"]
@@ -12,7 +12,7 @@ __all__ = ["command"]
 
 @click.command("run")
 @click.argument("bundle")
-@click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Inputs (.npy, .npz keyed by input, or a directory of samples).")
+@data_option("--data", "data_args", what="Inputs")
 @click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the outputs here (.npz keyed by output name).")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input shapes of an .onnx model.")
 @click.option("--benchmark", "runs", type=click.IntRange(1, 100_000), default=None, help="Time N runs: per-partition and total p50/p90/p99.")
@@ -32,17 +32,18 @@ def command(bundle: str, data_args: tuple[str, ...], out_path: str | None, input
 
     import numpy as np
 
-    from edgecc.bundle import _npz_bytes
+    from edgecc.bundle import npz_bytes
     from edgecc.fileio import atomic_write_bytes
-    from edgecc.inputs import load_data_args, match_samples, parse_input_specs, random_feeds
+    from edgecc.data import DataOptions, load_samples, parse_data_values, random_feeds
+    from edgecc.inputs import parse_input_specs
     from edgecc.runtime import load
 
+    data = parse_data_values(data_args, "--data")
     runner = load(bundle, specs=parse_input_specs(input_specs))
     try:
-        samples = load_data_args(data_args)
         source = "--data"
-        if samples:
-            feeds = match_samples(samples, runner.inputs)
+        if data:
+            feeds = load_samples(data, runner.inputs, DataOptions(option="--data", seed=seed, random_count=1)).feeds
         else:
             feeds, _ = runner.reference()
             source = "bundle reference inputs"
@@ -55,7 +56,7 @@ def command(bundle: str, data_args: tuple[str, ...], out_path: str | None, input
                 arrays = results[0]
             else:
                 arrays = {n: np.stack([r[n] for r in results]) for n in names}
-            atomic_write_bytes(out_path, _npz_bytes(arrays))
+            atomic_write_bytes(out_path, npz_bytes(arrays))
         ui.table(f"outputs of {bundle} ({len(feeds)} sample(s), {source})", ["output", "shape", "dtype", "min", "max"],
                  [[n, "x".join(map(str, results[0][n].shape)), str(results[0][n].dtype), f"{float(np.min(results[0][n])):.4g}" if results[0][n].size else "-",
                    f"{float(np.max(results[0][n])):.4g}" if results[0][n].size else "-"] for n in names])

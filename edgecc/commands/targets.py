@@ -84,7 +84,7 @@ def _check(ui: Ui, model_path: str, only: tuple[str, ...], input_specs: tuple[st
     from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import apply_input_specs, load_onnx
     from edgecc.targets import get_target, load_targets
-    from edgecc.targets.compiler import check_support
+    from edgecc.targets.plan import check_support
 
     model = apply_input_specs(load_onnx(model_path), parse_input_specs(input_specs), path=model_path)
     targets = [get_target(n) for n in only] if only else [t for _, t in load_targets().items()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import common_options, tolerance_options
+from edgecc.commands.common import common_options, data_option, tolerance_options
 from edgecc.ui import Ui
 
 __all__ = ["command"]
@@ -16,7 +16,7 @@ __all__ = ["command"]
 @click.option("--reference-weights", default=None, metavar="FILE", help="Second file of REFERENCE (caffemodel, state dict, ...).")
 @click.option("--candidate-weights", default=None, metavar="FILE", help="Second file of CANDIDATE.")
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input dimensions for both models.")
-@click.option("--data", "data_args", multiple=True, metavar="NAME=FILE", help="Inputs (.npy, .npz keyed by input, or a directory of samples).")
+@data_option("--data", "data_args", what="Inputs")
 @click.option("--samples", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Number of random samples when no --data is given.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True, help="Default tolerances for this precision.")
@@ -48,15 +48,17 @@ def command(
       edgecc verify model.onnx broken.onnx --per-layer --data input=x.npy
       edgecc verify deploy.prototxt model.onnx --reference-weights weights.caffemodel
     """
-    from edgecc.converters.pipeline import open_runnable
+    from edgecc.pipeline.convert import open_runnable
     from edgecc.errors import NumericsError, UsageError
-    from edgecc.inputs import load_data_args, match_samples, parse_input_specs, random_feeds
-    from edgecc.render import show_per_layer, show_verification
-    from edgecc.verify import TOLERANCE_PRESETS, compare_samples
+    from edgecc.data import DataOptions, load_samples, parse_data_values, random_feeds
+    from edgecc.inputs import parse_input_specs
+    from edgecc.commands.render import show_per_layer, show_verification
+    from edgecc.verify import compare_samples, tolerance_for
     from edgecc.verify import per_layer as compare_layers
 
     specs = parse_input_specs(input_specs)
-    tolerance = TOLERANCE_PRESETS[precision].with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+    data = parse_data_values(data_args, "--data")
+    tolerance = tolerance_for(precision).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
     ref_model = open_runnable(reference, specs, weights=reference_weights)
     cand_model = open_runnable(candidate, specs, weights=candidate_weights)
     ref_inputs = {i.name for i in ref_model.inputs}
@@ -64,11 +66,13 @@ def command(
         raise UsageError(
             f"the models take different inputs: {', '.join(sorted(ref_inputs))} vs {', '.join(sorted(i.name for i in cand_model.inputs))}"
         )
-    user_samples = load_data_args(data_args)
-    feeds = match_samples(user_samples, cand_model.inputs) if user_samples else random_feeds(cand_model.inputs, seed=seed, count=samples)
+    if data:
+        feeds = load_samples(data, cand_model.inputs, DataOptions(option="--data", seed=seed, random_count=samples)).feeds
+    else:
+        feeds = random_feeds(cand_model.inputs, seed=seed, count=samples)
     with ui.status("running both models"):
         report = compare_samples(ref_model, cand_model, feeds, tolerance)
-    if not user_samples:
+    if not data:
         report.notes.insert(0, f"random inputs (seed {seed})")
     show_verification(ui, report)
     layers = None

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from edgecc.quantization.scheme import QuantScheme
 
-__all__ = ["QuantOptions", "QuantScheme", "load_calibration", "quantize_model"]
+__all__ = ["QuantOptions", "QuantScheme", "quantize_model"]
 
 if TYPE_CHECKING:
     from edgecc.quantization.core import QuantOptions, quantize_model
-    from edgecc.quantization.data import load_calibration
 
 
 def __getattr__(name: str) -> Any:
@@ -22,8 +21,4 @@ def __getattr__(name: str) -> Any:
         from edgecc.quantization import core
 
         return getattr(core, name)
-    if name == "load_calibration":
-        from edgecc.quantization import data
-
-        return data.load_calibration
     raise AttributeError(name)

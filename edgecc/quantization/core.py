@@ -121,6 +121,28 @@ def _optimized(model: onnx.ModelProto) -> onnx.ModelProto:
     return optimized
 
 
+def _batch_rows(model: onnx.ModelProto, feeds: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """Samples of a dynamic-batch model given as batches, one sample per batch row (the quantiser's unit of a sample).
+
+    A feed is split when every graph input has a dynamic first dimension and all its arrays share a leading size > 1;
+    ranges and the held-out report are then computed per row, as for samples given one by one.
+    """
+    from edgecc.onnxutil import graph_inputs
+
+    inputs = graph_inputs(model)
+    if not inputs or any(i.shape is None or not i.shape or isinstance(i.shape[0], int) and i.shape[0] >= 0 for i in inputs):
+        return list(feeds)
+    rows: list[dict[str, np.ndarray]] = []
+    for feed in feeds:
+        sizes = {value.shape[0] if value.ndim else 0 for value in feed.values()}
+        count = sizes.pop() if len(sizes) == 1 else 0
+        if count > 1:
+            rows.extend({k: v[i:i + 1] for k, v in feed.items()} for i in range(count))
+        else:
+            rows.append(feed)
+    return rows
+
+
 def _split(feeds: Sequence[dict[str, np.ndarray]], holdout: float) -> tuple[list, list, str | None]:
     feeds = list(feeds)
     if len(feeds) >= 4 and holdout > 0:
@@ -371,7 +393,7 @@ def quantize_model(
     report/accuracy goal use a held-out part (`options.holdout`). fp16 and dynamic modes use them only for the report.
     """
     options = options or QuantOptions(mode="fp16" if scheme.precision == "fp16" else "static")
-    feeds = list(calibration_feeds or [])
+    feeds = _batch_rows(model, calibration_feeds or [])
     if scheme.precision == "fp32":
         report = QuantReport(mode="fp32", scheme=scheme.describe(), size_before=model_size(model), size_after=model_size(model))
         report.notes.append("the scheme asks for fp32: the model is unchanged")

@@ -11,10 +11,9 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-    from edgecc.ui import Ui
     from edgecc.verify import OutputMetrics
 
-__all__ = ["LayerSqnr", "QuantReport", "layer_sqnr", "output_metrics", "quantized_tensor_names", "show_quant_report"]
+__all__ = ["LayerSqnr", "QuantReport", "layer_sqnr", "output_metrics", "quantized_tensor_names"]
 
 
 @dataclass
@@ -100,9 +99,9 @@ def output_metrics(reference: Sequence[Mapping[str, np.ndarray]], candidate: Seq
     """compute_metrics (no tolerance) per output over all samples stacked."""
     import numpy as np
 
-    from edgecc.verify import Tolerance, compute_metrics
+    from edgecc.verify import METRICS_ONLY, compute_metrics
 
-    tolerance = Tolerance(atol=None, rtol=None, min_cosine=None)
+    tolerance = METRICS_ONLY
     metrics = []
     for name in names:
         ref = np.concatenate([np.asarray(r[name]).reshape(1, *np.asarray(r[name]).shape) if np.asarray(r[name]).ndim == 0 else np.asarray(r[name]) for r in reference])
@@ -198,37 +197,3 @@ def layer_sqnr(
         op_type = head.op_type if head is node else f"{head.op_type}+{node.op_type}"
         layers.append(LayerSqnr(name, op_type, outs[0], after, drop, quantized_nodes is None or name in quantized_nodes))
     return layers
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}g}"
-
-
-def show_quant_report(ui: Ui, report: QuantReport, *, layer_limit: int = 15) -> None:
-    """Rich tables: output agreement, the worst layers, sizes and the settings."""
-    if not report.outputs:
-        ui.message("accuracy not measured: no samples (give --calibration DATA to get the comparison with the float model)")
-    rows = []
-    for o in report.outputs:
-        rows.append([o.name, f"{o.cosine:.6f}" if math.isfinite(o.cosine) else "nan", _num(o.sqnr_db, 4),
-                     "-" if o.top1 is None else f"{o.top1:.1%}", _num(o.max_abs)])
-    if rows:
-        ui.table(f"quantised ({report.scheme}) vs float, {report.evaluation_samples} held-out sample(s)",
-                 ["output", "cosine", "SQNR dB", "top-1 agree", "max abs"], rows, justify=["left", "right", "right", "right", "right"])
-    if report.layers:
-        worst = sorted(report.layers, key=lambda layer: -layer.drop_db if math.isfinite(layer.drop_db) else float("-inf"))[:layer_limit]
-        ui.table(f"layers with the largest SQNR drop (of {len(report.layers)})", ["node", "op", "SQNR dB", "drop dB", "quantised"],
-                 [[x.node, x.op_type, _num(x.sqnr_db, 4), _num(x.drop_db, 3), "yes" if x.quantized else "float"] for x in worst],
-                 justify=["left", "left", "right", "right", "left"])
-    ui.message(f"size: {report.size_before:,} -> {report.size_after:,} bytes ({report.size_ratio:.2f}x)")
-    if report.float_layers:
-        ui.message(f"kept in float to reach the accuracy goal: {', '.join(report.float_layers)}")
-    if report.goal is not None:
-        ui.message(f"accuracy goal {report.goal['metric']} >= {report.goal['target']}: reached {report.goal['value']:.6g} "
-                   f"({'met' if report.goal['met'] else '[red]not met[/red]'})")
-    for note in report.notes:
-        ui.message(f"note: {note}")

@@ -311,9 +311,9 @@ def _missing(stem: str, name: str) -> MissingDependencyError:
 
 
 def _armnn_report(results: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]], steps: Mapping[str, float | None]) -> dict[str, Any]:
-    from edgecc.targets.tflite.check import compare_outputs
+    from edgecc.targets.tflite.check import agreement_report
 
-    report = compare_outputs([got for _, got in results], [ref for ref, _ in results], steps)
+    report = agreement_report([got for _, got in results], [ref for ref, _ in results], steps)
     return {"reference": "onnxruntime on the partition's ONNX", "candidate": "Arm NN", "samples": len(results), **report}
 
 

@@ -51,7 +51,8 @@ MODEL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "inputs": (list, "input specs NAME:DIMS[:DTYPE]"),
     "outputs": (list, "cut the graph at these tensors"),
     "opset": (int, "target opset"),
-    "calibration": (str, "calibration data (directory, .npz with a sample axis, or 'random')"),
+    "calibration": ((str, list), "calibration data, one DATA value or a list of them, as `edgecc quantize --calibration` "
+                                 "(paths relative to the zoo file)"),
     "evaluation": (str, ".npz: an array per input (sample axis first) and optional int 'labels'"),
     "label_output": (str, "output compared with the labels (default: the first)"),
     "targets": (list, "targets of this model (default: the zoo's)"),
@@ -74,7 +75,7 @@ class ModelSpec:
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     opset: int | None = 17
-    calibration: str | None = None
+    calibration: tuple[str, ...] = ()  # DATA values
     evaluation: str | None = None
     label_output: str | None = None
     targets: tuple[str, ...] = ()
@@ -152,11 +153,23 @@ class _Reader:
                                 hint=f"known keys: {', '.join(known)}")
             kind = known[key][0]
             ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-            if ok and kind is list:
+            if ok and isinstance(value, list):
                 ok = all(isinstance(v, str) for v in value)
             if not ok:
-                wanted = "a list of strings" if kind is list else {int: "an integer", str: "a string", bool: "true or false"}[kind]
+                names = {list: "a list of strings", int: "an integer", str: "a string", bool: "true or false"}
+                wanted = " or ".join(names[k] for k in (kind if isinstance(kind, tuple) else (kind,)))
                 raise self.fail(f"'{key}' must be {wanted}, got {value!r}", table, index, key)
+
+    def data(self, value: str, table: str, index: int, key: str) -> str:
+        """A DATA value (edgecc.data grammar) with its path made relative to the zoo file; a missing path is exit 3."""
+        from edgecc.data.sources import is_module_value
+
+        if value == "random" or (is_module_value(value) and not (self.path.parent / value).exists()):
+            return value
+        name, sep, location = value.partition("=")
+        if not sep:
+            return self.file(value, table, index, key)
+        return f"{name}={self.file(location, table, index, key)}"
 
     def file(self, value: str, table: str, index: int, key: str) -> str:
         local = value.split(".py:")[0] + ".py" if ".py:" in value else value
@@ -238,9 +251,11 @@ def load_zoo(path: str | Path) -> ZooConfig:
             raise reader.fail(f"model '{name}': 'files' is empty", "model", index, "files")
         files = tuple(reader.file(f, "model", index, "files") for f in entry["files"])
         extra: dict[str, Any] = {}
-        for key in ("calibration", "evaluation"):
-            if key in entry:
-                extra[key] = entry[key] if entry[key] == "random" else reader.file(entry[key], "model", index, key)
+        if "calibration" in entry:
+            values = [entry["calibration"]] if isinstance(entry["calibration"], str) else entry["calibration"]
+            extra["calibration"] = tuple(reader.data(v, "model", index, "calibration") for v in values)
+        if "evaluation" in entry:
+            extra["evaluation"] = reader.file(entry["evaluation"], "model", index, "evaluation")
         model_targets = _targets(reader, entry["targets"], "model", index, known, target_files) if "targets" in entry else ()
         simple = {k: entry[k] for k in ("framework", "opset", "label_output", "verify", "random_weights", "dequantize", "signature", "epoch") if k in entry}
         models.append(ModelSpec(name=name, files=files, inputs=tuple(entry.get("inputs", ())), outputs=tuple(entry.get("outputs", ())),

@@ -63,8 +63,15 @@ def fingerprints(config: ZooConfig) -> tuple[dict[str, str], dict[str, str]]:
     for spec, target in config.pairs():
         digest = hashlib.sha256(json.dumps({"model": models[spec.name], "target": target, "settings": settings,
                                             "label_output": spec.label_output}, sort_keys=True).encode())
-        for extra in (spec.calibration, spec.evaluation, config.target_files.get(target)):
-            if extra and extra != "random":
+        for value in spec.calibration:  # DATA values: the files they name by content, `random` / module:function as written
+            name, _, location = value.partition("=") if "=" in value else ("", "", value)
+            digest.update(f"{name}=".encode())
+            if Path(location).exists():
+                _hash_path(location, digest)
+            else:
+                digest.update(location.encode())
+        for extra in (spec.evaluation, config.target_files.get(target)):
+            if extra:
                 _hash_path(extra, digest)
         pairs[pair_id(spec.name, target)] = digest.hexdigest()
     return models, pairs
@@ -109,7 +116,7 @@ def run_zoo(config: ZooConfig, out_dir: str | Path, backend: Any, *, force: bool
             progress: Progress | None = None) -> dict[str, Any]:
     """Run every pair not already done; returns the run index document (also written to `run.json`)."""
     from edgecc import __version__
-    from edgecc.benchmark import machine_info, package_versions
+    from edgecc.pipeline.benchmark import machine_info, package_versions
     from edgecc.zoo.stages import model_file, model_job, pair_job
 
     out = Path(out_dir)

@@ -105,10 +105,9 @@ class _Stages:
 
 def _convert(spec: ModelSpec, seed: int) -> tuple[Any, dict[str, Any]]:
     from edgecc.converters.options import ConvertOptions
-    from edgecc.converters.pipeline import convert, verify_conversion
+    from edgecc.pipeline.convert import convert, verify_conversion
     from edgecc.errors import NumericsError
     from edgecc.inputs import parse_input_specs
-    from edgecc.verify import TOLERANCE_PRESETS
 
     options = ConvertOptions(framework=spec.framework, opset=spec.opset, inputs=parse_input_specs(spec.inputs), outputs=spec.outputs,
                              random_weights=spec.random_weights, epoch=spec.epoch, signature=spec.signature, dequantize=spec.dequantize,
@@ -116,10 +115,7 @@ def _convert(spec: ModelSpec, seed: int) -> tuple[Any, dict[str, Any]]:
     conversion = convert(list(spec.files), options)
     info: dict[str, Any] = {"frontend": conversion.frontend.name, "verified_against": None}
     if spec.verify:
-        preset = TOLERANCE_PRESETS["fp32"]
-        if conversion.frontend.default_tolerance is not None:
-            preset = conversion.frontend.default_tolerance(conversion.sources, conversion.options) or preset
-        report = verify_conversion(conversion, preset, seed=seed)
+        report = verify_conversion(conversion, seed=seed)
         if report is not None:
             info["verified_against"] = report.reference
             info["cosine_min"] = min(float(o.cosine) for o in report.outputs) if report.outputs else None
@@ -140,7 +136,7 @@ def model_job(spec: ModelSpec, out_dir: str, level: int, seed: int) -> dict[str,
 
         def optimize() -> Any:
             from edgecc.onnxutil import save_onnx
-            from edgecc.optimize import optimize_and_verify
+            from edgecc.pipeline.optimize import optimize_and_verify
             from edgecc.passes import pipeline_for
 
             model, report, _ = optimize_and_verify(converted[0], pipeline_for(level), seed=seed, name=spec.name)
@@ -156,16 +152,14 @@ def model_job(spec: ModelSpec, out_dir: str, level: int, seed: int) -> dict[str,
 
 def _data(spec: ModelSpec, inputs: list[Any], samples: int, seed: int) -> tuple[list[Any], list[Any], Any, str]:
     """Calibration feeds, evaluation feeds, labels, and where the evaluation data came from."""
-    from edgecc.benchmark import load_evaluation
-    from edgecc.inputs import random_feeds
-    from edgecc.quantization.data import load_calibration
+    from edgecc.data import DataOptions, load_samples, random_feeds, read_evaluation
 
     labels = None
     if spec.evaluation:
-        evaluation, labels = load_evaluation(spec.evaluation, inputs)
+        evaluation, labels = read_evaluation(spec.evaluation, inputs, option="evaluation")
         source = Path(spec.evaluation).name
     if spec.calibration:
-        calibration, _ = load_calibration(spec.calibration, inputs, seed=seed, random_count=samples)
+        calibration = load_samples(spec.calibration, inputs, DataOptions(option="calibration", seed=seed, random_count=samples)).feeds
     elif spec.evaluation:
         calibration = evaluation
     else:
@@ -220,7 +214,7 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
                 "holdout_samples": report.evaluation_samples, "cosine_min": min(cosines) if cosines else None}
 
     def compile_bundle() -> dict[str, Any]:
-        from edgecc.targets.compiler import CompileOptions, compile_model
+        from edgecc.pipeline.compile import CompileOptions, compile_model
 
         result = compile_model(state["model"], state["target"], str(folder / "bundle.edgecc"), options=CompileOptions(level=0, seed=settings["seed"]),
                                path=str(model_file(out_dir, spec.name)), calibration=state["calibration"], archive=True)
@@ -228,7 +222,7 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
                 "devices": sorted({p.device for p in result.partitions}), "verification_passed": result.manifest["verification"]["passed"]}
 
     def verify() -> dict[str, Any]:
-        from edgecc.benchmark import accuracy
+        from edgecc.pipeline.benchmark import accuracy
         from edgecc.ortrun import OrtRunner
         from edgecc.runtime import load
 
@@ -246,7 +240,7 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
         return result
 
     def bench() -> dict[str, Any]:
-        from edgecc.benchmark import BenchSettings, bench_bundle
+        from edgecc.pipeline.benchmark import BenchSettings, bench_bundle
 
         bench_settings = BenchSettings(runs=settings["runs"], repeats=settings["repeats"], warmup=settings["warmup"])
         return bench_bundle(folder / "bundle.edgecc", feeds=state["evaluation"][:1], reference=None, settings=bench_settings)

@@ -414,19 +414,19 @@ def test_data_identical_models_pass(conv_onnx, tmp_path):
     assert outputs_by_name(doc)["logits"]["max_abs"] == 0.0
 
 
-def test_data_wrong_input_name_is_usage_error(pair, tmp_path):
+def test_data_wrong_input_name_is_invalid_input(pair, tmp_path):
     ref, cand = pair
     np.save(tmp_path / "x.npy", sample(1))
     result = run_edgecc("verify", ref, cand, "--data", f"nosuch={tmp_path / 'x.npy'}")
-    assert result.returncode == 2
+    assert result.returncode == 3  # data that does not fit the model (edgecc.data): exit 3 in every command
     assert "nosuch" in result.stderr
 
 
-def test_data_wrong_shape_is_usage_error(pair, tmp_path):
+def test_data_wrong_shape_is_invalid_input(pair, tmp_path):
     ref, cand = pair
     np.save(tmp_path / "x.npy", sample(1, (1, 3, 8, 8)))
     result = run_edgecc("verify", ref, cand, "--data", f"x={tmp_path / 'x.npy'}")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "Traceback" not in result.stderr
 
 
@@ -451,11 +451,11 @@ def test_input_spec_with_matching_data(pair, tmp_path):
     _check_against_oracle(doc, ref, cand, [{"x": x}])
 
 
-def test_input_spec_conflicting_with_data_is_usage_error(pair, tmp_path):
+def test_input_spec_conflicting_with_data_is_invalid_input(pair, tmp_path):
     ref, cand = pair
     np.save(tmp_path / "x.npy", sample(9, (3, 3, 16, 16)))
     result = run_edgecc("verify", ref, cand, "--input", "x:2x3x16x16", "--data", f"x={tmp_path / 'x.npy'}")
-    assert result.returncode == 2
+    assert result.returncode == 3  # data that does not fit the model: exit 3
 
 
 def test_input_spec_for_unknown_input_is_usage_error(pair):

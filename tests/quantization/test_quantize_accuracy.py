@@ -11,7 +11,7 @@ import pytest
 from edgecc.onnxutil import graph_inputs
 from edgecc.ortrun import OrtRunner
 from edgecc.quantization.core import QuantOptions, quantize_model
-from edgecc.quantization.data import load_calibration
+from edgecc.data import DataOptions, load_samples
 from edgecc.quantization.scheme import QuantScheme
 from tests.quantization.helpers import run_quantize
 from tests.quantization.models import run_model
@@ -77,7 +77,7 @@ VARIANTS = [
 
 def test_every_method_and_format_runs(digits):
     model = onnx.load(str(digits.model))
-    feeds, _ = load_calibration(str(digits.calibration), graph_inputs(model), max_samples=60)
+    feeds = load_samples(str(digits.calibration), graph_inputs(model), DataOptions(option="--calibration", max_samples=60)).feeds
     reference = OrtRunner(model).run({"x": digits.test_x})["logits"].argmax(1)
     for method, fmt, scheme in VARIANTS:
         options = QuantOptions(method=method, quant_format=fmt, per_layer_report=False)

@@ -204,7 +204,7 @@ def test_quantised_models_keep_arm_nn_defects_on_the_cpu(tmp_path: Path) -> None
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgecc.targets.compiler import check_support
+    from edgecc.targets.plan import check_support
 
     rng = np.random.default_rng(7)
     pad_feeds = [{"x": rng.standard_normal((1, 4, 8, 8)).astype(np.float32)} for _ in range(3)]

@@ -11,7 +11,8 @@ import pytest
 from edgecc.quantization import QuantOptions, quantize_model
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import get_target
-from edgecc.targets.compiler import CompileOptions, compile_model, constant_nodes, sink_constant_nodes
+from edgecc.pipeline.compile import CompileOptions, compile_model
+from edgecc.targets.plan import constant_nodes, sink_constant_nodes
 from edgecc.targets.graph import analyse
 from tests.targets.helpers import mixed_model
 

@@ -14,7 +14,8 @@ import pytest
 from edgecc.errors import InvalidInputError, UsageError
 from edgecc.targets import get_target
 from edgecc.targets.api import EmitOptions, Emitted, Target
-from edgecc.targets.compiler import CompileOptions, check_support, compile_model
+from edgecc.pipeline.compile import CompileOptions, compile_model
+from edgecc.targets.plan import check_support
 from edgecc.targets.precision import convert_precision, is_quantized
 from tests.targets.helpers import mixed_model
 

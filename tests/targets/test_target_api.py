@@ -13,7 +13,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgecc.targets import get_target, load_targets
-from edgecc.targets.compiler import check_support
+from edgecc.targets.plan import check_support
 from edgecc.targets.toml_target import load_target_file
 from tests.targets.helpers import FIXTURES, mixed_model, run_cmd
 

@@ -57,12 +57,12 @@ def reference(paths: Sequence[str], options: ConvertOptions) -> TensorFlowRefere
 
 
 def default_tolerance(paths: Sequence[str], options: ConvertOptions) -> Tolerance | None:
-    """Integer-output (int8/uint8) TFLite models are compared in quantised steps: at most 1 step apart.
+    """Integer-output (int8/uint8/int16) TFLite models are compared in quantisation steps (edgecc.verify's steps rule).
 
-    With --dequantize the float graph is held to the int8 preset (cosine >= 0.99) against the integer
-    kernels; None means the caller's default (fp32).
+    With --dequantize, or when only some outputs are integers, the float graph is held to the int8 preset
+    (cosine >= 0.99) against the integer kernels; None means the caller's default (fp32).
     """
-    from edgecc.verify import TOLERANCE_PRESETS, Tolerance
+    from edgecc.verify import tolerance_for
 
     source = _load(tuple(paths), options)
     if source.kind != formats.TFLITE:
@@ -73,9 +73,10 @@ def default_tolerance(paths: Sequence[str], options: ConvertOptions) -> Toleranc
     tensors = source.extra["interpreter"].get_tensor_details()
     quantised = any(len((t.get("quantization_parameters") or {}).get("scales", ())) for t in tensors)
     if dequantize_requested(options) and quantised:
-        return TOLERANCE_PRESETS["int8"]
-    if any(d["dtype"].__name__ in ("int8", "uint8", "int16") for d in outputs):
-        return Tolerance(atol=1.0, rtol=0.0, min_cosine=None)
+        return tolerance_for("int8")
+    integer = [d["dtype"].__name__ for d in outputs if d["dtype"].__name__ in ("int8", "uint8", "int16")]
+    if integer:
+        return tolerance_for("int8", integer[0]) if len(integer) == len(outputs) else tolerance_for("int8")
     return None
 
 

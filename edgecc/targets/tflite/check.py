@@ -1,8 +1,8 @@
 """`compare_with_onnx`: the TFLite interpreter and onnxruntime on the same ONNX partition and the same feeds.
 
-float artifacts pass when max |tflite - onnx| <= 1e-4 x the output's range (max(|range|, 1)); int8 artifacts are
-measured in quantisation steps of each output's scale and pass when >= 99.9 % of the elements are within 1 step
-and every element within 2 steps (the histogram of 0, 1, 2, >2 steps is reported).
+The criteria are edgecc.verify's: float artifacts by the fp32 preset, quantised outputs in quantisation steps of
+each output's scale (>= 99.9 % of the elements within 1 step, every element within 2; the 0/1/2/>2 histogram is
+reported). `agreement_report` turns that verification into the JSON entry the manifest stores (Arm NN uses it too).
 """
 
 from __future__ import annotations
@@ -16,38 +16,29 @@ if TYPE_CHECKING:
 
     from edgecc.targets.tflite.emit import TfliteArtifact
 
-__all__ = ["FLOAT_RTOL", "compare_with_onnx", "compare_outputs"]
-
-FLOAT_RTOL = 1e-4
-WITHIN_ONE = 0.999
+__all__ = ["agreement_report", "compare_with_onnx"]
 
 
-def compare_outputs(tflite: Sequence[Mapping[str, np.ndarray]], onnx: Sequence[Mapping[str, np.ndarray]],
-                    steps: Mapping[str, float | None]) -> dict[str, Any]:
-    """Per-output agreement of two runs over the same samples (see the module docstring for the rule)."""
-    import numpy as np
+def agreement_report(candidate: Sequence[Mapping[str, np.ndarray]], reference: Sequence[Mapping[str, np.ndarray]],
+                     steps: Mapping[str, float | None]) -> dict[str, Any]:
+    """Per-output agreement of two runs of the same partition over the same samples (`steps`: output -> step, None: float)."""
+    from edgecc.verify import compare_outputs, tolerance_for
 
+    tolerances = {name: tolerance_for("int8", "int8") if step else tolerance_for("fp32") for name, step in steps.items()}
+    report = compare_outputs(list(reference), list(candidate), tolerances, names=list(steps), steps=steps)
     outputs = []
-    for name, step in steps.items():
-        got = np.concatenate([np.asarray(r[name], dtype=np.float64).ravel() for r in tflite])
-        ref = np.concatenate([np.asarray(r[name], dtype=np.float64).ravel() for r in onnx])
-        diff = np.abs(got - ref)
-        entry: dict[str, Any] = {"name": name, "elements": int(ref.size), "max_abs": float(diff.max(initial=0.0)),
-                                 "mean_abs": float(diff.mean()) if diff.size else 0.0}
-        if step:
-            # int8: the error in quantisation steps of the output's scale
-            counts = np.rint(diff / step).astype(np.int64)
-            hist = [int((counts == 0).sum()), int((counts == 1).sum()), int((counts == 2).sum()), int((counts > 2).sum())]
-            within = (hist[0] + hist[1]) / max(ref.size, 1)
-            entry.update(kind="int8", step=float(step), steps_histogram={"0": hist[0], "1": hist[1], "2": hist[2], ">2": hist[3]},
-                         max_steps=int(counts.max(initial=0)), within_one_step=within,
-                         passed=bool(within >= WITHIN_ONE and hist[3] == 0))
-        else:
-            span = float(ref.max() - ref.min()) if ref.size else 0.0
-            limit = FLOAT_RTOL * max(span, float(np.abs(ref).max(initial=0.0)), 1.0)
-            entry.update(kind="float", tolerance=limit, passed=bool(entry["max_abs"] <= limit))
+    for metrics in report.outputs:
+        entry = {"name": metrics.name, "kind": "int8" if metrics.step else "float", "elements": int(_elements(metrics.shape)),
+                 **{k: v for k, v in metrics.to_dict().items() if k not in ("name", "shape")}}
         outputs.append(entry)
-    return {"passed": all(o["passed"] for o in outputs), "outputs": outputs}
+    return {"passed": report.passed, "outputs": outputs}
+
+
+def _elements(shape: Sequence[int]) -> int:
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count
 
 
 def compare_with_onnx(tflite: TfliteArtifact | bytes, onnx_model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Any]:
@@ -81,6 +72,6 @@ def compare_with_onnx(tflite: TfliteArtifact | bytes, onnx_model: onnx.ModelProt
             ort_inputs[info.name] = array
         got.append(runner.run(inputs, names))
         ref.append(ort.run(ort_inputs, names))
-    report = compare_outputs(got, ref, steps)
+    report = agreement_report(got, ref, steps)
     report.update(samples=len(feeds), reference="onnxruntime CPU on the same ONNX partition", candidate="TFLite interpreter (ai_edge_litert)")
     return report

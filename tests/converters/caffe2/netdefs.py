@@ -11,7 +11,7 @@ import onnxruntime as ort
 
 from edgecc.converters.caffe2 import proto
 from edgecc.converters.options import ConvertOptions
-from edgecc.converters.pipeline import convert
+from edgecc.pipeline.convert import convert
 from edgecc.inputs import InputSpec
 
 

@@ -10,7 +10,7 @@ import pytest
 from edgecc.converters.mxnet import supported_ops
 from edgecc.converters.mxnet.graph import OPS
 from edgecc.converters.options import ConvertOptions
-from edgecc.converters.pipeline import convert
+from edgecc.pipeline.convert import convert
 from edgecc.inputs import InputSpec
 from tests.converters.mxnet.helpers import CASES, FIXTURES, assert_close, files, reference, run_onnx
 

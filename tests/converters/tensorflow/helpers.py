@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecc.converters import tensorflow as frontend
 from edgecc.converters.options import ConvertOptions
-from edgecc.inputs import random_feeds
+from edgecc.data import random_feeds
 from edgecc.onnxutil import check_model, infer_shapes
 from edgecc.opset import convert_opset
 from edgecc.ortrun import OrtRunner

@@ -7,9 +7,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
+
 from edgecc.converters import tensorflow as frontend
 from edgecc.converters.tensorflow.loading import tflite_interpreter
 from edgecc.errors import UsageError
+from edgecc.verify import tolerance_for
 from tests.converters.tensorflow.helpers import TFOptions, convert_and_verify, qdq_scales
 
 
@@ -34,7 +36,8 @@ def test_full_integer_is_qdq_with_tflite_scales(cnn_tflite, variant):
     converted = convert_and_verify(path)
     report = converted.report
     assert report.passed, report.to_dict()
-    assert report.tolerance.atol == 1.0 and report.tolerance.rtol == 0.0  # compared in quantised steps
+    assert report.tolerance == tolerance_for("int8", variant)  # compared in quantised steps
+    assert all(o.step == 1.0 for o in report.outputs)
     assert all(o.max_abs <= 1.0 for o in report.outputs)
     assert converted.runner.inputs[0].dtype == variant
     ops = Counter(n.op_type for n in converted.model.graph.node)

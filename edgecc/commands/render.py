@@ -1,4 +1,4 @@
-"""Render edgecc reports (verification, per-layer, model info) as tables through a Ui."""
+"""The CLI's rendering of edgecc reports (verification, per-layer, model info, passes, quantisation) as tables through a Ui."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from edgecc.modelinfo import format_bytes, format_count
 if TYPE_CHECKING:
     from edgecc.modelinfo import ModelInfo
     from edgecc.passes.manager import OptimizeReport
+    from edgecc.quantization.report import QuantReport
     from edgecc.ui import Ui
     from edgecc.verify import PerLayerReport, VerificationReport
 
-__all__ = ["show_verification", "show_per_layer", "show_model_info", "show_optimize_report"]
+__all__ = ["show_verification", "show_per_layer", "show_model_info", "show_optimize_report", "show_quant_report"]
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -96,3 +97,29 @@ def show_optimize_report(ui: "Ui", report: "OptimizeReport") -> None:
         + ("" if report.reached_fixed_point else " (stopped at the iteration limit)")
     )
     ui.table(title, ["pass", "rewrites", "nodes removed", "nodes added", "time"], rows, justify=["left", "right", "right", "right", "right"])
+
+
+def show_quant_report(ui: "Ui", report: "QuantReport", *, layer_limit: int = 15) -> None:
+    """Rich tables: output agreement, the worst layers, sizes and the settings."""
+    if not report.outputs:
+        ui.message("accuracy not measured: no samples (give --calibration DATA to get the comparison with the float model)")
+    rows = []
+    for o in report.outputs:
+        rows.append([o.name, f"{o.cosine:.6f}" if math.isfinite(o.cosine) else "nan", _num(o.sqnr_db, 4),
+                     "-" if o.top1 is None else f"{o.top1:.1%}", _num(o.max_abs)])
+    if rows:
+        ui.table(f"quantised ({report.scheme}) vs float, {report.evaluation_samples} held-out sample(s)",
+                 ["output", "cosine", "SQNR dB", "top-1 agree", "max abs"], rows, justify=["left", "right", "right", "right", "right"])
+    if report.layers:
+        worst = sorted(report.layers, key=lambda layer: -layer.drop_db if math.isfinite(layer.drop_db) else float("-inf"))[:layer_limit]
+        ui.table(f"layers with the largest SQNR drop (of {len(report.layers)})", ["node", "op", "SQNR dB", "drop dB", "quantised"],
+                 [[x.node, x.op_type, _num(x.sqnr_db, 4), _num(x.drop_db, 3), "yes" if x.quantized else "float"] for x in worst],
+                 justify=["left", "left", "right", "right", "left"])
+    ui.message(f"size: {report.size_before:,} -> {report.size_after:,} bytes ({report.size_ratio:.2f}x)")
+    if report.float_layers:
+        ui.message(f"kept in float to reach the accuracy goal: {', '.join(report.float_layers)}")
+    if report.goal is not None:
+        ui.message(f"accuracy goal {report.goal['metric']} >= {report.goal['target']}: reached {report.goal['value']:.6g} "
+                   f"({'met' if report.goal['met'] else '[red]not met[/red]'})")
+    for note in report.notes:
+        ui.message(f"note: {note}")

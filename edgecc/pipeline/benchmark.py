@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecc.errors import InvalidInputError, UsageError
+from edgecc.errors import UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +37,6 @@ __all__ = [
     "estimated_latency",
     "vendor_latency_us",
     "accuracy",
-    "load_evaluation",
     "robust_noise",
     "bench_bundle",
 ]
@@ -242,13 +241,11 @@ def accuracy(reference: Sequence[Mapping[str, np.ndarray]], candidate: Sequence[
     """Per-output cosine/SQNR/top-1 agreement with the float reference, their worst values, and top-1 accuracy with labels."""
     import numpy as np
 
-    from edgecc.verify import Tolerance, _stack, compute_metrics
+    from edgecc.verify import METRICS_ONLY, compare_outputs, stack_samples
 
-    loose = Tolerance(atol=None, rtol=None, min_cosine=None)
     outputs = []
-    for name in names:
-        m = compute_metrics(name, _stack(list(reference), name), _stack(list(candidate), name), loose)
-        outputs.append({"name": name, "cosine": _value(m.cosine), "sqnr_db": _value(m.sqnr_db), "max_abs": _value(m.max_abs),
+    for m in compare_outputs(list(reference), list(candidate), METRICS_ONLY, names=names).outputs:
+        outputs.append({"name": m.name, "cosine": _value(m.cosine), "sqnr_db": _value(m.sqnr_db), "max_abs": _value(m.max_abs),
                         "top1_agreement": m.top1, "top5_agreement": m.top5})
     cosines = [float(o["cosine"]) for o in outputs]
     sqnrs = [float(o["sqnr_db"]) for o in outputs]
@@ -262,55 +259,13 @@ def accuracy(reference: Sequence[Mapping[str, np.ndarray]], candidate: Sequence[
             raise UsageError(f"label output '{output}' is not a model output ({', '.join(names)})")
 
         def top1_accuracy(results: Sequence[Mapping[str, np.ndarray]]) -> float:
-            scores = _stack(list(results), output)
+            scores = stack_samples(list(results), output)
             scores = scores.reshape(len(labels), -1)
             return float(np.mean(scores.argmax(axis=1) == labels.reshape(-1)))
 
         result["task"] = {"metric": "top1_accuracy", "output": output, "labels": int(len(labels)),
                           "value": top1_accuracy(candidate), "reference_value": top1_accuracy(reference)}
     return result
-
-
-def load_evaluation(path: str | Path, inputs: Sequence[Any]) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None]:
-    """Read labelled evaluation data: one .npz with an array per model input (leading sample axis) and optional int `labels` [N]."""
-    import numpy as np
-
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"evaluation data '{path}' does not exist", hint="give an .npz with one array per input (sample axis first) and 'labels'")
-    if path.suffix.lower() != ".npz":
-        raise InvalidInputError(f"evaluation data '{path}' must be an .npz file", path=path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except Exception as exc:  # noqa: BLE001 -- numpy raises many types for corrupt archives
-        raise InvalidInputError(f"evaluation data '{path}' cannot be read: {' '.join(str(exc).split())[:200]}", path=path) from None
-    labels = arrays.pop("labels", None)
-    names = [i.name for i in inputs]
-    missing = [n for n in names if n not in arrays]
-    unknown = [k for k in arrays if k not in names]
-    if missing or unknown:
-        raise InvalidInputError(f"evaluation data '{path}' has arrays {', '.join(sorted(arrays)) or 'none'}; the model takes "
-                                f"{', '.join(names)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""), path=path,
-                                hint="key the arrays by input name, with a leading sample axis, plus 'labels'")
-    counts = {len(arrays[n]) for n in names}
-    if len(counts) != 1:
-        raise InvalidInputError(f"evaluation data '{path}': inputs hold different sample counts {sorted(counts)}", path=path)
-    count = counts.pop()
-    if labels is not None:
-        if labels.dtype.kind not in "iu" or labels.shape != (count,):
-            raise InvalidInputError(f"evaluation data '{path}': 'labels' must be {count} integers (class indices), got {labels.dtype} "
-                                    f"{'x'.join(map(str, labels.shape))}", path=path)
-    feeds = []
-    for index in range(count):
-        feed = {}
-        for info in inputs:
-            value = arrays[info.name][index]
-            if info.shape is not None and value.ndim == len(info.shape) - 1:
-                value = value[None]  # samples stored without the batch-1 axis
-            feed[info.name] = np.ascontiguousarray(value.astype(info.dtype, copy=False))
-        feeds.append(feed)
-    return feeds, labels
 
 
 def bench_bundle(bundle: str | Path, *, feeds: Sequence[Mapping[str, np.ndarray]], reference: Sequence[Mapping[str, np.ndarray]] | None,

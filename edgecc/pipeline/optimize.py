@@ -1,9 +1,9 @@
-"""Optimise a model with a pass pipeline and prove that its outputs did not change."""
+"""`edgecc optimize` end to end: run a pass pipeline and prove with onnxruntime that the outputs did not change."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import NumericsError
 
@@ -33,19 +33,22 @@ def optimize_and_verify(
     opset: int | None = None,
     max_iterations: int = 4,
     verify: bool = True,
-    data_args: Sequence[str] = (),
+    data: Any = (),
     seed: int = 0,
     atol: float | None = None,
     rtol: float | None = None,
     min_cosine: float | None = None,
     name: str = "<model>",
 ) -> tuple["onnx.ModelProto", "OptimizeReport", "VerificationReport | None"]:
-    """Run the passes; unless `verify` is off, compare with the input under onnxruntime (exit 5 on drift)."""
-    from edgecc.inputs import load_data_args, match_samples, random_feeds
+    """Run the passes; unless `verify` is off, compare with the input under onnxruntime (exit 5 on drift).
+
+    `data`: DATA values (`edgecc.data` grammar) or feeds for the check; none: one random sample.
+    """
+    from edgecc.data import DataOptions, load_samples, random_samples
     from edgecc.ortrun import OrtRunner
     from edgecc.passes import PassContext
     from edgecc.passes.manager import run_passes
-    from edgecc.verify import TOLERANCE_PRESETS, compare_samples
+    from edgecc.verify import compare_samples, tolerance_for
 
     optimized, report = run_passes(model, names, context=PassContext(opset=opset), max_iterations=max_iterations)
     stamp_passes(optimized, names)
@@ -53,11 +56,13 @@ def optimize_and_verify(
         return optimized, report, None
     reference = OrtRunner(model, name=f"input {name}")
     candidate = OrtRunner(optimized, name="optimised model")
-    samples = load_data_args(data_args)
-    feeds = match_samples(samples, reference.inputs) if samples else random_feeds(reference.inputs, seed=seed)
-    tolerance = TOLERANCE_PRESETS["fp32"].with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+    if data:
+        feeds = load_samples(data, reference.inputs, DataOptions(option="--data", seed=seed, random_count=1)).feeds
+    else:
+        feeds = random_samples(reference.inputs, count=1, seed=seed).feeds
+    tolerance = tolerance_for("fp32").with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
     verification = compare_samples(reference, candidate, feeds, tolerance)
-    if not samples:
+    if not data:
         verification.notes.insert(0, f"random inputs (seed {seed})")
     if not verification.passed:
         failed = ", ".join(o.name for o in verification.failures())

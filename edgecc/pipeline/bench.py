@@ -1,9 +1,10 @@
-"""What `edgecc bench` does: pick inputs and the float reference, compile MODEL for each target, bench every bundle."""
+"""`edgecc bench` end to end: pick inputs and the float reference, compile MODEL for each target, bench every bundle."""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +13,11 @@ from edgecc.errors import UsageError
 if TYPE_CHECKING:
     import numpy as np
 
-    from edgecc.benchmark import BenchSettings
-    from edgecc.ui import Ui
+    from edgecc.pipeline.benchmark import BenchSettings
     from edgecc.zoo.compare import CompareReport, Thresholds
+
+#: a context manager factory shown while a long step runs (the CLI passes `Ui.status`; no-op by default)
+Status = Callable[[str], AbstractContextManager[Any]]
 
 __all__ = ["bench_command", "is_bundle", "bench_document"]
 
@@ -27,32 +30,32 @@ def is_bundle(path: str) -> bool:
 def bench_document(model: str, records: list[dict[str, Any]], settings: BenchSettings, inputs_from: str) -> dict[str, Any]:
     """An `edgecc.bench` result document: records plus machine, package versions and settings."""
     from edgecc import __version__
-    from edgecc.benchmark import machine_info, package_versions
+    from edgecc.pipeline.benchmark import machine_info, package_versions
     from edgecc.zoo.schema import stamp
 
     return stamp("edgecc.bench", {"model": model, "edgecc_version": __version__, "machine": machine_info(), "packages": package_versions(),
                                   "settings": settings.to_dict(), "inputs_from": inputs_from, "records": records})
 
 
-def _feeds(inputs: Sequence[Any], data_args: Sequence[str], eval_path: str | None, samples: int, seed: int
+def _feeds(inputs: Sequence[Any], data: Sequence[str], eval_path: str | None, samples: int, seed: int
            ) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
-    from edgecc.benchmark import load_evaluation
-    from edgecc.inputs import load_data_args, match_samples, random_feeds
+    from edgecc.data import DataOptions, load_samples, random_samples, read_evaluation
 
-    if eval_path and data_args:
+    if eval_path and data:
         raise UsageError("give --data or --eval, not both")
     if eval_path:
-        feeds, labels = load_evaluation(eval_path, inputs)
-        return match_samples(feeds, inputs), labels, f"{len(feeds)} samples of {eval_path}" + (" with labels" if labels is not None else "")
-    loaded = load_data_args(data_args)
-    if loaded:
-        return match_samples(loaded, inputs), None, f"{len(loaded)} sample(s) from --data"
-    return random_feeds(inputs, seed=seed, count=samples), None, f"{samples} random samples (seed {seed})"
+        feeds, labels = read_evaluation(eval_path, inputs)
+        return feeds, labels, f"{len(feeds)} samples of {eval_path}" + (" with labels" if labels is not None else "")
+    if data:
+        loaded = load_samples(data, inputs, DataOptions(option="--data", random_count=samples, seed=seed))
+        return loaded.feeds, None, f"{loaded.description} from --data"
+    chosen = random_samples(inputs, count=samples, seed=seed)
+    return chosen.feeds, None, f"{samples} random samples (seed {seed})"
 
 
-def _bench_bundle_file(model: str, *, data_args: Sequence[str], eval_path: str | None, label_output: str | None, reference_path: str | None,
+def _bench_bundle_file(model: str, *, data: Sequence[str], eval_path: str | None, label_output: str | None, reference_path: str | None,
                        settings: BenchSettings, samples: int, seed: int) -> tuple[list[dict[str, Any]], str]:
-    from edgecc.benchmark import bench_bundle
+    from edgecc.pipeline.benchmark import bench_bundle
     from edgecc.ortrun import OrtRunner
     from edgecc.runtime import load
 
@@ -63,8 +66,8 @@ def _bench_bundle_file(model: str, *, data_args: Sequence[str], eval_path: str |
     finally:
         runner.close()
     labels = None
-    if data_args or eval_path or not stored_inputs:
-        feeds, labels, source = _feeds(inputs, data_args, eval_path, samples, seed)
+    if data or eval_path or not stored_inputs:
+        feeds, labels, source = _feeds(inputs, data, eval_path, samples, seed)
         reference = None
         if reference_path:
             from edgecc.onnxutil import load_onnx
@@ -79,27 +82,27 @@ def _bench_bundle_file(model: str, *, data_args: Sequence[str], eval_path: str |
     return [record], source
 
 
-def bench_command(model: str, *, targets: Sequence[str], data_args: Sequence[str], eval_path: str | None, label_output: str | None,
-                  calibration_args: Sequence[str], reference_path: str | None, input_specs: Sequence[str], settings: BenchSettings,
-                  samples: int, seed: int, baseline_path: str | None, thresholds: Thresholds, ui: Ui) -> tuple[dict[str, Any], CompareReport | None]:
+def bench_command(model: str, *, targets: Sequence[str], data: Sequence[str], eval_path: str | None, label_output: str | None,
+                  calibration: Sequence[str], reference_path: str | None, input_specs: Sequence[str], settings: BenchSettings,
+                  samples: int, seed: int, baseline_path: str | None, thresholds: Thresholds, status: Status = nullcontext) -> tuple[dict[str, Any], CompareReport | None]:
     """Bench MODEL (ONNX, compiled per target) or a bundle; the result document and, with a baseline, the comparison."""
-    from edgecc.benchmark import bench_bundle
+    from edgecc.pipeline.benchmark import bench_bundle
     from edgecc.zoo.schema import read_document
 
     baseline = read_document(baseline_path, ("edgecc.bench",)) if baseline_path else None
     if is_bundle(model):
         if targets:
             raise UsageError(f"{model} is a compiled bundle; --target applies to an ONNX model", hint="bench the bundle without --target")
-        if calibration_args or input_specs:
+        if calibration or input_specs:
             raise UsageError("--calibration and --input apply to an ONNX model, not to a bundle")
-        records, source = _bench_bundle_file(model, data_args=data_args, eval_path=eval_path, label_output=label_output,
+        records, source = _bench_bundle_file(model, data=data, eval_path=eval_path, label_output=label_output,
                                              reference_path=reference_path, settings=settings, samples=samples, seed=seed)
     else:
         if reference_path:
             raise UsageError("--reference applies to a bundle; an ONNX model is its own float reference")
-        records, source = _bench_model(model, targets=targets or ("cpu",), data_args=data_args, eval_path=eval_path, label_output=label_output,
-                                       calibration_args=calibration_args, input_specs=input_specs, settings=settings, samples=samples,
-                                       seed=seed, ui=ui, bench=bench_bundle)
+        records, source = _bench_model(model, targets=targets or ("cpu",), data=data, eval_path=eval_path, label_output=label_output,
+                                       calibration=calibration, input_specs=input_specs, settings=settings, samples=samples,
+                                       seed=seed, status=status, bench=bench_bundle)
     document = bench_document(model, records, settings, source)
     report = None
     if baseline is not None:
@@ -112,15 +115,15 @@ def bench_command(model: str, *, targets: Sequence[str], data_args: Sequence[str
     return document, report
 
 
-def _bench_model(model: str, *, targets: Sequence[str], data_args: Sequence[str], eval_path: str | None, label_output: str | None,
-                 calibration_args: Sequence[str], input_specs: Sequence[str], settings: BenchSettings, samples: int, seed: int, ui: Ui,
+def _bench_model(model: str, *, targets: Sequence[str], data: Sequence[str], eval_path: str | None, label_output: str | None,
+                 calibration: Sequence[str], input_specs: Sequence[str], settings: BenchSettings, samples: int, seed: int, status: Status,
                  bench: Any) -> tuple[list[dict[str, Any]], str]:
     from edgecc.converters import detect_frontend
-    from edgecc.inputs import load_data_args, parse_input_specs
+    from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import apply_input_specs, load_onnx
     from edgecc.ortrun import OrtRunner
     from edgecc.targets import get_target
-    from edgecc.targets.compiler import CompileOptions, compile_model
+    from edgecc.pipeline.compile import CompileOptions, compile_model
 
     if not Path(model).exists():
         raise UsageError(f"model '{model}' does not exist", hint="check the path")
@@ -130,16 +133,16 @@ def _bench_model(model: str, *, targets: Sequence[str], data_args: Sequence[str]
     specs = parse_input_specs(input_specs)
     source = apply_input_specs(load_onnx(model), specs, path=model)
     float_runner = OrtRunner(source, name=model)
-    feeds, labels, described = _feeds(float_runner.inputs, data_args, eval_path, samples, seed)
+    feeds, labels, described = _feeds(float_runner.inputs, data, eval_path, samples, seed)
     reference = [float_runner.run(feed) for feed in feeds]
-    calibration = load_data_args(calibration_args) or feeds
+    calibration_data = calibration or feeds
     records = []
     for target in chosen:
         with tempfile.TemporaryDirectory(prefix="edgecc-bench-") as tmp:
             bundle = str(Path(tmp) / f"{target.name}.edgecc")
-            with ui.status(f"compiling {model} for {target.name}"):
+            with status(f"compiling {model} for {target.name}"):
                 compile_model(source, target, bundle, options=CompileOptions(samples=min(samples, 8), seed=seed), path=model, specs=specs,
-                              calibration=calibration)
-            with ui.status(f"benchmarking on {target.name}"):
+                              calibration=calibration_data)
+            with status(f"benchmarking on {target.name}"):
                 records.append(bench(bundle, feeds=feeds, reference=reference, settings=settings, labels=labels, label_output=label_output))
     return records, described

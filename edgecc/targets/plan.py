@@ -1,16 +1,20 @@
-"""`edgecc compile`: optimise, check support, partition by cost, emit per-partition artifacts, verify, bundle."""
+"""Placement of a model on a target: support check, the partitioning problem and its solution, partition extraction.
+
+The compile driver (`edgecc.pipeline.compile`) optimises, calls these, emits each partition with its target and
+verifies the bundle.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import UnsupportedError, UsageError
-from edgecc.targets.api import BYTES_PER_ELEMENT, CheckResult, EmitOptions, Emitted, Target
+from edgecc.targets.api import BYTES_PER_ELEMENT, CheckResult, Target
 from edgecc.targets.graph import ModelGraph, analyse
 from edgecc.targets.partition import Breakdown, Device, Plan, Problem, solve
 
@@ -18,27 +22,11 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-    from edgecc.inputs import InputSpec
 
-__all__ = ["CompileOptions", "CompileResult", "PartitionSpec", "check_support", "compile_model", "extract_partition", "plan_model",
-           "require_calibration"]
+__all__ = ["GLUE_OPS", "PartitionSpec", "boundary_values", "build_problem", "check_support", "constant_nodes", "extract_partition",
+           "partitions_of", "plan_model", "precision_of", "require_calibration", "require_static", "sink_constant_nodes"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CompileOptions:
-    """What `edgecc compile` was asked for."""
-
-    precision: str | None = None
-    partitioner: str = "optimal"
-    max_partitions: int | None = None
-    level: int = 2
-    samples: int = 4
-    seed: int = 0
-    tolerance: Any = None  # edgecc.verify.Tolerance; None = preset of the precision
-    vendor_compile: bool = True  # run the target's vendor compiler (e.g. Vela) where it has one
-    vendor_options: Mapping[str, str] = field(default_factory=dict)  # passed through to the vendor compiler
 
 
 @dataclass
@@ -53,20 +41,6 @@ class PartitionSpec:
     outputs: list[str]
     estimated_us: float
     extract: list[int] = field(default_factory=list)  # nodes of the emitted model: own live nodes + copies of constant producers
-
-
-@dataclass
-class CompileResult:
-    """The placement plan, its scores, the emitted files and the verification."""
-
-    target: Target
-    precision: str
-    plan: Plan
-    scores: dict[str, Breakdown]
-    partitions: list[PartitionSpec]
-    support: list[CheckResult]
-    graph: ModelGraph
-    manifest: dict[str, Any] = field(default_factory=dict)
 
 
 def check_support(model: onnx.ModelProto, target: Target) -> tuple[ModelGraph, list[CheckResult]]:
@@ -91,7 +65,8 @@ def _prefix_only(graph: ModelGraph, support: list[CheckResult], target: Target) 
     return [*support[:first + 1], *(CheckResult(False, (reason,)) for _ in support[first + 1:])]
 
 
-def _precision_of(target: Target, precision: str | None) -> str:
+def precision_of(target: Target, precision: str | None) -> str:
+    """The precision a compile for `target` runs at: `precision` if the target has it (usage error otherwise), else its default."""
     if precision is None:
         return target.default_precision
     if precision not in target.precisions:
@@ -160,7 +135,7 @@ def _reads(view: Any) -> list[str]:
 def plan_model(model: onnx.ModelProto, target: Target, *, precision: str | None = None, partitioner: str = "optimal",
                max_partitions: int | None = None) -> tuple[ModelGraph, list[CheckResult], Problem, Plan, dict[str, Breakdown]]:
     """Support check + partitioning of an (optimised) model."""
-    precision = _precision_of(target, precision)
+    precision = precision_of(target, precision)
     graph, support = check_support(model, target)
     problem = build_problem(graph, support, target, precision, {i.name for i in model.graph.initializer})
     try:
@@ -354,77 +329,3 @@ def require_calibration(model: onnx.ModelProto, target: Target, precision: str, 
                                 "quantisation scales need calibration data", path=path,
                                 hint="give --calibration DATA (NAME=FILE.npy|.npz or a folder of samples), or compile a model "
                                      "quantised by 'edgecc quantize'")
-
-
-def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, options: CompileOptions, path: str,
-                  specs: Sequence[InputSpec] = (), calibration: Sequence[Mapping[str, np.ndarray]] = (),
-                  archive: bool = False, on_plan: Callable[[CompileResult], None] | None = None) -> CompileResult:
-    """The whole compile step; writes the bundle at `out_path` only when verification passes."""
-    from edgecc import bundle as bundle_io
-    from edgecc.inputs import match_samples, random_feeds
-    from edgecc.onnxutil import apply_input_specs, graph_inputs, infer_shapes
-    from edgecc.passes import pipeline_for
-    from edgecc.passes.manager import run_passes
-    from edgecc.verify import TOLERANCE_PRESETS
-
-    precision = _precision_of(target, options.precision)
-    model = apply_input_specs(source, specs, path=path)
-    require_static(model, target, path)
-    require_calibration(model, target, precision, calibration, path)
-    reference_model = model
-    if options.level > 0:
-        model, _ = run_passes(model, pipeline_for(options.level))
-    model = infer_shapes(sink_constant_nodes(model))
-    graph, support, problem, plan, scores = plan_model(model, target, precision=precision, partitioner=options.partitioner,
-                                                       max_partitions=options.max_partitions)
-    parts = partitions_of(graph, problem, plan, target, precision, {i.name for i in model.graph.initializer})
-    inputs = graph_inputs(model)
-    feeds = match_samples([dict(s) for s in calibration], inputs) if calibration else random_feeds(inputs, seed=options.seed, count=options.samples)
-    boundary = sorted({t for p in parts for t in p.inputs})
-    values = boundary_values(model, boundary, feeds)
-    out = Path(out_path)
-    result = CompileResult(target, precision, plan, scores, parts, support, graph)
-    if on_plan is not None:
-        on_plan(result)
-    with bundle_io.staging(out, archive=archive) as stage:
-        (stage / "partitions").mkdir()
-        artifacts: list[list[Path]] = []
-        vendor: list[dict[str, Any]] = []
-        for part in parts:
-            sub = extract_partition(model, part.extract or part.nodes, part.inputs, part.outputs, f"p{part.index}_{part.device}")
-            device_target = target if part.device == target.name else _cpu()
-            part_feeds = [{k: v[k] for k in part.inputs} for v in values]
-            cal = part_feeds if part.precision in ("int8", "int16") else []
-            emit_options = EmitOptions(vendor_compile=options.vendor_compile, vendor_options=dict(options.vendor_options), feeds=part_feeds)
-            emitted = device_target.emit(sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal, emit_options)
-            if not isinstance(emitted, Emitted):
-                emitted = Emitted(list(emitted))
-            artifacts.append(emitted.files)
-            vendor.append(emitted.info)
-        manifest = bundle_io.make_manifest(result, source=source, source_path=path, model=model, stage=stage, artifacts=artifacts,
-                                           problem=problem, vendor=vendor)
-        reference = bundle_io.write_reference(stage, reference_model, feeds)
-        bundle_io.write_manifest(stage, manifest)
-        from edgecc.runtime import load as load_bundle
-
-        tolerance = options.tolerance or TOLERANCE_PRESETS["fp32" if all(p.precision == "fp32" for p in parts) else precision if precision in TOLERANCE_PRESETS else "int8"]
-        verification = load_bundle(stage).verify(reference, feeds, tolerance)
-        verification.candidate = f"{out.name} ({target.name} bundle)"
-        verification.reference = f"{Path(path).name} (float, onnxruntime)"
-        manifest["verification"] = verification.to_dict()
-        bundle_io.write_manifest(stage, manifest)
-        result.manifest = manifest
-        if not verification.passed:
-            from edgecc.errors import NumericsError
-
-            names = ", ".join(o.name for o in verification.failures())
-            raise NumericsError(f"the {target.name} bundle differs from the float model beyond {precision} tolerance on output(s) {names}",
-                                report=verification, hint="give real --calibration data, a higher --precision, or looser tolerances")
-    return result
-
-
-def _cpu() -> Target:
-    from edgecc.targets import get_target
-
-    return get_target("cpu")
-

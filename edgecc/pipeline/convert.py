@@ -1,28 +1,26 @@
-"""The conversion pipeline: frontend -> opset -> cut -> shapes -> check -> metadata, then verification."""
+"""`edgecc convert` end to end: frontend -> opset -> -O1 cleanup -> cut -> shapes -> check -> metadata, then verification."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgecc import __version__
 from edgecc.converters import Frontend, detect_frontend
 from edgecc.converters.options import ConvertOptions
 from edgecc.errors import UsageError
 from edgecc.fileio import sha256_of
-from edgecc.inputs import match_samples, random_feeds
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
 
     from edgecc.inputs import InputSpec
     from edgecc.verify import Runnable, Tolerance, VerificationReport
 
-__all__ = ["Conversion", "convert", "verify_conversion", "open_runnable"]
+__all__ = ["Conversion", "convert", "conversion_tolerance", "verify_conversion", "open_runnable"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ def _set_metadata(model: "onnx.ModelProto", frontend: Frontend, sources: Sequenc
 
 def _cleanup(model: "onnx.ModelProto", options: ConvertOptions) -> "onnx.ModelProto":
     """The -O1 cleanup passes (names recorded in the model's metadata)."""
-    from edgecc.optimize import stamp_passes
+    from edgecc.pipeline.optimize import stamp_passes
     from edgecc.passes import LEVELS, PassContext
     from edgecc.passes.manager import run_passes
 
@@ -94,14 +92,27 @@ def convert(sources: Sequence[str], options: ConvertOptions, *, stamp: bool = Tr
     return Conversion(model, frontend, tuple(sources), options, verifiable)
 
 
+def conversion_tolerance(conversion: Conversion) -> "Tolerance":
+    """The default criteria of a conversion's check: what the frontend asks for its source (e.g. quantised steps), else fp32."""
+    from edgecc.verify import tolerance_for
+
+    frontend = conversion.frontend
+    chosen = frontend.default_tolerance(conversion.sources, conversion.options) if frontend.default_tolerance is not None else None
+    return chosen or tolerance_for("fp32")
+
+
 def verify_conversion(
     conversion: Conversion,
-    tolerance: "Tolerance",
+    tolerance: "Tolerance | None" = None,
     *,
-    samples: Sequence[Mapping[str, "np.ndarray"]] = (),
+    data: Any = (),
     seed: int = 0,
 ) -> "VerificationReport | None":
-    """Compare the converted model with the original framework; None when the frontend has no runnable reference."""
+    """Compare the converted model with the original framework; None when the frontend has no runnable reference.
+
+    `data`: DATA values (`edgecc.data` grammar) or feeds; none: one random sample. `tolerance` None: `conversion_tolerance`.
+    """
+    from edgecc.data import DataOptions, load_samples, random_samples
     from edgecc.ortrun import OrtRunner
     from edgecc.verify import compare_samples
 
@@ -110,15 +121,15 @@ def verify_conversion(
         return None
     candidate = OrtRunner(conversion.verifiable_model, name="converted ONNX")
     notes: list[str] = []
-    if samples:
-        feeds = match_samples(list(samples), candidate.inputs)
+    if data:
+        feeds = load_samples(data, candidate.inputs, DataOptions(option="--data", seed=seed, random_count=1)).feeds
     else:
-        feeds = random_feeds(candidate.inputs, seed=seed)
+        feeds = random_samples(candidate.inputs, count=1, seed=seed).feeds
         notes.append(f"random inputs (seed {seed})")
         if any(not info.is_static() for info in candidate.inputs):
             notes.append("dynamic dimensions set to 1 for verification")
     reference = frontend.reference(conversion.sources, conversion.options)
-    report = compare_samples(reference, candidate, feeds, tolerance)
+    report = compare_samples(reference, candidate, feeds, tolerance or conversion_tolerance(conversion))
     if conversion.verifiable_model is not conversion.model:
         notes.append("verified before cutting at --output")
     report.notes = notes + report.notes

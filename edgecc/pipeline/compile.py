@@ -1,0 +1,167 @@
+"""`edgecc compile` end to end: optimise, place by cost, emit every partition with its device, verify, write the bundle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgecc.data import DataOptions
+
+if TYPE_CHECKING:
+    import onnx
+
+    from edgecc.data import SampleSet
+    from edgecc.inputs import InputSpec
+    from edgecc.targets.api import CheckResult, Target
+    from edgecc.targets.graph import ModelGraph
+    from edgecc.targets.partition import Breakdown, Plan
+    from edgecc.targets.plan import PartitionSpec
+    from edgecc.verify import Tolerance
+
+__all__ = ["CompileOptions", "CompileResult", "compile_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What `edgecc compile` was asked for."""
+
+    precision: str | None = None
+    partitioner: str = "optimal"
+    max_partitions: int | None = None
+    level: int = 2
+    samples: int = 4  # random samples when no calibration data is given (and the count of `--calibration random`)
+    seed: int = 0
+    tolerance: Tolerance | None = None  # None: the precision's default (edgecc.verify.tolerance_for)
+    vendor_compile: bool = True  # run the target's vendor compiler (e.g. Vela) where it has one
+    vendor_options: Mapping[str, str] = field(default_factory=dict)  # passed through to the vendor compiler
+    data: DataOptions | None = None  # how --calibration values are read (None: defaults, random count `samples`)
+
+    def data_options(self) -> DataOptions:
+        """The DataOptions of --calibration values."""
+        import dataclasses
+
+        base = self.data or DataOptions(option="--calibration")
+        return dataclasses.replace(base, random_count=self.samples, seed=self.seed)
+
+
+@dataclass
+class CompileResult:
+    """The placement plan, its scores, the emitted files and the verification."""
+
+    target: Target
+    precision: str
+    plan: Plan
+    scores: dict[str, Breakdown]
+    partitions: list[PartitionSpec]
+    support: list[CheckResult]
+    graph: ModelGraph
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _samples(model: onnx.ModelProto, calibration: Any, options: CompileOptions) -> SampleSet:
+    """The bound calibration/verification samples: the user's, or `options.samples` random ones."""
+    from edgecc.data import load_samples, random_samples
+    from edgecc.onnxutil import graph_inputs
+
+    inputs = graph_inputs(model)
+    if calibration:
+        return load_samples(calibration, inputs, options.data_options())
+    return random_samples(inputs, count=options.samples, seed=options.seed)
+
+
+def _bundle_tolerance(options: CompileOptions, precisions: Sequence[str], precision: str) -> Tolerance:
+    from edgecc.verify import tolerance_for
+
+    if options.tolerance is not None:
+        return options.tolerance
+    return tolerance_for("fp32" if all(p == "fp32" for p in precisions) else precision)
+
+
+def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, options: CompileOptions, path: str,
+                  specs: Sequence[InputSpec] = (), calibration: Any = (), archive: bool = False,
+                  on_plan: Callable[[CompileResult], None] | None = None) -> CompileResult:
+    """The whole compile step; writes the bundle at `out_path` only when verification passes.
+
+    `calibration`: DATA values (`edgecc.data` grammar), a SampleSet or bound feeds; empty: random samples.
+    """
+    from edgecc import bundle as bundle_io
+    from edgecc.errors import NumericsError
+    from edgecc.onnxutil import apply_input_specs, infer_shapes
+    from edgecc.ortrun import OrtRunner
+    from edgecc.passes import pipeline_for
+    from edgecc.passes.manager import run_passes
+    from edgecc.pipeline.manifest import make_manifest
+    from edgecc.runtime import load as load_bundle
+    from edgecc.targets import get_target
+    from edgecc.targets.api import EmitOptions, Emitted
+    from edgecc.targets.plan import (
+        boundary_values,
+        extract_partition,
+        partitions_of,
+        plan_model,
+        precision_of,
+        require_calibration,
+        require_static,
+        sink_constant_nodes,
+    )
+
+    precision = precision_of(target, options.precision)
+    model = apply_input_specs(source, specs, path=path)
+    require_static(model, target, path)
+    samples = _samples(model, calibration, options)
+    require_calibration(model, target, precision, samples.feeds if calibration else [], path)
+    reference_model = model
+    if options.level > 0:
+        model, _ = run_passes(model, pipeline_for(options.level))
+    model = infer_shapes(sink_constant_nodes(model))
+    graph, support, problem, plan, scores = plan_model(model, target, precision=precision, partitioner=options.partitioner,
+                                                       max_partitions=options.max_partitions)
+    parts = partitions_of(graph, problem, plan, target, precision, {i.name for i in model.graph.initializer})
+    feeds = samples.feeds
+    boundary = sorted({t for p in parts for t in p.inputs})
+    values = boundary_values(model, boundary, feeds)
+    out = Path(out_path)
+    result = CompileResult(target, precision, plan, scores, parts, support, graph)
+    if on_plan is not None:
+        on_plan(result)
+    with bundle_io.staging(out, archive=archive) as stage:
+        (stage / "partitions").mkdir()
+        artifacts: list[list[Path]] = []
+        vendor: list[dict[str, Any]] = []
+        for part in parts:
+            sub = extract_partition(model, part.extract or part.nodes, part.inputs, part.outputs, f"p{part.index}_{part.device}")
+            device_target = target if part.device == target.name else get_target(part.device)
+            part_feeds = [{k: v[k] for k in part.inputs} for v in values]
+            cal = part_feeds if part.precision in ("int8", "int16") else []
+            emit_options = EmitOptions(vendor_compile=options.vendor_compile, vendor_options=dict(options.vendor_options), feeds=part_feeds)
+            emitted = device_target.emit(sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal, emit_options)
+            if not isinstance(emitted, Emitted):  # TODO(merge): every Target.emit returns Emitted
+                emitted = Emitted(list(emitted))
+            artifacts.append(emitted.files)
+            vendor.append(emitted.info)
+        manifest = make_manifest(result, source=source, source_path=path, stage=stage, artifacts=artifacts, vendor=vendor)
+        float_runner = OrtRunner(reference_model, name="float model")
+        reference = [float_runner.run(feed) for feed in feeds]
+        bundle_io.write_reference(stage, feeds, reference, [i.name for i in float_runner.inputs], [o.name for o in float_runner.outputs])
+        bundle_io.write_manifest(stage, manifest)
+        tolerance = _bundle_tolerance(options, [p.precision for p in parts], precision)
+        bundle = load_bundle(stage)
+        try:
+            verification = bundle.verify(reference, feeds, tolerance)
+        finally:
+            bundle.close()
+        verification.reference = f"{Path(path).name} (float, onnxruntime)"
+        verification.candidate = f"{out.name} ({target.name} bundle)"
+        manifest["verification"] = verification.to_dict()
+        bundle_io.write_manifest(stage, manifest)
+        result.manifest = manifest
+        if not verification.passed:
+            failed = ", ".join(o.name for o in verification.failures())
+            raise NumericsError(f"the {target.name} bundle differs from the float model beyond {precision} tolerance on output(s) {failed}",
+                                report=verification, hint="give real --calibration data, a higher --precision, or looser tolerances")
+    return result
