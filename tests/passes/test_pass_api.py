@@ -10,9 +10,8 @@ import onnx
 import onnx_ir as ir
 import pytest
 
-from edgecc.passes import PassContext, PassResult, load_passes
 from edgecc.passes import Pass as PassEntry
-from edgecc.passes import manager
+from edgecc.passes import PassContext, PassResult, load_passes, manager
 from edgecc.passes.manager import PassClaimError, quiet_loggers, run_passes
 from edgecc.passes.rules import rule_variants
 from edgecc.registry import Registry
