@@ -1,14 +1,17 @@
 """Graph passes: a registry of named, numerics-preserving rewrites of ONNX models, and the -O levels.
 
-A pass is a function `(model: onnx_ir.Model, context: PassContext) -> int` that
-edits the model in place and returns how many rewrites it made; the pass
-manager (`edgecc.passes.manager`) records what each pass removed, added and
-fused. Pipelines are data: lists of pass names (`LEVELS`).
+A pass is a function `(model: onnx_ir.Model, context: PassContext) -> PassResult`:
+it edits the model in place (or returns a new one) and says whether it changed
+anything and how many rewrites it made; the pass manager
+(`edgecc.passes.manager`) checks that claim and records what each pass removed,
+added and fused. Pipelines are data: lists of pass names (`LEVELS`, each level
+the one below plus `LEVEL_ADDITIONS`).
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,7 +21,10 @@ from edgecc.registry import Registry
 if TYPE_CHECKING:
     import onnx_ir as ir
 
-__all__ = ["PASSES", "Pass", "PassContext", "register_pass", "LEVELS", "load_passes", "pipeline_for"]
+__all__ = [
+    "PASSES", "Pass", "PassContext", "PassFunction", "PassResult", "register_pass", "LEVELS", "LEVEL_ADDITIONS",
+    "load_passes", "pipeline_for",
+]
 
 
 @dataclass(frozen=True)
@@ -30,13 +36,57 @@ class PassContext:
 
 
 @dataclass(frozen=True)
+class PassResult:
+    """What one pass did: the model after it, whether it changed the model, and how many rewrites it counted.
+
+    It mirrors `onnx_ir.passes.PassResult(model, modified)` (same fields, same
+    meaning: `modified` says whether the returned model differs from the input)
+    and adds `rewrites`, the count the optimisation report shows. It mirrors
+    rather than subclasses it because onnx_ir's class is a mutable dataclass (a
+    frozen dataclass cannot inherit from one) and so that importing the pass
+    registry does not import onnx_ir. `from_ir` takes an onnx_ir or onnxscript
+    result through unchanged; `to_ir` gives one back for onnx_ir's pass managers.
+    """
+
+    model: "ir.Model"
+    modified: bool
+    rewrites: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rewrites < 0:
+            raise ValueError(f"a pass cannot make {self.rewrites} rewrites")
+        if self.rewrites and not self.modified:
+            raise ValueError(f"a pass that made {self.rewrites} rewrites must say it modified the model")
+
+    @classmethod
+    def counted(cls, model: "ir.Model", rewrites: int) -> "PassResult":
+        """The result of a pass that modified `model` exactly when it made a rewrite."""
+        return cls(model, rewrites > 0, rewrites)
+
+    @classmethod
+    def from_ir(cls, result: "ir.passes.PassResult", rewrites: int = 0) -> "PassResult":
+        """An onnx_ir/onnxscript pass's result taken through (a counted rewrite also marks it modified)."""
+        return cls(result.model, bool(result.modified) or rewrites > 0, rewrites)
+
+    def to_ir(self) -> "ir.passes.PassResult":
+        """The same result as an `onnx_ir.passes.PassResult` (without the rewrite count)."""
+        import onnx_ir as ir
+
+        return ir.passes.PassResult(self.model, self.modified)
+
+
+#: the signature of every registered pass
+PassFunction = Callable[["ir.Model", PassContext], PassResult]
+
+
+@dataclass(frozen=True)
 class Pass:
     """A registered pass: name, family, one-line description and the function."""
 
     name: str
     family: str
     description: str
-    run: Callable[["ir.Model", PassContext], "int | tuple[ir.Model, int]"]
+    run: PassFunction
     once: bool = False  # runs once after the fixed-point loop (annotations, analyses, opset conversion)
 
 
@@ -45,10 +95,10 @@ PASSES: Registry[Pass] = Registry("pass")
 _PASS_MODULES = ("edgecc.passes.cleanup", "edgecc.passes.fusion", "edgecc.passes.layout", "edgecc.passes.patterns")
 
 
-def register_pass(name: str, family: str, *, once: bool = False) -> Callable[[Callable[["ir.Model", PassContext], int]], Callable[["ir.Model", PassContext], int]]:
+def register_pass(name: str, family: str, *, once: bool = False) -> Callable[[PassFunction], PassFunction]:
     """Register a pass function; its docstring's first line is its description."""
 
-    def decorator(func: Callable[["ir.Model", PassContext], int]) -> Callable[["ir.Model", PassContext], int]:
+    def decorator(func: PassFunction) -> PassFunction:
         description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
         PASSES.register(name, Pass(name, family, description, func, once))
         return func
@@ -63,19 +113,17 @@ def load_passes() -> Registry[Pass]:
     return PASSES
 
 
-#: -O levels as lists of pass names
+#: what each -O level adds to the level below it (index = level; -O0 runs nothing)
+LEVEL_ADDITIONS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
+    ("fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes"),
+    ("recognize-patterns", "annotate-activations", "normalize-opset", "infer-shapes"),
+)
+
+#: -O levels as lists of pass names: each level runs the level below it, then its own additions
 LEVELS: dict[int, tuple[str, ...]] = {
-    0: (),
-    1: ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
-    2: (
-        "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
-        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
-    ),
-    3: (
-        "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
-        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
-        "recognize-patterns", "annotate-activations", "normalize-opset", "infer-shapes",
-    ),
+    level: tuple(itertools.chain.from_iterable(LEVEL_ADDITIONS[: level + 1])) for level in range(len(LEVEL_ADDITIONS))
 }
 
 

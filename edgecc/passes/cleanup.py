@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgecc.passes import PassContext, register_pass
-from edgecc.passes.rules import apply_rules, remove_unused
+from edgecc.passes import PassContext, PassResult, register_pass
+from edgecc.passes.rules import apply_rules, model_opset, remove_unused, run_ir_passes
 
 if TYPE_CHECKING:
     import onnx_ir as ir
@@ -13,15 +13,17 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 
-def _size(model: "ir.Model") -> int:
-    return sum(1 for _ in model.graph.all_nodes()) + len(model.graph.initializers)
-
-
-def _no_op_reshape_rule() -> Any:
-    """Reshape whose input and output have the same static shape -> its input."""
+def _to_identity_rules() -> list[Any]:
+    """Reshape to the same static shape, and inference Dropout (opset 12+) -> Identity of the input."""
     from onnxscript.rewriter import pattern
 
-    class NoOpReshape(pattern.RewriteRuleClassBase):
+    class ToIdentity(pattern.RewriteRuleClassBase):
+        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
+            return op.Identity(x)
+
+    class NoOpReshape(ToIdentity):
+        """Reshape whose input and output have the same static shape -> its input."""
+
         def pattern(self, op, x, shape):  # noqa: ANN001, ANN202
             return op.Reshape(x, shape, _allow_other_attributes=True, _outputs=["y"])
 
@@ -33,17 +35,9 @@ def _no_op_reshape_rule() -> Any:
                 return result.fail("dtype differs")
             return result
 
-        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
-            return op.Identity(x)
+    class InferenceDropout(ToIdentity):
+        """Opset 12+ Dropout without training_mode (or a constant False one) and no mask output -> its input."""
 
-    return NoOpReshape.rule()
-
-
-def _inference_dropout_rule() -> Any:
-    """Opset 12+ Dropout without training_mode (or a constant False one) and no mask output -> its input."""
-    from onnxscript.rewriter import pattern
-
-    class InferenceDropout(pattern.RewriteRuleClassBase):
         def pattern(self, op, x):  # noqa: ANN001, ANN202
             return op.Dropout(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["y"])
 
@@ -55,14 +49,11 @@ def _inference_dropout_rule() -> Any:
                 return result.fail("training mode or not known")
             return result
 
-        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
-            return op.Identity(x)
-
-    return InferenceDropout.rule()
+    return [NoOpReshape.rule(), InferenceDropout.rule()]
 
 
 @register_pass("eliminate-identity", "cleanup")
-def eliminate_identity(model: "ir.Model", context: PassContext) -> int:
+def eliminate_identity(model: "ir.Model", context: PassContext) -> PassResult:
     """Remove Identity, inference Dropout, no-op Cast/Expand/Transpose/Reshape and x+0, x*1, x-0, x/1."""
     from onnxscript.rewriter.rules import common as rules
 
@@ -71,10 +62,10 @@ def eliminate_identity(model: "ir.Model", context: PassContext) -> int:
         [
             rules.dropout_inference_rule, rules.dropout_zero_rule, rules.no_op_cast_rule, rules.no_op_expand_rule,
             rules.no_op_transpose_rule, rules.add_0_rule, rules.sub_0_rule, rules.mul_by_1_rule, rules.div_by_1_rule,
-            _no_op_reshape_rule(), _inference_dropout_rule(),
+            *_to_identity_rules(),
         ],
     )
-    return count + _remove_identities(model)
+    return PassResult.counted(model, count + _remove_identities(model))
 
 
 def _remove_identities(model: "ir.Model") -> int:
@@ -98,7 +89,7 @@ def _remove_identities(model: "ir.Model") -> int:
 
 
 @register_pass("fold-constants", "cleanup")
-def fold_constants(model: "ir.Model", context: PassContext) -> int:
+def fold_constants(model: "ir.Model", context: PassContext) -> PassResult:
     """Evaluate subgraphs whose inputs are all constants (tensors up to the size limit) into initializers."""
     import onnx_ir as ir
     from onnxscript.optimizer import fold_constants as onnxscript_fold
@@ -108,68 +99,57 @@ def fold_constants(model: "ir.Model", context: PassContext) -> int:
         values = [v for v in (*node.inputs, *node.outputs) if v is not None]
         return False if any(v.dtype == ir.DataType.STRING for v in values) else None
 
-    before = _size(model)
-    onnxscript_fold(
-        model, input_size_limit=context.fold_size_limit, output_size_limit=context.fold_size_limit, should_fold=no_strings
-    )
-    remove_unused(model)
-    return max(before - _size(model), 0)
+    def fold(model: "ir.Model") -> "ir.passes.PassResult":
+        limit = context.fold_size_limit
+        return onnxscript_fold(model, input_size_limit=limit, output_size_limit=limit, should_fold=no_strings)
+
+    return run_ir_passes(model, fold, remove_unused)
 
 
 @register_pass("eliminate-dead-code", "cleanup")
-def eliminate_dead_code(model: "ir.Model", context: PassContext) -> int:
+def eliminate_dead_code(model: "ir.Model", context: PassContext) -> PassResult:
     """Remove nodes, initializers, functions and opset imports no output depends on."""
     from onnx_ir.passes.common import RemoveUnusedFunctionsPass, RemoveUnusedOpsetsPass
 
-    before = _size(model)
-    remove_unused(model)
-    RemoveUnusedFunctionsPass()(model)
-    RemoveUnusedOpsetsPass()(model)
-    return before - _size(model)
+    return run_ir_passes(model, remove_unused, RemoveUnusedFunctionsPass(), RemoveUnusedOpsetsPass())
 
 
 @register_pass("dedup-initializers", "cleanup")
-def dedup_initializers(model: "ir.Model", context: PassContext) -> int:
+def dedup_initializers(model: "ir.Model", context: PassContext) -> PassResult:
     """Merge initializers with identical dtype, shape and content."""
     from onnx_ir.passes.common import DeduplicateInitializersPass
 
-    before = len(model.graph.initializers)
-    DeduplicateInitializersPass(size_limit=context.fold_size_limit)(model)
-    return before - len(model.graph.initializers)
+    return run_ir_passes(model, DeduplicateInitializersPass(size_limit=context.fold_size_limit))
 
 
 @register_pass("eliminate-common-subexpressions", "cleanup")
-def eliminate_common_subexpressions(model: "ir.Model", context: PassContext) -> int:
+def eliminate_common_subexpressions(model: "ir.Model", context: PassContext) -> PassResult:
     """Compute each repeated (same op, inputs and attributes) expression once."""
     from onnx_ir.passes.common import CommonSubexpressionEliminationPass
 
-    before = _size(model)
-    CommonSubexpressionEliminationPass()(model)
-    remove_unused(model)
-    return before - _size(model)
+    return run_ir_passes(model, CommonSubexpressionEliminationPass(), remove_unused)
 
 
 @register_pass("infer-shapes", "cleanup", once=True)
-def infer_shapes(model: "ir.Model", context: PassContext) -> int:
+def infer_shapes(model: "ir.Model", context: PassContext) -> PassResult:
     """Annotate every tensor with its shape and type (ONNX shape inference with data propagation)."""
     from onnx_ir.passes.common import ShapeInferencePass
 
-    ShapeInferencePass(check_type=False, strict_mode=False, data_prop=True)(model)
-    return 0
+    return PassResult.from_ir(ShapeInferencePass(check_type=False, strict_mode=False, data_prop=True)(model))
 
 
 @register_pass("normalize-opset", "cleanup", once=True)
-def normalize_opset(model: "ir.Model", context: PassContext) -> "tuple[ir.Model, int]":
+def normalize_opset(model: "ir.Model", context: PassContext) -> PassResult:
     """Bring every node to one ai.onnx opset (the --opset asked for, else the model's), with edgecc's converter."""
     import onnx_ir as ir
 
     from edgecc.opset import convert_opset
 
-    current = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
+    current = model_opset(model)
     target = context.opset or current
     aliased = "ai.onnx" in model.opset_imports
     if target == current and not aliased:
-        return model, 0
+        return PassResult(model, modified=False)
     proto = ir.to_proto(model)
     if aliased:
         for node in proto.graph.node:
@@ -182,4 +162,4 @@ def normalize_opset(model: "ir.Model", context: PassContext) -> "tuple[ir.Model,
         entry = proto.opset_import.add()
         entry.domain, entry.version = "", merged
     converted = convert_opset(proto, target, path="<optimised model>")
-    return ir.from_proto(converted), 1
+    return PassResult(ir.from_proto(converted), modified=True, rewrites=1)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgecc.passes import PassContext, register_pass
-from edgecc.passes.rules import apply_rules
+from edgecc.passes import PassContext, PassResult, register_pass
+from edgecc.passes.rules import rule_variants, run_rules, stricter_rules
 
 if TYPE_CHECKING:
     import onnx_ir as ir
@@ -111,12 +111,7 @@ def _affine_rules() -> list[Any]:
                 **attributes,
             )
 
-    rules = []
-    for producer in ("Conv", "Gemm"):
-        for combine in ("Mul", "Add"):
-            cls = type(f"Fold{combine}Into{producer}", (_AffineAfter,), {"producer": producer, "combine": combine})
-            rules.append(cls.rule())
-    return rules
+    return rule_variants(_AffineAfter, "Fold{combine}Into{producer}", producer=("Conv", "Gemm"), combine=("Mul", "Add"))
 
 
 def _matmul_batchnorm_rule() -> Any:
@@ -154,11 +149,11 @@ def _matmul_batchnorm_rule() -> Any:
 
 
 @register_pass("fold-batchnorm", "fusion")
-def fold_batchnorm(model: "ir.Model", context: PassContext) -> int:
+def fold_batchnorm(model: "ir.Model", context: PassContext) -> PassResult:
     """Fold inference BatchNormalization into the preceding Conv, ConvTranspose, Gemm or MatMul."""
     from onnxscript.rewriter.rules import common as rules
 
-    return apply_rules(
+    return run_rules(
         model,
         [
             rules.fuse_batchnorm_into_conv_rule, rules.fuse_batchnorm_into_conv_transpose_rule,
@@ -168,32 +163,28 @@ def fold_batchnorm(model: "ir.Model", context: PassContext) -> int:
 
 
 @register_pass("fold-affine", "fusion")
-def fold_affine(model: "ir.Model", context: PassContext) -> int:
+def fold_affine(model: "ir.Model", context: PassContext) -> PassResult:
     """Fold a per-channel constant Mul or Add after a Conv or Gemm into its weights and bias."""
-    return apply_rules(model, _affine_rules(), commute=True)
+    return run_rules(model, _affine_rules(), commute=True)
 
 
 @register_pass("matmul-add-to-gemm", "fusion")
-def matmul_add_to_gemm(model: "ir.Model", context: PassContext) -> int:
+def matmul_add_to_gemm(model: "ir.Model", context: PassContext) -> PassResult:
     """Rewrite 2-D MatMul + Add (and transposed operands) into one Gemm."""
     from onnxscript.rewriter.rules.common import _matmul_add_to_gemm as upstream
 
-    class _BiasChecked:
-        def check(self, context, input_a, input_b, input_c, **rest):  # noqa: ANN001, ANN202
-            result = super().check(context, input_a, input_b, **rest)
-            if not result:
-                return result
-            c = input_c.shape
-            if c is None or len(c) > 2:
-                return result.fail("bias rank unknown or above 2")
-            m = input_a.shape[1 if self.trans_a else 0]
-            n = input_b.shape[0 if self.trans_b else 1]
-            if any(d != 1 and d != want for d, want in zip(reversed(list(c)), (n, m))):
-                return result.fail("bias does not broadcast to the product's shape")
-            return result
+    def bias_broadcasts(rule, context, result, input_a, input_b, input_c, **_):  # noqa: ANN001, ANN202
+        c = input_c.shape
+        if c is None or len(c) > 2:
+            return result.fail("bias rank unknown or above 2")
+        m = input_a.shape[1 if rule.trans_a else 0]
+        n = input_b.shape[0 if rule.trans_b else 1]
+        if any(d != 1 and d != want for d, want in zip(reversed(list(c)), (n, m))):
+            return result.fail("bias does not broadcast to the product's shape")
+        return result
 
     classes = (upstream.TransABMatMulAddToGemm, upstream.TransAMatMulAddToGemm, upstream.TransBMatMulAddToGemm, upstream.MatMulAddToGemm)
-    return apply_rules(model, [type(f"Checked{c.__name__}", (_BiasChecked, c), {}).rule() for c in classes])
+    return run_rules(model, stricter_rules(classes, bias_broadcasts))
 
 
 def _pad_into_pool_rules() -> list[Any]:
@@ -255,12 +246,12 @@ def _pad_into_pool_rules() -> list[Any]:
             new_pads = [o + e for o, e in zip(old, self._extra)]
             return op.op(self.pool, x, pads=new_pads, **{n: a.value for n, a in attributes.items()})
 
-    return [type(f"FoldPadInto{p}", (FoldPadIntoPool,), {"pool": p}).rule() for p in ("MaxPool", "AveragePool")]
+    return rule_variants(FoldPadIntoPool, "FoldPadInto{pool}", pool=("MaxPool", "AveragePool"))
 
 
 @register_pass("fold-pad", "fusion")
-def fold_pad(model: "ir.Model", context: PassContext) -> int:
+def fold_pad(model: "ir.Model", context: PassContext) -> PassResult:
     """Fold a constant Pad into the pads of the following Conv, MaxPool or AveragePool."""
     from onnxscript.rewriter.rules import common as rules
 
-    return apply_rules(model, [rules.normalize_pad_format_conv_rule, rules.fuse_pad_into_conv_rule, *_pad_into_pool_rules()])
+    return run_rules(model, [rules.normalize_pad_format_conv_rule, rules.fuse_pad_into_conv_rule, *_pad_into_pool_rules()])

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgecc.passes import PassContext, register_pass
-from edgecc.passes.rules import apply_rules
+from edgecc.passes import PassContext, PassResult, register_pass
+from edgecc.passes.rules import apply_rules, node_count, rule_variants, run_rules
 
 if TYPE_CHECKING:
     import onnx_ir as ir
@@ -113,20 +113,22 @@ def _transpose_rules() -> list[Any]:
         def rewrite(self, op, a, b, left, **_):  # noqa: ANN001, ANN202
             return op.Transpose(op.op(self.op_type, a, b), perm=_perm(left.producer(), _rank(a)))
 
-    rules = [type(f"Sink{t}", (SinkThroughUnary,), {"op_type": t}).rule() for t in UNARY_ELEMENTWISE]
-    rules += [type(f"Sink{t}Const", (SinkThroughBinaryConstant,), {"op_type": t}).rule() for t in _BINARY_ELEMENTWISE if t != "PRelu"]
-    rules += [type(f"Merge{t}", (MergeTransposedOperands,), {"op_type": t}).rule() for t in _BINARY_ELEMENTWISE if t != "PRelu"]
-    return rules
+    binary = [t for t in _BINARY_ELEMENTWISE if t != "PRelu"]
+    return [
+        *rule_variants(SinkThroughUnary, "Sink{op_type}", op_type=UNARY_ELEMENTWISE),
+        *rule_variants(SinkThroughBinaryConstant, "Sink{op_type}Const", op_type=binary),
+        *rule_variants(MergeTransposedOperands, "Merge{op_type}", op_type=binary),
+    ]
 
 
 @register_pass("optimize-transposes", "layout")
-def optimize_transposes(model: "ir.Model", context: PassContext) -> int:
+def optimize_transposes(model: "ir.Model", context: PassContext) -> PassResult:
     """Sink Transposes through elementwise ops and cancel or merge consecutive ones (NHWC/NCHW cleanup)."""
     from onnxscript.rewriter.rules import common as rules
 
     if not any(node.op_type == "Transpose" for node in model.graph.all_nodes()):
-        return 0
-    _explicit_perms(model)
+        return PassResult(model, modified=False)
+    explicit = _explicit_perms(model)
     total = 0
     for _ in range(16):  # sink one step, then cancel; repeat while something moves
         cancelled = apply_rules(model, [rules.transpose_transpose_rule, rules.no_op_transpose_rule])
@@ -134,13 +136,14 @@ def optimize_transposes(model: "ir.Model", context: PassContext) -> int:
         total += cancelled + sunk
         if not (cancelled or sunk):
             break
-    return total
+    return PassResult(model, modified=bool(total or explicit), rewrites=total)
 
 
-def _explicit_perms(model: "ir.Model") -> None:
-    """Give every Transpose of known rank an explicit perm (the upstream cancellation rule needs one)."""
+def _explicit_perms(model: "ir.Model") -> int:
+    """Give every Transpose of known rank an explicit perm (the upstream cancellation rule needs one); returns how many."""
     import onnx_ir as ir
 
+    count = 0
     for node in model.graph.all_nodes():
         if node.op_type == "Transpose" and node.domain in ("", "ai.onnx") and "perm" not in node.attributes:
             source = node.inputs[0]
@@ -150,6 +153,8 @@ def _explicit_perms(model: "ir.Model") -> None:
                 rank = len(producer.attributes.get_ints("perm"))
             if rank is not None:
                 node.attributes["perm"] = ir.AttrInt64s("perm", list(range(rank))[::-1])
+                count += 1
+    return count
 
 
 def _sink_productively(model: "ir.Model") -> int:
@@ -157,13 +162,13 @@ def _sink_productively(model: "ir.Model") -> int:
     import onnx_ir as ir
     from onnxscript.rewriter.rules import common as rules
 
-    before = sum(1 for _ in model.graph.all_nodes())
+    before = node_count(model)
     trial = ir.from_proto(ir.to_proto(model))
     moved = apply_rules(trial, _transpose_rules())
     if not moved:
         return 0
     apply_rules(trial, [rules.transpose_transpose_rule, rules.no_op_transpose_rule])
-    if sum(1 for _ in trial.graph.all_nodes()) >= before:
+    if node_count(trial) >= before:
         return 0
     apply_rules(model, _transpose_rules())
     return apply_rules(model, [rules.transpose_transpose_rule, rules.no_op_transpose_rule]) or 1
@@ -192,15 +197,15 @@ def _reshape_chain_rule() -> Any:
         def rewrite(self, op, x, s, **_):  # noqa: ANN001, ANN202
             return op.Reshape(x, s)
 
-    return [type(f"Collapse{p}Reshape", (CollapseIntoReshape,), {"producer": p}).rule() for p in ("Flatten", "Reshape", "Squeeze", "Unsqueeze")]
+    return rule_variants(CollapseIntoReshape, "Collapse{producer}Reshape", producer=("Flatten", "Reshape", "Squeeze", "Unsqueeze"))
 
 
 @register_pass("collapse-reshapes", "layout")
-def collapse_reshapes(model: "ir.Model", context: PassContext) -> int:
+def collapse_reshapes(model: "ir.Model", context: PassContext) -> PassResult:
     """Collapse chains of Reshape/Flatten/Squeeze/Unsqueeze into one node."""
     from onnxscript.rewriter.rules import common as rules
 
-    return apply_rules(
+    return run_rules(
         model, [rules.reshape_reshape_rule, rules.unsqueeze_unsqueeze_rule, rules.squeeze_reshape_1d_rule, *_reshape_chain_rule()]
     )
 
@@ -246,6 +251,6 @@ def _merge_slices_rule() -> Any:
 
 
 @register_pass("merge-slices", "layout")
-def merge_slices(model: "ir.Model", context: PassContext) -> int:
+def merge_slices(model: "ir.Model", context: PassContext) -> PassResult:
     """Merge consecutive constant Slices on different axes into one Slice."""
-    return apply_rules(model, [_merge_slices_rule()])
+    return run_rules(model, [_merge_slices_rule()])

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from edgecc.passes import PassContext, load_passes
+from edgecc.passes import PassContext, PassResult, load_passes
 
 if TYPE_CHECKING:
     import onnx
+    import onnx_ir as ir
 
-__all__ = ["PassRecord", "OptimizeReport", "run_passes", "DEFAULT_MAX_ITERATIONS"]
+__all__ = ["PassRecord", "OptimizeReport", "PassClaimError", "run_passes", "quiet_loggers", "DEFAULT_MAX_ITERATIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,29 @@ class OptimizeReport:
         return data
 
 
+class PassClaimError(RuntimeError):
+    """A pass returned something other than a PassResult, or said modified=False but changed the model (a bug in the pass)."""
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise the named loggers to at least `level` while the block runs, then restore their levels.
+
+    Per logger only: the root logger is refused, since a library must leave it to the application.
+    """
+    if any(name in ("", "root") for name in names):
+        raise ValueError("quiet_loggers never changes the root logger: name the library's own loggers")
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(level, logger.level))
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, saved):
+            logger.setLevel(old)
+
+
 def _histogram(model: "onnx.ModelProto") -> dict[str, int]:
     return dict(sorted(Counter(n.op_type for n in model.graph.node).items()))
 
@@ -76,15 +101,10 @@ def run_passes(
         report.nodes_after, report.ops_after, report.reached_fixed_point = report.nodes_before, report.ops_before, True
         return model, report
     ir_model = ir.from_proto(model)
-    quiet = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript")]
-    levels = [q.level for q in quiet]
-    for q in quiet:
-        q.setLevel(max(logging.ERROR, q.level) if not log.isEnabledFor(logging.DEBUG) else q.level)
-    try:
+    # onnx_ir and onnxscript warn about every rule that does not apply; show that only when debugging the passes
+    quiet = contextlib.nullcontext() if log.isEnabledFor(logging.DEBUG) else quiet_loggers("onnx_ir", "onnxscript")
+    with quiet:
         return _iterate(ir_model, names, registry, context, max_iterations, report, records)
-    finally:
-        for q, level in zip(quiet, levels):
-            q.setLevel(level)
 
 
 _SHAPE_DATA_LIMIT = 4096  # initializers up to this many elements keep their values (shape tensors)
@@ -144,27 +164,57 @@ def _annotate_shapes(ir_model) -> None:  # noqa: ANN001
             value.shape = ir.Shape(dims)
 
 
-def _run_one(ir_model, name, registry, context, records):  # noqa: ANN001, ANN202
-    """Run one pass and record it; returns (model, whether it changed anything)."""
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a pass that says modified=False must leave as it was: the model object, its nodes, initializers and outputs.
+
+    Initializers are compared as a set of names: their order carries no meaning
+    (onnx_ir's ShapeInferencePass re-adds large ones at the end and rightly says
+    modified=False).
+    """
+
+    model: "ir.Model"
+    nodes: frozenset["ir.Node"]
+    initializers: frozenset[str]
+    outputs: tuple["ir.Value", ...]
+
+    @classmethod
+    def of(cls, model: "ir.Model") -> "_Snapshot":
+        graph = model.graph
+        return cls(model, frozenset(graph.all_nodes()), frozenset(graph.initializers), tuple(graph.outputs))
+
+    def changes(self, other: "_Snapshot") -> list[str]:
+        """What differs in `other`, in words (empty when nothing does)."""
+        checks = {
+            "returned another model": self.model is not other.model,
+            "changed the nodes": self.nodes != other.nodes,
+            "changed the initializers": self.initializers != other.initializers,
+            "changed the graph outputs": self.outputs != other.outputs,
+        }
+        return [what for what, differs in checks.items() if differs]
+
+
+def _run_one(ir_model, name, registry, context, records) -> PassResult:  # noqa: ANN001
+    """Run one pass, check its claim and record it."""
     entry = registry.get(name)
-    before = set(ir_model.graph.all_nodes())
+    before = _Snapshot.of(ir_model)
     start = time.perf_counter()
-    outcome = entry.run(ir_model, context)
-    if isinstance(outcome, tuple):  # a pass that rebuilds the model (opset conversion)
-        ir_model, rewrites = outcome
-    else:
-        rewrites = outcome
+    result = entry.run(ir_model, context)
     record = records[name]
     record.seconds += time.perf_counter() - start
-    after = set(ir_model.graph.all_nodes())
-    removed, added = len(before - after), len(after - before)
+    if not isinstance(result, PassResult):
+        raise PassClaimError(f"pass {name} returned {type(result).__name__}, not a PassResult")
+    after = _Snapshot.of(result.model)
+    if not result.modified and (changes := before.changes(after)):
+        raise PassClaimError(f"pass {name} said it did not modify the model but {', '.join(changes)}")
+    removed, added = len(before.nodes - after.nodes), len(after.nodes - before.nodes)
     record.runs += 1
-    record.rewrites += rewrites
+    record.rewrites += result.rewrites
     record.nodes_removed += removed
     record.nodes_added += added
-    if rewrites or removed or added:
-        log.info("pass %s: %d rewrites, -%d/+%d nodes", name, rewrites, removed, added)
-    return ir_model, bool(rewrites or removed or added)
+    if result.modified:
+        log.info("pass %s: %d rewrites, -%d/+%d nodes", name, result.rewrites, removed, added)
+    return result
 
 
 def _iterate(ir_model, names, registry, context, max_iterations, report, records):  # noqa: ANN001, ANN202
@@ -174,20 +224,20 @@ def _iterate(ir_model, names, registry, context, max_iterations, report, records
     repeated = [n for n in names if not registry.get(n).once]
     first = [n for n in names if n == "normalize-opset"]  # convert first: rewrites then target the final opset
     for name in first:
-        ir_model, _ = _run_one(ir_model, name, registry, context, records)
+        ir_model = _run_one(ir_model, name, registry, context, records).model
     for iteration in range(max_iterations):
         report.iterations = iteration + 1
         _annotate_shapes(ir_model)  # rewrites check ranks and shapes
         changed = False
         for name in repeated:
-            ir_model, did = _run_one(ir_model, name, registry, context, records)
-            changed = changed or did
+            result = _run_one(ir_model, name, registry, context, records)
+            ir_model, changed = result.model, changed or result.modified
         if not changed:
             report.reached_fixed_point = True
             break
     for name in names:
         if registry.get(name).once and name not in first:
-            ir_model, _ = _run_one(ir_model, name, registry, context, records)
+            ir_model = _run_one(ir_model, name, registry, context, records).model
     result = ir.to_proto(ir_model)
     report.nodes_after = len(result.graph.node)
     report.ops_after = _histogram(result)

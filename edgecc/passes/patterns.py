@@ -7,8 +7,8 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from edgecc.passes import PassContext, register_pass
-from edgecc.passes.rules import apply_rules
+from edgecc.passes import PassContext, PassResult, register_pass
+from edgecc.passes.rules import apply_rules, model_opset, stricter_rules
 
 if TYPE_CHECKING:
     import onnx_ir as ir
@@ -23,7 +23,7 @@ ANNOTATION_FUSED_INTO = "edgecc.fused_into"
 
 def _opset(model: "ir.Model", context: PassContext) -> int:
     """The opset whose ops a rewrite may emit: the model's own (normalize-opset converts first), capped by --opset."""
-    current = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
+    current = model_opset(model)
     return min(current, context.opset) if context.opset else current
 
 
@@ -94,7 +94,11 @@ def _gelu_rules() -> list[Any]:
         def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
             return op.Gelu(x, approximate="tanh")
 
-    GeluErfHalfLast = type("GeluErfHalfLast", (GeluErf,), {"half_first": False})
+    class GeluErfHalfLast(GeluErf):
+        """x * (1 + erf(x / sqrt(2))) * 0.5 -> Gelu (opset 20)."""
+
+        half_first = False
+
     return [GeluErf.rule(), GeluErfHalfLast.rule(), GeluTanh.rule()]
 
 
@@ -135,24 +139,20 @@ def _clip_chain_rules() -> list[Any]:
     import numpy as np
     from onnxscript.rewriter.rules.common import _fuse_relus_clips as upstream
 
-    class _BoundsChecked:
-        def check(self, context, **kwargs):  # noqa: ANN001, ANN003, ANN202
-            result = super().check(context, **kwargs)
-            if not result:
-                return result
-            first = kwargs["out_first_clip"].producer()
-            second = kwargs["out_second_clip"].producer() if kwargs.get("out_second_clip") is not None else None
-            low, high = self.compute_clip_min_max(first, second)
-            if low is not None and high is not None and np.any(low.numpy() > high.numpy()):
-                return result.fail("the merged bounds cross")
-            return result
+    def bounds_do_not_cross(rule, context, result, **bindings):  # noqa: ANN001, ANN003, ANN202
+        first = bindings["out_first_clip"].producer()
+        second = bindings["out_second_clip"].producer() if bindings.get("out_second_clip") is not None else None
+        low, high = rule.compute_clip_min_max(first, second)
+        if low is not None and high is not None and np.any(low.numpy() > high.numpy()):
+            return result.fail("the merged bounds cross")
+        return result
 
     classes = (upstream.FuseSuccessiveClip, upstream.FuseSuccessiveClipRelu, upstream.FuseSuccessiveReluClip)
-    return [type(f"Checked{c.__name__}", (_BoundsChecked, c), {}).rule() for c in classes]
+    return stricter_rules(classes, bounds_do_not_cross)
 
 
 @register_pass("recognize-patterns", "patterns")
-def recognize_patterns(model: "ir.Model", context: PassContext) -> int:
+def recognize_patterns(model: "ir.Model", context: PassContext) -> PassResult:
     """Replace decomposed LayerNorm (17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains with ONNX ops onnxruntime runs."""
     from onnxscript.rewriter.rules import common as rules
     from onnxscript.rewriter.rules.fusion._layer_norm import layer_normalization_rules
@@ -170,11 +170,11 @@ def recognize_patterns(model: "ir.Model", context: PassContext) -> int:
         groups.append((_gelu_rules(), True))
     if opset >= 24 and onnxruntime_runs("Swish", opset):
         groups.append(([_swish_rule()], True))
-    return sum(apply_rules(model, group, commute=commute) for group, commute in groups)
+    return PassResult.counted(model, sum(apply_rules(model, group, commute=commute) for group, commute in groups))
 
 
 @register_pass("annotate-activations", "patterns", once=True)
-def annotate_activations(model: "ir.Model", context: PassContext) -> int:
+def annotate_activations(model: "ir.Model", context: PassContext) -> PassResult:
     """Mark Conv/ConvTranspose/Gemm + Relu/Clip/LeakyRelu/HardSigmoid/HardSwish pairs for targets that fuse them."""
     count = 0
     for node in model.graph:
@@ -200,4 +200,4 @@ def annotate_activations(model: "ir.Model", context: PassContext) -> int:
         count += 1
     if count and model.ir_version < 10:
         model.ir_version = 10  # node metadata_props need IR version 10
-    return count
+    return PassResult.counted(model, count)

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from edgecc.errors import UsageError
-from edgecc.passes import LEVELS, PASSES, PassContext, load_passes, pipeline_for
+from edgecc.passes import LEVEL_ADDITIONS, LEVELS, PASSES, PassContext, load_passes, pipeline_for
 from edgecc.passes.manager import run_passes
 from tests.conftest import make_conv_onnx
 from tests.passes.helpers import assert_same_outputs, const, make_model, node, ops, optimize, rand
@@ -46,6 +46,31 @@ def test_levels_only_name_registered_passes_and_grow() -> None:
         assert all(name in registry for name in names), f"O{level}: {[n for n in names if n not in registry]}"
     assert set(LEVELS[1]) <= set(LEVELS[2]) <= set(LEVELS[3])
     assert set(LEVELS[3]) == set(registry.names()), "every pass runs at O3"
+
+
+#: the -O levels as they were written out in full before they were composed (copied once, here)
+LITERAL_LEVELS = {
+    0: (),
+    1: ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
+    2: (
+        "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
+        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
+    ),
+    3: (
+        "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
+        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
+        "recognize-patterns", "annotate-activations", "normalize-opset", "infer-shapes",
+    ),
+}
+
+
+def test_levels_are_composed_and_keep_the_literal_order() -> None:
+    assert LEVELS == LITERAL_LEVELS
+    assert all(isinstance(names, tuple) for names in LEVELS.values())
+    assert len(LEVEL_ADDITIONS) == len(LEVELS)
+    for level in range(1, len(LEVELS)):
+        assert LEVELS[level] == LEVELS[level - 1] + LEVEL_ADDITIONS[level], f"O{level} is not O{level - 1} plus its additions"
+        assert not set(LEVEL_ADDITIONS[level]) & set(LEVELS[level - 1]), f"O{level} adds a pass O{level - 1} already runs"
 
 
 def test_pipeline_for_edits() -> None:
