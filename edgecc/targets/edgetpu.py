@@ -35,7 +35,8 @@ from edgecc.errors import UsageError
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
-from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TFLITE_VARIANTS, TfliteTarget, when_tflite_op, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, in_table, vendor_ops
+from edgecc.targets.tflite.target import TfliteTarget, VendorResult
 
 if TYPE_CHECKING:
     import onnx
@@ -185,21 +186,12 @@ RULES: dict[str, tuple[Check, ...]] = {
 }
 
 
-def in_supported_table(view: NodeView) -> tuple[bool, str]:
-    """The TFLite operator the node becomes is in Coral's Edge TPU "Supported operations" table."""
-    op = tflite_op(view)
-    return (True, "") if op in SUPPORTED else (False, f"it becomes TFLite {op}, which the Edge TPU does not support")
+in_supported_table = in_table(SUPPORTED, name="in_supported_table", missing="the Edge TPU does not support",
+                              rule='The TFLite operator the node becomes is in Coral\'s Edge TPU "Supported operations" table.')
 
 
 def _ops() -> dict[str, tuple[Check, ...]]:
-    ops: dict[str, tuple[Check, ...]] = {}
-    for onnx_op in onnx_ops_for(SUPPORTED):
-        if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        variants = TFLITE_VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
-        ops[onnx_op] = (writer_expresses, in_supported_table, parameters_constant,
-                        *(when_tflite_op(op, rule, "Edge TPU") for op in sorted(variants) for rule in RULES.get(op, ())))
-    return ops
+    return vendor_ops(SUPPORTED, in_supported_table, vendor="Edge TPU", rules=RULES, common=(parameters_constant,))
 
 
 @dataclass
@@ -213,14 +205,15 @@ class EdgeTpuTarget(TfliteTarget):
             raise UsageError(f"--vendor-option io={io} is not valid for {self.name}", hint="io=uint8 or io=int8")
         return io
 
-    def vendor_step(self, tflite: Path, directory: Path, stem: str, precision: str, options: EmitOptions,
-                    info: dict[str, Any], files: list[Path], converted: onnx.ModelProto) -> None:
+    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
+                    converted: onnx.ModelProto) -> VendorResult:
         """Record that the TFLite awaits the Edge TPU compiler (not installable here)."""
-        info["edgetpu_compiler"] = f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`"
-        floats = info.get("float_operators", [])
-        info["summary"] = (f"full-integer TFLite ({info.get('io_type')} io) ready for edgetpu_compiler; {len(info.get('tflite_operators', []))} "
-                           "operator type(s)" + (f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
-                                                 "leaves, with everything after them, on the CPU" if floats else ""))
+        floats = report.get("float_operators", [])
+        return VendorResult(info={
+            "edgetpu_compiler": f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`",
+            "summary": (f"full-integer TFLite ({report.get('io_type')} io) ready for edgetpu_compiler; {len(report.get('tflite_operators', []))} "
+                        "operator type(s)" + (f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
+                                              "leaves, with everything after them, on the CPU" if floats else ""))})
 
     def execution(self, precision: str) -> str:
         return "TFLite interpreter (ai-edge-litert) running the full-integer TFLite; the Edge TPU compiler is not installable here"

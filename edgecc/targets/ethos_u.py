@@ -40,7 +40,8 @@ from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView, restated
 from edgecc.targets.vela import PASS_THROUGH
-from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TFLITE_VARIANTS, TfliteTarget, when_tflite_op, conv_padding, nhwc_hw, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, conv_padding, in_table, nhwc_hw, vendor_ops
+from edgecc.targets.tflite.target import TfliteTarget, VendorResult
 
 if TYPE_CHECKING:
     import onnx
@@ -441,30 +442,11 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
 RULES: dict[str, dict[str, tuple[Check, ...]]] = {"ethos-u55": _U55_RULES, "ethos-u85": _U85_RULES}
 
 
-def _in_list(family: str) -> Check:
-    supported = set(SUPPORTED[family])
-
-    def in_vela_list(view: NodeView) -> tuple[bool, str]:
-        op = tflite_op(view)
-        if op in supported:
-            return True, ""
-        return False, f"it becomes TFLite {op}, which is not in Vela's {family} operator table"
-
-    in_vela_list.__doc__ = f"The TFLite operator the node becomes is in Vela's {family} TFLite summary table."
-    return in_vela_list
-
-
 def _op_checks(family: str) -> dict[str, tuple[Check, ...]]:
     """ONNX op -> checks: the writer can express it, its TFLite op is in Vela's table, Vela's rules for that op."""
-    rules = RULES[family]
-    ops: dict[str, tuple[Check, ...]] = {}
-    for onnx_op in onnx_ops_for(SUPPORTED[family]):
-        if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        variants = TFLITE_VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
-        checks = [when_tflite_op(op, rule, "Vela") for op in sorted(variants) for rule in rules.get(op, ())]
-        ops[onnx_op] = (writer_expresses, _in_list(family), *checks)
-    return ops
+    in_vela_list = in_table(SUPPORTED[family], name="in_vela_list", missing=f"is not in Vela's {family} operator table",
+                            rule=f"The TFLite operator the node becomes is in Vela's {family} TFLite summary table.")
+    return vendor_ops(SUPPORTED[family], in_vela_list, vendor="Vela", rules=RULES[family])
 
 
 #: accelerator -> (family, MACs/cycle, clock GHz of Vela's default system config, SRAM GB/s of that config)
@@ -491,24 +473,23 @@ class EthosUTarget(TfliteTarget):
 
     accelerator: str = "ethos-u55-128"
 
-    def vendor_step(self, tflite: Path, directory: Path, stem: str, precision: str, options: EmitOptions,
-                    info: dict[str, Any], files: list[Path], converted: onnx.ModelProto) -> None:
-        """Run Vela on the verified TFLite; store its output, summary and estimates (or say it was not run)."""
+    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
+                    converted: onnx.ModelProto) -> VendorResult:
+        """Run Vela on the verified TFLite; its output, summary and estimates (or say it was not run)."""
         from edgecc.targets import vela
 
-        info["accelerator"] = self.accelerator
         if not options.vendor_compile:
-            info["vela"] = "not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config " + self.accelerator + "`"
-            info["summary"] = f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)"
-            return
-        report = vela.run_vela(tflite, directory, accelerator=self.accelerator, options=dict(options.vendor_options))
-        files.append(report.output)
-        files.extend(p for p in (report.summary_csv, report.per_layer_csv) if p is not None)
-        info.update(report.to_dict())
-        info["vela_output"] = report.output.name
-        info["summary"] = report.summary(self.accelerator)
-        info["numerics"] = ("Vela's output runs only on Ethos-U hardware or Arm's FVP; the bundle runs and verifies the pre-Vela "
-                            "int8 TFLite with the TFLite interpreter")
+            return VendorResult(info={
+                "accelerator": self.accelerator,
+                "vela": f"not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config {self.accelerator}`",
+                "summary": f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)"})
+        compiled = vela.run_vela(tflite, tflite.parent, accelerator=self.accelerator, options=dict(options.vendor_options))
+        files = [compiled.output, *(p for p in (compiled.summary_csv, compiled.per_layer_csv) if p is not None)]
+        return VendorResult(files, {
+            "accelerator": self.accelerator, **compiled.to_dict(), "vela_output": compiled.output.name,
+            "summary": compiled.summary(self.accelerator),
+            "numerics": ("Vela's output runs only on Ethos-U hardware or Arm's FVP; the bundle runs and verifies the pre-Vela "
+                         "int8 TFLite with the TFLite interpreter")})
 
     def execution(self, precision: str) -> str:
         return (f"TFLite interpreter (ai-edge-litert) running the pre-Vela int8 TFLite; the {self.accelerator} command stream "
