@@ -38,7 +38,7 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["ARMNN", "ARMNN_CPUACC", "ARMNN_GPUACC", "ArmnnRunner", "ArmnnTarget", "PARSED", "armnn_python", "pyarmnn_available"]
+__all__ = ["ARMNN", "PARSED", "TARGETS", "ArmnnRunner", "ArmnnTarget", "armnn_python", "pyarmnn_available"]
 
 log = logging.getLogger(__name__)
 
@@ -330,16 +330,7 @@ def _target(name: str, backend: str) -> ArmnnTarget:
     )
 
 
-def ARMNN() -> ArmnnTarget:  # noqa: N802 -- entry-point factory named like the target
-    """`armnn`: the CpuRef backend (runs here)."""
-    return _target("armnn", "CpuRef")
-
-
-def ARMNN_CPUACC() -> ArmnnTarget:  # noqa: N802
-    """`armnn-cpuacc`: the Neon backend of Arm CPUs."""
-    return _target("armnn-cpuacc", "CpuAcc")
-
-
-def ARMNN_GPUACC() -> ArmnnTarget:  # noqa: N802
-    """`armnn-gpuacc`: the OpenCL backend of Mali GPUs."""
-    return _target("armnn-gpuacc", "GpuAcc")
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES): Arm NN on each backend
+TARGETS: dict[str, Callable[[], ArmnnTarget]] = {name: functools.partial(_target, name, backend)
+                                                 for name, backend in (("armnn", "CpuRef"), ("armnn-cpuacc", "CpuAcc"), ("armnn-gpuacc", "GpuAcc"))}
+ARMNN = TARGETS["armnn"]  # `armnn`: the CpuRef backend (runs here)

@@ -27,6 +27,7 @@ implies ~240 GMAC/s sustained. Parameters live in 8 MB on-chip SRAM; tensors cro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,7 @@ from edgecc.targets.tflite.target import TfliteTarget, VendorResult
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["SUPPORTED", "TARGET", "EdgeTpuTarget"]
+__all__ = ["SUPPORTED", "TARGET", "TARGETS", "EdgeTpuTarget"]
 
 #: the TFLite operators of Coral's "Supported operations" table (those edgecc's writer can emit)
 SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS", "FULLY_CONNECTED",
@@ -239,3 +240,6 @@ TARGET = EdgeTpuTarget(
     io_type="uint8",
     vendor_option_keys=("io",),
 )
+
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES)
+TARGETS = {TARGET.name: TARGET}

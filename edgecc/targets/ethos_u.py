@@ -18,7 +18,8 @@ Cost model (public numbers):
 - clock = the core_clock of Vela's default system configuration for the family (Arm/vela.ini shipped with
   Vela): U55 High_End_Embedded 500 MHz, U65 High_End 1 GHz, U85 SYS_DRAM_Mid 1 GHz; ~40 % sustained MAC
   utilisation (Vela's own per-layer estimates on small CNNs show 20-50 %);
-- memory bandwidth = the SRAM figure of the same vela.ini entries: 4 GB/s (U55), 16 GB/s (U65), 32 GB/s (U85);
+- memory bandwidth = the SRAM figure of the same vela.ini entries: 4 GB/s (U55), 16 GB/s (U65), 32 GB/s (U85)
+  (the configurations, clocks and bandwidths are one table, `edgecc.targets.vela.FAMILIES`);
 - the NPU shares SRAM with the Cortex-M host (zero copy; ~2 us of cache maintenance per handed-over tensor);
   a command-stream invocation through the ethos-u core driver costs ~15 us; ~0.5 us per operator block.
 
@@ -29,9 +30,10 @@ Vela must reproduce (Vela's bit-exactness is Arm's claim, not checked here).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,14 +41,14 @@ from typing import TYPE_CHECKING, Any
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView, restated
-from edgecc.targets.vela import PASS_THROUGH
 from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, conv_padding, in_table, nhwc_hw, vendor_ops
 from edgecc.targets.tflite.target import TfliteTarget, VendorResult
+from edgecc.targets.vela import ACCELERATORS, FAMILIES, PASS_THROUGH, family_of, run_vela
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["BY_CONSTRUCTION", "CONFIGS", "EthosUTarget", "RULES", "SUPPORTED", "make_target"]
+__all__ = ["BY_CONSTRUCTION", "RULES", "SUPPORTED", "TARGETS", "EthosUTarget", "make_target"]
 
 log = logging.getLogger(__name__)
 
@@ -449,21 +451,6 @@ def _op_checks(family: str) -> dict[str, tuple[Check, ...]]:
     return vendor_ops(SUPPORTED[family], in_vela_list, vendor="Vela", rules=RULES[family])
 
 
-#: accelerator -> (family, MACs/cycle, clock GHz of Vela's default system config, SRAM GB/s of that config)
-CONFIGS: dict[str, tuple[str, int, float, float]] = {
-    "ethos-u55-32": ("ethos-u55", 32, 0.5, 4.0),
-    "ethos-u55-64": ("ethos-u55", 64, 0.5, 4.0),
-    "ethos-u55-128": ("ethos-u55", 128, 0.5, 4.0),
-    "ethos-u55-256": ("ethos-u55", 256, 0.5, 4.0),
-    "ethos-u65-256": ("ethos-u65", 256, 1.0, 16.0),
-    "ethos-u65-512": ("ethos-u65", 512, 1.0, 16.0),
-    "ethos-u85-128": ("ethos-u85", 128, 1.0, 32.0),
-    "ethos-u85-256": ("ethos-u85", 256, 1.0, 32.0),
-    "ethos-u85-512": ("ethos-u85", 512, 1.0, 32.0),
-    "ethos-u85-1024": ("ethos-u85", 1024, 1.0, 32.0),
-    "ethos-u85-2048": ("ethos-u85", 2048, 1.0, 32.0),
-}
-
 _UTILISATION = 0.4
 
 
@@ -476,14 +463,12 @@ class EthosUTarget(TfliteTarget):
     def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
                     converted: onnx.ModelProto) -> VendorResult:
         """Run Vela on the verified TFLite; its output, summary and estimates (or say it was not run)."""
-        from edgecc.targets import vela
-
         if not options.vendor_compile:
             return VendorResult(info={
                 "accelerator": self.accelerator,
                 "vela": f"not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config {self.accelerator}`",
                 "summary": f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)"})
-        compiled = vela.run_vela(tflite, tflite.parent, accelerator=self.accelerator, options=dict(options.vendor_options))
+        compiled = run_vela(tflite, tflite.parent, accelerator=self.accelerator, options=dict(options.vendor_options))
         files = [compiled.output, *(p for p in (compiled.summary_csv, compiled.per_layer_csv) if p is not None)]
         return VendorResult(files, {
             "accelerator": self.accelerator, **compiled.to_dict(), "vela_output": compiled.output.name,
@@ -498,15 +483,16 @@ class EthosUTarget(TfliteTarget):
 
 def make_target(accelerator: str, name: str | None = None) -> EthosUTarget:
     """The target for one Vela accelerator configuration."""
-    family, macs, clock_ghz, sram_gbps = CONFIGS[accelerator]
+    family, macs = family_of(accelerator)
+    spec = FAMILIES[family]
     rule_family = "ethos-u85" if family == "ethos-u85" else "ethos-u55"
-    target = EthosUTarget(
+    return EthosUTarget(
         name=name or accelerator,
         description=f"Arm {accelerator.replace('ethos-u', 'Ethos-U').rsplit('-', 1)[0]} microNPU, {macs} MACs/cycle, int8 TFLite "
                     "compiled by Vela",
         precisions=("int8",),
         memory=Memory(kind="shared", sync_us=2.0),
-        cost=CostModel(launch_us=15.0, gmacs={"int8": macs * clock_ghz * _UTILISATION}, memory_gbps=sram_gbps, op_overhead_us=0.5),
+        cost=CostModel(launch_us=15.0, gmacs={"int8": macs * spec.clock_ghz * _UTILISATION}, memory_gbps=spec.sram_gbps, op_overhead_us=0.5),
         ops={**_op_checks(rule_family), **QDQ_OPS},
         generic=(c.static_shapes, activation_types),
         quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
@@ -521,34 +507,10 @@ def make_target(accelerator: str, name: str | None = None) -> EthosUTarget:
         vendor_option_keys=tuple(sorted(PASS_THROUGH)),
         accelerator=accelerator,
     )
-    return target
 
 
-def _factory(accelerator: str, name: str | None = None) -> Callable[[], EthosUTarget]:
-    def build() -> EthosUTarget:
-        return make_target(accelerator, name)
-
-    return build
-
-
-ETHOS_U = _factory("ethos-u55-128", "ethos-u")
-ETHOS_U55_32 = _factory("ethos-u55-32")
-ETHOS_U55_64 = _factory("ethos-u55-64")
-ETHOS_U55_128 = _factory("ethos-u55-128")
-ETHOS_U55_256 = _factory("ethos-u55-256")
-ETHOS_U65_256 = _factory("ethos-u65-256")
-ETHOS_U65_512 = _factory("ethos-u65-512")
-ETHOS_U85_128 = _factory("ethos-u85-128")
-ETHOS_U85_256 = _factory("ethos-u85-256")
-ETHOS_U85_512 = _factory("ethos-u85-512")
-ETHOS_U85_1024 = _factory("ethos-u85-1024")
-ETHOS_U85_2048 = _factory("ethos-u85-2048")
-
-
-def registry_specs() -> dict[str, str]:
-    """Target name -> "module:attribute" for edgecc.targets.BUILTINS."""
-    names = {"ethos-u": "ETHOS_U"}
-    for accelerator in CONFIGS:
-        names[accelerator] = accelerator.upper().replace("-", "_")
-    return {name: f"{__name__}:{attr}" for name, attr in names.items()}
-
+#: the ethos-u targets: one per accelerator configuration Vela accepts (vela.ACCELERATORS), and `ethos-u` = ethos-u55-128
+TARGETS: dict[str, Callable[[], EthosUTarget]] = {
+    "ethos-u": functools.partial(make_target, "ethos-u55-128", "ethos-u"),
+    **{accelerator: functools.partial(make_target, accelerator) for accelerator in ACCELERATORS},
+}

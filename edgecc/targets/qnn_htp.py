@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["TARGET", "QnnHtpTarget", "qnn_available"]
+__all__ = ["TARGET", "TARGETS", "QnnHtpTarget", "qnn_available"]
 
 log = logging.getLogger(__name__)
 _REGISTERED: list[Any] = []
@@ -191,3 +191,6 @@ TARGET = QnnHtpTarget(
         "Snapdragon 8 Gen 1 product brief (Hexagon processor)",
     ),
 )
+
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES)
+TARGETS = {TARGET.name: TARGET}
