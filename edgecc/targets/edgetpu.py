@@ -36,7 +36,7 @@ from edgecc.errors import UsageError
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
-from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, in_table, vendor_ops
+from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, in_table, reduced_axes, vendor_ops
 from edgecc.targets.tflite.target import TfliteTarget, VendorResult
 
 if TYPE_CHECKING:
@@ -91,22 +91,9 @@ def fc_output_1d(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-def _axes(view: NodeView) -> list[int] | None:
-    shape = _shape(view)
-    if shape is None:
-        return None
-    rank = len(shape)
-    if view.op_type.startswith("Global"):
-        return list(range(2, rank))
-    axes = view.attr("axes")
-    if axes is None:
-        return None if len(view.inputs) > 1 and view.inputs[1] else list(range(rank))
-    return [int(a) % rank for a in axes]
-
-
 def mean_spatial(view: NodeView) -> tuple[bool, str]:
     """No reduction in batch dimension. Supports reduction along x- and/or y-dimensions only."""
-    axes, shape = _axes(view), _shape(view)
+    axes, shape = reduced_axes(view), _shape(view)
     if axes is None or shape is None:
         return False, "reduction axes unknown"
     if len(shape) != 4 or any(a not in (2, 3) for a in axes):
@@ -116,7 +103,7 @@ def mean_spatial(view: NodeView) -> tuple[bool, str]:
 
 def reduce_not_batch(view: NodeView) -> tuple[bool, str]:
     """Cannot operate on batch dimension."""
-    axes = _axes(view)
+    axes = reduced_axes(view)
     if axes is None:
         return False, "reduction axes unknown"
     return (False, "reduces the batch dimension") if 0 in axes else (True, "")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView, restated
-from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, conv_padding, in_table, nhwc_hw, vendor_ops
+from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, conv_padding, in_table, nhwc_hw, reduced_axes, vendor_ops
 from edgecc.targets.tflite.target import TfliteTarget, VendorResult
 from edgecc.targets.vela import ACCELERATORS, FAMILIES, PASS_THROUGH, family_of, run_vela
 
@@ -158,17 +158,9 @@ def maxpool_kernel(view: NodeView) -> tuple[bool, str]:
 
 
 def _reduced_axes(view: NodeView) -> list[int] | None:
-    shape = view.input_shapes[0] if view.input_shapes else None
-    if not _static(shape):
-        return None
-    rank = len(shape)
-    if view.op_type.startswith("Global"):
-        return list(range(2, rank))
-    axes = view.attr("axes")
-    if axes is None and len(view.inputs) > 1 and view.inputs[1]:
-        return None  # axes as a tensor input: the writer's check covers constness; assume spatial
-    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
-    return axes
+    """Reduced axes of a node with a static input shape (None: not checkable here; axes as a tensor input are the writer's
+    business, which checks their constness)."""
+    return reduced_axes(view) if _static(view.input_shapes[0] if view.input_shapes else None) else None
 
 
 def mean_batch_one(view: NodeView) -> tuple[bool, str]:

@@ -13,9 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from edgecc.targets.api import Check, NodeView
+from edgecc.targets.constraints import tensor_dtypes
 
-__all__ = ["QDQ_OPS", "activation_types", "conv_padding", "in_table", "nhwc_hw", "onnx_ops_for", "tflite_op", "tflite_variants",
-           "vendor_ops", "when_tflite_op", "writer_expresses"]
+__all__ = ["QDQ_OPS", "activation_types", "conv_padding", "in_table", "nhwc_hw", "onnx_ops_for", "reduced_axes", "tflite_op",
+           "tflite_variants", "vendor_ops", "when_tflite_op", "writer_expresses"]
 
 
 @functools.cache
@@ -52,12 +53,8 @@ def writer_expresses(view: NodeView) -> tuple[bool, str]:
     return bool(ok), (reason or "edgecc's TFLite writer cannot express it")
 
 
-def activation_types(view: NodeView) -> tuple[bool, str]:
-    """Activations are float32 (edgecc quantises them) or int8/uint8 (a model quantised already, with Q/DQ nodes)."""
-    for name, dtype in [*zip(view.inputs, view.input_dtypes), *zip(view.outputs, view.output_dtypes)]:
-        if name and name not in view.constant_inputs and dtype not in (None, "float32", "int8", "uint8"):
-            return False, f"tensor '{name}' is {dtype}"
-    return True, ""
+activation_types = tensor_dtypes(("float32", "int8", "uint8"), "Activations are float32 (edgecc quantises them) or int8/uint8 "
+                                 "(a model quantised already, with Q/DQ nodes).", "activation_types")
 
 
 #: Q/DQ nodes of an already-quantised model: the writer folds them into tensor quantisation parameters
@@ -73,6 +70,21 @@ def nhwc_hw(shape: Sequence[Any] | None) -> tuple[int, int] | None:
     if len(shape) == 3:
         return 1, int(shape[1])
     return 1, 1
+
+
+def reduced_axes(view: NodeView) -> list[int] | None:
+    """The axes a reduction or global pooling node reduces (non-negative), or None when not visible to the planner
+    (input shape unknown, or axes given as a tensor input)."""
+    shape = view.input_shapes[0] if view.input_shapes else None
+    if shape is None:
+        return None
+    rank = len(shape)
+    if view.op_type.startswith("Global"):
+        return list(range(2, rank))
+    axes = view.attr("axes")
+    if axes is None:
+        return None if len(view.inputs) > 1 and view.inputs[1] else list(range(rank))
+    return [int(a) % rank for a in axes]
 
 
 def conv_padding(view: NodeView) -> str:
