@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecc.targets.api import Check, NodeView
 from edgecc.targets.constraints import tensor_dtypes
+
+if TYPE_CHECKING:
+    from edgecc.targets.tflite.ops import PlannedOp
 
 __all__ = ["QDQ_OPS", "activation_types", "conv_padding", "in_table", "nhwc_hw", "onnx_ops_for", "reduced_axes", "tflite_op",
            "tflite_variants", "vendor_ops", "when_tflite_op", "writer_expresses"]
 
 
 @functools.cache
-def _planned() -> dict[str, Any]:
+def _planned() -> dict[str, PlannedOp]:
     """ONNX op type -> its writer converter's PlannedOp (the registry is complete once loaded)."""
     from edgecc.targets.tflite.ops import load
 
