@@ -1,64 +1,73 @@
 """Targets: the accelerators edgecc compiles for (Target API in `api`, one module per built-in).
 
 Targets come from three places, all loaded through `load_targets()`:
-built-ins (this package), the Python entry-point group `edgecc.targets` (a third-party package
-declares `[project.entry-points."edgecc.targets"] name = "module:TARGET"`, the object being a
-`Target` or a callable returning one), and target description files (TOML, see `toml_target`)
-named by `EDGECC_TARGET_FILES` (os.pathsep-separated) or passed as `--target FILE.toml`.
+built-ins (the modules of this package named in BUILTIN_MODULES, each declaring its targets in a
+`TARGETS` dict: name -> `Target` or a callable returning one), the Python entry-point group
+`edgecc.targets` (a third-party package declares `[project.entry-points."edgecc.targets"] name =
+"module:TARGET"`, the object being a `Target` or a callable returning one), and target description
+files (TOML, see `toml_target`) named by `EDGECC_TARGET_FILES` (os.pathsep-separated) or passed as
+`--target FILE.toml`. Importing this package imports no target module: the first `load_targets()` does.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from edgecc.errors import UsageError
 from edgecc.registry import Registry
 from edgecc.targets.api import Target
 
-__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "Target", "get_target", "load_targets"]
+__all__ = ["BUILTINS", "BUILTIN_MODULES", "ENTRY_POINT_GROUP", "Target", "builtin_targets", "get_target", "load_targets"]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "edgecc.targets"
 
-#: built-in target name -> "module:attribute" (the same form as an entry point)
-BUILTINS: dict[str, str] = {
-    "cpu": "edgecc.targets.cpu:TARGET",
-    "mali-gpu": "edgecc.targets.mali_gpu:TARGET",
-    "qnn-htp": "edgecc.targets.qnn_htp:TARGET",
-    "hisilicon-npu": "edgecc.targets.hisilicon_npu:TARGET",
-    "ethos-u": "edgecc.targets.ethos_u:ETHOS_U",
-    "ethos-u55-32": "edgecc.targets.ethos_u:ETHOS_U55_32",
-    "ethos-u55-64": "edgecc.targets.ethos_u:ETHOS_U55_64",
-    "ethos-u55-128": "edgecc.targets.ethos_u:ETHOS_U55_128",
-    "ethos-u55-256": "edgecc.targets.ethos_u:ETHOS_U55_256",
-    "ethos-u65-256": "edgecc.targets.ethos_u:ETHOS_U65_256",
-    "ethos-u65-512": "edgecc.targets.ethos_u:ETHOS_U65_512",
-    "ethos-u85-128": "edgecc.targets.ethos_u:ETHOS_U85_128",
-    "ethos-u85-256": "edgecc.targets.ethos_u:ETHOS_U85_256",
-    "ethos-u85-512": "edgecc.targets.ethos_u:ETHOS_U85_512",
-    "ethos-u85-1024": "edgecc.targets.ethos_u:ETHOS_U85_1024",
-    "ethos-u85-2048": "edgecc.targets.ethos_u:ETHOS_U85_2048",
-    "edgetpu": "edgecc.targets.edgetpu:TARGET",
-    "armnn": "edgecc.targets.armnn:ARMNN",
-    "armnn-cpuacc": "edgecc.targets.armnn:ARMNN_CPUACC",
-    "armnn-gpuacc": "edgecc.targets.armnn:ARMNN_GPUACC",
-}
+#: the modules of the built-in targets, in listing order: the one list of built-ins (BUILTINS derives from it)
+BUILTIN_MODULES = ("cpu", "mali_gpu", "qnn_htp", "hisilicon_npu", "ethos_u", "edgetpu", "armnn")
 
 _CACHE: list[Registry[Target]] = []
 
 
-def _resolve(spec: str) -> Target:
-    import importlib
+def _declared() -> Iterator[tuple[str, str, object]]:
+    """(module, target name, Target or factory) for every target the built-in modules declare."""
+    for module_name in BUILTIN_MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        for name, entry in module.TARGETS.items():
+            yield module.__name__, name, entry
 
-    module_name, _, attr = spec.partition(":")
-    obj = getattr(importlib.import_module(module_name), attr or "TARGET")
-    target = obj() if callable(obj) and not isinstance(obj, Target) else obj
+
+def builtin_targets() -> dict[str, Target | Callable[[], Target]]:
+    """Every built-in target name -> its `Target` (or factory), from the `TARGETS` of each of BUILTIN_MODULES."""
+    found: dict[str, Target | Callable[[], Target]] = {}
+    for module, name, entry in _declared():
+        if name in found:
+            raise ValueError(f"built-in target '{name}' is declared twice (again in {module})")
+        found[name] = entry
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BUILTINS":  # built-in target name -> the module declaring it (derived from BUILTIN_MODULES; imports them)
+        return {target: module for module, target, _ in _declared()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _built(entry: object, what: str) -> Target:
+    target = entry() if callable(entry) and not isinstance(entry, Target) else entry
     if not isinstance(target, Target):
-        raise TypeError(f"{spec} is a {type(target).__name__}, not an edgecc Target")
+        raise TypeError(f"{what} is a {type(target).__name__}, not an edgecc Target")
     return target
+
+
+def _resolve(spec: str) -> Target:
+    module_name, _, attr = spec.partition(":")
+    return _built(getattr(importlib.import_module(module_name), attr or "TARGET"), spec)
 
 
 def load_targets(*, refresh: bool = False) -> Registry[Target]:
@@ -68,11 +77,14 @@ def load_targets(*, refresh: bool = False) -> Registry[Target]:
     from importlib.metadata import entry_points
 
     registry: Registry[Target] = Registry("target")
-    for name, spec in BUILTINS.items():
-        registry.register(name, _resolve(spec))
+    for name, entry in builtin_targets().items():
+        target = _built(entry, f"built-in target '{name}'")
+        if target.name != name:
+            raise ValueError(f"built-in target '{name}' is named '{target.name}'")
+        registry.register(name, target)
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if entry.name in registry:
-            continue  # a built-in declared again through pyproject's entry points
+            continue  # a plug-in never replaces a built-in (nor do stale installed entry points naming built-ins)
         try:
             target = _resolve(entry.value)
         except Exception as exc:  # noqa: BLE001 -- a broken plug-in must not break every command

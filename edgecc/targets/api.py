@@ -236,15 +236,15 @@ class Target:
 
     # -- emitter and runner -------------------------------------------------------------------------
     def emit(self, model: onnx.ModelProto, precision: str, directory: Path, stem: str,
-             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> list[Path] | Emitted:
-        """Write the artifact(s) of one partition; the first file is what the runner loads."""
+             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> Emitted:
+        """Write the artifact(s) of one partition (the ONNX partition in `precision` by default); the first file is what the runner loads."""
         from edgecc.onnxutil import save_onnx
         from edgecc.targets.precision import convert_precision
 
         converted = convert_precision(model, precision, self.scheme_for(precision), calibration)
         path = directory / f"{stem}.onnx"
         save_onnx(converted, path)
-        return [path]
+        return Emitted([path])
 
     def runner(self, artifact: Path, *, name: str) -> Any:
         """A runnable session over an artifact this target emitted (onnxruntime emulation by default)."""

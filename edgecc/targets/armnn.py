@@ -38,7 +38,7 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,13 +47,14 @@ from edgecc.errors import MissingDependencyError, NumericsError, UnsupportedErro
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
-from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TfliteTarget, onnx_ops_for, tflite_op, writer_expresses
+from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, in_table, tflite_op, vendor_ops
+from edgecc.targets.tflite.target import TfliteTarget, VendorResult
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["ARMNN", "ARMNN_CPUACC", "ARMNN_GPUACC", "ArmnnRunner", "ArmnnTarget", "PARSED", "armnn_python", "pyarmnn_available"]
+__all__ = ["ARMNN", "PARSED", "TARGETS", "ArmnnRunner", "ArmnnTarget", "armnn_python", "pyarmnn_available"]
 
 log = logging.getLogger(__name__)
 
@@ -211,22 +212,11 @@ class ArmnnRunner:
             worker.close()
 
 
-_CONV = (c.constant_weights,)
-
-
 def _armnn_ops() -> dict[str, tuple[Check, ...]]:
-    def in_parser(view: NodeView) -> tuple[bool, str]:
-        op = tflite_op(view)
-        return (True, "") if op in PARSED else (False, f"it becomes TFLite {op}, which the Arm NN 20.08 TfLite parser does not convert")
-
-    in_parser.__doc__ = "The TFLite operator the node becomes is one the Arm NN 20.08 TfLite parser converts."
-    ops: dict[str, tuple[Check, ...]] = {}
-    for onnx_op in onnx_ops_for(PARSED):
-        if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        ops[onnx_op] = (writer_expresses, in_parser, *(_CONV if onnx_op in ("Conv", "ConvTranspose", "Gemm") else ()),
-                        *_DEFECTS.get(onnx_op, ()))
-    return ops
+    in_parser = in_table(PARSED, name="in_parser", missing="the Arm NN 20.08 TfLite parser does not convert",
+                         rule="The TFLite operator the node becomes is one the Arm NN 20.08 TfLite parser converts.")
+    extra = {op: (c.constant_weights, *_DEFECTS.get(op, ())) for op in ("Conv", "ConvTranspose", "Gemm")}
+    return vendor_ops(PARSED, in_parser, vendor="Arm NN", extra={**_DEFECTS, **extra})
 
 
 def fc_weights_per_tensor(view: NodeView) -> tuple[bool, str]:
@@ -257,17 +247,16 @@ class ArmnnTarget(TfliteTarget):
 
     backend: str = "CpuRef"
 
-    def vendor_step(self, tflite: Path, directory: Path, stem: str, precision: str, options: EmitOptions,
-                    info: dict[str, Any], files: list[Path], converted: onnx.ModelProto) -> None:
+    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
+                    converted: onnx.ModelProto) -> VendorResult:
         """Run the TFLite with Arm NN on the partition's samples and compare with onnxruntime (exit 5 when off)."""
-        info["backend"] = self.backend
+        stem = tflite.stem
         if not options.vendor_compile:
-            info["armnn"] = "not run (--no-vendor-compile)"
-            info["summary"] = f"{precision} TFLite for Arm NN {self.backend}; Arm NN not run (--no-vendor-compile)"
-            return
+            return VendorResult(info={"backend": self.backend, "armnn": "not run (--no-vendor-compile)",
+                                      "summary": f"{precision} TFLite for Arm NN {self.backend}; Arm NN not run (--no-vendor-compile)"})
         if not pyarmnn_available():
             raise _missing(stem, self.name)
-        runner = ArmnnRunner(tflite, name=f"{stem}.tflite", backend=self.backend)
+        runner = ArmnnRunner(tflite, name=tflite.name, backend=self.backend)
         try:
             from edgecc.ortrun import OrtRunner
 
@@ -276,14 +265,15 @@ class ArmnnTarget(TfliteTarget):
             steps = runner.output_steps()
         finally:
             runner.close()
-        report = _armnn_report(results, steps)
-        info["armnn_verification"] = report
-        info["summary"] = (f"Arm NN {self.backend} ran the {precision} TFLite: "
-                           + ", ".join(f"{o['name']} " + (f"max {o['max_steps']} step(s)" if "max_steps" in o else f"max abs {o['max_abs']:.3g}")
-                                       for o in report["outputs"]))
-        if not report["passed"]:
+        verification = _armnn_report(results, steps)
+        if not verification["passed"]:
             raise NumericsError(f"Arm NN {self.backend} output of partition {stem} differs from onnxruntime beyond {precision} tolerance",
-                                report=report, hint="compare with --precision fp32, or report the model to edgecc")
+                                report=verification, hint="compare with --precision fp32, or report the model to edgecc")
+        return VendorResult(info={
+            "backend": self.backend, "armnn_verification": verification,
+            "summary": (f"Arm NN {self.backend} ran the {precision} TFLite: "
+                        + ", ".join(f"{o['name']} " + (f"max {o['max_steps']} step(s)" if "max_steps" in o else f"max abs {o['max_abs']:.3g}")
+                                    for o in verification["outputs"]))})
 
     def runner(self, artifact: Path, *, name: str) -> Any:
         if pyarmnn_available():
@@ -340,16 +330,7 @@ def _target(name: str, backend: str) -> ArmnnTarget:
     )
 
 
-def ARMNN() -> ArmnnTarget:  # noqa: N802 -- entry-point factory named like the target
-    """`armnn`: the CpuRef backend (runs here)."""
-    return _target("armnn", "CpuRef")
-
-
-def ARMNN_CPUACC() -> ArmnnTarget:  # noqa: N802
-    """`armnn-cpuacc`: the Neon backend of Arm CPUs."""
-    return _target("armnn-cpuacc", "CpuAcc")
-
-
-def ARMNN_GPUACC() -> ArmnnTarget:  # noqa: N802
-    """`armnn-gpuacc`: the OpenCL backend of Mali GPUs."""
-    return _target("armnn-gpuacc", "GpuAcc")
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES): Arm NN on each backend
+TARGETS: dict[str, Callable[[], ArmnnTarget]] = {name: functools.partial(_target, name, backend)
+                                                 for name, backend in (("armnn", "CpuRef"), ("armnn-cpuacc", "CpuAcc"), ("armnn-gpuacc", "GpuAcc"))}
+ARMNN = TARGETS["armnn"]  # `armnn`: the CpuRef backend (runs here)

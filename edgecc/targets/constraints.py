@@ -28,6 +28,7 @@ __all__ = [
     "static_shapes",
     "stride_range",
     "symmetric_pads",
+    "tensor_dtypes",
 ]
 
 #: ops that only move or reshape data (no attribute constraints on most targets)
@@ -46,24 +47,31 @@ def static_shapes(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-def float_or_quantized_tensors(view: NodeView) -> tuple[bool, str]:
-    """Activations are float (the compiler converts them) or int8/uint8 (a model quantised already, with Q/DQ nodes)."""
-    for name, dtype in [*zip(view.inputs, view.input_dtypes), *zip(view.outputs, view.output_dtypes)]:
-        if name and name not in view.constant_inputs and dtype not in (None, "float32", "float16", "int8", "uint8"):
-            return False, f"tensor '{name}' is {dtype}"
-    return True, ""
+def tensor_dtypes(allowed: Sequence[str], rule: str, name: str) -> Check:
+    """Activations (non-constant inputs and outputs) have one of the `allowed` dtypes (or an unknown one); `rule` is the text."""
+    accepted = (None, *allowed)
+
+    @constraint(rule)
+    def check(view: NodeView) -> tuple[bool, str]:
+        for tensor, dtype in [*zip(view.inputs, view.input_dtypes), *zip(view.outputs, view.output_dtypes)]:
+            if tensor and tensor not in view.constant_inputs and dtype not in accepted:
+                return False, f"tensor '{tensor}' is {dtype}"
+        return True, ""
+
+    check.__name__ = name
+    return check
+
+
+float_or_quantized_tensors = tensor_dtypes(("float32", "float16", "int8", "uint8"), "Activations are float (the compiler converts them) "
+                                           "or int8/uint8 (a model quantised already, with Q/DQ nodes).", "float_or_quantized_tensors")
 
 
 #: the QuantizeLinear/DequantizeLinear nodes of an already-quantised (QDQ) model, for targets that run 8-bit QDQ
 QDQ_OPS: tuple[str, ...] = ("QuantizeLinear", "DequantizeLinear")
 
 
-def float_tensors(view: NodeView) -> tuple[bool, str]:
-    """Activations are float (the compiler converts them to the target's precision)."""
-    for name, dtype in [*zip(view.inputs, view.input_dtypes), *zip(view.outputs, view.output_dtypes)]:
-        if name and name not in view.constant_inputs and dtype not in (None, "float32", "float16"):
-            return False, f"tensor '{name}' is {dtype}"
-    return True, ""
+float_tensors = tensor_dtypes(("float32", "float16"), "Activations are float (the compiler converts them to the target's precision).",
+                              "float_tensors")
 
 
 def batch_one(view: NodeView) -> tuple[bool, str]:

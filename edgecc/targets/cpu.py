@@ -15,7 +15,7 @@ from __future__ import annotations
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets.api import CostModel, Memory, Target
 
-__all__ = ["TARGET"]
+__all__ = ["TARGET", "TARGETS"]
 
 TARGET = Target(
     name="cpu",
@@ -33,3 +33,5 @@ TARGET = Target(
     ),
 )
 
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES)
+TARGETS = {TARGET.name: TARGET}

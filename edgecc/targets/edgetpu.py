@@ -27,6 +27,7 @@ implies ~240 GMAC/s sustained. Parameters live in 8 MB on-chip SRAM; tensors cro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,12 +36,13 @@ from edgecc.errors import UsageError
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
-from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TFLITE_VARIANTS, TfliteTarget, when_tflite_op, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, in_table, reduced_axes, vendor_ops
+from edgecc.targets.tflite.target import TfliteTarget, VendorResult
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["SUPPORTED", "TARGET", "EdgeTpuTarget"]
+__all__ = ["SUPPORTED", "TARGET", "TARGETS", "EdgeTpuTarget"]
 
 #: the TFLite operators of Coral's "Supported operations" table (those edgecc's writer can emit)
 SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS", "FULLY_CONNECTED",
@@ -89,22 +91,9 @@ def fc_output_1d(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-def _axes(view: NodeView) -> list[int] | None:
-    shape = _shape(view)
-    if shape is None:
-        return None
-    rank = len(shape)
-    if view.op_type.startswith("Global"):
-        return list(range(2, rank))
-    axes = view.attr("axes")
-    if axes is None:
-        return None if len(view.inputs) > 1 and view.inputs[1] else list(range(rank))
-    return [int(a) % rank for a in axes]
-
-
 def mean_spatial(view: NodeView) -> tuple[bool, str]:
     """No reduction in batch dimension. Supports reduction along x- and/or y-dimensions only."""
-    axes, shape = _axes(view), _shape(view)
+    axes, shape = reduced_axes(view), _shape(view)
     if axes is None or shape is None:
         return False, "reduction axes unknown"
     if len(shape) != 4 or any(a not in (2, 3) for a in axes):
@@ -114,7 +103,7 @@ def mean_spatial(view: NodeView) -> tuple[bool, str]:
 
 def reduce_not_batch(view: NodeView) -> tuple[bool, str]:
     """Cannot operate on batch dimension."""
-    axes = _axes(view)
+    axes = reduced_axes(view)
     if axes is None:
         return False, "reduction axes unknown"
     return (False, "reduces the batch dimension") if 0 in axes else (True, "")
@@ -185,21 +174,12 @@ RULES: dict[str, tuple[Check, ...]] = {
 }
 
 
-def in_supported_table(view: NodeView) -> tuple[bool, str]:
-    """The TFLite operator the node becomes is in Coral's Edge TPU "Supported operations" table."""
-    op = tflite_op(view)
-    return (True, "") if op in SUPPORTED else (False, f"it becomes TFLite {op}, which the Edge TPU does not support")
+in_supported_table = in_table(SUPPORTED, name="in_supported_table", missing="the Edge TPU does not support",
+                              rule='The TFLite operator the node becomes is in Coral\'s Edge TPU "Supported operations" table.')
 
 
 def _ops() -> dict[str, tuple[Check, ...]]:
-    ops: dict[str, tuple[Check, ...]] = {}
-    for onnx_op in onnx_ops_for(SUPPORTED):
-        if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        variants = TFLITE_VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
-        ops[onnx_op] = (writer_expresses, in_supported_table, parameters_constant,
-                        *(when_tflite_op(op, rule, "Edge TPU") for op in sorted(variants) for rule in RULES.get(op, ())))
-    return ops
+    return vendor_ops(SUPPORTED, in_supported_table, vendor="Edge TPU", rules=RULES, common=(parameters_constant,))
 
 
 @dataclass
@@ -213,14 +193,15 @@ class EdgeTpuTarget(TfliteTarget):
             raise UsageError(f"--vendor-option io={io} is not valid for {self.name}", hint="io=uint8 or io=int8")
         return io
 
-    def vendor_step(self, tflite: Path, directory: Path, stem: str, precision: str, options: EmitOptions,
-                    info: dict[str, Any], files: list[Path], converted: onnx.ModelProto) -> None:
+    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
+                    converted: onnx.ModelProto) -> VendorResult:
         """Record that the TFLite awaits the Edge TPU compiler (not installable here)."""
-        info["edgetpu_compiler"] = f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`"
-        floats = info.get("float_operators", [])
-        info["summary"] = (f"full-integer TFLite ({info.get('io_type')} io) ready for edgetpu_compiler; {len(info.get('tflite_operators', []))} "
-                           "operator type(s)" + (f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
-                                                 "leaves, with everything after them, on the CPU" if floats else ""))
+        floats = report.get("float_operators", [])
+        return VendorResult(info={
+            "edgetpu_compiler": f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`",
+            "summary": (f"full-integer TFLite ({report.get('io_type')} io) ready for edgetpu_compiler; {len(report.get('tflite_operators', []))} "
+                        "operator type(s)" + (f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
+                                              "leaves, with everything after them, on the CPU" if floats else ""))})
 
     def execution(self, precision: str) -> str:
         return "TFLite interpreter (ai-edge-litert) running the full-integer TFLite; the Edge TPU compiler is not installable here"
@@ -246,3 +227,6 @@ TARGET = EdgeTpuTarget(
     io_type="uint8",
     vendor_option_keys=("io",),
 )
+
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES)
+TARGETS = {TARGET.name: TARGET}

@@ -18,7 +18,8 @@ Cost model (public numbers):
 - clock = the core_clock of Vela's default system configuration for the family (Arm/vela.ini shipped with
   Vela): U55 High_End_Embedded 500 MHz, U65 High_End 1 GHz, U85 SYS_DRAM_Mid 1 GHz; ~40 % sustained MAC
   utilisation (Vela's own per-layer estimates on small CNNs show 20-50 %);
-- memory bandwidth = the SRAM figure of the same vela.ini entries: 4 GB/s (U55), 16 GB/s (U65), 32 GB/s (U85);
+- memory bandwidth = the SRAM figure of the same vela.ini entries: 4 GB/s (U55), 16 GB/s (U65), 32 GB/s (U85)
+  (the configurations, clocks and bandwidths are one table, `edgecc.targets.vela.FAMILIES`);
 - the NPU shares SRAM with the Cortex-M host (zero copy; ~2 us of cache maintenance per handed-over tensor);
   a command-stream invocation through the ethos-u core driver costs ~15 us; ~0.5 us per operator block.
 
@@ -29,9 +30,10 @@ Vela must reproduce (Vela's bit-exactness is Arm's claim, not checked here).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,13 +41,14 @@ from typing import TYPE_CHECKING, Any
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView, restated
-from edgecc.targets.vela import PASS_THROUGH
-from edgecc.targets.tflite_family import QDQ_OPS, activation_types, TFLITE_VARIANTS, TfliteTarget, when_tflite_op, conv_padding, nhwc_hw, onnx_ops_for, tflite_op, tflite_op_name, writer_expresses
+from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, conv_padding, in_table, nhwc_hw, reduced_axes, vendor_ops
+from edgecc.targets.tflite.target import TfliteTarget, VendorResult
+from edgecc.targets.vela import ACCELERATORS, FAMILIES, PASS_THROUGH, family_of, run_vela
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["BY_CONSTRUCTION", "CONFIGS", "EthosUTarget", "RULES", "SUPPORTED", "make_target"]
+__all__ = ["BY_CONSTRUCTION", "RULES", "SUPPORTED", "TARGETS", "EthosUTarget", "make_target"]
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +158,9 @@ def maxpool_kernel(view: NodeView) -> tuple[bool, str]:
 
 
 def _reduced_axes(view: NodeView) -> list[int] | None:
-    shape = view.input_shapes[0] if view.input_shapes else None
-    if not _static(shape):
-        return None
-    rank = len(shape)
-    if view.op_type.startswith("Global"):
-        return list(range(2, rank))
-    axes = view.attr("axes")
-    if axes is None and len(view.inputs) > 1 and view.inputs[1]:
-        return None  # axes as a tensor input: the writer's check covers constness; assume spatial
-    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
-    return axes
+    """Reduced axes of a node with a static input shape (None: not checkable here; axes as a tensor input are the writer's
+    business, which checks their constness)."""
+    return reduced_axes(view) if _static(view.input_shapes[0] if view.input_shapes else None) else None
 
 
 def mean_batch_one(view: NodeView) -> tuple[bool, str]:
@@ -441,46 +436,12 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
 RULES: dict[str, dict[str, tuple[Check, ...]]] = {"ethos-u55": _U55_RULES, "ethos-u85": _U85_RULES}
 
 
-def _in_list(family: str) -> Check:
-    supported = set(SUPPORTED[family])
-
-    def in_vela_list(view: NodeView) -> tuple[bool, str]:
-        op = tflite_op(view)
-        if op in supported:
-            return True, ""
-        return False, f"it becomes TFLite {op}, which is not in Vela's {family} operator table"
-
-    in_vela_list.__doc__ = f"The TFLite operator the node becomes is in Vela's {family} TFLite summary table."
-    return in_vela_list
-
-
 def _op_checks(family: str) -> dict[str, tuple[Check, ...]]:
     """ONNX op -> checks: the writer can express it, its TFLite op is in Vela's table, Vela's rules for that op."""
-    rules = RULES[family]
-    ops: dict[str, tuple[Check, ...]] = {}
-    for onnx_op in onnx_ops_for(SUPPORTED[family]):
-        if onnx_op in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        variants = TFLITE_VARIANTS.get(onnx_op) or {tflite_op_name(onnx_op)}
-        checks = [when_tflite_op(op, rule, "Vela") for op in sorted(variants) for rule in rules.get(op, ())]
-        ops[onnx_op] = (writer_expresses, _in_list(family), *checks)
-    return ops
+    in_vela_list = in_table(SUPPORTED[family], name="in_vela_list", missing=f"is not in Vela's {family} operator table",
+                            rule=f"The TFLite operator the node becomes is in Vela's {family} TFLite summary table.")
+    return vendor_ops(SUPPORTED[family], in_vela_list, vendor="Vela", rules=RULES[family])
 
-
-#: accelerator -> (family, MACs/cycle, clock GHz of Vela's default system config, SRAM GB/s of that config)
-CONFIGS: dict[str, tuple[str, int, float, float]] = {
-    "ethos-u55-32": ("ethos-u55", 32, 0.5, 4.0),
-    "ethos-u55-64": ("ethos-u55", 64, 0.5, 4.0),
-    "ethos-u55-128": ("ethos-u55", 128, 0.5, 4.0),
-    "ethos-u55-256": ("ethos-u55", 256, 0.5, 4.0),
-    "ethos-u65-256": ("ethos-u65", 256, 1.0, 16.0),
-    "ethos-u65-512": ("ethos-u65", 512, 1.0, 16.0),
-    "ethos-u85-128": ("ethos-u85", 128, 1.0, 32.0),
-    "ethos-u85-256": ("ethos-u85", 256, 1.0, 32.0),
-    "ethos-u85-512": ("ethos-u85", 512, 1.0, 32.0),
-    "ethos-u85-1024": ("ethos-u85", 1024, 1.0, 32.0),
-    "ethos-u85-2048": ("ethos-u85", 2048, 1.0, 32.0),
-}
 
 _UTILISATION = 0.4
 
@@ -491,24 +452,21 @@ class EthosUTarget(TfliteTarget):
 
     accelerator: str = "ethos-u55-128"
 
-    def vendor_step(self, tflite: Path, directory: Path, stem: str, precision: str, options: EmitOptions,
-                    info: dict[str, Any], files: list[Path], converted: onnx.ModelProto) -> None:
-        """Run Vela on the verified TFLite; store its output, summary and estimates (or say it was not run)."""
-        from edgecc.targets import vela
-
-        info["accelerator"] = self.accelerator
+    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
+                    converted: onnx.ModelProto) -> VendorResult:
+        """Run Vela on the verified TFLite; its output, summary and estimates (or say it was not run)."""
         if not options.vendor_compile:
-            info["vela"] = "not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config " + self.accelerator + "`"
-            info["summary"] = f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)"
-            return
-        report = vela.run_vela(tflite, directory, accelerator=self.accelerator, options=dict(options.vendor_options))
-        files.append(report.output)
-        files.extend(p for p in (report.summary_csv, report.per_layer_csv) if p is not None)
-        info.update(report.to_dict())
-        info["vela_output"] = report.output.name
-        info["summary"] = report.summary(self.accelerator)
-        info["numerics"] = ("Vela's output runs only on Ethos-U hardware or Arm's FVP; the bundle runs and verifies the pre-Vela "
-                            "int8 TFLite with the TFLite interpreter")
+            return VendorResult(info={
+                "accelerator": self.accelerator,
+                "vela": f"not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config {self.accelerator}`",
+                "summary": f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)"})
+        compiled = run_vela(tflite, tflite.parent, accelerator=self.accelerator, options=dict(options.vendor_options))
+        files = [compiled.output, *(p for p in (compiled.summary_csv, compiled.per_layer_csv) if p is not None)]
+        return VendorResult(files, {
+            "accelerator": self.accelerator, **compiled.to_dict(), "vela_output": compiled.output.name,
+            "summary": compiled.summary(self.accelerator),
+            "numerics": ("Vela's output runs only on Ethos-U hardware or Arm's FVP; the bundle runs and verifies the pre-Vela "
+                         "int8 TFLite with the TFLite interpreter")})
 
     def execution(self, precision: str) -> str:
         return (f"TFLite interpreter (ai-edge-litert) running the pre-Vela int8 TFLite; the {self.accelerator} command stream "
@@ -517,15 +475,16 @@ class EthosUTarget(TfliteTarget):
 
 def make_target(accelerator: str, name: str | None = None) -> EthosUTarget:
     """The target for one Vela accelerator configuration."""
-    family, macs, clock_ghz, sram_gbps = CONFIGS[accelerator]
+    family, macs = family_of(accelerator)
+    spec = FAMILIES[family]
     rule_family = "ethos-u85" if family == "ethos-u85" else "ethos-u55"
-    target = EthosUTarget(
+    return EthosUTarget(
         name=name or accelerator,
         description=f"Arm {accelerator.replace('ethos-u', 'Ethos-U').rsplit('-', 1)[0]} microNPU, {macs} MACs/cycle, int8 TFLite "
                     "compiled by Vela",
         precisions=("int8",),
         memory=Memory(kind="shared", sync_us=2.0),
-        cost=CostModel(launch_us=15.0, gmacs={"int8": macs * clock_ghz * _UTILISATION}, memory_gbps=sram_gbps, op_overhead_us=0.5),
+        cost=CostModel(launch_us=15.0, gmacs={"int8": macs * spec.clock_ghz * _UTILISATION}, memory_gbps=spec.sram_gbps, op_overhead_us=0.5),
         ops={**_op_checks(rule_family), **QDQ_OPS},
         generic=(c.static_shapes, activation_types),
         quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
@@ -540,34 +499,10 @@ def make_target(accelerator: str, name: str | None = None) -> EthosUTarget:
         vendor_option_keys=tuple(sorted(PASS_THROUGH)),
         accelerator=accelerator,
     )
-    return target
 
 
-def _factory(accelerator: str, name: str | None = None) -> Callable[[], EthosUTarget]:
-    def build() -> EthosUTarget:
-        return make_target(accelerator, name)
-
-    return build
-
-
-ETHOS_U = _factory("ethos-u55-128", "ethos-u")
-ETHOS_U55_32 = _factory("ethos-u55-32")
-ETHOS_U55_64 = _factory("ethos-u55-64")
-ETHOS_U55_128 = _factory("ethos-u55-128")
-ETHOS_U55_256 = _factory("ethos-u55-256")
-ETHOS_U65_256 = _factory("ethos-u65-256")
-ETHOS_U65_512 = _factory("ethos-u65-512")
-ETHOS_U85_128 = _factory("ethos-u85-128")
-ETHOS_U85_256 = _factory("ethos-u85-256")
-ETHOS_U85_512 = _factory("ethos-u85-512")
-ETHOS_U85_1024 = _factory("ethos-u85-1024")
-ETHOS_U85_2048 = _factory("ethos-u85-2048")
-
-
-def registry_specs() -> dict[str, str]:
-    """Target name -> "module:attribute" for edgecc.targets.BUILTINS."""
-    names = {"ethos-u": "ETHOS_U"}
-    for accelerator in CONFIGS:
-        names[accelerator] = accelerator.upper().replace("-", "_")
-    return {name: f"{__name__}:{attr}" for name, attr in names.items()}
-
+#: the ethos-u targets: one per accelerator configuration Vela accepts (vela.ACCELERATORS), and `ethos-u` = ethos-u55-128
+TARGETS: dict[str, Callable[[], EthosUTarget]] = {
+    "ethos-u": functools.partial(make_target, "ethos-u55-128", "ethos-u"),
+    **{accelerator: functools.partial(make_target, accelerator) for accelerator in ACCELERATORS},
+}

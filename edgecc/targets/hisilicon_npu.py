@@ -20,7 +20,7 @@ from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import CostModel, Memory, Target
 
-__all__ = ["TARGET"]
+__all__ = ["TARGET", "TARGETS"]
 
 _CONV = (c.conv_2d, c.constant_weights, c.group_is_one_or_depthwise, c.kernel_range(1, 15), c.stride_range(1, 7), c.dilation_one, c.max_channels(2048))
 _POOL = (c.pool_2d, c.kernel_range(1, 15), c.stride_range(1, 7))
@@ -52,3 +52,6 @@ TARGET = Target(
         "HiSilicon Kirin 970 NPU announcement, IFA 2017 (1.92 TFLOPS FP16)",
     ),
 )
+
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES)
+TARGETS = {TARGET.name: TARGET}

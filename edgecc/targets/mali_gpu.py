@@ -20,7 +20,7 @@ from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import CostModel, Memory, Target
 
-__all__ = ["TARGET"]
+__all__ = ["TARGET", "TARGETS"]
 
 _CONV = (c.conv_2d, c.constant_weights, c.group_is_one_or_depthwise, c.kernel_range(1, 11), c.stride_range(1, 4))
 _POOL = (c.pool_2d, c.kernel_range(1, 16), c.stride_range(1, 8))
@@ -53,3 +53,6 @@ TARGET = Target(
         "Arm Mali-G72 product page (developer.arm.com/Processors/Mali-G72)",
     ),
 )
+
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES)
+TARGETS = {TARGET.name: TARGET}

@@ -1,27 +1,24 @@
 """Put a partition in the precision its device runs: fp32 as is, fp16 cast (float32 io), int8/int16 QDQ.
 
-int8 uses the project's quantiser (`edgecc.quantization.quantize_model`) when it exists; until then
-`quantize_qdq` below calls onnxruntime's static quantiser with the target's `QuantScheme`.
+int8/int16 use edgecc's quantiser (`edgecc.quantization.quantize_model`, minmax, QDQ) with the target's
+`QuantScheme`; there is no fallback to another quantiser. Its `EdgeccError`s (unsupported model, bad
+calibration, ...) reach the user unchanged; any other exception is an edgecc bug and propagates as it is
+(exit 1, "internal error"), with a note naming the partition.
 """
 
 from __future__ import annotations
 
-import logging
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgecc.errors import UnsupportedError, UsageError
+from edgecc.errors import EdgeccError, UnsupportedError, UsageError
 from edgecc.quantization.scheme import QuantScheme
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["cast_fp16", "convert_precision", "is_quantized", "quantize_qdq"]
-
-log = logging.getLogger(__name__)
+__all__ = ["cast_fp16", "convert_precision", "is_quantized"]
 
 
 def convert_precision(model: onnx.ModelProto, precision: str, scheme: QuantScheme,
@@ -41,15 +38,15 @@ def convert_precision(model: onnx.ModelProto, precision: str, scheme: QuantSchem
         if precision == "int16":
             scheme = QuantScheme(precision="int8", activation_type="int16", weight_type="int8", symmetric_activations=True,
                                  symmetric_weights=True, per_channel=scheme.per_channel)
-        if hasattr(quantization, "quantize_model"):
-            try:
-                options = quantization.QuantOptions(mode="static", method="minmax", holdout=0.0, per_layer_report=False)
-                quantized = quantization.quantize_model(model, scheme, list(calibration), options, name=model.graph.name)
-                return _stamp(quantized[0] if isinstance(quantized, tuple) else quantized, "edgecc.quantization.quantize_model (minmax, QDQ)")
-            except Exception as exc:  # noqa: BLE001 -- the quantiser is young: fall back to onnxruntime's, and say so
-                log.warning("edgecc.quantization.quantize_model failed on partition '%s' (%s); using onnxruntime QDQ",
-                            model.graph.name, " ".join(str(exc).split())[:200])
-        return _stamp(quantize_qdq(model, scheme, calibration), "onnxruntime.quantization.quantize_static (minmax, QDQ)")
+        options = quantization.QuantOptions(mode="static", method="minmax", holdout=0.0, per_layer_report=False)
+        try:
+            quantized, _ = quantization.quantize_model(model, scheme, list(calibration), options, name=model.graph.name)
+        except EdgeccError:
+            raise
+        except Exception as exc:  # an edgecc bug: keep its type and traceback, say which partition it hit
+            exc.add_note(f"edgecc.quantization.quantize_model failed on partition '{model.graph.name}' ({precision})")
+            raise
+        return _stamp(quantized, "edgecc.quantization.quantize_model (minmax, QDQ)")
     raise UsageError(f"unknown precision '{precision}'")
 
 
@@ -73,41 +70,3 @@ def cast_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         return convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
     except Exception as exc:  # noqa: BLE001 -- the converter raises plain exceptions on graphs it cannot handle
         raise UnsupportedError(f"cannot cast partition '{model.graph.name}' to fp16: {exc}") from None
-
-
-class _Reader:
-    """onnxruntime's CalibrationDataReader over a list of feeds."""
-
-    def __init__(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
-        self._iter = iter([dict(f) for f in feeds])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._iter, None)
-
-    def rewind(self) -> None:  # pragma: no cover - newer onnxruntime calls it
-        pass
-
-
-def quantize_qdq(model: onnx.ModelProto, scheme: QuantScheme, calibration: Sequence[Mapping[str, np.ndarray]]) -> onnx.ModelProto:
-    """Static QDQ quantisation with onnxruntime, following `scheme` (activation/weight types, symmetry, per-channel)."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # onnxruntime.quantization warns on the root logger
-    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}
-    with tempfile.TemporaryDirectory(prefix="edgecc-q-") as tmp:
-        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "qdq.onnx"
-        onnx.save_model(model, src)
-        try:
-            quantize_static(
-                str(src), str(dst), _Reader(calibration),
-                quant_format=QuantFormat.QDQ,
-                activation_type=types[scheme.activation_type],
-                weight_type=types[scheme.weight_type],
-                per_channel=scheme.per_channel,
-                calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": scheme.symmetric_activations, "WeightSymmetric": scheme.symmetric_weights},
-            )
-        except Exception as exc:  # noqa: BLE001 -- onnxruntime's quantiser raises plain exceptions
-            raise UnsupportedError(f"onnxruntime could not quantise partition '{model.graph.name}': {' '.join(str(exc).split())[:300]}") from None
-        return onnx.load_model(dst)

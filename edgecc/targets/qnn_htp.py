@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import constraints as c
-from edgecc.targets.api import CostModel, EmitOptions, Memory, Target
+from edgecc.targets.api import CostModel, EmitOptions, Emitted, Memory, Target
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["TARGET", "QnnHtpTarget", "qnn_available"]
+__all__ = ["TARGET", "TARGETS", "QnnHtpTarget", "qnn_available"]
 
 log = logging.getLogger(__name__)
 _REGISTERED: list[Any] = []
@@ -125,12 +125,11 @@ class QnnHtpTarget(Target):
     """qnn-htp: QDQ artifacts, plus an offline-compiled QNN context binary (EPContext model + .bin) when QNN is here."""
 
     def emit(self, model: onnx.ModelProto, precision: str, directory: Path, stem: str,
-             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> list[Path]:
-        files = super().emit(model, precision, directory, stem, calibration, options)
-        assert isinstance(files, list)
+             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> Emitted:
+        emitted = super().emit(model, precision, directory, stem, calibration, options)
         if not qnn_available():
             log.info("onnxruntime-qnn is not installed: %s carries no QNN context binary", stem)
-            return files
+            return emitted
         import onnxruntime as ort
 
         from edgecc.errors import UnsupportedError
@@ -139,10 +138,10 @@ class QnnHtpTarget(Target):
         try:
             with _native_stdout_to_stderr():
                 options = _htp_options({"ep.context_enable": "1", "ep.context_file_path": str(context), "ep.context_embed_mode": "0"})
-                ort.InferenceSession(str(files[0]), sess_options=options)
+                ort.InferenceSession(str(emitted.files[0]), sess_options=options)
         except Exception as exc:  # noqa: BLE001 -- onnxruntime and plug-ins raise errors of many types
             raise UnsupportedError(f"QNN could not compile partition {stem} for the HTP: {' '.join(str(exc).split())[:300]}") from None
-        return [*files, context, *sorted(directory.glob(f"{stem}_ctx*.bin"))]
+        return Emitted([*emitted.files, context, *sorted(directory.glob(f"{stem}_ctx*.bin"))], emitted.info)
 
     def runner(self, artifact: Path, *, name: str) -> Any:
         if qnn_available():
@@ -192,3 +191,6 @@ TARGET = QnnHtpTarget(
         "Snapdragon 8 Gen 1 product brief (Hexagon processor)",
     ),
 )
+
+#: the targets this module declares (edgecc.targets.BUILTIN_MODULES)
+TARGETS = {TARGET.name: TARGET}

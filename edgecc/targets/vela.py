@@ -28,9 +28,11 @@ from edgecc.errors import MissingDependencyError, UnsupportedError, UsageError
 
 __all__ = [
     "ACCELERATORS",
-    "DEFAULT_SYSTEM",
+    "FAMILIES",
+    "Family",
     "VELA_ENV",
     "VelaReport",
+    "family_of",
     "parse_cpu_fallback",
     "parse_supported_ops",
     "require_vela",
@@ -45,16 +47,36 @@ log = logging.getLogger(__name__)
 VELA_ENV = "EDGECC_VELA"
 INSTALL_HINT = "pip install 'edgecc[ethos-u]' (installs ethos-u-vela), or set EDGECC_VELA to a vela executable"
 
-#: accelerator configurations Vela 5.x accepts (`vela --help`, --accelerator-config)
-ACCELERATORS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512",
-                "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048")
 
-#: per NPU family: (system config, memory mode) from Vela's shipped Arm/vela.ini, the pairs Arm's docs use
-DEFAULT_SYSTEM: dict[str, tuple[str, str]] = {
-    "ethos-u55": ("Ethos_U55_High_End_Embedded", "Shared_Sram"),
-    "ethos-u65": ("Ethos_U65_High_End", "Dedicated_Sram"),
-    "ethos-u85": ("Ethos_U85_SYS_DRAM_Mid", "Dedicated_Sram"),
+@dataclass(frozen=True)
+class Family:
+    """An Ethos-U NPU family as Vela knows it: the MACs/cycle of its accelerator configurations (`--accelerator-config
+    FAMILY-MACS`), and its default system config and memory mode in Vela's shipped Arm/vela.ini (the pairs Arm's docs
+    use) with that system config's core clock and SRAM bandwidth."""
+
+    macs: tuple[int, ...]
+    system_config: str
+    memory_mode: str
+    clock_ghz: float
+    sram_gbps: float
+
+
+#: the one table of Ethos-U configurations: ACCELERATORS and the ethos-u* targets (edgecc.targets.ethos_u) derive from it
+FAMILIES: dict[str, Family] = {
+    "ethos-u55": Family((32, 64, 128, 256), "Ethos_U55_High_End_Embedded", "Shared_Sram", clock_ghz=0.5, sram_gbps=4.0),
+    "ethos-u65": Family((256, 512), "Ethos_U65_High_End", "Dedicated_Sram", clock_ghz=1.0, sram_gbps=16.0),
+    "ethos-u85": Family((128, 256, 512, 1024, 2048), "Ethos_U85_SYS_DRAM_Mid", "Dedicated_Sram", clock_ghz=1.0, sram_gbps=32.0),
 }
+
+#: accelerator configurations Vela 5.x accepts (`vela --help`, --accelerator-config)
+ACCELERATORS = tuple(f"{family}-{macs}" for family, spec in FAMILIES.items() for macs in spec.macs)
+
+
+def family_of(accelerator: str) -> tuple[str, int]:
+    """(family, MACs/cycle) of an accelerator configuration ("ethos-u55-128" -> ("ethos-u55", 128))."""
+    family, _, macs = accelerator.rpartition("-")
+    return family, int(macs)
+
 
 #: --vendor-option keys passed through to Vela (value checked by Vela itself)
 PASS_THROUGH = {
@@ -287,9 +309,8 @@ def vela_arguments(accelerator: str, options: Mapping[str, str]) -> list[str]:
     unknown = sorted(set(options) - set(PASS_THROUGH))
     if unknown:
         raise UsageError(f"unknown Vela --vendor-option {', '.join(unknown)}", hint=f"known: {', '.join(sorted(PASS_THROUGH))}")
-    family = accelerator.rsplit("-", 1)[0]
-    system, memory = DEFAULT_SYSTEM[family]
-    values = {"config": "Arm/vela.ini", "system-config": system, "memory-mode": memory, **dict(options)}
+    spec = FAMILIES[family_of(accelerator)[0]]
+    values = {"config": "Arm/vela.ini", "system-config": spec.system_config, "memory-mode": spec.memory_mode, **dict(options)}
     args = ["--accelerator-config", accelerator]
     for key in ("config", "system-config", "memory-mode", *sorted(k for k in values if k not in ("config", "system-config", "memory-mode"))):
         args += [PASS_THROUGH[key], str(values[key])]

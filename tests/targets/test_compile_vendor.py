@@ -31,7 +31,7 @@ class _RecordingTarget(Target):
     seen: list[EmitOptions]
 
     def emit(self, model: Any, precision: str, directory: Path, stem: str, calibration: Any, options: EmitOptions | None = None) -> Emitted:
-        files = super().emit(model, precision, directory, stem, calibration, options)
+        files = super().emit(model, precision, directory, stem, calibration, options).files
         assert options is not None
         self.seen.append(options)
         return Emitted(list(files), {"summary": f"{stem}: {len(options.feeds)} feeds", "conversions": [

@@ -161,15 +161,17 @@ def test_real_pnet_on_u85_with_vendor_options(tmp_path: Path) -> None:
     assert "p0 (ethos-u85-256): Vela" in result.stderr
 
 
-def test_the_tflite_op_edgecc_plans_with_is_one_the_writer_emits_for_that_onnx_op() -> None:
-    from edgecc.targets import tflite_family
-    from edgecc.targets.tflite import TFLITE_OP_FOR
+def test_the_planned_op_map_comes_from_the_writer_and_covers_every_op_it_writes() -> None:
+    from edgecc.targets.tflite.ops import load
+    from edgecc.targets.tflite.rules import onnx_ops_for, tflite_op, tflite_variants
 
-    for onnx_op, entry in tflite_family._TFLITE_OP.items():
-        if onnx_op not in TFLITE_OP_FOR:
-            continue  # not expressible: writer_expresses keeps such nodes off every TFLite target
-        planned = {entry} if isinstance(entry, str) else set(tflite_family.TFLITE_VARIANTS[onnx_op])
-        written = set(TFLITE_OP_FOR[onnx_op])
-        if onnx_op == "MatMul":
-            written.add("BATCH_MATMUL")  # dynamic MatMul: the writer refuses it (writer_supports), Vela's rule still applies
-        assert planned <= written, f"{onnx_op}: edgecc plans with {planned}, the writer emits {written}"
+    for onnx_op, entry in load().items():
+        if not entry.tflite:
+            assert entry.planned is None and tflite_variants(onnx_op) == (), f"{onnx_op} writes no operator"
+            continue
+        assert entry.planned is not None, f"{onnx_op}: the writer emits {entry.tflite} but planning has no TFLite op for it"
+        assert tflite_variants(onnx_op) == entry.planned.ops and onnx_op in onnx_ops_for(entry.planned.ops)
+        refused = {"BATCH_MATMUL"} if onnx_op == "MatMul" else set()  # dynamic MatMul: the writer's check refuses it
+        assert set(entry.planned.ops) - refused <= set(entry.tflite), f"{onnx_op}: plans with {entry.planned.ops}, writes {entry.tflite}"
+    assert tflite_op(conv(1, group=8)) == "DEPTHWISE_CONV_2D" and tflite_op(conv(1)) == "CONV_2D"
+    assert tflite_op(view("Erf", [(1, 8)], [(1, 8)])) is None

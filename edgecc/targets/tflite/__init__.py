@@ -1,10 +1,12 @@
 """ONNX -> TFLite writer (flatbuffer written with the `tflite` package's generated schema code), its interpreter
-runner and its verification against onnxruntime.
+runner and its verification against onnxruntime; `target` (TfliteTarget, the emit flow of the TFLite-consuming
+targets) and `rules` (their shared checks, the planned TFLite op of a node) are built on it.
 
 Public API (heavy imports happen inside the functions):
   emit_tflite(model, io_type="float32"|"int8"|"uint8", always_bias=False, name=...) -> TfliteArtifact
   writer_supports(view) -> (ok, reason)       whether the writer can express one ONNX node
-  TFLITE_OP_FOR                                ONNX op type -> TFLite builtin operators it may become (docs)
+  TFLITE_OP_FOR                                ONNX op type -> TFLite builtin operators it may become (docs; the
+                                               planned one of each: rules.tflite_op)
   TfliteRunner(path_or_bytes, name=..., num_threads=1)  runs an artifact like the ONNX partition it came from
   compare_with_onnx(tflite, onnx_model, feeds) -> dict  TFLite interpreter vs onnxruntime on the same feeds
 """

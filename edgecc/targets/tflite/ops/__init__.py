@@ -2,12 +2,15 @@
 
 Each converter is `convert(ctx, node, attrs)` writing TFLite operators through the `Context`; its optional
 `check(view) -> (ok, reason)` says up front (on a `NodeView`, for the targets' constraint tables) whether the
-writer can express the node; `tflite` lists the TFLite builtins it may produce (the docs' mapping table).
+writer can express the node; `tflite` lists the TFLite builtins it may produce (the docs' mapping table);
+`planned` is the builtin the targets' vendor rules see for the node before emission (`PlannedOp`: one op, or
+a choice among a few made from attributes and shapes). It is the only ONNX -> TFLite op map the TFLite
+targets plan with (`edgecc.targets.tflite.rules.tflite_op`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,18 +19,35 @@ from edgecc.registry import Registry
 if TYPE_CHECKING:
     from edgecc.targets.api import NodeView
 
-__all__ = ["CONVERTERS", "OpConverter", "converter", "load"]
+__all__ = ["CONVERTERS", "OpConverter", "PlannedOp", "converter", "load"]
 
 Check = Callable[["NodeView"], "tuple[bool, str]"]
 
 
 @dataclass(frozen=True)
+class PlannedOp:
+    """The TFLite builtin a node becomes, as the planner sees it: `ops` are every builtin the choice can give,
+    `choose(view)` picks one of them from attributes/shapes (no `choose`: the only one).
+
+    A planned op is one of the converter's `tflite` builtins, except for forms the converter's `check` refuses
+    (dynamic MatMul -> BATCH_MATMUL): planning names them so that the vendor rules for them are reported too.
+    """
+
+    ops: tuple[str, ...]
+    choose: Callable[[NodeView], str] | None = None
+
+    def __call__(self, view: NodeView) -> str:
+        return self.choose(view) if self.choose is not None else self.ops[0]
+
+
+@dataclass(frozen=True)
 class OpConverter:
-    """How one ONNX op type becomes TFLite operators."""
+    """How one ONNX op type becomes TFLite operators (and which one the planner expects)."""
 
     convert: Callable[..., Any]
     tflite: tuple[str, ...]
     check: Check | None = None
+    planned: PlannedOp | None = None  # None: no TFLite operator (Constant, Identity)
 
 
 CONVERTERS: Registry[OpConverter] = Registry("TFLite op converter")
@@ -36,12 +56,31 @@ _MODULES = ("conv", "elementwise", "pool", "shape", "quantize")
 _loaded = False
 
 
-def converter(*op_types: str, tflite: tuple[str, ...], check: Check | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register the decorated function as the converter of `op_types`."""
+Planned = str | PlannedOp  # a builtin name, or a choice among a few
+
+
+def _planned(op_type: str, tflite: tuple[str, ...], planned: Planned | Mapping[str, Planned] | None) -> PlannedOp | None:
+    choice = planned.get(op_type) if isinstance(planned, Mapping) else planned
+    if isinstance(choice, str):
+        return PlannedOp((choice,))
+    if choice is not None or not tflite:
+        return choice
+    if len(tflite) > 1:
+        raise ValueError(f"TFLite converter of {op_type} may write {', '.join(tflite)}: say which one targets plan with (planned=...)")
+    return PlannedOp(tflite)
+
+
+def converter(*op_types: str, tflite: tuple[str, ...], check: Check | None = None,
+              planned: Planned | Mapping[str, Planned] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as the converter of `op_types`.
+
+    `planned`: the builtin targets plan with (a name, a `PlannedOp`, or one of those per op type); by default the
+    only `tflite` builtin.
+    """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         for op_type in op_types:
-            CONVERTERS.register(op_type, OpConverter(func, tflite, check))
+            CONVERTERS.register(op_type, OpConverter(func, tflite, check, _planned(op_type, tflite, planned)))
         return func
 
     return decorate

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from edgecc.targets.tflite import layout
 from edgecc.targets.tflite.context import Context, NotExpressible
-from edgecc.targets.tflite.ops import converter
+from edgecc.targets.tflite.ops import PlannedOp, converter
 from edgecc.targets.tflite.ops.common import pad_tensor, rank_is, spatial_padding, static_input
 from edgecc.targets.tflite.quant import QConst, bias_int32, weight_int8, weight_uint8
 from edgecc.targets.tflite.schema import QuantParams
@@ -69,7 +69,15 @@ def _bias(ctx: Context, node: onnx.NodeProto, index: int, channels: int, quantiz
     return ctx.const_tensor(f"{name}_bias", data)
 
 
-@converter("Conv", tflite=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD"), check=_conv_check)
+def _conv_op(view: NodeView) -> str:
+    group = int(view.attr("group", 1))
+    shape = view.input_shapes[0] if view.input_shapes else None
+    channels = shape[1] if shape is not None and len(shape) > 1 and isinstance(shape[1], int) else None
+    return "DEPTHWISE_CONV_2D" if group > 1 and group == channels else "CONV_2D"
+
+
+@converter("Conv", tflite=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD"), check=_conv_check,
+           planned=PlannedOp(("CONV_2D", "DEPTHWISE_CONV_2D"), _conv_op))
 def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Conv (2-D, group 1 or depthwise) with fused Relu/Relu6/ReluN1To1; explicit pads TFLite cannot express -> PAD."""
     import numpy as np
@@ -204,7 +212,13 @@ def _bias_consumer(ctx: Context, node: onnx.NodeProto, out_features: int) -> onn
 import numpy as np  # noqa: E402 -- used by _bias_consumer at conversion time only; numpy is loaded with the op modules
 
 
-@converter("Gemm", "MatMul", tflite=("FULLY_CONNECTED",), check=_gemm_check)
+def _matmul_op(view: NodeView) -> str:
+    return "FULLY_CONNECTED" if view.is_constant(1) else "BATCH_MATMUL"
+
+
+#: a dynamic MatMul plans as BATCH_MATMUL, which the writer does not write (_gemm_check refuses it)
+@converter("Gemm", "MatMul", tflite=("FULLY_CONNECTED",), check=_gemm_check,
+           planned={"Gemm": "FULLY_CONNECTED", "MatMul": PlannedOp(("FULLY_CONNECTED", "BATCH_MATMUL"), _matmul_op)})
 def fully_connected(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Gemm / MatMul with constant 2-D weights (+ a following bias Add) -> FULLY_CONNECTED with fused activation."""
     if int(attrs.get("transA", 0)) or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:

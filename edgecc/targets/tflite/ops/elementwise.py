@@ -48,7 +48,7 @@ def operand(ctx: Context, name: str, perm: tuple[int, ...], quantized: bool) -> 
     raise NotExpressible(f"broadcasting the rank-{len(value.shape)} tensor '{name}' against a permuted rank-{rank} tensor")
 
 
-@converter(*_BINARY, tflite=tuple(v[0] for v in _BINARY.values()), check=_binary_check)
+@converter(*_BINARY, tflite=tuple(v[0] for v in _BINARY.values()), check=_binary_check, planned={k: v[0] for k, v in _BINARY.items()})
 def binary(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Element-wise binary op with numpy broadcasting, operands in the layout of the first tensor input."""
     op, options, fusable = _BINARY[node.op_type]
@@ -120,7 +120,9 @@ def relu(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     unary(ctx, node, "RELU")
 
 
-@converter("Clip", tflite=("RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "RELU", "MINIMUM", "MAXIMUM"), check=_clip_check)
+#: planned as RELU6: the bounds are inputs the planner does not see; the writer picks RELU/RELU6/RELU_N1_TO_1/RELU_0_TO_1
+#: or MINIMUM/MAXIMUM, and the vendor compilers report any they leave on the CPU
+@converter("Clip", tflite=("RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "RELU", "MINIMUM", "MAXIMUM"), check=_clip_check, planned="RELU6")
 def clip(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Clip 0..6 -> RELU6, -1..1 -> RELU_N1_TO_1, 0..1 -> RELU_0_TO_1, 0..inf -> RELU; other bounds -> MAXIMUM/MINIMUM (float)."""
     import numpy as np

@@ -28,7 +28,8 @@ def _pool_check(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-@converter("MaxPool", "AveragePool", tflite=("MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2"), check=_pool_check)
+@converter("MaxPool", "AveragePool", tflite=("MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2"), check=_pool_check,
+           planned={"MaxPool": "MAX_POOL_2D", "AveragePool": "AVERAGE_POOL_2D"})
 def pool(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """2-D pooling in NHWC; pads TFLite's SAME cannot express become an explicit PAD (AveragePool: count_include_pad=1)."""
     x_shape = ctx.shape(node.input[0])
@@ -89,7 +90,7 @@ def _reduce(ctx: Context, node: onnx.NodeProto, op: str, axes: list[int], keepdi
              out_quant=ctx.builder.tensors[x].quant if op == "REDUCE_MAX" else None)
 
 
-@converter("GlobalAveragePool", "GlobalMaxPool", tflite=("MEAN", "REDUCE_MAX"))
+@converter("GlobalAveragePool", "GlobalMaxPool", tflite=("MEAN", "REDUCE_MAX"), planned={"GlobalAveragePool": "MEAN", "GlobalMaxPool": "REDUCE_MAX"})
 def global_pool(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """GlobalAveragePool -> MEAN over H, W (keep dims), GlobalMaxPool -> REDUCE_MAX, as TensorFlow's converter writes them."""
     rank = len(ctx.shape(node.input[0]))
@@ -104,7 +105,7 @@ def _reduce_check(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-@converter("ReduceMean", "ReduceMax", tflite=("MEAN", "REDUCE_MAX"), check=_reduce_check)
+@converter("ReduceMean", "ReduceMax", tflite=("MEAN", "REDUCE_MAX"), check=_reduce_check, planned={"ReduceMean": "MEAN", "ReduceMax": "REDUCE_MAX"})
 def reduce_mean(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """ReduceMean -> MEAN, ReduceMax -> REDUCE_MAX over the remapped axes."""
     rank = len(ctx.shape(node.input[0]))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from edgecc.targets.tflite import layout
 from edgecc.targets.tflite.context import Context, NotExpressible, Value
-from edgecc.targets.tflite.ops import converter
+from edgecc.targets.tflite.ops import PlannedOp, converter
 from edgecc.targets.tflite.ops.elementwise import _requantized
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def _packed_concat(ctx: Context, node: onnx.NodeProto) -> onnx.NodeProto | None:
     return nxt
 
 
-@converter("Unsqueeze", tflite=("RESHAPE", "PACK"))
+@converter("Unsqueeze", tflite=("RESHAPE", "PACK"), planned="RESHAPE")
 def unsqueeze(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Unsqueeze -> RESHAPE, or nothing when a Concat packs it (Concat of Unsqueezes on one axis -> PACK)."""
     concat_node = _packed_concat(ctx, node)
@@ -167,7 +167,7 @@ def _concat_inputs(ctx: Context, names: list[str], perm: tuple[int, ...], quanti
     return [ctx.tensor(n, perm, quantized=quantized, rank=len(perm)) for n in names]
 
 
-@converter("Concat", tflite=("CONCATENATION", "PACK"))
+@converter("Concat", tflite=("CONCATENATION", "PACK"), planned="CONCATENATION")
 def concat(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Concat -> CONCATENATION on the remapped axis; Concat of single-use Unsqueezes on that axis -> PACK."""
     out_shape = ctx.shape(node.output[0])
@@ -215,7 +215,7 @@ def _pad_check(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-@converter("Pad", tflite=("PAD", "PADV2", "MIRROR_PAD"), check=_pad_check)
+@converter("Pad", tflite=("PAD", "PADV2", "MIRROR_PAD"), check=_pad_check, planned="PAD")
 def pad(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Pad constant -> PAD (zero) / PADV2 (other value), reflect -> MIRROR_PAD(REFLECT), pads remapped to TFLite layout."""
     import numpy as np
@@ -293,7 +293,11 @@ def slice_(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
              out_quant=ctx.builder.tensors[x].quant, version=2 if quantized else 1)
 
 
-@converter("Split", tflite=("SPLIT", "SPLIT_V"))
+def _split_op(view: NodeView) -> str:
+    return "SPLIT_V" if len(view.inputs) > 1 and view.inputs[1] else "SPLIT"
+
+
+@converter("Split", tflite=("SPLIT", "SPLIT_V"), planned=PlannedOp(("SPLIT", "SPLIT_V"), _split_op))
 def split(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Split -> SPLIT (equal parts) or SPLIT_V (sizes) on the remapped axis; outputs keep the input's layout."""
     import numpy as np
@@ -360,7 +364,14 @@ def _resize_flags(mode: str, ctm: str, nearest: str) -> tuple[tuple[str, bool, b
     return None, f"Resize mode={mode} coordinate_transformation_mode={ctm} nearest_mode={nearest} has no TFLite equivalent"
 
 
-@converter("Resize", "Upsample", tflite=("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"), check=_resize_check)
+def _resize_op(view: NodeView) -> str:
+    mode = view.attr("mode", "nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    return "RESIZE_BILINEAR" if mode == "linear" else "RESIZE_NEAREST_NEIGHBOR"
+
+
+@converter("Resize", "Upsample", tflite=("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"), check=_resize_check,
+           planned=PlannedOp(("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"), _resize_op))
 def resize(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Resize of H, W of an NCHW tensor -> RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR with the matching coordinate flags."""
     import numpy as np
