@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecc.converters.caffe.build import LAYERS, LayerContext, LayerError, Shape
+from edgecc.converters.caffe.graph import LAYERS, LayerContext, LayerError, Shape
 
 __all__ = ["caffe_pool_divisor", "conv_geometry", "pool_geometry"]
 
