@@ -46,9 +46,9 @@ def test_foreign_files_are_not_claimed(tmp_path):
 
 def test_caffe2_netdef_is_not_a_graphdef():
     """A Caffe2 NetDef is also a .pb protobuf: the wire walk tells them apart."""
-    from edgecc.converters.caffe2 import proto
+    from edgecc.converters.caffe2 import schema
 
-    net = proto.NetDef()
+    net = schema.NetDef()
     net.name = "lenet"
     op = net.op.add()
     op.type, op.name = "Conv", "conv1"
