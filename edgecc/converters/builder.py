@@ -89,6 +89,9 @@ class GraphBuilder:
     infer_data_prop = False
     #: keep symbolic dims (dim_param) in shapes; False turns them into None
     symbolic_dims = True
+    #: rerun shape inference over the whole graph, so that the symbolic dims it invents (`unk__N`) stay
+    #: consistent, instead of over the nodes added since the last run only (faster)
+    infer_whole_graph = False
 
     def __init__(self) -> None:
         # initializers are written straight into the final model: weights are copied once
@@ -219,25 +222,26 @@ class GraphBuilder:
                     elif name in self.types:
                         shape = self.shapes.get(name)
                         inputs.append(helper.make_tensor_value_info(name, self.types[name], None if shape is None else list(shape)))
-        graph = helper.make_graph(list(nodes), "partial", inputs, [helper.make_empty_tensor_value_info(o) for o in outputs], initializer=inits)
+        graph = helper.make_graph(list(nodes), "partial", inputs, [helper.make_value_info(o, onnx.TypeProto()) for o in outputs], initializer=inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = IR_VERSION
         return model
 
     def infer(self) -> None:
-        """Shape inference of the nodes added since the last call, fed the shapes known so far (incremental)."""
+        """Shape inference of the nodes added since the last call (or of the whole graph), fed the shapes known so far."""
         if self._inferred_upto >= len(self.nodes):
             return
-        nodes = self.nodes[self._inferred_upto:]
+        if self.infer_whole_graph:
+            model = self.inference_model(self.nodes, [o for n in self.nodes for o in n.output][-1:], whole=True)
+        else:
+            model = self.inference_model(self.nodes[self._inferred_upto:])
         self._inferred_upto = len(self.nodes)
         try:
-            inferred = onnx.shape_inference.infer_shapes(
-                self.inference_model(nodes), check_type=False, strict_mode=False, data_prop=self.infer_data_prop
-            )
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=self.infer_data_prop)
         except Exception as exc:  # best effort: callers handle unknown shapes
             log.debug("shape inference of the partial graph failed: %s", exc)
             return
-        for vi in inferred.graph.value_info:
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
             tensor_type = vi.type.tensor_type
             if tensor_type.elem_type:
                 self.types[vi.name] = tensor_type.elem_type
