@@ -238,7 +238,7 @@ class GraphBuilder:
         self._inferred_upto = len(self.nodes)
         try:
             inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=self.infer_data_prop)
-        except Exception as exc:  # best effort: callers handle unknown shapes
+        except Exception as exc:  # noqa: BLE001 -- best effort: callers handle unknown shapes
             log.debug("shape inference of the partial graph failed: %s", exc)
             return
         for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
@@ -267,7 +267,7 @@ class GraphBuilder:
         """The first shape-inference error of the graph so far (strict mode), if any."""
         try:
             onnx.shape_inference.infer_shapes(self.inference_model(self.nodes, whole=True), check_type=True, strict_mode=True, data_prop=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- onnx raises InferenceError / ValidationError / RuntimeError
             return " ".join(str(exc).split())[:300]
         return None
 

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import onnx
 
     from edgecc.converters.caffe.build import Plan
+    from edgecc.converters.caffe.runner import OpenCVReference
     from edgecc.converters.caffe.schema import CaffeNet
-    from edgecc.converters.caffe.reference import OpenCVReference
     from edgecc.converters.options import ConvertOptions
     from edgecc.inputs import TensorInfo
 
@@ -68,7 +68,7 @@ def _after(paths: Sequence[str], options: ConvertOptions) -> tuple[CaffeNet, Pla
 
 def reference(paths: Sequence[str], options: ConvertOptions) -> OpenCVReference:
     """The same net run by OpenCV's Caffe importer (random weights are written to a temporary caffemodel)."""
-    from edgecc.converters.caffe.reference import OpenCVReference
+    from edgecc.converters.caffe.runner import OpenCVReference
 
     net, plan, generated, inputs = _after(paths, options)
     return OpenCVReference(net, plan, inputs, generated)
@@ -76,7 +76,7 @@ def reference(paths: Sequence[str], options: ConvertOptions) -> OpenCVReference:
 
 def layer_reference(paths: Sequence[str], options: ConvertOptions, tensors: Sequence[str] | None = None) -> OpenCVReference:
     """OpenCV's run of the net, returning `tensors` (default: every layer output the conversion names)."""
-    from edgecc.converters.caffe.reference import OpenCVReference
+    from edgecc.converters.caffe.runner import OpenCVReference
 
     net, plan, generated, inputs = _after(paths, options)
     return OpenCVReference(net, plan, inputs, generated, tensors=list(plan.producers) if tensors is None else tensors)

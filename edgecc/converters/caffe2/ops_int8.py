@@ -63,13 +63,17 @@ def _weight(g: Graph, op: Op, weight: str, nd: int) -> str:
     return g.dequantized(weight)
 
 
+def _conv_operands(g: Graph, op: Op) -> tuple[str, str, str | None]:
+    """Float X, W and B of an Int8 convolution (NHWC unless the op says otherwise)."""
+    _nhwc_default(op)
+    x = g.dequantized(op.input(0))
+    nd = g.rank(op.input(0)) - 2
+    return x, _weight(g, op, op.input(1), nd), _bias(g, op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None)
+
+
 def _conv(relu: bool):
     def convert(g: Graph, op: Op) -> None:
-        _nhwc_default(op)
-        x = g.dequantized(op.input(0))
-        nd = g.rank(op.input(0)) - 2
-        w = _weight(g, op, op.input(1), nd)
-        b = _bias(g, op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None)
+        x, w, b = _conv_operands(g, op)
         nchw = op.order() == "NCHW"
         y = emit_conv(g, op, x, w, b, _float_out(g, op), weight_oihw=not nchw)
         if relu:
@@ -87,11 +91,7 @@ OPS.register("Int8ConvRelu", _conv(True))
 @OPS.register("Int8ConvTranspose")
 def int8_conv_transpose(g: Graph, op: Op) -> None:
     """Quantised transposed convolution (NHWC) as DQ-ConvTranspose-Q."""
-    _nhwc_default(op)
-    x = g.dequantized(op.input(0))
-    nd = g.rank(op.input(0)) - 2
-    w = _weight(g, op, op.input(1), nd)
-    b = _bias(g, op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None)
+    x, w, b = _conv_operands(g, op)
     _requantize(g, op, emit_conv(g, op, x, w, b, _float_out(g, op), transpose=True, weight_oihw=op.order() == "NHWC"))
 
 

@@ -26,7 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from edgecc.converters.mxnet.schema import (
-    LIST_MAGIC, PARAMS_RE, SYMBOL_SUFFIX, Attrs, ParamFile, SymNode, Symbol, looks_like_params, looks_like_symbol,
+    LIST_MAGIC,
+    PARAMS_RE,
+    SYMBOL_SUFFIX,
+    Attrs,
+    ParamFile,
+    Symbol,
+    SymNode,
+    looks_like_params,
+    looks_like_symbol,
 )
 from edgecc.converters.options import ConvertOptions
 from edgecc.errors import InvalidInputError, UnsupportedError, UsageError

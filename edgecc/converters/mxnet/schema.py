@@ -169,25 +169,23 @@ class ParamFile:
             pass
 
 
-def looks_like_symbol(path: Path) -> bool:
-    """A JSON file whose beginning has the `nodes` (and `op`, or the -symbol.json name) of a symbol."""
-    if not path.is_file() or path.suffix != ".json":
-        return False
+def _head(path: Path, size: int) -> bytes | None:
+    """The first `size` bytes of a file (None when it is not a readable file)."""
+    if not path.is_file():
+        return None
     try:
         with open(path, "rb") as handle:
-            head = handle.read(4096)
+            return handle.read(size)
     except OSError:
-        return False
-    return b'"nodes"' in head and (b'"op"' in head or path.name.endswith(SYMBOL_SUFFIX))
+        return None
+
+
+def looks_like_symbol(path: Path) -> bool:
+    """A JSON file whose beginning has the `nodes` (and `op`, or the -symbol.json name) of a symbol."""
+    head = _head(path, 4096) if path.suffix == ".json" else None
+    return head is not None and b'"nodes"' in head and (b'"op"' in head or path.name.endswith(SYMBOL_SUFFIX))
 
 
 def looks_like_params(path: Path) -> bool:
     """A file that starts with the NDArray-list magic."""
-    if not path.is_file():
-        return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError:
-        return False
-    return head == LIST_MAGIC.to_bytes(8, "little")
+    return _head(path, 8) == LIST_MAGIC.to_bytes(8, "little")
