@@ -30,9 +30,9 @@ SHARED = Path(os.environ.get("EDGECC_SHARED_MODELS", REPO.parent / "shared" / "m
 CHILD = CHILD_PRELUDE + r"""
 import json, statistics, sys, time
 mode, predict, init, spec, repeat = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-from edgecc.converters.caffe2 import proto
+from edgecc.converters.caffe2 import schema
 from edgecc.converters.caffe2.build import build_model
-from edgecc.converters.caffe2.loading import load_files
+from edgecc.converters.caffe2.reader import load_files
 from edgecc.converters.options import ConvertOptions
 from edgecc.pipeline.convert import convert
 from edgecc.inputs import parse_input_spec
@@ -44,7 +44,7 @@ for _ in range(repeat):
     start = time.perf_counter()
     if mode == "parse":
         for path in (predict, init):
-            net = proto.NetDef()
+            net = schema.NetDef()
             net.ParseFromString(open(path, "rb").read())
     elif mode == "frontend":
         model = build_model(load_files([predict, init]), options)

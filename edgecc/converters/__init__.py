@@ -2,6 +2,21 @@
 
 Frontends are registered by module path and imported only when used, so that
 listing or detecting them never imports a heavy framework.
+
+Every frontend package names its modules the same way:
+
+    __init__.py  the frontend interface: DESCRIPTION, EXTRA, detect, convert, [reference], describe,
+                 [default_tolerance], supported_*()
+    schema.py    what the format is: protobuf schema or data classes, format kinds, recognising a file
+                 from its first bytes (cheap: no framework import)
+    reader.py    reading the files into those
+    graph.py     (frontends edgecc parses itself) the `builder.GraphBuilder` subclass converters write
+                 into, and the op registry
+    ops_*.py     op converters by category, registered in that registry
+    build.py     the parsed model -> onnx.ModelProto
+    runner.py    the original framework run as the verification reference, where one exists (not
+                 `reference.py`: a submodule of that name would replace the `reference` function)
+    runtime.py   lazy, quiet imports of a heavy framework (tensorflow); writer.py: Caffe's caffemodel writer
 """
 
 from __future__ import annotations

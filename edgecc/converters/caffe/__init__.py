@@ -9,14 +9,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgecc.converters.caffe import parse
+from edgecc.converters.caffe import schema
 
 if TYPE_CHECKING:
     import onnx
 
     from edgecc.converters.caffe.build import Plan
-    from edgecc.converters.caffe.parse import CaffeNet
-    from edgecc.converters.caffe.reference import OpenCVReference
+    from edgecc.converters.caffe.runner import OpenCVReference
+    from edgecc.converters.caffe.schema import CaffeNet
     from edgecc.converters.options import ConvertOptions
     from edgecc.inputs import TensorInfo
 
@@ -28,14 +28,10 @@ EXTRA = "caffe"
 
 def detect(paths: Sequence[str]) -> bool:
     """A Caffe prototxt (text NetParameter), or a caffemodel given before its prototxt."""
-    kind = parse.sniff(paths[0])
+    kind = schema.sniff(paths[0])
     if kind == "prototxt":
         return True
-    return kind == "caffemodel" and len(paths) == 2 and parse.sniff(paths[1]) == "prototxt"
-
-
-def _register_layers() -> None:
-    from edgecc.converters.caffe import layers_act, layers_nn, layers_norm, layers_ssd, layers_tensor  # noqa: F401
+    return kind == "caffemodel" and len(paths) == 2 and schema.sniff(paths[1]) == "prototxt"
 
 
 #: what verification needs after a conversion (the net without its weights, naming, random blobs, inputs),
@@ -45,11 +41,11 @@ _AFTER: OrderedDict[tuple[tuple[str, ...], ConvertOptions], tuple[CaffeNet, Plan
 
 def _build(paths: tuple[str, ...], options: ConvertOptions) -> onnx.ModelProto:
     from edgecc.converters.caffe.build import build_model, plan_net
+    from edgecc.converters.caffe.reader import load_net, split_paths
     from edgecc.onnxutil import graph_inputs
 
-    _register_layers()
-    prototxt, caffemodel = parse.split_paths(paths)
-    net = parse.load_net(prototxt, caffemodel)
+    prototxt, caffemodel = split_paths(paths)
+    net = load_net(prototxt, caffemodel)
     model, generated = build_model(net, options)
     net.weights.clear()  # drop the views into the caffemodel bytes: the model holds its own copy
     _AFTER[(paths, options)] = (net, plan_net(net), generated, graph_inputs(model))
@@ -72,7 +68,7 @@ def _after(paths: Sequence[str], options: ConvertOptions) -> tuple[CaffeNet, Pla
 
 def reference(paths: Sequence[str], options: ConvertOptions) -> OpenCVReference:
     """The same net run by OpenCV's Caffe importer (random weights are written to a temporary caffemodel)."""
-    from edgecc.converters.caffe.reference import OpenCVReference
+    from edgecc.converters.caffe.runner import OpenCVReference
 
     net, plan, generated, inputs = _after(paths, options)
     return OpenCVReference(net, plan, inputs, generated)
@@ -80,7 +76,7 @@ def reference(paths: Sequence[str], options: ConvertOptions) -> OpenCVReference:
 
 def layer_reference(paths: Sequence[str], options: ConvertOptions, tensors: Sequence[str] | None = None) -> OpenCVReference:
     """OpenCV's run of the net, returning `tensors` (default: every layer output the conversion names)."""
-    from edgecc.converters.caffe.reference import OpenCVReference
+    from edgecc.converters.caffe.runner import OpenCVReference
 
     net, plan, generated, inputs = _after(paths, options)
     return OpenCVReference(net, plan, inputs, generated, tensors=list(plan.producers) if tensors is None else tensors)
@@ -90,8 +86,10 @@ def describe(paths: Sequence[str], options: ConvertOptions) -> dict[str, Any]:
     """Inputs and a layer-type histogram straight from the prototxt."""
     from collections import Counter
 
-    prototxt, caffemodel = parse.split_paths(paths)
-    net = parse.load_net(prototxt, caffemodel)
+    from edgecc.converters.caffe.reader import load_net, split_paths
+
+    prototxt, caffemodel = split_paths(paths)
+    net = load_net(prototxt, caffemodel)
     counts = Counter(layer.type for layer in net.layers)
     return {
         "name": net.name,
@@ -104,7 +102,7 @@ def describe(paths: Sequence[str], options: ConvertOptions) -> dict[str, Any]:
 
 def supported_layers() -> list[tuple[str, str]]:
     """(layer type, one-line description) of every registered layer converter."""
-    from edgecc.converters.caffe.build import LAYERS
+    from edgecc.converters.caffe import build  # noqa: F401  (its ops_* imports fill the registry)
+    from edgecc.converters.caffe.graph import LAYERS
 
-    _register_layers()
     return [(name, (func.__doc__ or "").strip().splitlines()[0]) for name, func in LAYERS.items()]

@@ -11,9 +11,15 @@ prototxt text; numbers matter for binary caffemodels.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FIELD_TABLE", "messages"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["ENUMS", "FIELD_TABLE", "V1_TYPES", "Blob", "CaffeNet", "NetInput", "TrainedLayer", "messages", "sniff"]
 
 # (name, number, label, type, type_name or default) where label is "o" optional, "r" repeated, "p" repeated packed.
 # type: a scalar type name, "msg:Name" for a message, "enum:Scope.Name" for an enum.
@@ -417,3 +423,95 @@ def messages() -> dict[str, type]:
     file_desc = pool.Add(_file_descriptor())
     del file_desc
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}")) for name in MESSAGES}
+
+
+# --- recognising Caffe files -------------------------------------------------------------------------
+
+#: V1LayerParameter.LayerType names -> the type strings of the current format
+V1_TYPES: dict[str, str] = {
+    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL", "CONCAT": "Concat",
+    "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution", "DATA": "Data",
+    "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData",
+    "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten",
+    "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col",
+    "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN",
+    "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence", "SOFTMAX": "Softmax",
+    "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice", "TANH": "TanH",
+    "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold", "NONE": "",
+}
+
+_TEXT_HINT = re.compile(rb"^\s*(layers?\s*\{|input\s*:|input_shape\s*\{|input_dim\s*:|name\s*:\s*\")", re.MULTILINE)
+_PROTOTXT_HINT = re.compile(rb"\btype\s*:|^\s*input\s*:", re.MULTILINE)
+#: text protobufs of other frameworks: TensorFlow GraphDef (node, versions, library), Caffe2 NetDef (op, external_input)
+_OTHER_HINT = re.compile(rb"^\s*(node\s*\{|versions\s*\{|library\s*\{|op\s*\{|external_input\s*:)", re.MULTILINE)
+
+
+def sniff(path: str) -> str | None:
+    """'prototxt', 'caffemodel' or None, from the first bytes of the file (cheap, no protobuf)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        return None
+    if not head:
+        return None
+    suffix = Path(path).suffix.lower()
+    text = b"\x00" not in head[:4096]
+    if text and _TEXT_HINT.search(head) and not _OTHER_HINT.search(head) and _PROTOTXT_HINT.search(head):
+        return "prototxt"
+    if suffix == ".caffemodel":
+        return "caffemodel"
+    if suffix == ".prototxt" and text:
+        return "prototxt"
+    return None
+
+
+# --- a parsed net ---------------------------------------------------------------------------------------
+
+@dataclass
+class Blob:
+    """One blob: its declared shape and its values (a float32 or float64 view, or a list for unpacked data)."""
+
+    shape: tuple[int, ...]
+    data: np.ndarray
+
+    def array(self) -> np.ndarray:
+        """The values as float32 in the declared shape (checked)."""
+        import numpy as np
+
+        count = int(np.prod(self.shape)) if self.shape else 1
+        if self.data.size != count:
+            raise ValueError(f"a blob of shape {'x'.join(map(str, self.shape)) or 'scalar'} holds {self.data.size} values instead of {count}")
+        return self.data.astype(np.float32, copy=False).reshape(self.shape)
+
+
+@dataclass
+class TrainedLayer:
+    """A caffemodel layer: name, type and blobs."""
+
+    name: str
+    type: str
+    blobs: list[Blob]
+
+
+@dataclass(frozen=True)
+class NetInput:
+    """One network input: blob name and shape (None when the prototxt gives none)."""
+
+    name: str
+    shape: tuple[int, ...] | None
+
+
+@dataclass
+class CaffeNet:
+    """A parsed network: its layers in the current format, inputs, and weights by layer name."""
+
+    name: str
+    prototxt: str
+    caffemodel: str | None
+    inputs: list[NetInput]
+    layers: list[Any]  # LayerParameter messages (Input layers kept; they are skipped when building)
+    weights: dict[str, list[Any]] = field(default_factory=dict)  # layer name -> Blob list
+    weight_types: dict[str, str] = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """Caffe2 frontend: NetDef pairs (predict_net + init_net, binary or text) to ONNX, Int8 nets as QDQ.
 
-Parsed with edgecc's own NetDef schema subset (`proto.py`); no Caffe2 runtime is
+Parsed with edgecc's own NetDef schema subset (`schema.py`); no Caffe2 runtime is
 needed or available, so conversions are not verified against the original
 framework (the pipeline says so).
 """
@@ -24,7 +24,7 @@ EXTRA = None
 
 def detect(paths: Sequence[str]) -> bool:
     """The first file parses as a Caffe2 NetDef, and the second (when given, not value_info.json) at least begins as one."""
-    from edgecc.converters.caffe2.loading import sniff
+    from edgecc.converters.caffe2.schema import sniff
 
     nets = [p for p in paths if not str(p).lower().endswith(".json")]
     if not nets or len(nets) > 2 or sniff(nets[0]) is None:
@@ -35,14 +35,14 @@ def detect(paths: Sequence[str]) -> bool:
 def convert(paths: Sequence[str], options: ConvertOptions) -> onnx.ModelProto:
     """predict_net [init_net] [value_info.json] -> ONNX (opset 17); input shapes from --input or value_info.json."""
     from edgecc.converters.caffe2.build import build_model
-    from edgecc.converters.caffe2.loading import load_files
+    from edgecc.converters.caffe2.reader import load_files
 
     return build_model(load_files(paths), options)
 
 
 def describe(paths: Sequence[str], options: ConvertOptions) -> dict[str, Any]:
     """What a NetDef says without converting: role, inputs, outputs, operator histogram, weights."""
-    from edgecc.converters.caffe2.loading import is_fill_net, read_netdef
+    from edgecc.converters.caffe2.reader import is_fill_net, read_netdef
 
     details: dict[str, Any] = {}
     for path in paths:

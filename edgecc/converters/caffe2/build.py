@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgecc.converters.builder import unregistered
 from edgecc.converters.caffe2 import ops_int8, ops_nn, ops_tensor  # noqa: F401  (register converters)
-from edgecc.converters.caffe2.fills import FILLS, NeedsRandomWeights, run_fill
-from edgecc.converters.caffe2.graph import OPS, OPSET, Graph, Op, OpInvalid, OpUnsupported
-from edgecc.converters.caffe2.loading import Caffe2Files
+from edgecc.converters.caffe2.graph import OPS, Graph, Op, OpInvalid, OpUnsupported
+from edgecc.converters.caffe2.ops_fill import FILLS, NeedsRandomWeights, run_fill
+from edgecc.converters.caffe2.schema import Caffe2Files
 from edgecc.converters.options import ConvertOptions
 from edgecc.errors import InvalidInputError, UnsupportedNode, UnsupportedOperator, UsageError
 
@@ -26,17 +27,11 @@ log = logging.getLogger(__name__)
 
 def unsupported_ops(files: Caffe2Files) -> list[UnsupportedNode]:
     """Every operator of both nets that has no converter."""
-    nodes = [
-        UnsupportedNode(Op(i, p).name, p.type, "no Caffe2 converter for this op type")
-        for i, p in enumerate(files.predict.op)
-        if p.type not in OPS
-    ]
+    nodes = unregistered(((Op(i, p).name, p.type) for i, p in enumerate(files.predict.op)), OPS, "no Caffe2 converter for this op type")
     if files.init is not None:
-        nodes += [
-            UnsupportedNode(Op(i, p).name, p.type, "init_net operator is not a supported fill")
-            for i, p in enumerate(files.init.op)
-            if p.type not in FILLS
-        ]
+        nodes += unregistered(
+            ((Op(i, p).name, p.type) for i, p in enumerate(files.init.op)), FILLS, "init_net operator is not a supported fill"
+        )
     return nodes
 
 
@@ -67,8 +62,6 @@ def _fill_initializers(files: Caffe2Files, options: ConvertOptions, graph: Graph
         name = op.outputs[0]
         defined.add(name)
         if name in needed:
-            if name in graph.initializers:
-                del graph.initializers[name]
             graph.add_initializer(name, blob.value)
             if blob.quant is not None:
                 graph.quant[name] = blob.quant
@@ -150,7 +143,7 @@ def _ssa_names(ops: Sequence[Op], inputs: set[str], graph: Graph) -> None:
                 continue
             seen[blob] += 1
             last = seen[blob] == writes[blob] and blob not in inputs
-            name = blob if last else graph.fresh(f"{blob}__v{seen[blob]}")
+            name = blob if last else graph.unique(f"{blob}__v{seen[blob]}")
             graph.reserve(name)
             current[blob] = name
             names.append(name)
@@ -184,28 +177,18 @@ def _input_type(files: Caffe2Files, options: ConvertOptions, name: str) -> tuple
     return elem, tuple(shape)
 
 
-def _prune(graph: Graph, outputs: Sequence[str]) -> list[onnx.NodeProto]:
-    """Nodes needed for `outputs`, in order (drops unused auxiliary outputs such as Reshape's old_shape)."""
-    needed = set(outputs)
-    kept: list[onnx.NodeProto] = []
-    for node in reversed(graph.nodes):
-        if any(o in needed for o in node.output):
-            kept.append(node)
-            needed.update(i for i in node.input if i)
-    kept.reverse()
-    return kept
-
-
 def _finish(graph: Graph, outputs: Sequence[str], name: str, path: str) -> onnx.ModelProto:
+    """The model of the nodes `outputs` need, checked by strict shape inference."""
     import onnx
     from onnx import helper
 
-    nodes = _prune(graph, outputs)
+    nodes = graph.prune(outputs)
     used = {i for n in nodes for i in n.input} | set(outputs)
-    initializers = [t for n, t in graph.initializers.items() if n in used]
     inputs = [vi for vi in graph.inputs if vi.name in used or vi.name in outputs]
     try:
-        inferred = onnx.shape_inference.infer_shapes(graph.probe_model(nodes, outputs), check_type=True, strict_mode=True, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(
+            graph.inference_model(nodes, outputs, whole=True), check_type=True, strict_mode=True, data_prop=True
+        )
     except Exception as exc:  # onnx raises InferenceError / ValidationError with the node in the text
         message = " ".join(str(exc).split())
         raise InvalidInputError(f"'{path}': shapes or types do not fit: {message[:400]}", path=path) from None
@@ -219,13 +202,7 @@ def _finish(graph: Graph, outputs: Sequence[str], name: str, path: str) -> onnx.
             elem = init.data_type if init is not None else onnx.TensorProto.FLOAT
             vi = helper.make_tensor_value_info(out, elem, None)
         graph_outputs.append(vi)
-    model = helper.make_model(
-        helper.make_graph(nodes, name or "caffe2", inputs, graph_outputs, initializer=initializers),
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="edgecc",
-    )
-    model.ir_version = 8
-    return model
+    return graph.finish(name or "caffe2", graph_outputs, inputs=inputs, nodes=nodes)
 
 
 def build_model(files: Caffe2Files, options: ConvertOptions) -> onnx.ModelProto:
@@ -248,21 +225,16 @@ def build_model(files: Caffe2Files, options: ConvertOptions) -> onnx.ModelProto:
         elem, shape = _input_type(files, options, name)
         graph.add_input(name, elem, shape)
     _ssa_names(ops, set(data), graph)
-    unsupported: list[UnsupportedNode] = []
-    poisoned: set[str] = set()
     for op in ops:
-        if poisoned.intersection(op.onnx_inputs):
-            poisoned.update(op.onnx_outputs)
+        if graph.skip(op.onnx_inputs, op.onnx_outputs):
             continue
         try:
             OPS.get(op.type)(graph, op)
         except OpUnsupported as exc:
-            unsupported.append(UnsupportedNode(op.name, op.type, str(exc)))
-            poisoned.update(op.onnx_outputs)
+            graph.fail(op.name, op.type, str(exc), op.onnx_outputs)
         except OpInvalid as exc:
             raise InvalidInputError(f"'{files.predict_path}': {op.describe()}: {exc}", path=files.predict_path) from None
-    if unsupported:
-        raise UnsupportedOperator(unsupported, where=files.predict_path, path=files.predict_path)
+    graph.raise_unsupported(where=files.predict_path, path=files.predict_path)
     outputs = [_final_name(ops, b) for b in files.predict.external_output]
     if not outputs:
         produced = [o for op in ops for o in op.onnx_outputs if o]

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from edgecc.converters.builder import GraphBuilder
 from edgecc.registry import Registry
 
-if TYPE_CHECKING:
-    import onnx
-
-__all__ = ["OPS", "OPSET", "Graph", "Op", "OpInvalid", "OpUnsupported", "Quant"]
-
-log = logging.getLogger(__name__)
-
-OPSET = 17
+__all__ = ["OPS", "Graph", "Op", "OpInvalid", "OpUnsupported", "Quant"]
 
 #: Caffe2 op type -> converter(graph, op); filled by the ops_* modules
 OPS: Registry[Callable[[Graph, Op], None]] = Registry("Caffe2 operator")
-
-_INFER_INLINE_LIMIT = 4096  # initializers up to this many elements are given to shape inference with their values
 
 
 class OpUnsupported(Exception):
@@ -130,123 +121,18 @@ class Op:
         return self.onnx_outputs[position]
 
 
-class _Constants(Mapping[str, np.ndarray]):
-    """Initializer values as numpy arrays, decoded on demand (big weights are not held twice)."""
+class Graph(GraphBuilder):
+    """The ONNX graph being built from a predict_net: SSA blob names, Int8 scales, shape queries that explain failures."""
 
-    def __init__(self, initializers: dict[str, "onnx.TensorProto"]) -> None:
-        self._initializers = initializers
-        self._cache: dict[str, np.ndarray] = {}
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            from onnx import numpy_helper
-
-            self._cache[name] = numpy_helper.to_array(self._initializers[name])
-        return self._cache[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._initializers
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._initializers)
-
-    def __len__(self) -> int:
-        return len(self._initializers)
-
-    def forget(self, name: str) -> None:
-        """Drop a cached value (the initializer changed)."""
-        self._cache.pop(name, None)
-
-
-class Graph:
-    """Nodes, initializers and value infos of the ONNX graph being built, with shape queries."""
+    name_separator = "__"  # helper tensors: `blob__1`; blob versions (`blob__v2`) are named by the frontend
+    separate_node_names = True
+    infer_data_prop = True
+    symbolic_dims = False
 
     def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: dict[str, onnx.TensorProto] = {}
-        self.consts = _Constants(self.initializers)
-        self.inputs: list[onnx.ValueInfoProto] = []
+        super().__init__()
         self.quant: dict[str, Quant] = {}
-        self._names: set[str] = set()
-        self._node_names: set[str] = set()
-        self._shapes: dict[str, tuple[int | None, ...]] = {}
-        self._types: dict[str, int] = {}
-        self._inferred_upto = 0
         self._dq: dict[str, str] = {}
-
-    # ------------------------------------------------------------ names
-    def reserve(self, name: str) -> None:
-        """Mark a tensor name as taken."""
-        self._names.add(name)
-
-    def fresh(self, base: str) -> str:
-        """A tensor name not used yet, derived from `base`."""
-        name, index = base, 0
-        while name in self._names:
-            index += 1
-            name = f"{base}__{index}"
-        self._names.add(name)
-        return name
-
-    def _node_name(self, base: str) -> str:
-        name, index = base, 0
-        while name in self._node_names:
-            index += 1
-            name = f"{base}_{index}"
-        self._node_names.add(name)
-        return name
-
-    # ------------------------------------------------------------ building
-    def add_input(self, name: str, elem_type: int, shape: Sequence[int | str | None] | None) -> None:
-        """A graph input."""
-        from onnx import helper
-
-        self.reserve(name)
-        self.inputs.append(helper.make_tensor_value_info(name, elem_type, None if shape is None else list(shape)))
-        if shape is not None:
-            self._shapes[name] = tuple(d if isinstance(d, int) else None for d in shape)
-        self._types[name] = elem_type
-
-    def add_initializer(self, name: str, value: np.ndarray) -> str:
-        """A named initializer (name kept exactly)."""
-        from onnx import helper, numpy_helper
-
-        value = np.asarray(value)
-        self.reserve(name)
-        self.initializers[name] = numpy_helper.from_array(value, name)
-        self.consts.forget(name)
-        self._shapes[name] = tuple(int(d) for d in value.shape)
-        self._types[name] = helper.np_dtype_to_tensor_dtype(value.dtype)
-        return name
-
-    def const(self, value: Any, base: str, dtype: str | None = None) -> str:
-        """A new initializer holding `value`; returns its (fresh) name."""
-        array = np.asarray(value, dtype=dtype) if dtype else np.asarray(value)
-        if array.dtype == np.float64 and dtype is None:
-            array = array.astype(np.float32)
-        return self.add_initializer(self.fresh(base), array)
-
-    def node(
-        self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | str | int = 1, *, name: str = "",
-        domain: str = "", **attrs: Any,
-    ) -> list[str]:
-        """Append a node; `outputs` gives names, or a base name / count for fresh ones. Returns the output names."""
-        from onnx import helper
-
-        if isinstance(outputs, int):
-            out_names = [self.fresh(f"{name or op_type}_out{i}" if outputs > 1 else f"{name or op_type}_out") for i in range(outputs)]
-        elif isinstance(outputs, str):
-            out_names = [self.fresh(outputs)]
-        else:
-            out_names = list(outputs)
-            for out in out_names:
-                if out:
-                    self.reserve(out)
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.nodes.append(
-            helper.make_node(op_type, list(inputs), out_names, name=self._node_name(name or op_type), domain=domain or None, **attrs)
-        )
-        return out_names
 
     def one(self, op_type: str, inputs: Sequence[str], output: str | None = None, *, name: str = "", **attrs: Any) -> str:
         """Append a single-output node; returns its output name."""
@@ -259,7 +145,7 @@ class Graph:
         if quant is None:
             return name
         if name not in self._dq:
-            self._dq[name] = self.dequantize_into(name, self.fresh(f"{name}_dq"), node_name=f"{name}_dq")
+            self._dq[name] = self.dequantize_into(name, self.unique(f"{name}_dq"), node_name=f"{name}_dq")
         return self._dq[name]
 
     def dequantize_into(self, name: str, output: str, *, node_name: str) -> str:
@@ -288,49 +174,6 @@ class Graph:
         return output
 
     # ------------------------------------------------------------ shapes
-    def _infer(self) -> None:
-        """Shape inference of the nodes added since the last call, fed the shapes known so far (incremental)."""
-        import onnx
-        from onnx import helper
-
-        if self._inferred_upto >= len(self.nodes):
-            return
-        nodes = self.nodes[max(self._inferred_upto, 0):]
-        produced = {o for n in nodes for o in n.output}
-        inputs, inits, seen = [], [], set()
-        for node in nodes:
-            for name in node.input:
-                if not name or name in produced or name in seen:
-                    continue
-                seen.add(name)
-                tensor = self.initializers.get(name)
-                if tensor is not None and np.prod(tensor.dims, dtype=np.int64) <= _INFER_INLINE_LIMIT:
-                    inits.append(tensor)
-                elif name in self._types:
-                    shape = self._shapes.get(name)
-                    inputs.append(helper.make_tensor_value_info(name, self._types[name], None if shape is None else list(shape)))
-        graph = helper.make_graph(nodes, "partial", inputs, [], initializer=inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = 8
-        self._inferred_upto = len(self.nodes)
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-        except Exception as exc:  # best effort; callers handle unknown shapes
-            log.debug("shape inference of the partial graph failed: %s", exc)
-            return
-        for vi in inferred.graph.value_info:
-            tensor_type = vi.type.tensor_type
-            if tensor_type.elem_type:
-                self._types[vi.name] = tensor_type.elem_type
-            if tensor_type.HasField("shape"):
-                self._shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim)
-
-    def shape(self, name: str) -> tuple[int | None, ...] | None:
-        """The shape of a tensor (None entries for unknown dims), or None if even the rank is unknown."""
-        if name not in self._shapes:
-            self._infer()
-        return self._shapes.get(name)
-
     def rank(self, name: str) -> int:
         """The rank of a tensor; OpInvalid (naming the first node whose shapes do not fit) when it cannot be known."""
         shape = self.shape(name)
@@ -341,31 +184,6 @@ class Graph:
             raise OpInvalid(f"the rank of '{name}' is unknown (give the input shapes with --input NAME:DIMS)")
         return len(shape)
 
-    def probe_model(self, nodes: Sequence[onnx.NodeProto] | None = None, outputs: Sequence[str] = ()) -> onnx.ModelProto:
-        """The graph with large initializers given as typed inputs (cheap to serialise for shape inference)."""
-        from onnx import helper
-
-        inputs = list(self.inputs) + [
-            helper.make_tensor_value_info(n, t.data_type, list(t.dims)) for n, t in self.initializers.items()
-            if np.prod(t.dims, dtype=np.int64) > _INFER_INLINE_LIMIT
-        ]
-        inits = [t for t in self.initializers.values() if np.prod(t.dims, dtype=np.int64) <= _INFER_INLINE_LIMIT]
-        graph = helper.make_graph(self.nodes if nodes is None else nodes, "probe", inputs,
-                                  [helper.make_empty_tensor_value_info(o) for o in outputs], initializer=inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = 8
-        return model
-
-    def shape_problem(self) -> str | None:
-        """The first shape-inference error of the graph so far (strict mode), if any."""
-        import onnx
-
-        try:
-            onnx.shape_inference.infer_shapes(self.probe_model(), check_type=True, strict_mode=True, data_prop=True)
-        except Exception as exc:
-            return " ".join(str(exc).split())[:300]
-        return None
-
     def static_shape(self, name: str, what: str = "this conversion") -> tuple[int, ...]:
         """A fully known shape; OpUnsupported when a dimension is dynamic."""
         shape = self.shape(name)
@@ -373,23 +191,13 @@ class Graph:
             raise OpUnsupported(f"{what} needs the static shape of '{name}', which is {shape} (give --input with fixed dims)")
         return tuple(int(d) for d in shape)  # type: ignore[arg-type]
 
-    def elem_type(self, name: str) -> int | None:
-        """The ONNX element type of a tensor, if known."""
-        if name not in self._types:
-            self._infer()
-        return self._types.get(name)
-
     # ------------------------------------------------------------ common patterns
     def to_nchw(self, name: str, rank: int = 4) -> str:
         """Transpose channels-last to channels-first."""
         perm = [0, rank - 1] + list(range(1, rank - 1))
-        return self.one("Transpose", [name], self.fresh(f"{name}_nchw"), perm=perm)
+        return self.one("Transpose", [name], self.unique(f"{name}_nchw"), perm=perm)
 
     def to_nhwc(self, name: str, output: str | None = None, rank: int = 4) -> str:
         """Transpose channels-first to channels-last."""
         perm = [0] + list(range(2, rank)) + [1]
-        return self.one("Transpose", [name], output or self.fresh(f"{name}_nhwc"), perm=perm)
-
-    def ints_const(self, values: Sequence[int], base: str) -> str:
-        """An int64 1-D initializer."""
-        return self.const(np.asarray(list(values), dtype=np.int64), base)
+        return self.one("Transpose", [name], output or self.unique(f"{name}_nhwc"), perm=perm)

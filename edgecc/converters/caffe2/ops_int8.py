@@ -38,7 +38,7 @@ def _requantize(g: Graph, op: Op, value: str) -> None:
 
 
 def _float_out(g: Graph, op: Op) -> str:
-    return g.fresh(f"{op.output()}_float")
+    return g.unique(f"{op.output()}_float")
 
 
 def _bias(g: Graph, bias: str | None) -> str | None:
@@ -56,24 +56,28 @@ def _weight(g: Graph, op: Op, weight: str, nd: int) -> str:
         if weight in g.consts:
             moved = g.const(np.ascontiguousarray(g.consts[weight].transpose(perm)), f"{weight}_oihw")
         else:
-            moved = g.one("Transpose", [weight], g.fresh(f"{weight}_oihw"), perm=perm)
+            moved = g.one("Transpose", [weight], g.unique(f"{weight}_oihw"), perm=perm)
         if quant is not None:
             g.quant[moved] = quant
         weight = moved
     return g.dequantized(weight)
 
 
+def _conv_operands(g: Graph, op: Op) -> tuple[str, str, str | None]:
+    """Float X, W and B of an Int8 convolution (NHWC unless the op says otherwise)."""
+    _nhwc_default(op)
+    x = g.dequantized(op.input(0))
+    nd = g.rank(op.input(0)) - 2
+    return x, _weight(g, op, op.input(1), nd), _bias(g, op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None)
+
+
 def _conv(relu: bool):
     def convert(g: Graph, op: Op) -> None:
-        _nhwc_default(op)
-        x = g.dequantized(op.input(0))
-        nd = g.rank(op.input(0)) - 2
-        w = _weight(g, op, op.input(1), nd)
-        b = _bias(g, op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None)
+        x, w, b = _conv_operands(g, op)
         nchw = op.order() == "NCHW"
         y = emit_conv(g, op, x, w, b, _float_out(g, op), weight_oihw=not nchw)
         if relu:
-            y = g.one("Relu", [y], g.fresh(f"{op.output()}_relu"))
+            y = g.one("Relu", [y], g.unique(f"{op.output()}_relu"))
         _requantize(g, op, y)
 
     convert.__doc__ = f"Quantised convolution{' + Relu' if relu else ''} (NHWC, uint8 X and W, int32 bias) as DQ-Conv-Q."
@@ -87,11 +91,7 @@ OPS.register("Int8ConvRelu", _conv(True))
 @OPS.register("Int8ConvTranspose")
 def int8_conv_transpose(g: Graph, op: Op) -> None:
     """Quantised transposed convolution (NHWC) as DQ-ConvTranspose-Q."""
-    _nhwc_default(op)
-    x = g.dequantized(op.input(0))
-    nd = g.rank(op.input(0)) - 2
-    w = _weight(g, op, op.input(1), nd)
-    b = _bias(g, op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None)
+    x, w, b = _conv_operands(g, op)
     _requantize(g, op, emit_conv(g, op, x, w, b, _float_out(g, op), transpose=True, weight_oihw=op.order() == "NHWC"))
 
 
@@ -102,7 +102,7 @@ def _fc(relu: bool):
         b = _bias(g, op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None)
         y = emit_fc(g, op, x, w, b, _float_out(g, op))
         if relu:
-            y = g.one("Relu", [y], g.fresh(f"{op.output()}_relu"))
+            y = g.one("Relu", [y], g.unique(f"{op.output()}_relu"))
         _requantize(g, op, y)
 
     convert.__doc__ = f"Quantised fully connected{' + Relu' if relu else ''} (uint8 X and W [N, K], int32 bias) as DQ-Gemm-Q."
@@ -163,7 +163,7 @@ def _add(relu: bool, name: str):
             raise OpInvalid(f"{name} needs at least two inputs")
         y = g.one("Sum" if len(inputs) > 2 else "Add", inputs, _float_out(g, op), name=op.name)
         if relu:
-            y = g.one("Relu", [y], g.fresh(f"{op.output()}_relu"))
+            y = g.one("Relu", [y], g.unique(f"{op.output()}_relu"))
         _requantize(g, op, y)
 
     convert.__doc__ = f"Quantised element-wise sum{' + Relu' if relu else ''} with output requantisation."
@@ -207,7 +207,7 @@ def _reshape_like(onnx_type: str, doc: str):
             dims = op.ints("shape")
             if dims is None:
                 raise OpInvalid("Int8Reshape without a 'shape' argument")
-            y = g.one("Reshape", [x, g.ints_const(dims, f"{op.name}_shape")], _float_out(g, op), name=op.name)
+            y = g.one("Reshape", [x, g.ints(dims, f"{op.name}_shape")], _float_out(g, op), name=op.name)
         _requantize(g, op, y)
 
     convert.__doc__ = doc

@@ -77,7 +77,7 @@ def _weight_to_oihw(g: Graph, weight: str, nd: int) -> str:
     perm = [0, nd + 1] + list(range(1, nd + 1))
     if weight in g.consts:
         return g.const(np.ascontiguousarray(g.consts[weight].transpose(perm)), f"{weight}_oihw")
-    return g.one("Transpose", [weight], g.fresh(f"{weight}_oihw"), perm=perm)
+    return g.one("Transpose", [weight], g.unique(f"{weight}_oihw"), perm=perm)
 
 
 def emit_conv(
@@ -108,7 +108,7 @@ def emit_conv(
     inputs = [x, w] + ([b] if b else [])
     op_type = "ConvTranspose" if transpose else "Conv"
     if order == "NHWC":
-        y = g.one(op_type, inputs, g.fresh(f"{output}_nchw"), name=op.name, **attrs)
+        y = g.one(op_type, inputs, g.unique(f"{output}_nchw"), name=op.name, **attrs)
         return g.to_nhwc(y, output, rank)
     return g.one(op_type, inputs, output, name=op.name, **attrs)
 
@@ -152,22 +152,22 @@ def emit_fc(g: Graph, op: Op, x: str, w: str, b: str | None, output: str) -> str
         raise OpInvalid(f"axis {axis} out of range for input rank {rank}")
     w_rank = g.rank(w)
     if w_rank != 2 or axis_w != 1:
-        w = g.one("Flatten", [w], g.fresh(f"{w}_2d"), axis=axis_w if axis_w >= 0 else axis_w + w_rank)
+        w = g.one("Flatten", [w], g.unique(f"{w}_2d"), axis=axis_w if axis_w >= 0 else axis_w + w_rank)
     x_shape, w_shape = g.shape(x), g.shape(w)
     if x_shape and w_shape and len(w_shape) == 2 and all(d is not None for d in x_shape[axis:]) and w_shape[1] is not None:
         k = int(np.prod([d for d in x_shape[axis:]], dtype=np.int64))
         if k != w_shape[1]:
             raise OpInvalid(f"input '{op.inputs[0]}' gives {k} features per row (axis {axis}) but weight '{op.inputs[1]}' "
                             f"of shape {'x'.join(map(str, w_shape))} expects {w_shape[1]}")
-    flat = x if rank == 2 and axis == 1 else g.one("Flatten", [x], g.fresh(f"{x}_2d"), axis=axis)
+    flat = x if rank == 2 and axis == 1 else g.one("Flatten", [x], g.unique(f"{x}_2d"), axis=axis)
     if b is None:
         b = g.const(np.zeros(1, np.float32), f"{op.name}_nobias")
     if axis == 1:
         return g.one("Gemm", [flat, w, b], output, name=op.name, transB=1)
-    y2d = g.one("Gemm", [flat, w, b], g.fresh(f"{output}_2d"), name=op.name, transB=1)
-    lead = g.one("Shape", [x], g.fresh(f"{x}_lead"), end=axis)
-    last = g.one("Shape", [y2d], g.fresh(f"{y2d}_n"), start=1)
-    shape = g.one("Concat", [lead, last], g.fresh(f"{output}_shape"), axis=0)
+    y2d = g.one("Gemm", [flat, w, b], g.unique(f"{output}_2d"), name=op.name, transB=1)
+    lead = g.one("Shape", [x], g.unique(f"{x}_lead"), end=axis)
+    last = g.one("Shape", [y2d], g.unique(f"{y2d}_n"), start=1)
+    shape = g.one("Concat", [lead, last], g.unique(f"{output}_shape"), axis=0)
     return g.one("Reshape", [y2d, shape], output, name=f"{op.name}_reshape")
 
 
@@ -186,7 +186,7 @@ def emit_pool(g: Graph, op: Op, kind: str, x: str, output: str) -> str:
         raise OpInvalid(f"input '{x}' has rank {rank}, pooling needs at least 3")
     nhwc = order == "NHWC"
     src = g.to_nchw(x, rank) if nhwc else x
-    target = g.fresh(f"{output}_nchw") if nhwc else output
+    target = g.unique(f"{output}_nchw") if nhwc else output
     if op.i("global_pooling", 0):
         y = g.one("GlobalMaxPool" if kind == "MaxPool" else "GlobalAveragePool", [src], target, name=op.name)
         return g.to_nhwc(y, output, rank) if nhwc else y
@@ -203,8 +203,8 @@ def emit_pool(g: Graph, op: Op, kind: str, x: str, output: str) -> str:
         if all(p < k for p, k in zip(pads[nd:], params.kernel)):
             attrs["pads"] = pads
         elif attrs.get("count_include_pad"):  # pad explicitly so that every window divides by the kernel area
-            pad_values = g.ints_const([0, 0] + pads[:nd] + [0, 0] + pads[nd:], f"{op.name}_pads")
-            src = g.one("Pad", [src, pad_values], g.fresh(f"{src}_padded"))
+            pad_values = g.ints([0, 0] + pads[:nd] + [0, 0] + pads[nd:], f"{op.name}_pads")
+            src = g.one("Pad", [src, pad_values], g.unique(f"{src}_padded"))
         else:  # end padding of a whole window is refused by onnxruntime; ceil mode gives the same windows
             attrs["pads"] = params.pads[:nd] * 2
             attrs["ceil_mode"] = 1
@@ -260,7 +260,7 @@ def spatial_bn(g: Graph, op: Op) -> None:
     inputs = [src] + [op.input(i) for i in range(1, 5)]
     eps = op.f("epsilon", 1e-5)
     if nhwc:
-        y = g.one("BatchNormalization", inputs, g.fresh(f"{op.output()}_nchw"), name=op.name, epsilon=eps)
+        y = g.one("BatchNormalization", inputs, g.unique(f"{op.output()}_nchw"), name=op.name, epsilon=eps)
         g.to_nhwc(y, op.output(), rank)
     else:
         g.one("BatchNormalization", inputs, op.output(), name=op.name, epsilon=eps)
@@ -279,7 +279,7 @@ def lrn(g: Graph, op: Op) -> None:
         raise OpInvalid("LRN without size")
     attrs = {"size": size, "alpha": op.f("alpha", 0.0), "beta": op.f("beta", 0.0), "bias": op.f("bias", 1.0)}
     if nhwc:
-        y = g.one("LRN", [g.to_nchw(x, rank)], g.fresh(f"{op.output()}_nchw"), name=op.name, **attrs)
+        y = g.one("LRN", [g.to_nchw(x, rank)], g.unique(f"{op.output()}_nchw"), name=op.name, **attrs)
         g.to_nhwc(y, op.output(), rank)
     else:
         g.one("LRN", [x], op.output(), name=op.name, **attrs)
@@ -326,7 +326,7 @@ def prelu(g: Graph, op: Op) -> None:
         if slope in g.consts:
             slope = g.const(g.consts[slope].reshape((-1,) + (1,) * (rank - 2)), f"{slope}_c11")
         else:
-            slope = g.one("Unsqueeze", [slope, g.ints_const(list(range(1, rank - 1)), f"{slope}_axes")], g.fresh(f"{slope}_c11"))
+            slope = g.one("Unsqueeze", [slope, g.ints(list(range(1, rank - 1)), f"{slope}_axes")], g.unique(f"{slope}_c11"))
     g.one("PRelu", [x, slope], op.output(), name=op.name)
 
 
@@ -340,9 +340,9 @@ def emit_softmax(g: Graph, op: Op, x: str, output: str) -> str:
         raise OpInvalid(f"axis {axis} out of range for rank {rank}")
     if axis == rank - 1:
         return g.one("Softmax", [x], output, name=op.name, axis=-1)
-    flat = g.one("Flatten", [x], g.fresh(f"{x}_2d"), axis=axis)
-    y = g.one("Softmax", [flat], g.fresh(f"{output}_2d"), name=op.name, axis=1)
-    shape = g.one("Shape", [x], g.fresh(f"{x}_shape"))
+    flat = g.one("Flatten", [x], g.unique(f"{x}_2d"), axis=axis)
+    y = g.one("Softmax", [flat], g.unique(f"{output}_2d"), name=op.name, axis=1)
+    shape = g.one("Shape", [x], g.unique(f"{x}_shape"))
     return g.one("Reshape", [y, shape], output, name=f"{op.name}_reshape")
 
 
@@ -358,7 +358,7 @@ def dropout(g: Graph, op: Op) -> None:
     _training_outputs(op, "Dropout")
     g.one("Identity", [op.input(0)], op.output(), name=op.name)
     if len(op.onnx_outputs) > 1 and op.onnx_outputs[1]:
-        shape = g.one("Shape", [op.input(0)], g.fresh(f"{op.name}_shape"))
+        shape = g.one("Shape", [op.input(0)], g.unique(f"{op.name}_shape"))
         from onnx import TensorProto, helper
 
         g.one("ConstantOfShape", [shape], op.output(1), value=helper.make_tensor("one", TensorProto.BOOL, [1], [True]))
@@ -377,11 +377,11 @@ def channel_shuffle(g: Graph, op: Op) -> None:
     if channels % group:
         raise OpInvalid(f"{channels} channels do not split into {group} groups")
     src = g.to_nchw(x, rank) if nhwc else x
-    split = g.one("Reshape", [src, g.ints_const([0, group, channels // group, -1], f"{op.name}_grouped")], g.fresh(f"{op.name}_grouped"))
-    swapped = g.one("Transpose", [split], g.fresh(f"{op.name}_swapped"), perm=[0, 2, 1, 3])
-    shape = g.one("Shape", [src], g.fresh(f"{op.name}_shape"))
+    split = g.one("Reshape", [src, g.ints([0, group, channels // group, -1], f"{op.name}_grouped")], g.unique(f"{op.name}_grouped"))
+    swapped = g.one("Transpose", [split], g.unique(f"{op.name}_swapped"), perm=[0, 2, 1, 3])
+    shape = g.one("Shape", [src], g.unique(f"{op.name}_shape"))
     if nhwc:
-        y = g.one("Reshape", [swapped, shape], g.fresh(f"{op.output()}_nchw"), name=op.name)
+        y = g.one("Reshape", [swapped, shape], g.unique(f"{op.output()}_nchw"), name=op.name)
         g.to_nhwc(y, op.output(), rank)
     else:
         g.one("Reshape", [swapped, shape], op.output(), name=op.name)

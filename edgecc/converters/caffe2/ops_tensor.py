@@ -33,8 +33,8 @@ def broadcast_operand(g: Graph, op: Op, a: str, b: str) -> str:
     if b in g.consts:
         value = g.consts[b]
         return g.const(value.reshape(value.shape + (1,) * trailing), f"{b}_bcast")
-    axes = g.ints_const(list(range(rank_b, rank_b + trailing)), f"{b}_bcast_axes")
-    return g.one("Unsqueeze", [b, axes], g.fresh(f"{b}_bcast"))
+    axes = g.ints(list(range(rank_b, rank_b + trailing)), f"{b}_bcast_axes")
+    return g.one("Unsqueeze", [b, axes], g.unique(f"{b}_bcast"))
 
 
 def _binary(onnx_type: str):
@@ -89,8 +89,8 @@ def concat_axis(g: Graph, op: Op, rank: int, default_order_axis: bool = True) ->
 def _split_info(g: Graph, op: Op, parts: list[str], axis: int) -> None:
     from onnx import TensorProto
 
-    sizes = [g.one("Shape", [p], g.fresh(f"{p}_size"), start=axis, end=axis + 1) for p in parts]
-    joined = g.one("Concat", sizes, g.fresh(f"{op.output(1)}_i64"), axis=0)
+    sizes = [g.one("Shape", [p], g.unique(f"{p}_size"), start=axis, end=axis + 1) for p in parts]
+    joined = g.one("Concat", sizes, g.unique(f"{op.output(1)}_i64"), axis=0)
     g.one("Cast", [joined], op.output(1), to=TensorProto.INT32)
 
 
@@ -110,8 +110,8 @@ def concat(g: Graph, op: Op) -> None:
         raise OpInvalid(f"axis {axis} out of range for rank {out_rank}")
     inputs = parts
     if add_axis:
-        axes = g.ints_const([axis], f"{op.name}_axis")
-        inputs = [g.one("Unsqueeze", [p, axes], g.fresh(f"{p}_stacked")) for p in parts]
+        axes = g.ints([axis], f"{op.name}_axis")
+        inputs = [g.one("Unsqueeze", [p, axes], g.unique(f"{p}_stacked")) for p in parts]
     g.one("Concat", inputs, op.output(), name=op.name, axis=axis)
     if len(op.onnx_outputs) > 1 and op.onnx_outputs[1]:
         if add_axis:
@@ -140,19 +140,19 @@ def split(g: Graph, op: Op) -> None:
             raise OpUnsupported("Split sizes computed at run time")
         sizes = [int(v) for v in g.consts[op.input(1)].reshape(-1)]
     add_axis = bool(op.i("add_axis", 0))
-    targets = [g.fresh(f"{o}_keepdim") for o in outputs] if add_axis else outputs
+    targets = [g.unique(f"{o}_keepdim") for o in outputs] if add_axis else outputs
     inputs = [x]
     if sizes:
         if len(sizes) != len(outputs):
             raise OpInvalid(f"{len(sizes)} split sizes for {len(outputs)} outputs")
-        inputs.append(g.ints_const(sizes, f"{op.name}_split"))
+        inputs.append(g.ints(sizes, f"{op.name}_split"))
     else:
         dim = (g.shape(x) or [None] * rank)[axis]
         if dim is not None and dim % len(outputs):
             raise OpInvalid(f"dimension {dim} does not split equally into {len(outputs)} parts")
     g.node("Split", inputs, targets, name=op.name, axis=axis)
     if add_axis:
-        axes = g.ints_const([axis], f"{op.name}_axis")
+        axes = g.ints([axis], f"{op.name}_axis")
         for target, out in zip(targets, outputs):
             g.one("Squeeze", [target, axes], out)
 
@@ -164,13 +164,13 @@ def reshape(g: Graph, op: Op) -> None:
     if len(op.onnx_inputs) > 1:
         source = op.input(1)
         shape = g.const(g.consts[source].astype(np.int64), f"{source}_i64") if source in g.consts else g.one(
-            "Cast", [source], g.fresh(f"{source}_i64"), to=7
+            "Cast", [source], g.unique(f"{source}_i64"), to=7
         )
     else:
         dims = op.ints("shape")
         if dims is None:
             raise OpInvalid("Reshape without a 'shape' argument or a second input")
-        shape = g.ints_const(dims, f"{op.name}_shape")
+        shape = g.ints(dims, f"{op.name}_shape")
     g.one("Reshape", [x, shape], op.output(), name=op.name)
     if len(op.onnx_outputs) > 1 and op.onnx_outputs[1]:
         g.one("Shape", [x], op.output(1))
@@ -185,7 +185,7 @@ def flatten(g: Graph, op: Op) -> None:
 @OPS.register("FlattenToVec")
 def flatten_to_vec(g: Graph, op: Op) -> None:
     """1-D view of all elements."""
-    g.one("Reshape", [op.input(0), g.ints_const([-1], f"{op.name}_shape")], op.output(), name=op.name)
+    g.one("Reshape", [op.input(0), g.ints([-1], f"{op.name}_shape")], op.output(), name=op.name)
 
 
 @OPS.register("Transpose")
@@ -206,7 +206,7 @@ OPS.get("NHWC2NCHW").__doc__ = "Transpose channels-last to channels-first."
 def squeeze(g: Graph, op: Op) -> None:
     """Remove the size-1 dims listed in `dims`."""
     dims = op.ints("dims") or []
-    g.one("Squeeze", [op.input(0), g.ints_const(dims, f"{op.name}_axes")], op.output(), name=op.name)
+    g.one("Squeeze", [op.input(0), g.ints(dims, f"{op.name}_axes")], op.output(), name=op.name)
 
 
 @OPS.register("ExpandDims")
@@ -215,7 +215,7 @@ def expand_dims(g: Graph, op: Op) -> None:
     dims = sorted(op.ints("dims") or [])
     if not dims:
         raise OpInvalid("ExpandDims without dims")
-    g.one("Unsqueeze", [op.input(0), g.ints_const(dims, f"{op.name}_axes")], op.output(), name=op.name)
+    g.one("Unsqueeze", [op.input(0), g.ints(dims, f"{op.name}_axes")], op.output(), name=op.name)
 
 
 def _identity(g: Graph, op: Op) -> None:

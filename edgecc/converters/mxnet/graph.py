@@ -1,8 +1,7 @@
-"""The ONNX graph being built from an MXNet symbol: tensor names, parameters, inputs, shapes."""
+"""The ONNX graph being built from an MXNet symbol: MXNet tensor names, parameters, inputs made on first use, shapes."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,22 +9,20 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from edgecc.converters.mxnet.params import DTYPE_FLAGS, ParamFile
-from edgecc.converters.mxnet.symbol import Symbol, SymNode
+from edgecc.converters.builder import GraphBuilder
+from edgecc.converters.mxnet.reader import DTYPE_FLAGS
+from edgecc.converters.mxnet.schema import ParamFile, Symbol, SymNode
 from edgecc.converters.options import ConvertOptions
 from edgecc.errors import InvalidInputError, UsageError
 from edgecc.registry import Registry
 
-__all__ = ["OPS", "OPSET", "Converter", "GraphBuilder", "output_name", "register"]
+__all__ = ["OPS", "Converter", "Graph", "output_name", "register"]
 
-log = logging.getLogger(__name__)
-
-OPSET = 17
-Converter = Callable[["GraphBuilder", SymNode], list[str]]
+Converter = Callable[["Graph", SymNode], list[str]]
 #: MXNet operator name -> converter (ctx, node) -> ONNX tensor names of the node's outputs
 OPS: Registry[Converter] = Registry("MXNet operator")
 
-_SPATIAL_OPS = {"Convolution", "Pooling", "BatchNorm", "Deconvolution", "InstanceNorm", "LRN", "UpSampling"}
+_SMALL = 64  # elements: smaller parameters go to shape inference with their values, larger ones leave memory once copied
 
 
 def register(*names: str) -> Callable[[Converter], Converter]:
@@ -46,36 +43,21 @@ def output_name(node: SymNode, index: int, count: int) -> str:
     return f"{node.name}_output" if count == 1 else f"{node.name}_output{index}"
 
 
-class GraphBuilder:
-    """Collects ONNX nodes, initializers and inputs while the symbol is walked in order."""
+class Graph(GraphBuilder):
+    """The graph of a symbol walked in order; converters read inputs and parameters through it."""
+
+    infer_whole_graph = True  # inputs often have symbolic dims (N, H, W): keep the ones inference invents consistent
+    infer_inline_limit = _SMALL
 
     def __init__(self, symbol: Symbol, params: ParamFile, options: ConvertOptions) -> None:
+        super().__init__()
         self.symbol = symbol
         self.params = params
         self.options = options
         self.path = symbol.path
-        self.model = onnx.ModelProto()  # initializers are written straight into it: no copy of the weights
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: dict[str, TensorProto] = {}
-        self.small: dict[str, np.ndarray] = {}
-        self.inputs: dict[int, onnx.ValueInfoProto] = {}
-        self.tensors: dict[tuple[int, int], str] = {}
-        self.used_names: set[str] = set()
-        self._shapes: dict[str, tuple[Any, ...] | None] = {}
-        self._dtypes: dict[str, int] = {}
-        self._shape_nodes = -1
+        self.tensors: dict[tuple[int, int], str] = {}  # (node index, output index) -> ONNX tensor
         self._consumers = symbol.consumers()
-        self._input_names: set[str] = set()
-
-    # --- naming -------------------------------------------------------------------------
-    def unique(self, base: str) -> str:
-        """A tensor name not used yet."""
-        name, count = base, 0
-        while name in self.used_names:
-            count += 1
-            name = f"{base}_{count}"
-        self.used_names.add(name)
-        return name
+        self._input_index: dict[str, int] = {}  # graph input -> index of its variable node
 
     # --- inputs and parameters -----------------------------------------------------------
     def inp(self, node: SymNode, position: int) -> str:
@@ -103,18 +85,15 @@ class GraphBuilder:
     def _param_tensor(self, name: str) -> str:
         if name not in self.initializers:
             array = self.params.arrays[name]
-            self._store(name, array)
-            if array.size <= 64:
-                self.small[name] = np.array(array)
-            else:
+            self.add_initializer(name, array)
+            if array.size > _SMALL:
                 self.params.release(name)
-            self.used_names.add(name)
         return name
 
     def _graph_input(self, src: SymNode) -> str:
-        if src.name in self._input_names:  # two variables of one name are one argument in MXNet
+        if src.name in self._input_index:  # two variables of one name are one argument in MXNet
             return src.name
-        self._input_names.add(src.name)
+        self._input_index[src.name] = src.index
         spec = self.options.input_spec(src.name)
         shape: Sequence[Any] | None = None
         if spec is not None and spec.shape is not None:
@@ -137,9 +116,7 @@ class GraphBuilder:
             dtype = DTYPE_FLAGS.get(src.attrs.int("__dtype__"))
             if dtype is not None:
                 elem = helper.np_dtype_to_tensor_dtype(dtype)
-        self.inputs[src.index] = helper.make_tensor_value_info(src.name, elem, None if shape is None else list(shape))
-        self.used_names.add(src.name)
-        return src.name
+        return self.add_input(src.name, elem, shape)
 
     def _guess_shape(self, src: SymNode) -> list[Any] | None:
         """Rank and channels from the first consumer when the user gave no --input."""
@@ -200,85 +177,29 @@ class GraphBuilder:
         self.param_array(node, position, shape, what)
         return self._param_tensor(self.symbol.nodes[node.inputs[position][0]].name)
 
-    def _store(self, name: str, array: np.ndarray) -> None:
-        """Add an initializer in place in the model (raw little-endian bytes)."""
-        tensor = self.model.graph.initializer.add()
-        tensor.name = name
-        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-        tensor.dims.extend(int(d) for d in array.shape)
-        tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-        self.initializers[name] = tensor
+    def ordered_inputs(self) -> list[onnx.ValueInfoProto]:
+        """The graph inputs in the order of their variables in the symbol."""
+        return sorted(self.inputs, key=lambda vi: self._input_index[vi.name])
 
     def const(self, value: Any, base: str, dtype: Any = np.float32) -> str:
-        """A new initializer holding `value`."""
-        array = np.ascontiguousarray(np.asarray(value, dtype=dtype))
-        name = self.unique(base)
-        self._store(name, array)
-        if array.size <= 64:
-            self.small[name] = array
-        return name
-
-    def ints(self, values: Sequence[int], base: str) -> str:
-        """An int64 1-D constant (shapes, axes, pads)."""
-        return self.const(list(values), base, np.int64)
+        """A new initializer holding `value`: float32 unless `dtype` says otherwise, a scalar as a 1-element vector."""
+        return super().const(np.ascontiguousarray(np.asarray(value, dtype=dtype)), base, dtype)
 
     # --- nodes ------------------------------------------------------------------------------
     def add(self, op_type: str, inputs: Sequence[str], base: str, *, outputs: int = 1, name: str | None = None, **attrs: Any) -> str:
         """Append an ONNX node and return its (first) output name; `base` is the output's name."""
         names = [self.unique(base if outputs == 1 else f"{base}{i}") for i in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=self.unique(name or f"{base}__{op_type}"), **attrs))
-        return names[0]
+        return self.node(op_type, inputs, names, name=name or f"{base}__{op_type}", **attrs)[0]
 
     def add_multi(self, op_type: str, inputs: Sequence[str], bases: Sequence[str], **attrs: Any) -> list[str]:
         """Append an ONNX node with several outputs."""
-        names = [self.unique(b) for b in bases]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=self.unique(f"{bases[0]}__{op_type}"), **attrs))
-        return names
+        return self.node(op_type, inputs, [self.unique(b) for b in bases], name=f"{bases[0]}__{op_type}", **attrs)
 
     def out(self, node: SymNode, index: int = 0, count: int = 1) -> str:
         """The MXNet output name of `node` (`name_output`), reserved for the converter's last node."""
         return output_name(node, index, count)
 
     # --- shapes -----------------------------------------------------------------------------
-    def _infer(self) -> None:
-        graph_inputs = list(self.inputs.values())
-        inits = []
-        for name, tensor in self.initializers.items():
-            if name in self.small:
-                inits.append(tensor)
-            else:
-                graph_inputs.append(helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)))
-        produced = [o for n in self.nodes for o in n.output]
-        graph = helper.make_graph(
-            self.nodes, "infer", graph_inputs, [helper.make_value_info(o, onnx.TypeProto()) for o in produced[-1:]], inits
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-        except (onnx.shape_inference.InferenceError, ValueError, RuntimeError) as exc:
-            log.debug("shape inference failed: %s", exc)
-            return
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-            ttype = vi.type.tensor_type
-            if ttype.elem_type:
-                self._dtypes[vi.name] = ttype.elem_type
-            if ttype.HasField("shape"):
-                dims: list[Any] = []
-                for dim in ttype.shape.dim:
-                    dims.append(int(dim.dim_value) if dim.HasField("dim_value") else (dim.dim_param or None))
-                self._shapes[vi.name] = tuple(dims)
-        self._shape_nodes = len(self.nodes)
-
-    def shape(self, tensor: str) -> tuple[Any, ...] | None:
-        """The tensor's shape as far as ONNX shape inference knows it (ints, symbols or None); None for unknown rank."""
-        if tensor in self.small:
-            return tuple(self.small[tensor].shape)
-        if tensor in self.initializers:
-            return tuple(self.initializers[tensor].dims)
-        if tensor not in self._shapes and self._shape_nodes != len(self.nodes):
-            self._infer()
-        return self._shapes.get(tensor)
-
     def static_shape(self, tensor: str, node: SymNode, why: str) -> tuple[int, ...]:
         """The shape with every dimension known, or a usage error asking for --input."""
         shape = self.shape(tensor)
@@ -302,21 +223,7 @@ class GraphBuilder:
 
     def elem_type(self, tensor: str) -> int:
         """The ONNX element type of a tensor (float when unknown)."""
-        if tensor in self.initializers:
-            return self.initializers[tensor].data_type
-        for vi in self.inputs.values():
-            if vi.name == tensor:
-                return vi.type.tensor_type.elem_type
-        if tensor not in self._dtypes and self._shape_nodes != len(self.nodes):
-            self._infer()
-        return self._dtypes.get(tensor, TensorProto.FLOAT)
-
-    def value_info(self, tensor: str) -> onnx.ValueInfoProto:
-        """Type and shape of a tensor for a graph output (float of unknown shape when inference cannot tell)."""
-        if self._shape_nodes != len(self.nodes):
-            self._infer()
-        shape = self._shapes.get(tensor)
-        return helper.make_tensor_value_info(tensor, self._dtypes.get(tensor, TensorProto.FLOAT), None if shape is None else list(shape))
+        return super().elem_type(tensor) or TensorProto.FLOAT
 
     def np_dtype(self, tensor: str) -> np.dtype:
         """The numpy dtype of a tensor."""

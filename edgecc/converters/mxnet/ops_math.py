@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from edgecc.converters.mxnet.graph import GraphBuilder, register
-from edgecc.converters.mxnet.symbol import SymNode
+from edgecc.converters.mxnet.graph import Graph, register
+from edgecc.converters.mxnet.schema import SymNode
 from edgecc.errors import UnsupportedError
 
 __all__: list[str] = []
 
 
 def _binary(onnx_op: str):
-    def convert(ctx: GraphBuilder, node: SymNode) -> list[str]:
+    def convert(ctx: Graph, node: SymNode) -> list[str]:
         return [ctx.add(onnx_op, [ctx.inp(node, 0), ctx.inp(node, 1)], ctx.out(node))]
 
     convert.__doc__ = f"Elementwise {onnx_op} with numpy broadcasting."
@@ -31,13 +31,13 @@ for _op, _names in _BINARIES.items():
 
 
 @register("add_n", "ElementWiseSum")
-def add_n(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def add_n(ctx: Graph, node: SymNode) -> list[str]:
     """Sum of all inputs."""
     return [ctx.add("Sum", [ctx.inp(node, i) for i in range(ctx.num_inputs(node))], ctx.out(node))]
 
 
 def _scalar(onnx_op: str, reverse: bool):
-    def convert(ctx: GraphBuilder, node: SymNode) -> list[str]:
+    def convert(ctx: Graph, node: SymNode) -> list[str]:
         x = ctx.inp(node, 0)
         s = ctx.const(node.attrs.float("scalar"), f"{node.name}__scalar", ctx.np_dtype(x))
         return [ctx.add(onnx_op, [s, x] if reverse else [x, s], ctx.out(node))]
@@ -63,7 +63,7 @@ for (_op, _rev), _names in _SCALARS.items():
 
 
 def _unary(onnx_op: str):
-    def convert(ctx: GraphBuilder, node: SymNode) -> list[str]:
+    def convert(ctx: Graph, node: SymNode) -> list[str]:
         return [ctx.add(onnx_op, [ctx.inp(node, 0)], ctx.out(node))]
 
     convert.__doc__ = f"Elementwise {onnx_op}."
@@ -80,21 +80,21 @@ for _op, _names in _UNARIES.items():
 
 
 @register("square")
-def square(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def square(ctx: Graph, node: SymNode) -> list[str]:
     """x * x."""
     x = ctx.inp(node, 0)
     return [ctx.add("Mul", [x, x], ctx.out(node))]
 
 
 @register("rsqrt")
-def rsqrt(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def rsqrt(ctx: Graph, node: SymNode) -> list[str]:
     """1 / sqrt(x)."""
     root = ctx.add("Sqrt", [ctx.inp(node, 0)], f"{node.name}__sqrt")
     return [ctx.add("Reciprocal", [root], ctx.out(node))]
 
 
 def _reduce(onnx_op: str):
-    def convert(ctx: GraphBuilder, node: SymNode) -> list[str]:
+    def convert(ctx: Graph, node: SymNode) -> list[str]:
         a = node.attrs
         x = ctx.inp(node, 0)
         axes = list(a.ints("axis"))
@@ -128,7 +128,7 @@ for _op, _names in _REDUCTIONS.items():
     register(*_names)(_reduce(_op))
 
 
-def _swap_last(ctx: GraphBuilder, x: str, node: SymNode, tag: str) -> str:
+def _swap_last(ctx: Graph, x: str, node: SymNode, tag: str) -> str:
     rank = ctx.rank(x, node)
     perm = list(range(rank))
     perm[-1], perm[-2] = perm[-2], perm[-1]
@@ -136,7 +136,7 @@ def _swap_last(ctx: GraphBuilder, x: str, node: SymNode, tag: str) -> str:
 
 
 @register("dot")
-def dot(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def dot(ctx: Graph, node: SymNode) -> list[str]:
     """Tensor dot of the last axis of a with the first axis of b (transpose_a/b for 2-D)."""
     a_attr = node.attrs
     a = ctx.inp(node, 0)
@@ -162,7 +162,7 @@ def dot(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("batch_dot")
-def batch_dot(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def batch_dot(ctx: Graph, node: SymNode) -> list[str]:
     """Batched MatMul with optional transposes of the last two axes."""
     a = ctx.inp(node, 0)
     b = ctx.inp(node, 1)
@@ -177,7 +177,7 @@ def batch_dot(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 def _compare(onnx_op: str, negate: bool = False):
-    def convert(ctx: GraphBuilder, node: SymNode) -> list[str]:
+    def convert(ctx: Graph, node: SymNode) -> list[str]:
         a = ctx.inp(node, 0)
         result = ctx.add(onnx_op, [a, ctx.inp(node, 1)], f"{node.name}__bool")
         if negate:
@@ -201,7 +201,7 @@ for (_op, _neg), _names in _COMPARISONS.items():
 
 
 def _arg(onnx_op: str):
-    def convert(ctx: GraphBuilder, node: SymNode) -> list[str]:
+    def convert(ctx: Graph, node: SymNode) -> list[str]:
         x = ctx.inp(node, 0)
         keep = 1 if node.attrs.bool("keepdims") else 0
         if node.attrs.has("axis"):
@@ -220,7 +220,7 @@ register("argmin")(_arg("ArgMin"))
 
 
 @register("norm")
-def norm(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def norm(ctx: Graph, node: SymNode) -> list[str]:
     """L2 (ord=2) or L1 (ord=1) norm over `axis` (all axes give shape (1,))."""
     a = node.attrs
     x = ctx.inp(node, 0)
@@ -238,7 +238,7 @@ def norm(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("hard_sigmoid")
-def hard_sigmoid(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def hard_sigmoid(ctx: Graph, node: SymNode) -> list[str]:
     """max(0, min(1, alpha * x + beta))."""
     return [
         ctx.add("HardSigmoid", [ctx.inp(node, 0)], ctx.out(node), alpha=node.attrs.float("alpha", 0.2),
@@ -247,7 +247,7 @@ def hard_sigmoid(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("round")
-def round_(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def round_(ctx: Graph, node: SymNode) -> list[str]:
     """Round half away from zero (ONNX Round rounds half to even): sign(x) * floor(|x| + 0.5)."""
     x = ctx.inp(node, 0)
     half = ctx.const(0.5, f"{node.name}__half", ctx.np_dtype(x))

@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 
-from edgecc.converters.mxnet.graph import GraphBuilder, register
-from edgecc.converters.mxnet.symbol import SymNode
+from edgecc.converters.mxnet.graph import Graph, register
+from edgecc.converters.mxnet.schema import SymNode
 from edgecc.errors import UnsupportedError
 
 __all__: list[str] = []
 
 
-def _unsupported(ctx: GraphBuilder, node: SymNode, reason: str) -> UnsupportedError:
+def _unsupported(ctx: Graph, node: SymNode, reason: str) -> UnsupportedError:
     return UnsupportedError(f"{ctx.path}: node '{node.name}' ({node.op}): {reason}", path=ctx.path)
 
 
@@ -23,7 +23,7 @@ def _spatial(node: SymNode, key: str, n: int, default: int) -> list[int]:
 
 
 @register("Convolution")
-def convolution(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def convolution(ctx: Graph, node: SymNode) -> list[str]:
     """Conv with groups, dilation, symmetric padding, optional bias."""
     a = node.attrs
     kernel = list(a.ints("kernel"))
@@ -48,7 +48,7 @@ def convolution(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("Deconvolution")
-def deconvolution(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def deconvolution(ctx: Graph, node: SymNode) -> list[str]:
     """ConvTranspose with adj (output_padding) and target_shape."""
     a = node.attrs
     kernel = list(a.ints("kernel"))
@@ -83,7 +83,7 @@ def deconvolution(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("FullyConnected")
-def fully_connected(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def fully_connected(ctx: Graph, node: SymNode) -> list[str]:
     """Gemm on the flattened input (flatten=True) or MatMul on the last axis (flatten=False)."""
     a = node.attrs
     hidden = a.int("num_hidden")
@@ -104,7 +104,7 @@ def fully_connected(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("BatchNorm", "BatchNorm_v1")
-def batch_norm(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def batch_norm(ctx: Graph, node: SymNode) -> list[str]:
     """Inference batch norm from the moving statistics (fix_gamma sets gamma to 1)."""
     a = node.attrs
     eps = a.float("eps", 1e-3)
@@ -138,7 +138,7 @@ _ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softrelu"
 
 
 @register("Activation")
-def activation(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def activation(ctx: Graph, node: SymNode) -> list[str]:
     """relu, sigmoid, tanh, softrelu (Softplus), softsign."""
     act = node.attrs.str("act_type", "relu").lower()
     if act not in _ACTIVATIONS:
@@ -146,7 +146,7 @@ def activation(ctx: GraphBuilder, node: SymNode) -> list[str]:
     return [ctx.add(_ACTIVATIONS[act], [ctx.inp(node, 0)], ctx.out(node))]
 
 
-def _gelu(ctx: GraphBuilder, x: str, out: str, base: str) -> str:
+def _gelu(ctx: Graph, x: str, out: str, base: str) -> str:
     scaled = ctx.add("Mul", [x, ctx.const(1.0 / math.sqrt(2.0), f"{base}__rsqrt2", ctx.np_dtype(x))], f"{base}__scaled")
     erf = ctx.add("Erf", [scaled], f"{base}__erf")
     one = ctx.add("Add", [erf, ctx.const(1.0, f"{base}__one", ctx.np_dtype(x))], f"{base}__erf1")
@@ -155,7 +155,7 @@ def _gelu(ctx: GraphBuilder, x: str, out: str, base: str) -> str:
 
 
 @register("LeakyReLU")
-def leaky_relu(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def leaky_relu(ctx: Graph, node: SymNode) -> list[str]:
     """leaky, prelu (per-channel gamma), elu, selu, gelu, rrelu (mean slope at inference)."""
     a = node.attrs
     act = a.str("act_type", "leaky").lower()
@@ -185,7 +185,7 @@ def leaky_relu(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("Pooling", "Pooling_v1")
-def pooling(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def pooling(ctx: Graph, node: SymNode) -> list[str]:
     """max/avg/sum/lp pooling, global or windowed, valid or full (ceil) convention."""
     a = node.attrs
     pool = a.str("pool_type", "max").lower()
@@ -227,19 +227,19 @@ def pooling(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("Dropout")
-def dropout(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def dropout(ctx: Graph, node: SymNode) -> list[str]:
     """Removed at inference (Identity)."""
     return [ctx.add("Identity", [ctx.inp(node, 0)], ctx.out(node))]
 
 
-def _softmax(ctx: GraphBuilder, node: SymNode, x: str, axis: int, op: str = "Softmax") -> str:
+def _softmax(ctx: Graph, node: SymNode, x: str, axis: int, op: str = "Softmax") -> str:
     temperature = node.attrs.float("temperature", 1.0) if node.attrs.has("temperature") else 1.0
     if temperature != 1.0:
         x = ctx.add("Div", [x, ctx.const(temperature, f"{node.name}__t", ctx.np_dtype(x))], f"{node.name}__scaled")
     return ctx.add(op, [x], ctx.out(node), axis=axis)
 
 
-def _flat_softmax(ctx: GraphBuilder, node: SymNode, x: str) -> str:
+def _flat_softmax(ctx: Graph, node: SymNode, x: str) -> str:
     """Softmax over everything but the batch axis, output shaped as the input."""
     rank = ctx.rank(x, node)
     if rank == 2:
@@ -251,7 +251,7 @@ def _flat_softmax(ctx: GraphBuilder, node: SymNode, x: str) -> str:
 
 
 @register("softmax")
-def softmax(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def softmax(ctx: Graph, node: SymNode) -> list[str]:
     """softmax along `axis` (default -1) with temperature."""
     if node.attrs.bool("use_length"):
         raise _unsupported(ctx, node, "use_length")
@@ -259,13 +259,13 @@ def softmax(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("log_softmax")
-def log_softmax(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def log_softmax(ctx: Graph, node: SymNode) -> list[str]:
     """log_softmax along `axis` (default -1)."""
     return [_softmax(ctx, node, ctx.inp(node, 0), node.attrs.int("axis", -1), "LogSoftmax")]
 
 
 @register("SoftmaxOutput", "Softmax")
-def softmax_output(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def softmax_output(ctx: Graph, node: SymNode) -> list[str]:
     """Inference softmax of the training head (label input dropped); multi_output/preserve_shape honoured."""
     a = node.attrs
     x = ctx.inp(node, 0)
@@ -277,7 +277,7 @@ def softmax_output(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("SoftmaxActivation")
-def softmax_activation(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def softmax_activation(ctx: Graph, node: SymNode) -> list[str]:
     """mode=channel: softmax over axis 1; mode=instance: over the last axis (as MXNet 1.9 computes it)."""
     x = ctx.inp(node, 0)
     axis = 1 if node.attrs.str("mode", "instance").lower() == "channel" else -1
@@ -285,7 +285,7 @@ def softmax_activation(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("L2Normalization")
-def l2_normalization(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def l2_normalization(ctx: Graph, node: SymNode) -> list[str]:
     """x / sqrt(sum(x^2) + eps) over instance, channel or spatial axes."""
     x = ctx.inp(node, 0)
     rank = ctx.rank(x, node)
@@ -301,7 +301,7 @@ def l2_normalization(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("InstanceNorm")
-def instance_norm(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def instance_norm(ctx: Graph, node: SymNode) -> list[str]:
     """InstanceNormalization with gamma, beta and eps."""
     x = ctx.inp(node, 0)
     gamma = ctx.param(node, 1, what="gamma")
@@ -311,7 +311,7 @@ def instance_norm(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("LRN")
-def lrn(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def lrn(ctx: Graph, node: SymNode) -> list[str]:
     """Local response normalisation across channels."""
     a = node.attrs
     return [
@@ -323,7 +323,7 @@ def lrn(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("UpSampling")
-def upsampling(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def upsampling(ctx: Graph, node: SymNode) -> list[str]:
     """Nearest-neighbour upsampling by an integer scale; several inputs are resized alike and concatenated or summed."""
     a = node.attrs
     sample = a.str("sample_type", "nearest").lower()
@@ -353,7 +353,7 @@ def upsampling(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("_contrib_BilinearResize2D")
-def bilinear_resize(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def bilinear_resize(ctx: Graph, node: SymNode) -> list[str]:
     """Bilinear resize to (height, width) or by scale, align_corners as MXNet (default True)."""
     a = node.attrs
     x = ctx.inp(node, 0)
@@ -379,7 +379,7 @@ def bilinear_resize(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("_contrib_AdaptiveAvgPooling2D")
-def adaptive_avg_pool(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def adaptive_avg_pool(ctx: Graph, node: SymNode) -> list[str]:
     """Adaptive average pooling when the output size divides the input size (1 = global)."""
     x = ctx.inp(node, 0)
     size = list(node.attrs.ints("output_size", (1,)))

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from onnx import helper, numpy_helper
 
-from edgecc.converters.mxnet.graph import GraphBuilder, register
-from edgecc.converters.mxnet.symbol import SymNode
+from edgecc.converters.mxnet.graph import Graph, register
+from edgecc.converters.mxnet.schema import SymNode
 from edgecc.errors import InvalidInputError, UnsupportedError
 
 __all__ = ["mx_reshape_shape"]
@@ -79,7 +79,7 @@ def mx_reshape_shape(dshape: Sequence[Any], target: Sequence[int], reverse: bool
 
 
 @register("Reshape", "reshape")
-def reshape(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def reshape(ctx: Graph, node: SymNode) -> list[str]:
     """Reshape with MXNet's special codes (0, -1, -2, -3, -4) and reverse."""
     a = node.attrs
     x = ctx.inp(node, 0)
@@ -111,7 +111,7 @@ def reshape(ctx: GraphBuilder, node: SymNode) -> list[str]:
     return [_dynamic_reshape(ctx, node, x, len(shape), target, reverse)]
 
 
-def _dynamic_reshape(ctx: GraphBuilder, node: SymNode, x: str, rank: int, target: list[int], reverse: bool) -> str:
+def _dynamic_reshape(ctx: Graph, node: SymNode, x: str, rank: int, target: list[int], reverse: bool) -> str:
     """The MXNet rule on symbolic dimensions: the target shape is computed from Shape(x) at run time."""
     src = list(range(rank))[::-1] if reverse else list(range(rank))
     tgt = _normalise(target, reverse)
@@ -168,13 +168,13 @@ def _dynamic_reshape(ctx: GraphBuilder, node: SymNode, x: str, rank: int, target
 
 
 @register("Flatten", "flatten")
-def flatten(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def flatten(ctx: Graph, node: SymNode) -> list[str]:
     """Flatten to (batch, -1)."""
     return [ctx.add("Flatten", [ctx.inp(node, 0)], ctx.out(node), axis=1)]
 
 
 @register("transpose")
-def transpose(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def transpose(ctx: Graph, node: SymNode) -> list[str]:
     """Transpose by `axes` (reversed axes when empty)."""
     axes = list(node.attrs.ints("axes"))
     attrs = {"perm": axes} if axes else {}
@@ -182,14 +182,14 @@ def transpose(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("expand_dims")
-def expand_dims(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def expand_dims(ctx: Graph, node: SymNode) -> list[str]:
     """Unsqueeze at `axis`."""
     axis = node.attrs.int("axis")
     return [ctx.add("Unsqueeze", [ctx.inp(node, 0), ctx.ints([axis], f"{node.name}__axes")], ctx.out(node))]
 
 
 @register("squeeze")
-def squeeze(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def squeeze(ctx: Graph, node: SymNode) -> list[str]:
     """Squeeze `axis`; without it every size-1 axis (a symbolic dimension, such as the batch, is kept)."""
     axes = list(node.attrs.ints("axis"))
     x = ctx.inp(node, 0)
@@ -203,14 +203,14 @@ def squeeze(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("Concat", "concat")
-def concat(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def concat(ctx: Graph, node: SymNode) -> list[str]:
     """Concat along `dim` (default 1)."""
     inputs = [ctx.inp(node, i) for i in range(ctx.num_inputs(node))]
     return [ctx.add("Concat", inputs, ctx.out(node), axis=node.attrs.int("dim", 1))]
 
 
 @register("stack")
-def stack(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def stack(ctx: Graph, node: SymNode) -> list[str]:
     """Unsqueeze every input at `axis`, then Concat."""
     axis = node.attrs.int("axis", 0)
     axes = ctx.ints([axis], f"{node.name}__axes")
@@ -219,7 +219,7 @@ def stack(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("SliceChannel", "split")
-def slice_channel(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def slice_channel(ctx: Graph, node: SymNode) -> list[str]:
     """Split into `num_outputs` equal parts along `axis`, optionally squeezing it."""
     a = node.attrs
     count = a.int("num_outputs")
@@ -234,7 +234,7 @@ def slice_channel(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("slice", "crop")
-def slice_(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def slice_(ctx: Graph, node: SymNode) -> list[str]:
     """Slice with begin/end/step tuples (None entries allowed)."""
     a = node.attrs
     begin = list(a.opt_ints("begin"))
@@ -253,7 +253,7 @@ def slice_(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("slice_axis")
-def slice_axis(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def slice_axis(ctx: Graph, node: SymNode) -> list[str]:
     """Slice one axis from begin to end (None = to the end)."""
     a = node.attrs
     end = a.opt_ints("end", (None,))[0] if a.has("end") else None
@@ -265,7 +265,7 @@ def slice_axis(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("clip")
-def clip(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def clip(ctx: Graph, node: SymNode) -> list[str]:
     """Clip to [a_min, a_max]."""
     x = ctx.inp(node, 0)
     dtype = ctx.np_dtype(x)
@@ -275,7 +275,7 @@ def clip(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("Cast", "cast")
-def cast(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def cast(ctx: Graph, node: SymNode) -> list[str]:
     """Cast to `dtype`."""
     dtype = node.attrs.str("dtype", "float32")
     if dtype not in _DTYPES:
@@ -284,7 +284,7 @@ def cast(ctx: GraphBuilder, node: SymNode) -> list[str]:
     return [ctx.add("Cast", [ctx.inp(node, 0)], ctx.out(node), to=to)]
 
 
-def _fill_like(ctx: GraphBuilder, node: SymNode, value: float) -> list[str]:
+def _fill_like(ctx: Graph, node: SymNode, value: float) -> list[str]:
     x = ctx.inp(node, 0)
     shape = ctx.add("Shape", [x], f"{node.name}__shape")
     fill = numpy_helper.from_array(np.array([value], dtype=ctx.np_dtype(x)), "value")
@@ -292,25 +292,25 @@ def _fill_like(ctx: GraphBuilder, node: SymNode, value: float) -> list[str]:
 
 
 @register("zeros_like")
-def zeros_like(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def zeros_like(ctx: Graph, node: SymNode) -> list[str]:
     """Zeros of the input's shape and dtype."""
     return _fill_like(ctx, node, 0.0)
 
 
 @register("ones_like")
-def ones_like(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def ones_like(ctx: Graph, node: SymNode) -> list[str]:
     """Ones of the input's shape and dtype."""
     return _fill_like(ctx, node, 1.0)
 
 
 @register("_copy", "identity", "BlockGrad", "stop_gradient", "MakeLoss", "make_loss")
-def identity(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def identity(ctx: Graph, node: SymNode) -> list[str]:
     """Identity (copies and gradient markers)."""
     return [ctx.add("Identity", [ctx.inp(node, 0)], ctx.out(node))]
 
 
 @register("Embedding")
-def embedding(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def embedding(ctx: Graph, node: SymNode) -> list[str]:
     """Gather rows of the (input_dim, output_dim) weight by the (float or int) indices."""
     a = node.attrs
     shape = (a.int("input_dim"), a.int("output_dim")) if a.has("input_dim") and a.has("output_dim") else None
@@ -323,7 +323,7 @@ _PAD_MODES = {"constant": "constant", "edge": "edge", "reflect": "reflect"}
 
 
 @register("Pad", "pad")
-def pad(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def pad(ctx: Graph, node: SymNode) -> list[str]:
     """Pad with constant, edge or reflect mode; pad_width holds (before, after) per axis."""
     a = node.attrs
     mode = a.str("mode", "constant").lower()
@@ -339,7 +339,7 @@ def pad(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("SwapAxis", "swapaxes")
-def swap_axis(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def swap_axis(ctx: Graph, node: SymNode) -> list[str]:
     """Transpose exchanging dim1 and dim2."""
     x = ctx.inp(node, 0)
     rank = ctx.rank(x, node)
@@ -350,7 +350,7 @@ def swap_axis(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("tile")
-def tile(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def tile(ctx: Graph, node: SymNode) -> list[str]:
     """Tile by `reps` (missing leading reps are 1; extra reps add leading axes)."""
     x = ctx.inp(node, 0)
     reps = list(node.attrs.ints("reps"))
@@ -362,7 +362,7 @@ def tile(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("repeat")
-def repeat(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def repeat(ctx: Graph, node: SymNode) -> list[str]:
     """Repeat every element `repeats` times along `axis` (the flattened input without axis)."""
     x = ctx.inp(node, 0)
     count = node.attrs.int("repeats")
@@ -383,14 +383,14 @@ def repeat(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("broadcast_to")
-def broadcast_to(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def broadcast_to(ctx: Graph, node: SymNode) -> list[str]:
     """Expand to `shape` (0 keeps the input's dimension)."""
     target = [1 if d == 0 else d for d in node.attrs.ints("shape")]
     return [ctx.add("Expand", [ctx.inp(node, 0), ctx.ints(target, f"{node.name}__shape")], ctx.out(node))]
 
 
 @register("broadcast_like")
-def broadcast_like(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def broadcast_like(ctx: Graph, node: SymNode) -> list[str]:
     """Expand the first input to the shape of the second (all axes)."""
     if node.attrs.has("lhs_axes") or node.attrs.has("rhs_axes"):
         raise UnsupportedError(f"{ctx.path}: node '{node.name}' (broadcast_like): lhs_axes/rhs_axes", path=ctx.path)
@@ -399,7 +399,7 @@ def broadcast_like(ctx: GraphBuilder, node: SymNode) -> list[str]:
 
 
 @register("where")
-def where(ctx: GraphBuilder, node: SymNode) -> list[str]:
+def where(ctx: Graph, node: SymNode) -> list[str]:
     """x where the condition is non-zero, else y."""
     cond = ctx.add("Cast", [ctx.inp(node, 0)], f"{node.name}__cond", to=9)
     return [ctx.add("Where", [cond, ctx.inp(node, 1), ctx.inp(node, 2)], ctx.out(node))]

@@ -7,19 +7,19 @@ together with an architecture.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgecc.converters.options import DEFAULT_OPSET, ConvertOptions
-from edgecc.converters.pytorch import formats
+from edgecc.converters.pytorch import schema
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
 
-    from edgecc.converters.pytorch.loading import LoadedModule
+    from edgecc.converters.pytorch.runner import TorchReference
+    from edgecc.converters.pytorch.schema import LoadedModule
 
-__all__ = ["DESCRIPTION", "EXTRA", "detect", "convert", "reference", "describe"]
+__all__ = ["DESCRIPTION", "EXTRA", "convert", "describe", "detect", "reference"]
 
 DESCRIPTION = "PyTorch: TorchScript (.pt), torch.export (.pt2), file.py:function factory (+ state dict)"
 EXTRA = "torch"
@@ -27,60 +27,39 @@ EXTRA = "torch"
 
 def detect(paths: Sequence[str]) -> bool:
     """A TorchScript or torch.export zip, a torch.save file, or a `file.py:function` spec."""
-    return formats.sniff(paths[0]) is not None
+    return schema.sniff(paths[0]) is not None
 
 
 @functools.lru_cache(maxsize=2)
-def _load(paths: tuple[str, ...], options: ConvertOptions) -> "LoadedModule":
-    from edgecc.converters.pytorch.loading import load
+def _load(paths: tuple[str, ...], options: ConvertOptions) -> LoadedModule:
+    from edgecc.converters.pytorch.reader import load
 
     return load(paths, options)
 
 
-def convert(paths: Sequence[str], options: ConvertOptions) -> "onnx.ModelProto":
+def convert(paths: Sequence[str], options: ConvertOptions) -> onnx.ModelProto:
     """Export the model with torch.onnx into a single ModelProto."""
-    from edgecc.converters.pytorch.export import export
+    from edgecc.converters.pytorch.build import export
 
     loaded = _load(tuple(paths), options)
     return export(loaded, options.opset or DEFAULT_OPSET)
 
 
-class TorchReference:
-    """The original PyTorch model, fed numpy arrays by ONNX input name."""
-
-    def __init__(self, loaded: "LoadedModule") -> None:
-        from edgecc.converters.pytorch.export import output_names
-        from edgecc.inputs import TensorInfo
-
-        self.name = f"PyTorch ({loaded.kind})"
-        self._loaded = loaded
-        self.inputs = list(loaded.inputs)
-        self.outputs = [TensorInfo(n, None, "float32") for n in output_names(loaded)]
-
-    def run(self, feeds: Mapping[str, "np.ndarray"]) -> dict[str, "np.ndarray"]:
-        import torch
-
-        from edgecc.converters.pytorch.export import flatten_outputs
-
-        args = [torch.from_numpy(feeds[info.name].copy()) for info in self.inputs]
-        with torch.no_grad():
-            leaves = flatten_outputs(self._loaded.callable()(*args))
-        return {info.name: value.detach().numpy() for info, (_, value) in zip(self.outputs, leaves)}
-
-
 def reference(paths: Sequence[str], options: ConvertOptions) -> TorchReference:
     """The loaded model run by torch itself."""
+    from edgecc.converters.pytorch.runner import TorchReference
+
     return TorchReference(_load(tuple(paths), options))
 
 
 def describe(paths: Sequence[str], options: ConvertOptions) -> dict[str, Any]:
     """What can be said without converting: kind, arguments, parameter counts."""
-    from edgecc.converters.pytorch.loading import describe_torch_save
+    from edgecc.converters.pytorch.reader import describe_torch_save
 
-    kind = formats.sniff(paths[0])
-    if kind == formats.TORCH_SAVE:
+    kind = schema.sniff(paths[0])
+    if kind == schema.TORCH_SAVE:
         return describe_torch_save(paths[0])
-    if kind == formats.TORCHSCRIPT:
+    if kind == schema.TORCHSCRIPT:
         import torch
 
         module = torch.jit.load(paths[0], map_location="cpu")

@@ -1,6 +1,6 @@
 """TensorFlow family frontend: SavedModel, Keras (.keras/.h5), frozen GraphDef, TFLite and TF.js, through tf2onnx.
 
-Formats are recognised from content without importing TensorFlow (`formats.py`);
+Formats are recognised from content without importing TensorFlow (`schema.py`);
 TensorFlow, Keras and tf2onnx are imported on first use, with their logging
 silenced. Quantised TFLite models become QDQ ONNX that keeps the TFLite scales and
 zero points (`--dequantize` gives a float graph). Conversions are verified against
@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgecc.converters.options import ConvertOptions
-from edgecc.converters.tensorflow import formats
+from edgecc.converters.tensorflow import schema
 
 if TYPE_CHECKING:
     import onnx
 
-    from edgecc.converters.tensorflow.loading import Source
     from edgecc.converters.tensorflow.runner import TensorFlowReference
+    from edgecc.converters.tensorflow.schema import Source
     from edgecc.verify import Tolerance
 
 __all__ = ["DESCRIPTION", "EXTRA", "convert", "default_tolerance", "describe", "detect", "reference", "supported_formats"]
@@ -31,26 +31,26 @@ EXTRA = "tensorflow"
 
 def detect(paths: Sequence[str]) -> bool:
     """A SavedModel directory, Keras zip/HDF5, GraphDef protobuf, TFLite flatbuffer or TF.js model.json."""
-    return bool(paths) and formats.sniff(paths[0]) is not None
+    return bool(paths) and schema.sniff(paths[0]) is not None
 
 
 @functools.lru_cache(maxsize=2)
 def _load(paths: tuple[str, ...], options: ConvertOptions) -> Source:
-    from edgecc.converters.tensorflow.loading import load
+    from edgecc.converters.tensorflow.reader import load
 
     return load(paths, options)
 
 
 def convert(paths: Sequence[str], options: ConvertOptions) -> onnx.ModelProto:
     """Convert with tf2onnx; unsupported ops are listed at once (exit 4)."""
-    from edgecc.converters.tensorflow.export import export
+    from edgecc.converters.tensorflow.build import export
 
     return export(_load(tuple(paths), options), options)
 
 
 def reference(paths: Sequence[str], options: ConvertOptions) -> TensorFlowReference:
     """The source model run by TensorFlow or the TFLite interpreter."""
-    from edgecc.converters.tensorflow.export import nchw_inputs
+    from edgecc.converters.tensorflow.build import nchw_inputs
     from edgecc.converters.tensorflow.runner import make_reference
 
     return make_reference(_load(tuple(paths), options), nchw_inputs(options))
@@ -65,9 +65,9 @@ def default_tolerance(paths: Sequence[str], options: ConvertOptions) -> Toleranc
     from edgecc.verify import tolerance_for
 
     source = _load(tuple(paths), options)
-    if source.kind != formats.TFLITE:
+    if source.kind != schema.TFLITE:
         return None
-    from edgecc.converters.tensorflow.export import dequantize_requested
+    from edgecc.converters.tensorflow.build import dequantize_requested
 
     outputs = source.extra["interpreter"].get_output_details()
     tensors = source.extra["interpreter"].get_tensor_details()
@@ -82,11 +82,11 @@ def default_tolerance(paths: Sequence[str], options: ConvertOptions) -> Toleranc
 
 def describe(paths: Sequence[str], options: ConvertOptions) -> dict[str, Any]:
     """What the source file says: format, inputs/outputs, operators, TFLite quantisation parameters."""
-    from edgecc.converters.tensorflow.details import describe_source
+    from edgecc.converters.tensorflow.reader import describe_source
 
     return describe_source(_load(tuple(paths), options))
 
 
 def supported_formats() -> list[str]:
     """The formats this frontend reads, for docs."""
-    return [formats.KIND_NAMES[k] for k in formats.KIND_NAMES]
+    return [schema.KIND_NAMES[k] for k in schema.KIND_NAMES]

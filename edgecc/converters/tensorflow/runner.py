@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgecc.converters.tensorflow import formats
-from edgecc.converters.tensorflow.loading import Source, one_line
+from edgecc.converters.tensorflow import schema
+from edgecc.converters.tensorflow.reader import one_line
 from edgecc.converters.tensorflow.runtime import quiet, tf
+from edgecc.converters.tensorflow.schema import Source
 from edgecc.errors import InvalidInputError
 from edgecc.inputs import TensorInfo
 
@@ -34,8 +35,8 @@ class TensorFlowReference:
     def __init__(self, source: Source, nchw: Sequence[str] = ()) -> None:
         self.source = source
         self.nchw = set(nchw)
-        label = {formats.TFLITE: "TFLite interpreter"}.get(source.kind, "TensorFlow")
-        self.name = f"{label} ({formats.KIND_NAMES[source.kind]})"
+        label = {schema.TFLITE: "TFLite interpreter"}.get(source.kind, "TensorFlow")
+        self.name = f"{label} ({schema.KIND_NAMES[source.kind]})"
         self.inputs = [_to_nchw(i) if i.name in self.nchw else i for i in source.inputs]
         self.outputs = [TensorInfo(n, None, "float32") for n in source.outputs]
 
@@ -119,12 +120,12 @@ def _run_tfjs(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.nda
 
 
 _RUNNERS = {
-    formats.KERAS: _run_keras,
-    formats.KERAS_H5: _run_keras,
-    formats.SAVED_MODEL: _run_saved_model,
-    formats.GRAPHDEF: _run_graph,
-    formats.TFLITE: _run_tflite,
-    formats.TFJS: _run_tfjs,
+    schema.KERAS: _run_keras,
+    schema.KERAS_H5: _run_keras,
+    schema.SAVED_MODEL: _run_saved_model,
+    schema.GRAPHDEF: _run_graph,
+    schema.TFLITE: _run_tflite,
+    schema.TFJS: _run_tfjs,
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edgecc.converters.caffe2 import proto
+from edgecc.converters.caffe2 import schema
 from edgecc.converters.options import ConvertOptions
 from edgecc.pipeline.convert import convert
 from edgecc.inputs import InputSpec
@@ -17,7 +17,7 @@ from edgecc.inputs import InputSpec
 
 def arg(name: str, value: Any) -> Any:
     """An Argument: int -> i, float -> f, str/bytes -> s, list of ints/floats -> ints/floats."""
-    a = proto.Argument(name=name)
+    a = schema.Argument(name=name)
     if isinstance(value, (bool, int, np.integer)):
         a.i = int(value)
     elif isinstance(value, (float, np.floating)):
@@ -35,7 +35,7 @@ def arg(name: str, value: Any) -> Any:
 
 def op(type_: str, inputs: Sequence[str], outputs: Sequence[str], name: str = "", **args: Any) -> Any:
     """An OperatorDef."""
-    o = proto.OperatorDef(type=type_, name=name)
+    o = schema.OperatorDef(type=type_, name=name)
     o.input.extend(inputs)
     o.output.extend(outputs)
     for key, value in args.items():
@@ -60,7 +60,7 @@ def fill(name: str, value: np.ndarray) -> Any:
 
 def net(ops: Sequence[Any], inputs: Sequence[str] = (), outputs: Sequence[str] = (), name: str = "test") -> Any:
     """A NetDef."""
-    n = proto.NetDef(name=name)
+    n = schema.NetDef(name=name)
     n.op.extend(ops)
     n.external_input.extend(inputs)
     n.external_output.extend(outputs)

@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import text_format
 
 from edgecc.converters.caffe2 import detect
-from edgecc.converters.caffe2.loading import sniff
+from edgecc.converters.caffe2.schema import sniff
 from tests.conftest import make_conv_onnx, run_edgecc
 from tests.converters.caffe2 import reference as ref
 from tests.converters.caffe2.netdefs import assert_close, fill, net, op

@@ -52,8 +52,8 @@ def test_given_tensor_fill_variants(tmp_path: Path) -> None:
 
 def test_string_fill() -> None:
     """GivenTensorStringFill gives an object array of str (checked below the pipeline: see the report on string initializers)."""
-    from edgecc.converters.caffe2.fills import run_fill
     from edgecc.converters.caffe2.graph import Op
+    from edgecc.converters.caffe2.ops_fill import run_fill
 
     proto = op("GivenTensorStringFill", [], ["s"], shape=[2])
     proto.arg.add(name="values").strings.extend([b"cat", b"dog"])

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from edgecc.converters.caffe2 import supported_ops
-from edgecc.converters.caffe2.fills import FILLS
 from edgecc.converters.caffe2.graph import OPS
+from edgecc.converters.caffe2.ops_fill import FILLS
 
 HERE = Path(__file__).parent
 

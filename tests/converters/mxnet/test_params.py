@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecc.converters.mxnet.params import read_params
-from edgecc.converters.mxnet.symbol import read_symbol
+from edgecc.converters.mxnet.reader import read_params, read_symbol
 from edgecc.errors import InvalidInputError, UnsupportedError
 from tests.converters.mxnet.helpers import FIXTURES, files
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgecc.converters import tensorflow as frontend
-from edgecc.converters.tensorflow import formats
+from edgecc.converters.tensorflow import schema
 from edgecc.errors import InvalidInputError
 from tests.conftest import REPO, SAMPLES, make_conv_onnx
 from tests.converters.tensorflow.helpers import TFOptions
@@ -26,12 +26,12 @@ def _copy_as(source: Path, target: Path) -> Path:
 
 
 def test_formats_detected_from_content_not_suffix(tmp_path, cnn_files):
-    assert formats.sniff(str(_copy_as(HELLO, tmp_path / "a.bin"))) == formats.TFLITE
-    assert formats.sniff(str(_copy_as(GENDER, tmp_path / "b.model"))) == formats.KERAS_H5
-    assert formats.sniff(str(_copy_as(KWS, tmp_path / "c.bin"))) == formats.GRAPHDEF
-    assert formats.sniff(str(_copy_as(cnn_files["keras"], tmp_path / "d.zip"))) == formats.KERAS
-    assert formats.sniff(str(cnn_files["saved"])) == formats.SAVED_MODEL
-    assert formats.sniff(str(cnn_files["saved"] / "saved_model.pb")) == formats.SAVED_MODEL
+    assert schema.sniff(str(_copy_as(HELLO, tmp_path / "a.bin"))) == schema.TFLITE
+    assert schema.sniff(str(_copy_as(GENDER, tmp_path / "b.model"))) == schema.KERAS_H5
+    assert schema.sniff(str(_copy_as(KWS, tmp_path / "c.bin"))) == schema.GRAPHDEF
+    assert schema.sniff(str(_copy_as(cnn_files["keras"], tmp_path / "d.zip"))) == schema.KERAS
+    assert schema.sniff(str(cnn_files["saved"])) == schema.SAVED_MODEL
+    assert schema.sniff(str(cnn_files["saved"] / "saved_model.pb")) == schema.SAVED_MODEL
 
 
 def test_foreign_files_are_not_claimed(tmp_path):
@@ -46,9 +46,9 @@ def test_foreign_files_are_not_claimed(tmp_path):
 
 def test_caffe2_netdef_is_not_a_graphdef():
     """A Caffe2 NetDef is also a .pb protobuf: the wire walk tells them apart."""
-    from edgecc.converters.caffe2 import proto
+    from edgecc.converters.caffe2 import schema as caffe2_schema
 
-    net = proto.NetDef()
+    net = caffe2_schema.NetDef()
     net.name = "lenet"
     op = net.op.add()
     op.type, op.name = "Conv", "conv1"
@@ -56,9 +56,9 @@ def test_caffe2_netdef_is_not_a_graphdef():
     op.output.append("conv1")
     net.external_input.append("data")
     data = net.SerializeToString()
-    assert not formats.looks_like_graphdef(data, complete=True)
-    assert not formats.looks_like_graphdef(data[: len(data) // 2], complete=False)
-    assert formats.looks_like_graphdef(KWS.read_bytes(), complete=True)
+    assert not schema.looks_like_graphdef(data, complete=True)
+    assert not schema.looks_like_graphdef(data[: len(data) // 2], complete=False)
+    assert schema.looks_like_graphdef(KWS.read_bytes(), complete=True)
 
 
 def test_detect_does_not_import_tensorflow(cnn_files):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgecc.converters import tensorflow as frontend
-from edgecc.converters.tensorflow.loading import tflite_interpreter
+from edgecc.converters.tensorflow.reader import tflite_interpreter
 from edgecc.errors import UnsupportedOperator
 from edgecc.inputs import parse_input_spec
 from tests.conftest import SAMPLES

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgecc.converters import tensorflow as frontend
-from edgecc.converters.tensorflow import formats
-from edgecc.converters.tensorflow.tfjs import read_manifest_weights
+from edgecc.converters.tensorflow import schema
+from edgecc.converters.tensorflow.reader import read_manifest_weights
 from edgecc.errors import InvalidInputError
 from tests.converters.tensorflow import nets
 from tests.converters.tensorflow.helpers import TFOptions, convert_and_verify
@@ -25,7 +25,7 @@ def keras_cnn(cnn_files):
 @pytest.mark.parametrize("quantize", [None, "uint8", "float16"])
 def test_layers_model(keras_cnn, tmp_path, quantize):
     path = nets.write_tfjs_layers(keras_cnn, tmp_path / "js", quantize=quantize)
-    assert formats.sniff(str(path.parent)) == formats.TFJS
+    assert schema.sniff(str(path.parent)) == schema.TFJS
     converted = convert_and_verify(path.parent)
     assert converted.report.passed, converted.report.to_dict()
     # against the original Keras model: exact for float weights, close for quantised ones

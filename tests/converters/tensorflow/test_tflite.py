@@ -9,7 +9,7 @@ import pytest
 
 
 from edgecc.converters import tensorflow as frontend
-from edgecc.converters.tensorflow.loading import tflite_interpreter
+from edgecc.converters.tensorflow.reader import tflite_interpreter
 from edgecc.errors import UsageError
 from edgecc.verify import tolerance_for
 from tests.converters.tensorflow.helpers import TFOptions, convert_and_verify, qdq_scales
@@ -81,7 +81,7 @@ def test_canonical_order_and_names(cnn_tflite):
     """tf2onnx's node order and invented names vary with Python's hash seed; canonicalize removes both."""
     import onnx
 
-    from edgecc.converters.tensorflow.canonical import canonicalize
+    from edgecc.converters.tensorflow.build import canonicalize
 
     first = frontend.convert([str(cnn_tflite["int8"])], TFOptions())
     second = onnx.ModelProto()

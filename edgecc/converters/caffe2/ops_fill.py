@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgecc.converters.caffe2.graph import Op, OpInvalid, OpUnsupported, Quant
-from edgecc.converters.caffe2.proto import DATA_TYPES
+from edgecc.converters.caffe2.schema import DATA_TYPES
 from edgecc.registry import Registry
 
 __all__ = ["FILLS", "RANDOM_FILLS", "Blob", "NeedsRandomWeights", "run_fill"]

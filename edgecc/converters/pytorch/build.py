@@ -9,14 +9,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgecc.converters.pytorch import formats
-from edgecc.converters.pytorch.loading import LoadedModule
+from edgecc.converters.pytorch import schema
+from edgecc.converters.pytorch.schema import LoadedModule
 from edgecc.errors import UnsupportedError, UnsupportedNode, UnsupportedOperator
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["export", "output_names", "flatten_outputs", "unsupported_aten_ops", "DYNAMO_MIN_OPSET"]
+__all__ = ["DYNAMO_MIN_OPSET", "export", "flatten_outputs", "output_names", "unsupported_aten_ops"]
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,11 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-def _export_dynamo(loaded: LoadedModule, names: Sequence[str], opset: int) -> "onnx.ModelProto":
+def _export_dynamo(loaded: LoadedModule, names: Sequence[str], opset: int) -> onnx.ModelProto:
     import torch
 
     model = loaded.module
-    args = () if loaded.kind == formats.EXPORTED_PROGRAM else loaded.example_inputs
+    args = () if loaded.kind == schema.EXPORTED_PROGRAM else loaded.example_inputs
     with _quiet_torch():
         program = torch.onnx.export(
             model,
@@ -105,7 +105,7 @@ def _export_dynamo(loaded: LoadedModule, names: Sequence[str], opset: int) -> "o
     return program.model_proto
 
 
-def _export_torchscript(loaded: LoadedModule, names: Sequence[str], opset: int) -> "onnx.ModelProto":
+def _export_torchscript(loaded: LoadedModule, names: Sequence[str], opset: int) -> onnx.ModelProto:
     import onnx
     import torch
 
@@ -141,7 +141,7 @@ def unsupported_aten_ops(loaded: LoadedModule) -> list[UnsupportedNode]:
     from torch.onnx._internal.exporter import _dispatching, _fx_passes, _registration
 
     with _quiet_torch():
-        if loaded.kind == formats.EXPORTED_PROGRAM:
+        if loaded.kind == schema.EXPORTED_PROGRAM:
             program = loaded.module
         else:
             program = torch.export.export(loaded.module, loaded.example_inputs, strict=False)
@@ -185,14 +185,14 @@ def _summary(exc: BaseException) -> str:
     return ""
 
 
-def export(loaded: LoadedModule, opset: int) -> "onnx.ModelProto":
+def export(loaded: LoadedModule, opset: int) -> onnx.ModelProto:
     """ONNX for the model: torch.export-based exporter, TorchScript exporter for ScriptModules.
 
     If torch.export cannot capture an nn.Module, the TorchScript exporter is tried
     before giving up; operators without an ONNX translation are all listed at once.
     """
     names = output_names(loaded)
-    if loaded.kind == formats.TORCHSCRIPT:
+    if loaded.kind == schema.TORCHSCRIPT:
         try:
             return _export_torchscript(loaded, names, opset)
         except Exception as exc:
@@ -200,7 +200,7 @@ def export(loaded: LoadedModule, opset: int) -> "onnx.ModelProto":
     try:
         return _export_dynamo(loaded, names, opset)
     except Exception as dynamo_exc:
-        if not _is_capture_failure(dynamo_exc) or loaded.kind == formats.EXPORTED_PROGRAM:
+        if not _is_capture_failure(dynamo_exc) or loaded.kind == schema.EXPORTED_PROGRAM:
             raise _translation_error(loaded, dynamo_exc) from dynamo_exc
         log.warning("torch.export could not capture the model (%s); trying the TorchScript exporter", _summary(dynamo_exc) or _first_line(dynamo_exc))
         try:

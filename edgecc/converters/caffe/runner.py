@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from edgecc.converters.caffe.build import Plan
-    from edgecc.converters.caffe.parse import CaffeNet
+    from edgecc.converters.caffe.schema import CaffeNet
     from edgecc.inputs import TensorInfo
 
 __all__ = ["OpenCVReference", "import_cv2"]

@@ -1,23 +1,33 @@
-"""Reader of MXNet's symbol JSON (`prefix-symbol.json`): nodes, arg_nodes, heads and typed attributes.
+"""What MXNet's files hold: the symbol graph (nodes, heads, typed attributes) and the arrays of a `.params` file.
 
 Attributes sit under `attrs` (MXNet >= 1.0), `attr` (0.9) or `param` (0.8) and are
-strings: "(3,3)", "True", "1e-05", "None".
+strings: "(3,3)", "True", "1e-05", "None". Files are recognised here from their first
+bytes (cheap, no parsing); `reader.py` reads them.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import mmap
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgecc.errors import InvalidInputError
-from edgecc.fileio import read_bytes
 
-__all__ = ["Attrs", "SymNode", "Symbol", "read_symbol"]
+if TYPE_CHECKING:
+    import numpy as np
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "LIST_MAGIC", "PARAMS_RE", "SYMBOL_SUFFIX", "Attrs", "ParamFile", "SymNode", "Symbol", "looks_like_params",
+    "looks_like_symbol",
+]
+
+LIST_MAGIC = 0x112  # kMXAPINDArrayListMagic, the first 8 bytes of a `.params` file
+SYMBOL_SUFFIX = "-symbol.json"
+#: `prefix-NNNN.params`
+PARAMS_RE = re.compile(r"^(?P<prefix>.*)-(?P<epoch>[0-9]{4})\.params$")
 
 
 class Attrs:
@@ -129,53 +139,53 @@ class Symbol:
         return out
 
 
-def _entry(value: object, path: str, where: str, count: int) -> tuple[int, int]:
-    if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, int) for v in value[:2]):
-        raise InvalidInputError(f"{path}: {where}: an input entry must be [node, index, ...], got {value!r}", path=path)
-    node, index = value[0], value[1]
-    if not 0 <= node < count or index < 0:
-        raise InvalidInputError(f"{path}: {where}: input entry {value!r} refers to no node", path=path)
-    return node, index
+@dataclass
+class ParamFile:
+    """The arrays of a `.params` file: `arg` (weights) and `aux` (running statistics) by name."""
+
+    path: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # name -> "arg" / "aux" / ""
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (file offset, bytes)
+    buffer: np.memmap | None = None
+
+    def nbytes(self) -> int:
+        """Total bytes of all arrays."""
+        return sum(int(a.nbytes) for a in self.arrays.values())
+
+    def release(self, name: str) -> None:
+        """Drop the mapped pages of one array from memory once copied (they reload from the file if read again)."""
+        span = self.spans.get(name)
+        handle = getattr(self.buffer, "_mmap", None)
+        if span is None or handle is None or not hasattr(handle, "madvise"):
+            return
+        start, length = span
+        first = start - start % mmap.PAGESIZE
+        if length < mmap.PAGESIZE:
+            return
+        try:
+            handle.madvise(mmap.MADV_DONTNEED, first, start + length - first)
+        except (OSError, ValueError):  # advice only
+            pass
 
 
-def read_symbol(path: str | Path) -> Symbol:
-    """Parse and validate a symbol JSON file (exit 3 on malformed content)."""
-    path = str(path)
-    data = read_bytes(path, what="MXNet symbol file")
+def _head(path: Path, size: int) -> bytes | None:
+    """The first `size` bytes of a file (None when it is not a readable file)."""
+    if not path.is_file():
+        return None
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"MXNet symbol file '{path}' is not valid JSON: {exc}", path=path) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or "heads" not in doc:
-        raise InvalidInputError(f"'{path}' is not an MXNet symbol file: no 'nodes' list and 'heads'", path=path)
-    raw_nodes = doc["nodes"]
-    nodes: list[SymNode] = []
-    for index, raw in enumerate(raw_nodes):
-        if not isinstance(raw, dict) or not isinstance(raw.get("op"), str) or not isinstance(raw.get("name"), str):
-            raise InvalidInputError(f"{path}: node #{index} has no 'op' and 'name' strings", path=path)
-        name = raw["name"]
-        values: dict[str, str] = {}
-        for key in ("param", "attr", "attrs"):
-            extra = raw.get(key) or {}
-            if not isinstance(extra, dict):
-                raise InvalidInputError(f"{path}: node '{name}': '{key}' is not an object", path=path)
-            values.update(extra)
-        raw_inputs = raw.get("inputs", [])
-        if not isinstance(raw_inputs, list):
-            raise InvalidInputError(f"{path}: node '{name}': 'inputs' is not a list", path=path)
-        inputs = [_entry(v, path, f"node '{name}'", len(raw_nodes)) for v in raw_inputs]
-        if any(source >= index for source, _ in inputs):
-            raise InvalidInputError(f"{path}: node '{name}' uses a node defined after it", path=path)
-        nodes.append(SymNode(index, raw["op"], name, inputs, Attrs(values, node=name, path=path)))
-    heads_raw = doc["heads"]
-    if not isinstance(heads_raw, list) or not heads_raw:
-        raise InvalidInputError(f"{path}: 'heads' must be a non-empty list", path=path)
-    heads = [_entry(v, path, "heads", len(nodes)) for v in heads_raw]
-    arg_nodes = doc.get("arg_nodes", [])
-    if not isinstance(arg_nodes, list):
-        arg_nodes = []
-    attrs = doc.get("attrs") or {}
-    version = None
-    if isinstance(attrs, dict) and isinstance(attrs.get("mxnet_version"), list) and len(attrs["mxnet_version"]) == 2:
-        version = attrs["mxnet_version"][1] if isinstance(attrs["mxnet_version"][1], int) else None
-    return Symbol(path, nodes, heads, [a for a in arg_nodes if isinstance(a, int)], version)
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return None
+
+
+def looks_like_symbol(path: Path) -> bool:
+    """A JSON file whose beginning has the `nodes` (and `op`, or the -symbol.json name) of a symbol."""
+    head = _head(path, 4096) if path.suffix == ".json" else None
+    return head is not None and b'"nodes"' in head and (b'"op"' in head or path.name.endswith(SYMBOL_SUFFIX))
+
+
+def looks_like_params(path: Path) -> bool:
+    """A file that starts with the NDArray-list magic."""
+    return _head(path, 8) == LIST_MAGIC.to_bytes(8, "little")

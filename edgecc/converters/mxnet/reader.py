@@ -1,6 +1,6 @@
-"""Reader of MXNet's binary NDArray list (`prefix-NNNN.params`), written with numpy alone.
+"""Reading MXNet files without MXNet: the symbol JSON, the binary NDArray list (`prefix-NNNN.params`), which goes with which.
 
-Layout (apache/mxnet src/ndarray/ndarray.cc, NDArray::Save / NDArray::Load), little endian:
+Params layout (apache/mxnet src/ndarray/ndarray.cc, NDArray::Save / NDArray::Load), little endian:
 
     uint64 kMXAPINDArrayListMagic (0x112), uint64 reserved
     uint64 count, then `count` arrays:
@@ -17,22 +17,33 @@ Arrays are views of a read-only memory map: reading a file costs no copy.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import mmap
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from edgecc.errors import InvalidInputError, UnsupportedError
-from edgecc.fileio import check_input_file
+from edgecc.converters.mxnet.schema import (
+    LIST_MAGIC,
+    PARAMS_RE,
+    SYMBOL_SUFFIX,
+    Attrs,
+    ParamFile,
+    Symbol,
+    SymNode,
+    looks_like_params,
+    looks_like_symbol,
+)
+from edgecc.converters.options import ConvertOptions
+from edgecc.errors import InvalidInputError, UnsupportedError, UsageError
+from edgecc.fileio import check_input_file, read_bytes
 
-__all__ = ["DTYPE_FLAGS", "LIST_MAGIC", "ParamFile", "read_params"]
+__all__ = ["DTYPE_FLAGS", "load", "read_params", "read_symbol", "resolve_files"]
 
 log = logging.getLogger(__name__)
 
-LIST_MAGIC = 0x112
 _V1_MAGIC = 0xF993FAC8
 _V2_MAGIC = 0xF993FAC9
 _V3_MAGIC = 0xF993FACA
@@ -50,36 +61,6 @@ DTYPE_FLAGS: dict[int, np.dtype] = {
     7: np.dtype("?"),
 }
 _STORAGE = {0: "dense", 1: "row_sparse", 2: "csr"}
-
-
-@dataclass
-class ParamFile:
-    """The arrays of a `.params` file: `arg` (weights) and `aux` (running statistics) by name."""
-
-    path: str
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    kinds: dict[str, str] = field(default_factory=dict)  # name -> "arg" / "aux" / ""
-    spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (file offset, bytes)
-    buffer: np.memmap | None = None
-
-    def nbytes(self) -> int:
-        """Total bytes of all arrays."""
-        return sum(int(a.nbytes) for a in self.arrays.values())
-
-    def release(self, name: str) -> None:
-        """Drop the mapped pages of one array from memory once copied (they reload from the file if read again)."""
-        span = self.spans.get(name)
-        handle = getattr(self.buffer, "_mmap", None)
-        if span is None or handle is None or not hasattr(handle, "madvise"):
-            return
-        start, length = span
-        first = start - start % mmap.PAGESIZE
-        if length < mmap.PAGESIZE:
-            return
-        try:
-            handle.madvise(mmap.MADV_DONTNEED, first, start + length - first)
-        except (OSError, ValueError):  # advice only
-            pass
 
 
 class _Reader:
@@ -239,3 +220,105 @@ def read_params(path: str | Path) -> ParamFile:
         )
     log.debug("read %d arrays from %s", len(result.arrays), path)
     return result
+
+
+# --- the symbol -------------------------------------------------------------------------------------------
+
+
+def _entry(value: object, path: str, where: str, count: int) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, int) for v in value[:2]):
+        raise InvalidInputError(f"{path}: {where}: an input entry must be [node, index, ...], got {value!r}", path=path)
+    node, index = value[0], value[1]
+    if not 0 <= node < count or index < 0:
+        raise InvalidInputError(f"{path}: {where}: input entry {value!r} refers to no node", path=path)
+    return node, index
+
+
+def read_symbol(path: str | Path) -> Symbol:
+    """Parse and validate a symbol JSON file (exit 3 on malformed content)."""
+    path = str(path)
+    data = read_bytes(path, what="MXNet symbol file")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"MXNet symbol file '{path}' is not valid JSON: {exc}", path=path) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or "heads" not in doc:
+        raise InvalidInputError(f"'{path}' is not an MXNet symbol file: no 'nodes' list and 'heads'", path=path)
+    raw_nodes = doc["nodes"]
+    nodes: list[SymNode] = []
+    for index, raw in enumerate(raw_nodes):
+        if not isinstance(raw, dict) or not isinstance(raw.get("op"), str) or not isinstance(raw.get("name"), str):
+            raise InvalidInputError(f"{path}: node #{index} has no 'op' and 'name' strings", path=path)
+        name = raw["name"]
+        values: dict[str, str] = {}
+        for key in ("param", "attr", "attrs"):
+            extra = raw.get(key) or {}
+            if not isinstance(extra, dict):
+                raise InvalidInputError(f"{path}: node '{name}': '{key}' is not an object", path=path)
+            values.update(extra)
+        raw_inputs = raw.get("inputs", [])
+        if not isinstance(raw_inputs, list):
+            raise InvalidInputError(f"{path}: node '{name}': 'inputs' is not a list", path=path)
+        inputs = [_entry(v, path, f"node '{name}'", len(raw_nodes)) for v in raw_inputs]
+        if any(source >= index for source, _ in inputs):
+            raise InvalidInputError(f"{path}: node '{name}' uses a node defined after it", path=path)
+        nodes.append(SymNode(index, raw["op"], name, inputs, Attrs(values, node=name, path=path)))
+    heads_raw = doc["heads"]
+    if not isinstance(heads_raw, list) or not heads_raw:
+        raise InvalidInputError(f"{path}: 'heads' must be a non-empty list", path=path)
+    heads = [_entry(v, path, "heads", len(nodes)) for v in heads_raw]
+    arg_nodes = doc.get("arg_nodes", [])
+    if not isinstance(arg_nodes, list):
+        arg_nodes = []
+    attrs = doc.get("attrs") or {}
+    version = None
+    if isinstance(attrs, dict) and isinstance(attrs.get("mxnet_version"), list) and len(attrs["mxnet_version"]) == 2:
+        version = attrs["mxnet_version"][1] if isinstance(attrs["mxnet_version"][1], int) else None
+    return Symbol(path, nodes, heads, [a for a in arg_nodes if isinstance(a, int)], version)
+
+
+# --- which files --------------------------------------------------------------------------------------------
+
+
+def resolve_files(paths: Sequence[str], options: ConvertOptions) -> tuple[str, str]:
+    """(symbol file, params file) from `sym.json params`, `sym.json --epoch N` or `prefix [--epoch N]`."""
+    first = paths[0]
+    match = PARAMS_RE.match(first)
+    if len(paths) == 1 and match and looks_like_params(Path(first)):
+        symbol = match.group("prefix") + SYMBOL_SUFFIX
+        if not Path(symbol).is_file():
+            raise UsageError(f"'{first}' holds MXNet parameters; its symbol file '{symbol}' does not exist", hint="give the symbol file first")
+        return symbol, first
+    if looks_like_params(Path(first)):
+        raise UsageError(f"'{first}' holds MXNet parameters only", hint="give the symbol file first: edgecc convert prefix-symbol.json prefix-NNNN.params")
+    if looks_like_symbol(Path(first)):
+        symbol = first
+        prefix = first[: -len(SYMBOL_SUFFIX)] if first.endswith(SYMBOL_SUFFIX) else first[: -len(".json")]
+    else:
+        symbol = first + SYMBOL_SUFFIX
+        prefix = first
+    if len(paths) > 2:
+        raise UsageError("MXNet takes a symbol file and one params file", hint="edgecc convert prefix-symbol.json prefix-0000.params")
+    if len(paths) == 2:
+        if options.epoch is not None and not paths[1].endswith(f"-{options.epoch:04d}.params"):
+            raise UsageError(f"--epoch {options.epoch} conflicts with the params file '{paths[1]}'", hint="give one of them")
+        return symbol, paths[1]
+    if options.epoch is not None:
+        params = f"{prefix}-{options.epoch:04d}.params"
+        if not Path(params).exists():
+            raise UsageError(f"params file '{params}' for --epoch {options.epoch} does not exist", hint="check the prefix and epoch")
+        return symbol, params
+    found = sorted(Path(prefix).parent.glob(Path(prefix).name + "-[0-9][0-9][0-9][0-9].params"))
+    if len(found) == 1:
+        return symbol, str(found[0])
+    listed = ", ".join(p.name for p in found) or "none found"
+    raise UsageError(
+        f"which params file goes with '{symbol}'? ({listed})",
+        hint="give it as the second argument or pick one with --epoch N",
+    )
+
+
+def load(paths: Sequence[str], options: ConvertOptions) -> tuple[Symbol, ParamFile]:
+    """The symbol and params files named by the command line, read."""
+    symbol_path, params_path = resolve_files(paths, options)
+    return read_symbol(symbol_path), read_params(params_path)

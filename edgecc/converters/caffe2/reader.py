@@ -5,84 +5,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecc.converters.caffe2 import proto
+from edgecc.converters.caffe2.schema import Caffe2Files, NetDef, is_text, parse_text
 from edgecc.errors import InvalidInputError, UsageError
 from edgecc.fileio import check_input_file
 from edgecc.protowire import parse_message
 
-__all__ = ["FILL_PREFIXES", "Caffe2Files", "is_fill_net", "load_files", "read_netdef", "sniff"]
+__all__ = ["FILL_PREFIXES", "is_fill_net", "load_files", "read_netdef"]
 
 log = logging.getLogger(__name__)
-
-_SNIFF_BYTES = 4 * 1024 * 1024
-_CUT_SNIFF_BYTES = 256 * 1024  # the second file of a pair (usually the big init_net): its beginning is enough
-_TEXT_START = ("name:", "name :", "op {", "op{", "external_input", "external_output", "type:", "arg {", "device_option", "#")
 
 #: op types an init_net is made of
 FILL_PREFIXES = ("GivenTensor", "Int8GivenTensorFill", "Int8GivenIntTensorFill")
 _FILL_TYPES = {"ConstantFill", "XavierFill", "GaussianFill", "UniformFill", "MSRAFill", "RangeFill", "UniqueUniformFill"}
-
-
-@dataclass
-class Caffe2Files:
-    """A predict_net, its init_net (None for a net without weights), and the shapes of value_info.json."""
-
-    predict: Any
-    predict_path: str
-    init: Any | None
-    init_path: str | None
-    value_info: dict[str, tuple[tuple[int, ...], int | None]]
-
-
-def _is_text(head: bytes) -> bool:
-    try:
-        text = head.decode("utf-8").lstrip()
-    except UnicodeDecodeError:
-        return False
-    return text.startswith(_TEXT_START)
-
-
-def sniff(path: str | Path, *, allow_cut: bool = False) -> str | None:
-    """'binary' or 'text' when the file looks like a Caffe2 NetDef, else None; reads at most a few MiB.
-
-    `allow_cut` also accepts a binary NetDef whose end is missing (a truncated init_net is then
-    reported by the frontend, naming the file, instead of being an unrecognised format).
-    """
-    path = Path(path)
-    try:
-        if not path.is_file() or path.stat().st_size == 0:
-            return None
-        size = path.stat().st_size
-        limit = _CUT_SNIFF_BYTES if allow_cut else _SNIFF_BYTES
-        with open(path, "rb") as handle:
-            head = handle.read(limit)
-    except OSError:
-        return None
-    if _is_text(head[:4096]):
-        if allow_cut:
-            return "text"  # the second file of a pair whose first is a NetDef: parsed (and reported) by the frontend
-        if size > limit:
-            return None
-        try:
-            _parse_text(head.decode("utf-8"))
-        except Exception:
-            return None
-        return "text"
-    return "binary" if proto.looks_like_netdef(head, complete=size <= limit and not allow_cut) else None
-
-
-def _parse_text(text: str) -> Any:
-    from google.protobuf import text_format
-
-    net = proto.NetDef()
-    text_format.Parse(text, net, allow_unknown_field=False)
-    if not net.op:
-        raise ValueError("no operators")
-    return net
 
 
 def read_netdef(path: str | Path, *, what: str = "Caffe2 net") -> Any:
@@ -90,13 +27,13 @@ def read_netdef(path: str | Path, *, what: str = "Caffe2 net") -> Any:
 
     checked = check_input_file(path, what=what)
     data = checked.read_bytes()
-    if _is_text(data[:4096]):
+    if is_text(data[:4096]):
         try:
-            return _parse_text(data.decode("utf-8"))
+            return parse_text(data.decode("utf-8"))
         except Exception as exc:
             message = " ".join(str(exc).split())
             raise InvalidInputError(f"'{path}' is not a valid text NetDef: {message}", path=path) from None
-    net = parse_message(proto.NetDef(), data, path=path, what="Caffe2 NetDef", hint="the file is truncated or corrupt")
+    net = parse_message(NetDef(), data, path=path, what="Caffe2 NetDef", hint="the file is truncated or corrupt")
     if not net.op:
         raise InvalidInputError(f"'{path}' holds no Caffe2 operators", path=path, hint="the file is truncated or not a NetDef")
     for index, op in enumerate(net.op):

@@ -1,11 +1,18 @@
-"""Recognise PyTorch artefacts from their content, without importing torch."""
+"""The PyTorch artefacts: their kinds, recognised from content without importing torch, and `LoadedModule`."""
 
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["TORCHSCRIPT", "EXPORTED_PROGRAM", "TORCH_SAVE", "FACTORY", "sniff", "split_factory"]
+from edgecc.inputs import TensorInfo
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["EXPORTED_PROGRAM", "FACTORY", "TORCHSCRIPT", "TORCH_SAVE", "LoadedModule", "sniff", "split_factory"]
 
 TORCHSCRIPT = "torchscript"
 EXPORTED_PROGRAM = "exported-program"
@@ -57,3 +64,20 @@ def sniff(path_text: str) -> str | None:
     if "data.pkl" in inner:
         return TORCH_SAVE
     return None
+
+
+@dataclass
+class LoadedModule:
+    """A runnable PyTorch model with its ONNX input names and example inputs."""
+
+    kind: str
+    module: Any  # nn.Module, ScriptModule or ExportedProgram
+    inputs: list[TensorInfo]
+    example_inputs: tuple[torch.Tensor, ...]
+    dynamic_dims: dict[str, dict[int, str]]
+
+    def callable(self) -> Any:
+        """The thing to call with input tensors."""
+        if self.kind == EXPORTED_PROGRAM:
+            return self.module.module()
+        return self.module

@@ -1,17 +1,20 @@
-"""Recognise TensorFlow-family artefacts from their content, without importing TensorFlow.
+"""The TensorFlow-family formats: their kinds and names, recognised from content without importing TensorFlow, and `Source`.
 
 SavedModel directories, Keras v3 `.keras` zips, legacy Keras HDF5, frozen GraphDef
 protobufs (told apart from Caffe2 NetDefs and Caffe NetParameters by walking the
 protobuf wire format), TFLite flatbuffers (file identifier `TFL3`) and TF.js
-`model.json` files.
+`model.json` files. A `Source` is one of them once opened (`reader.py`).
 """
 
 from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from edgecc.inputs import TensorInfo
 from edgecc.protowire import WireInvalid, WireTruncated, read_varint
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "SAVED_MODEL",
     "TFJS",
     "TFLITE",
+    "Source",
     "looks_like_graphdef",
     "sniff",
     "tfjs_json_path",
@@ -43,6 +47,18 @@ KIND_NAMES = {
     TFLITE: "TFLite flatbuffer",
     TFJS: "TF.js model",
 }
+
+@dataclass
+class Source:
+    """A loaded model: its kind, the framework object(s), and its input/output signature."""
+
+    kind: str
+    path: str
+    inputs: list[TensorInfo]
+    outputs: list[str]
+    model: Any = None  # keras.Model, the loaded SavedModel signature function, a GraphDef or the tflite path
+    extra: dict[str, Any] = field(default_factory=dict)
+
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _SNIFF_BYTES = 1 << 20

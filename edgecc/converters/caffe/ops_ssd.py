@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from edgecc.converters.caffe.build import LAYERS, LayerContext, LayerError, Shape
+from edgecc.converters.caffe.graph import LAYERS, LayerContext, LayerError, Shape
 
 __all__ = ["prior_boxes"]
 

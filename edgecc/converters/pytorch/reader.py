@@ -8,12 +8,12 @@ import logging
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.converters.options import ConvertOptions
-from edgecc.converters.pytorch import formats
+from edgecc.converters.pytorch import schema
+from edgecc.converters.pytorch.schema import LoadedModule
 from edgecc.errors import InvalidInputError, UnsupportedError, UsageError
 from edgecc.fileio import check_input_file
 from edgecc.inputs import InputSpec, TensorInfo
@@ -21,28 +21,11 @@ from edgecc.inputs import InputSpec, TensorInfo
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LoadedModule", "load", "load_state_dict_file", "describe_torch_save"]
+__all__ = ["describe_torch_save", "load", "load_state_dict_file"]
 
 log = logging.getLogger(__name__)
 
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights")
-
-
-@dataclass
-class LoadedModule:
-    """A runnable PyTorch model with its ONNX input names and example inputs."""
-
-    kind: str
-    module: Any  # nn.Module, ScriptModule or ExportedProgram
-    inputs: list[TensorInfo]
-    example_inputs: tuple["torch.Tensor", ...]
-    dynamic_dims: dict[str, dict[int, str]]
-
-    def callable(self) -> Any:
-        """The thing to call with input tensors."""
-        if self.kind == formats.EXPORTED_PROGRAM:
-            return self.module.module()
-        return self.module
 
 
 def _torch() -> Any:
@@ -55,12 +38,12 @@ def _torch() -> Any:
     return torch
 
 
-def _torch_dtype(name: str) -> "torch.dtype":
+def _torch_dtype(name: str) -> torch.dtype:
     torch = _torch()
     return getattr(torch, name if name != "bool" else "bool")
 
 
-def _example(info: TensorInfo, seed: int) -> "torch.Tensor":
+def _example(info: TensorInfo, seed: int) -> torch.Tensor:
     torch = _torch()
     generator = torch.Generator().manual_seed(seed)
     shape = tuple(d if isinstance(d, int) else 2 for d in info.shape or ())
@@ -116,7 +99,7 @@ def _load_torchscript(path: Path, specs: Sequence[InputSpec]) -> LoadedModule:
     arguments = [a.name for a in module.forward.schema.arguments[1:]]
     infos = _bind_specs(arguments, specs, f"TorchScript archive '{path}'")
     examples = tuple(_example(info, i) for i, info in enumerate(infos))
-    return LoadedModule(formats.TORCHSCRIPT, module, infos, examples, _dynamic_dims(infos))
+    return LoadedModule(schema.TORCHSCRIPT, module, infos, examples, _dynamic_dims(infos))
 
 
 def _check_pt2_is_pickle_free(path: Path) -> None:
@@ -185,11 +168,11 @@ def _load_exported_program(path: Path, specs: Sequence[InputSpec]) -> LoadedModu
     if len(specs) > len(user_inputs):
         raise UsageError(f"'{path}' takes {len(user_inputs)} input(s); --input gives {len(specs)}")
     examples = tuple(_example(info, i) for i, info in enumerate(infos))
-    return LoadedModule(formats.EXPORTED_PROGRAM, program, infos, examples, {})
+    return LoadedModule(schema.EXPORTED_PROGRAM, program, infos, examples, {})
 
 
 def _import_factory(spec_text: str) -> Any:
-    split = formats.split_factory(spec_text)
+    split = schema.split_factory(spec_text)
     assert split is not None
     file, function = split
     check_input_file(file, what="Python file")
@@ -210,7 +193,7 @@ def _import_factory(spec_text: str) -> Any:
     return factory
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, "torch.Tensor"]:
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a state dict or checkpoint file, loaded with `weights_only=True`."""
     torch = _torch()
     path = check_input_file(path, what="weights file")
@@ -228,7 +211,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, "torch.Tensor"]:
     return _tensors_of(loaded, path)
 
 
-def _tensors_of(loaded: Any, path: Path) -> dict[str, "torch.Tensor"]:
+def _tensors_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
     torch = _torch()
     if isinstance(loaded, dict):
         for key in _CHECKPOINT_KEYS:
@@ -241,7 +224,7 @@ def _tensors_of(loaded: Any, path: Path) -> dict[str, "torch.Tensor"]:
     raise InvalidInputError(f"'{path}' holds no state dict (a mapping of names to tensors)", path=path)
 
 
-def _strip_to_match(state: dict[str, "torch.Tensor"], expected: set[str]) -> dict[str, "torch.Tensor"]:
+def _strip_to_match(state: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
     """Remove a wrapper prefix (`module.` from DataParallel, `model.`) when that makes the keys fit."""
     if set(state) & expected:
         return state
@@ -290,7 +273,7 @@ def _load_factory(paths: Sequence[str], specs: Sequence[InputSpec]) -> LoadedMod
     ]
     infos = _bind_specs(parameters, specs, f"the module from '{paths[0]}'")
     examples = tuple(_example(info, i) for i, info in enumerate(infos))
-    return LoadedModule(formats.FACTORY, module, infos, examples, _dynamic_dims(infos))
+    return LoadedModule(schema.FACTORY, module, infos, examples, _dynamic_dims(infos))
 
 
 def describe_torch_save(path: str | Path) -> dict[str, Any]:
@@ -304,20 +287,20 @@ def describe_torch_save(path: str | Path) -> dict[str, Any]:
 
 def load(paths: Sequence[str], options: ConvertOptions) -> LoadedModule:
     """Load any supported PyTorch artefact into a runnable module with named example inputs."""
-    kind = formats.sniff(paths[0])
-    if kind != formats.FACTORY:
+    kind = schema.sniff(paths[0])
+    if kind != schema.FACTORY:
         check_input_file(paths[0])
-    if kind != formats.FACTORY and len(paths) > 1:
+    if kind != schema.FACTORY and len(paths) > 1:
         raise UsageError(
             f"a weights file only goes with an architecture given as file.py:function (got '{paths[0]}', '{paths[1]}')"
         )
-    if kind == formats.TORCHSCRIPT:
+    if kind == schema.TORCHSCRIPT:
         return _load_torchscript(Path(paths[0]), options.inputs)
-    if kind == formats.EXPORTED_PROGRAM:
+    if kind == schema.EXPORTED_PROGRAM:
         return _load_exported_program(Path(paths[0]), options.inputs)
-    if kind == formats.FACTORY:
+    if kind == schema.FACTORY:
         return _load_factory(paths, options.inputs)
-    if kind == formats.TORCH_SAVE:
+    if kind == schema.TORCH_SAVE:
         state = load_state_dict_file(paths[0])
         raise UsageError(
             f"'{paths[0]}' is a state dict ({len(state)} tensors) without an architecture",

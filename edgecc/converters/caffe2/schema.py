@@ -7,18 +7,24 @@ model (partition info, device details, ...) are kept as unknown fields and ignor
 
 Also here: a cheap wire-format sniffer that tells a NetDef apart from other
 protobuf files (Caffe NetParameter, TensorFlow GraphDef, ONNX ModelProto) from
-the first bytes of a file, without parsing it completely.
+the first bytes of a file, without parsing it completely, and `Caffe2Files`, the
+nets of one model once read.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from edgecc.protowire import WireTruncated, read_varint
 
-__all__ = ["DATA_TYPES", "Argument", "NetDef", "OperatorDef", "TensorProto", "looks_like_netdef"]
+__all__ = [
+    "DATA_TYPES", "Argument", "Caffe2Files", "NetDef", "OperatorDef", "TensorProto", "is_text", "looks_like_netdef",
+    "parse_text", "sniff",
+]
 
 _F = descriptor_pb2.FieldDescriptorProto
 _OPT, _REP = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
@@ -203,3 +209,70 @@ def looks_like_netdef(prefix: bytes, *, complete: bool) -> bool:
         return ops > 0
     except (ValueError, UnicodeDecodeError):
         return False
+
+
+# --- recognising NetDef files -------------------------------------------------------------------------
+
+_SNIFF_BYTES = 4 * 1024 * 1024
+_CUT_SNIFF_BYTES = 256 * 1024  # the second file of a pair (usually the big init_net): its beginning is enough
+_TEXT_START = ("name:", "name :", "op {", "op{", "external_input", "external_output", "type:", "arg {", "device_option", "#")
+
+
+@dataclass
+class Caffe2Files:
+    """A predict_net, its init_net (None for a net without weights), and the shapes of value_info.json."""
+
+    predict: Any
+    predict_path: str
+    init: Any | None
+    init_path: str | None
+    value_info: dict[str, tuple[tuple[int, ...], int | None]]
+
+
+def is_text(head: bytes) -> bool:
+    """True when the first bytes of a file read as the start of a text NetDef."""
+    try:
+        text = head.decode("utf-8").lstrip()
+    except UnicodeDecodeError:
+        return False
+    return text.startswith(_TEXT_START)
+
+
+def sniff(path: str | Path, *, allow_cut: bool = False) -> str | None:
+    """'binary' or 'text' when the file looks like a Caffe2 NetDef, else None; reads at most a few MiB.
+
+    `allow_cut` also accepts a binary NetDef whose end is missing (a truncated init_net is then
+    reported by the frontend, naming the file, instead of being an unrecognised format).
+    """
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        size = path.stat().st_size
+        limit = _CUT_SNIFF_BYTES if allow_cut else _SNIFF_BYTES
+        with open(path, "rb") as handle:
+            head = handle.read(limit)
+    except OSError:
+        return None
+    if is_text(head[:4096]):
+        if allow_cut:
+            return "text"  # the second file of a pair whose first is a NetDef: parsed (and reported) by the frontend
+        if size > limit:
+            return None
+        try:
+            parse_text(head.decode("utf-8"))
+        except Exception:
+            return None
+        return "text"
+    return "binary" if looks_like_netdef(head, complete=size <= limit and not allow_cut) else None
+
+
+def parse_text(text: str) -> Any:
+    """A text NetDef; ValueError (or a protobuf ParseError) when it is not one, or has no operators."""
+    from google.protobuf import text_format
+
+    net = NetDef()
+    text_format.Parse(text, net, allow_unknown_field=False)
+    if not net.op:
+        raise ValueError("no operators")
+    return net

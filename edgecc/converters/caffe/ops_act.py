@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from edgecc.converters.caffe.build import LAYERS, LayerContext, LayerError, Shape
+from edgecc.converters.caffe.graph import LAYERS, LayerContext, LayerError, Shape
 
 __all__: list[str] = []
 

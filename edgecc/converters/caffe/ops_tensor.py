@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from edgecc.converters.caffe.build import LAYERS, LayerContext, LayerError, Shape
+from edgecc.converters.caffe.graph import LAYERS, LayerContext, LayerError, Shape
 
 __all__ = ["caffe_reshape", "interp_size"]
 
@@ -88,7 +88,7 @@ def slice_layer(ctx: LayerContext) -> list[Shape]:
 def split(ctx: LayerContext) -> list[Shape]:
     """Split (copies of one blob) -> Identity per top."""
     for output in ctx.outputs:
-        ctx.graph.node("Identity", ctx.inputs[:1], [output], f"{ctx.name}/{output}")
+        ctx.graph.node("Identity", ctx.inputs[:1], [output], name=f"{ctx.name}/{output}")
     return [ctx.shape()] * len(ctx.outputs)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecc.converters.caffe.build import LAYERS, LayerContext, LayerError, Shape
+from edgecc.converters.caffe.graph import LAYERS, LayerContext, LayerError, Shape
 
 __all__ = ["caffe_pool_divisor", "conv_geometry", "pool_geometry"]
 
@@ -64,15 +64,19 @@ def _conv_setup(ctx: LayerContext, what: str) -> tuple[Shape, list[int], list[in
     return shape, kernel, pad, stride, dilation, group, channels, num_output
 
 
+def _weights_and_bias(ctx: LayerContext, weight_shape: tuple[int, ...], num_output: int) -> list[str]:
+    """The input, the weight blob and (with bias_term) the bias blob of a (de)convolution as node inputs."""
+    inputs = [ctx.inputs[0], ctx.const("W", ctx.blob(0, weight_shape, what="weights"))]
+    if ctx.layer.convolution_param.bias_term:
+        inputs.append(ctx.const("B", ctx.blob(1, (num_output,), what="bias")))
+    return inputs
+
+
 @LAYERS.register("Convolution")
 def convolution(ctx: LayerContext) -> list[Shape]:
     """Convolution (group, dilation, per-axis kernel/pad/stride, bias_term) -> Conv."""
-    param = ctx.layer.convolution_param
     shape, kernel, pad, stride, dilation, group, channels, num_output = _conv_setup(ctx, "convolution")
-    weight = ctx.blob(0, (num_output, channels // group, *kernel), what="weights")
-    inputs = [ctx.inputs[0], ctx.const("W", weight)]
-    if param.bias_term:
-        inputs.append(ctx.const("B", ctx.blob(1, (num_output,), what="bias")))
+    inputs = _weights_and_bias(ctx, (num_output, channels // group, *kernel), num_output)
     ctx.node(
         "Conv", inputs, ctx.outputs, kernel_shape=kernel, pads=pad + pad, strides=stride, dilations=dilation, group=group
     )
@@ -85,12 +89,8 @@ def convolution(ctx: LayerContext) -> list[Shape]:
 @LAYERS.register("Deconvolution")
 def deconvolution(ctx: LayerContext) -> list[Shape]:
     """Deconvolution (transposed convolution, group, dilation, bias_term) -> ConvTranspose."""
-    param = ctx.layer.convolution_param
     shape, kernel, pad, stride, dilation, group, channels, num_output = _conv_setup(ctx, "deconvolution")
-    weight = ctx.blob(0, (channels, num_output // group, *kernel), what="weights")
-    inputs = [ctx.inputs[0], ctx.const("W", weight)]
-    if param.bias_term:
-        inputs.append(ctx.const("B", ctx.blob(1, (num_output,), what="bias")))
+    inputs = _weights_and_bias(ctx, (channels, num_output // group, *kernel), num_output)
     ctx.node(
         "ConvTranspose", inputs, ctx.outputs, kernel_shape=kernel, pads=pad + pad, strides=stride, dilations=dilation, group=group
     )
