@@ -14,7 +14,7 @@ __all__ = ["command", "threshold_options", "show_records", "show_compare"]
 
 def threshold_options(func: Any) -> Any:
     """Regression thresholds shared by `bench --baseline` and `zoo compare`."""
-    from edgecc.zoo.compare import Thresholds
+    from edgecc.pipeline.regression import Thresholds
 
     d = Thresholds()
     options = [
@@ -100,7 +100,7 @@ def command(model: str, targets: tuple[str, ...], data_args: tuple[str, ...], ev
     """
     from edgecc.pipeline.benchmark import BenchSettings
     from edgecc.pipeline.bench import bench_command
-    from edgecc.zoo.compare import Thresholds
+    from edgecc.pipeline.regression import Thresholds
 
     settings = BenchSettings(runs=runs, repeats=repeats, warmup=warmup)
     document, report = bench_command(model, targets=targets, data=data_args, eval_path=eval_path, label_output=label_output,
@@ -109,7 +109,7 @@ def command(model: str, targets: tuple[str, ...], data_args: tuple[str, ...], ev
                                      thresholds=Thresholds(**thresholds), status=ui.status)
     show_records(ui, f"bench of {model}", document["records"])
     if out_path:
-        from edgecc.zoo.schema import write_document
+        from edgecc.pipeline.documents import write_document
 
         write_document(out_path, document)
         ui.message(f"[green]wrote[/green] {out_path}")
@@ -119,7 +119,7 @@ def command(model: str, targets: tuple[str, ...], data_args: tuple[str, ...], ev
         ui.emit_json({"ok": report is None or not report.regressions, "command": "bench", "output": out_path, **document,
                       "comparison": report.to_dict() if report is not None else None})
     if report is not None and report.regressions:
-        from edgecc.zoo.compare import RegressionFound
+        from edgecc.pipeline.regression import RegressionFound
 
         ui.json_emitted = True
         raise RegressionFound(f"{len(report.regressions)} regression(s) against {baseline_path}: "

@@ -9,7 +9,7 @@ from edgecc.modelinfo import format_bytes, format_count
 
 if TYPE_CHECKING:
     from edgecc.modelinfo import ModelInfo
-    from edgecc.passes.manager import OptimizeReport
+    from edgecc.passes import OptimizeReport
     from edgecc.quantization.report import QuantReport
     from edgecc.ui import Ui
     from edgecc.verify import PerLayerReport, VerificationReport

@@ -148,15 +148,15 @@ def compare(results: str, baseline: str, out_path: str | None, ui: Ui, **thresho
 
     Exit 5 when anything regressed (so that make or CI fails).
     """
-    from edgecc.zoo.compare import RegressionFound, Thresholds, compare_entries
+    from edgecc.pipeline.regression import RegressionFound, Thresholds, compare_entries
     from edgecc.zoo.runner import load_results
-    from edgecc.zoo.schema import stamp, write_document
+    from edgecc.pipeline.documents import stamp, write_document
 
     _, base = load_results(baseline)
     _, current = load_results(results)
     report_ = compare_entries(base, current, Thresholds(**thresholds))
     show_compare(ui, report_, verbose=ui.verbose > 0)
-    document = stamp("edgecc.zoo.compare", {"results": results, "baseline": baseline, **report_.to_dict()})
+    document = stamp("edgecc.pipeline.regression", {"results": results, "baseline": baseline, **report_.to_dict()})
     if out_path:
         write_document(out_path, document)
         ui.message(f"[green]wrote[/green] {out_path}")

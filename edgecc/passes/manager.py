@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from edgecc.passes import PassContext, PassResult, load_passes
+from edgecc.passes.api import PassContext, PassResult, load_passes
 
 if TYPE_CHECKING:
     import onnx

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgecc.passes import PassResult
+from edgecc.passes.api import PassResult
 
 if TYPE_CHECKING:
     import onnx_ir as ir

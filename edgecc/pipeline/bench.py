@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from edgecc.pipeline.benchmark import BenchSettings
-    from edgecc.zoo.compare import CompareReport, Thresholds
+    from edgecc.pipeline.regression import CompareReport, Thresholds
 
 #: a context manager factory shown while a long step runs (the CLI passes `Ui.status`; no-op by default)
 Status = Callable[[str], AbstractContextManager[Any]]
@@ -31,7 +31,7 @@ def bench_document(model: str, records: list[dict[str, Any]], settings: BenchSet
     """An `edgecc.bench` result document: records plus machine, package versions and settings."""
     from edgecc import __version__
     from edgecc.pipeline.benchmark import machine_info, package_versions
-    from edgecc.zoo.schema import stamp
+    from edgecc.pipeline.documents import stamp
 
     return stamp("edgecc.bench", {"model": model, "edgecc_version": __version__, "machine": machine_info(), "packages": package_versions(),
                                   "settings": settings.to_dict(), "inputs_from": inputs_from, "records": records})
@@ -87,7 +87,7 @@ def bench_command(model: str, *, targets: Sequence[str], data: Sequence[str], ev
                   samples: int, seed: int, baseline_path: str | None, thresholds: Thresholds, status: Status = nullcontext) -> tuple[dict[str, Any], CompareReport | None]:
     """Bench MODEL (ONNX, compiled per target) or a bundle; the result document and, with a baseline, the comparison."""
     from edgecc.pipeline.benchmark import bench_bundle
-    from edgecc.zoo.schema import read_document
+    from edgecc.pipeline.documents import read_document
 
     baseline = read_document(baseline_path, ("edgecc.bench",)) if baseline_path else None
     if is_bundle(model):
@@ -106,7 +106,7 @@ def bench_command(model: str, *, targets: Sequence[str], data: Sequence[str], ev
     document = bench_document(model, records, settings, source)
     report = None
     if baseline is not None:
-        from edgecc.zoo.compare import compare_entries
+        from edgecc.pipeline.regression import compare_entries
 
         def entries(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             return {r["target"]: {"status": "ok", "record": r} for r in doc["records"]}

@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.data import DataOptions
+from edgecc.pipeline.result import CompileResult
 
 if TYPE_CHECKING:
     import onnx
 
     from edgecc.data import SampleSet
     from edgecc.inputs import InputSpec
-    from edgecc.targets.api import CheckResult, Target
-    from edgecc.targets.graph import ModelGraph
-    from edgecc.targets.partition import Breakdown, Plan
-    from edgecc.targets.plan import PartitionSpec
+    from edgecc.targets.api import Target
     from edgecc.verify import Tolerance
 
 __all__ = ["CompileOptions", "CompileResult", "compile_model"]
@@ -47,20 +45,6 @@ class CompileOptions:
 
         base = self.data or DataOptions(option="--calibration")
         return dataclasses.replace(base, random_count=self.samples, seed=self.seed)
-
-
-@dataclass
-class CompileResult:
-    """The placement plan, its scores, the emitted files and the verification."""
-
-    target: Target
-    precision: str
-    plan: Plan
-    scores: dict[str, Breakdown]
-    partitions: list[PartitionSpec]
-    support: list[CheckResult]
-    graph: ModelGraph
-    manifest: dict[str, Any] = field(default_factory=dict)
 
 
 def _samples(model: onnx.ModelProto, calibration: Any, options: CompileOptions) -> SampleSet:
@@ -94,11 +78,11 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
     from edgecc.onnxutil import apply_input_specs, infer_shapes
     from edgecc.ortrun import OrtRunner
     from edgecc.passes import pipeline_for
-    from edgecc.passes.manager import run_passes
+    from edgecc.passes import run_passes
     from edgecc.pipeline.manifest import make_manifest
     from edgecc.runtime import load as load_bundle
     from edgecc.targets import get_target
-    from edgecc.targets.api import EmitOptions, Emitted
+    from edgecc.targets.api import EmitOptions
     from edgecc.targets.plan import (
         boundary_values,
         extract_partition,
@@ -140,8 +124,6 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
             cal = part_feeds if part.precision in ("int8", "int16") else []
             emit_options = EmitOptions(vendor_compile=options.vendor_compile, vendor_options=dict(options.vendor_options), feeds=part_feeds)
             emitted = device_target.emit(sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal, emit_options)
-            if not isinstance(emitted, Emitted):  # TODO(merge): every Target.emit returns Emitted
-                emitted = Emitted(list(emitted))
             artifacts.append(emitted.files)
             vendor.append(emitted.info)
         manifest = make_manifest(result, source=source, source_path=path, stage=stage, artifacts=artifacts, vendor=vendor)

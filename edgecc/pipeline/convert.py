@@ -56,7 +56,7 @@ def _cleanup(model: "onnx.ModelProto", options: ConvertOptions) -> "onnx.ModelPr
     """The -O1 cleanup passes (names recorded in the model's metadata)."""
     from edgecc.pipeline.optimize import stamp_passes
     from edgecc.passes import LEVELS, PassContext
-    from edgecc.passes.manager import run_passes
+    from edgecc.passes import run_passes
 
     names = LEVELS[1]
     cleaned, report = run_passes(model, names, context=PassContext(opset=options.opset))

@@ -17,7 +17,7 @@ from edgecc.bundle import FORMAT, SCHEMA_VERSION
 if TYPE_CHECKING:
     import onnx
 
-    from edgecc.pipeline.compile import CompileResult
+    from edgecc.pipeline.result import CompileResult
     from edgecc.targets.graph import ModelGraph
     from edgecc.targets.plan import PartitionSpec
 

@@ -10,7 +10,7 @@ from edgecc.errors import NumericsError
 if TYPE_CHECKING:
     import onnx
 
-    from edgecc.passes.manager import OptimizeReport
+    from edgecc.passes import OptimizeReport
     from edgecc.verify import VerificationReport
 
 __all__ = ["optimize_and_verify", "stamp_passes"]
@@ -47,7 +47,7 @@ def optimize_and_verify(
     from edgecc.data import DataOptions, load_samples, random_samples
     from edgecc.ortrun import OrtRunner
     from edgecc.passes import PassContext
-    from edgecc.passes.manager import run_passes
+    from edgecc.passes import run_passes
     from edgecc.verify import compare_samples, tolerance_for
 
     optimized, report = run_passes(model, names, context=PassContext(opset=opset), max_iterations=max_iterations)

@@ -111,7 +111,7 @@ def _optimized(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model after edgecc's level-2 passes (BatchNorm folding, cleanup); unchanged if a pass fails."""
     from edgecc.errors import EdgeccError
     from edgecc.passes import LEVELS
-    from edgecc.passes.manager import run_passes
+    from edgecc.passes import run_passes
 
     try:
         optimized, _ = run_passes(model, list(LEVELS[2]))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 
 if TYPE_CHECKING:
     import numpy as np

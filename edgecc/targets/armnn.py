@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import MissingDependencyError, NumericsError, UnsupportedError
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
 from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, in_table, tflite_op, vendor_ops

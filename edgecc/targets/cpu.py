@@ -12,7 +12,7 @@ sustained. Dispatch ~2 us per node, ~5 us to enter a session.
 
 from __future__ import annotations
 
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 from edgecc.targets.api import CostModel, Memory, Target
 
 __all__ = ["TARGET", "TARGETS"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import UsageError
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView
 from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, in_table, reduced_axes, vendor_ops

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, EmitOptions, Memory, NodeView, restated
 from edgecc.targets.tflite.rules import QDQ_OPS, activation_types, conv_padding, in_table, nhwc_hw, reduced_axes, vendor_ops

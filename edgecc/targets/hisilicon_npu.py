@@ -16,7 +16,7 @@ execution through the HiAI runtime costs ~500 us of launch/context switch.
 
 from __future__ import annotations
 
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import CostModel, Memory, Target
 

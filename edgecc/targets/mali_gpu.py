@@ -16,7 +16,7 @@ command queue) ~100 us; ~8 us dispatch per kernel.
 
 from __future__ import annotations
 
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import CostModel, Memory, Target
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from edgecc.errors import EdgeccError, UnsupportedError, UsageError
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 
 if TYPE_CHECKING:
     import numpy as np

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecc.errors import InvalidInputError
-from edgecc.quantization.scheme import QuantScheme
+from edgecc.quantization import QuantScheme
 from edgecc.targets import constraints as c
 from edgecc.targets.api import Check, CostModel, Memory, Target
 

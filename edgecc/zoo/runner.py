@@ -20,7 +20,7 @@ from typing import Any
 
 from edgecc.errors import InvalidInputError, UsageError
 from edgecc.zoo.config import ModelSpec, ZooConfig
-from edgecc.zoo.schema import read_document, stamp, write_document
+from edgecc.pipeline.documents import read_document, stamp, write_document
 
 __all__ = ["run_zoo", "pair_id", "result_path", "load_results", "fingerprints"]
 

@@ -67,7 +67,7 @@ class CompareReport:
         return [f for f in self.findings if f.regression]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready body of an `edgecc.zoo.compare` document."""
+        """JSON-ready body of an `edgecc.pipeline.regression` document."""
         return {"thresholds": self.thresholds.to_dict(), "compared": self.compared, "regressions": len(self.regressions),
                 "findings": [f.to_dict() for f in self.findings]}
 

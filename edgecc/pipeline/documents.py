@@ -19,7 +19,7 @@ KINDS: dict[str, str] = {
     "edgecc.zoo.pair": "one (model, target) pair of a zoo run: status, stages, bench record",
     "edgecc.zoo.model": "the model stages (convert, optimise) of one zoo model",
     "edgecc.zoo.run": "the index of a zoo run: pairs, statuses, wall time, workers",
-    "edgecc.zoo.compare": "regression checks of results against a baseline",
+    "edgecc.pipeline.regression": "regression checks of results against a baseline",
 }
 
 
