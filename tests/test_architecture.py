@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "runtime": 2, "bundle": 2,
     "converters": 1, "passes": 1, "quantization": 1, "targets": 1,
     "data": 0, "verify": 0, "inputs": 0, "errors": 0, "fileio": 0, "onnxutil": 0, "ortrun": 0, "opset": 0, "registry": 0,
-    "protowire": 0, "modelinfo": 0, "": 0,
+    "protowire": 0, "modelinfo": 0, "logs": 0, "": 0,
 }
 STAGES = {"converters", "passes", "quantization", "targets"}
 

@@ -6,10 +6,11 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from edgecc.logs import quiet_loggers
 from edgecc.passes.api import PassContext, PassResult, load_passes
 
 if TYPE_CHECKING:
@@ -57,25 +58,6 @@ class OptimizeReport:
 
 class PassClaimError(RuntimeError):
     """A pass returned something other than a PassResult, or said modified=False but changed the model (a bug in the pass)."""
-
-
-@contextlib.contextmanager
-def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
-    """Raise the named loggers to at least `level` while the block runs, then restore their levels.
-
-    Per logger only: the root logger is refused, since a library must leave it to the application.
-    """
-    if any(name in ("", "root") for name in names):
-        raise ValueError("quiet_loggers never changes the root logger: name the library's own loggers")
-    loggers = [logging.getLogger(name) for name in names]
-    saved = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(max(level, logger.level))
-    try:
-        yield
-    finally:
-        for logger, old in zip(loggers, saved):
-            logger.setLevel(old)
 
 
 def _histogram(model: "onnx.ModelProto") -> dict[str, int]:

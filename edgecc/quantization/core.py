@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import InvalidInputError, UnsupportedError, UsageError
+from edgecc.logs import quiet_root_records
 from edgecc.quantization.calibrate import METHODS, collect_statistics, select_range
 from edgecc.quantization.report import QuantReport, layer_sqnr, output_metrics
 from edgecc.quantization.scheme import QuantScheme
@@ -110,8 +111,7 @@ def _prepared(model: onnx.ModelProto) -> onnx.ModelProto:
 def _optimized(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model after edgecc's level-2 passes (BatchNorm folding, cleanup); unchanged if a pass fails."""
     from edgecc.errors import EdgeccError
-    from edgecc.passes import LEVELS
-    from edgecc.passes import run_passes
+    from edgecc.passes import LEVELS, run_passes
 
     try:
         optimized, _ = run_passes(model, list(LEVELS[2]))
@@ -211,22 +211,18 @@ def _ort_quantize(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOpt
     tensors = TensorsData(CalibrationMethod.MinMax, {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in ranges.items()})
     work = copy.deepcopy(model)
     work = update_opset_version(work, weight, activation)
-    quiet = logging.getLogger()
-    level = quiet.level
-    quiet.setLevel(max(level, logging.ERROR))
     try:
-        if options.quant_format == "qoperator":
-            op_types = list(QLinearOpsRegistry.keys())
-            quantizer = ONNXQuantizer(work, scheme.per_channel, False, QuantizationMode.QLinearOps, True, weight, activation, tensors,
-                                      [], list(exclude), op_types, extra)
-        else:
-            op_types = list(set(QLinearOpsRegistry.keys()) | set(QDQRegistry.keys()))
-            quantizer = QDQQuantizer(work, scheme.per_channel, False, weight, activation, tensors, [], list(exclude), op_types, extra)
-        quantizer.quantize_model()
+        with quiet_root_records("onnxruntime"):  # onnxruntime.quantization warns through the root logger
+            if options.quant_format == "qoperator":
+                op_types = list(QLinearOpsRegistry.keys())
+                quantizer = ONNXQuantizer(work, scheme.per_channel, False, QuantizationMode.QLinearOps, True, weight, activation, tensors,
+                                          [], list(exclude), op_types, extra)
+            else:
+                op_types = list(set(QLinearOpsRegistry.keys()) | set(QDQRegistry.keys()))
+                quantizer = QDQQuantizer(work, scheme.per_channel, False, weight, activation, tensors, [], list(exclude), op_types, extra)
+            quantizer.quantize_model()
     except Exception as exc:  # noqa: BLE001 -- onnxruntime's quantiser raises plain ValueError/AssertionError
         raise UnsupportedError(f"onnxruntime's quantiser failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
-    finally:
-        quiet.setLevel(level)
     result = quantizer.model.model
     if options.quant_format == "qdq" and exclude:
         _float_inputs_for(result, set(exclude))
@@ -456,19 +452,15 @@ def _dynamic(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOptions,
     op_types = ["MatMul", "Gemm", "Conv", "Attention", "LSTM", "GRU", "Gather", "EmbedLayerNormalization"]
     with tempfile.TemporaryDirectory(prefix="edgecc-quant-") as tmp:
         out = Path(tmp) / "dynamic.onnx"
-        quiet = logging.getLogger()
-        level = quiet.level
-        quiet.setLevel(max(level, logging.ERROR))
         try:
-            # ConvInteger on CPU takes uint8 weights only; MatMulInteger takes int8 or uint8
-            quantize_dynamic(copy.deepcopy(model), out, op_types_to_quantize=op_types, per_channel=scheme.per_channel,
-                             weight_type=_qtype("uint8" if any(n.op_type == "Conv" for n in model.graph.node) else scheme.weight_type),
-                             nodes_to_exclude=list(exclude), extra_options={"WeightSymmetric": scheme.symmetric_weights,
-                                                                           "MatMulConstBOnly": True})
+            with quiet_root_records("onnxruntime"):
+                # ConvInteger on CPU takes uint8 weights only; MatMulInteger takes int8 or uint8
+                quantize_dynamic(copy.deepcopy(model), out, op_types_to_quantize=op_types, per_channel=scheme.per_channel,
+                                 weight_type=_qtype("uint8" if any(n.op_type == "Conv" for n in model.graph.node) else scheme.weight_type),
+                                 nodes_to_exclude=list(exclude), extra_options={"WeightSymmetric": scheme.symmetric_weights,
+                                                                               "MatMulConstBOnly": True})
         except Exception as exc:  # noqa: BLE001 -- onnxruntime / user code raise errors of many types
             raise UnsupportedError(f"dynamic quantisation failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
-        finally:
-            quiet.setLevel(level)
         return onnx.load(str(out))
 
 

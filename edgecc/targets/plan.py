@@ -312,7 +312,7 @@ def require_static(model: onnx.ModelProto, target: Target, path: str) -> None:
     dynamic = [i for i in graph_inputs(model) if not i.is_static()]
     if target.static_shapes and dynamic:
         names = ", ".join(f"'{i.name}' ({i.shape_text()})" for i in dynamic)
-        fix = " ".join(f"--input {i.name}:{'x'.join(str(d) if isinstance(d, int) else 'N' for d in (i.shape or ()))}" for i in dynamic)
+        fix = " ".join(f"--input {i.name}:{'x'.join(str(d) if isinstance(d, int) and d >= 0 else '1' for d in (i.shape or ()))}" for i in dynamic)
         raise UnsupportedError(f"target '{target.name}' needs static shapes, but input(s) {names} of {path} are dynamic",
                                hint=f"fix them, e.g. {fix}", path=path)
 

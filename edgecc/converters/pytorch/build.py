@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from edgecc.converters.pytorch import schema
 from edgecc.converters.pytorch.schema import LoadedModule
 from edgecc.errors import UnsupportedError, UnsupportedNode, UnsupportedOperator
+from edgecc.logs import quiet_loggers
 
 if TYPE_CHECKING:
     import onnx
@@ -51,17 +52,12 @@ def output_names(loaded: LoadedModule) -> list[str]:
 def _quiet_torch() -> Iterator[io.StringIO]:
     """Keep torch.onnx's progress prints and warnings off stdout/stderr (logged at debug level)."""
     captured = io.StringIO()
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        with quiet_loggers("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "onnxscript"), warnings.catch_warnings(), \
+                contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
             warnings.simplefilter("ignore")
             yield captured
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
         if captured.getvalue():
             log.debug("torch.onnx said:\n%s", captured.getvalue())
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from edgecc.errors import MissingDependencyError
+from edgecc.logs import native_stderr, quiet_loggers
 
 __all__ = ["keras", "quiet", "tf", "tf2onnx"]
 
@@ -25,34 +26,13 @@ _EXTRA = "tensorflow"
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence TensorFlow's C++ logging (fd 2), Python warnings and chatty loggers for the block."""
+    """Keep TensorFlow's C++ logging (fd 2; known noise dropped, anything else logged as a warning), Python warnings
+    and chatty loggers off the terminal for the block."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    saved_fd = None
-    devnull = None
-    if not os.environ.get("EDGECC_DEBUG"):
-        try:
-            saved_fd = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-        except OSError:
-            saved_fd = None
-    levels = {}
-    for name in ("tensorflow", "tf2onnx", "absl", "h5py", "keras"):
-        logger = logging.getLogger(name)
-        levels[name] = logger.level
-        logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-        if saved_fd is not None:
-            os.dup2(saved_fd, 2)
-            os.close(saved_fd)
-        if devnull is not None:
-            os.close(devnull)
+    native = contextlib.nullcontext() if os.environ.get("EDGECC_DEBUG") else native_stderr(log)
+    with native, quiet_loggers("tensorflow", "tf2onnx", "absl", "h5py", "keras", level=logging.CRITICAL), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def tf() -> Any:

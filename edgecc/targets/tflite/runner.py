@@ -5,15 +5,19 @@ and returns exactly what the ONNX partition it was written from takes and return
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecc.errors import InvalidInputError, MissingDependencyError, UsageError
 from edgecc.inputs import TensorInfo
+from edgecc.logs import native_stderr
 
 if TYPE_CHECKING:
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TfliteRunner", "from_tflite", "interpreter_class", "read_metadata", "to_tflite"]
 
@@ -63,8 +67,9 @@ class TfliteRunner:
         self.meta = read_metadata(data)
         interpreter = interpreter_class()
         try:
-            self.interpreter = interpreter(model_content=data, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            with native_stderr(log):  # the interpreter announces its XNNPACK delegate on fd 2
+                self.interpreter = interpreter(model_content=data, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InvalidInputError(f"{name}: the TFLite interpreter rejected the model: {' '.join(str(exc).split())[:300]}") from None
         details_in = {d["index"]: d for d in self.interpreter.get_input_details()}
