@@ -11,7 +11,7 @@ NODE_TESTS := build/onnx-node-tests/.complete
 ARMNN_PACKAGES := python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22
 ARMNN := build/.armnn-installed
 
-.PHONY: install demo test test-shared bench zoo-ci clean
+.PHONY: install demo test lint test-shared bench zoo-ci clean
 
 install: $(VENV)/.installed $(NODE_TESTS) $(ARMNN)
 
@@ -56,9 +56,13 @@ demo: install
 	@echo "== the zoo again (every pair re-measured), compared with the accepted baseline: nothing changed, so no regression within the measured noise"
 	$(MAKE) --no-print-directory -f samples/zoo/Makefile zoo-compare OUT=$(DEMO_DIR)/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS) RUN_FLAGS=--force
 
-test: install
+test: install lint
 	$(PY) -m pytest -m "not shared" --ignore=tests/shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# ruff with the rules and line length of pyproject.toml (part of make test)
+lint: install
+	$(PY) -m ruff check .
 
 test-shared: install
 	@test -d "$(SHARED_MODELS)" || { echo "error: $(SHARED_MODELS) not found (set SHARED_MODELS=...)" >&2; exit 1; }

@@ -27,7 +27,9 @@ from memory import CHILD_PRELUDE
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
-CHILD = CHILD_PRELUDE + r"""
+CHILD = (
+    CHILD_PRELUDE
+    + r"""
 import json, statistics, sys, time
 mode, predict, init, spec, repeat = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 from edgecc.converters.caffe2 import schema
@@ -55,6 +57,7 @@ for _ in range(repeat):
 peak = peak_rss()
 print(json.dumps({"seconds": min(times), "peak_rss_above_base": peak - base, "peak_rss": peak}))
 """
+)
 
 
 def _synthetic(directory: Path, megabytes: int) -> tuple[Path, Path, str]:
@@ -81,8 +84,13 @@ def _synthetic(directory: Path, megabytes: int) -> tuple[Path, Path, str]:
 
 def _measure(mode: str, predict: Path, init: Path, spec: str, repeat: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(predict), str(init), spec, str(repeat)],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(predict), str(init), spec, str(repeat)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -100,8 +108,10 @@ def main() -> int:
         if args.synthetic_mb > 0:
             predict, init, spec = _synthetic(Path(tmp), args.synthetic_mb)
             models.append((f"synthetic MLP {args.synthetic_mb} MiB", predict, init, spec))
-        print(f"{'model':<26} {'files MiB':>9} {'parse s':>8} {'frontend s':>10} {'convert s':>9} {'convert/parse':>13} "
-              f"{'peak RSS above imports MiB (parse/frontend/convert)':>52}")
+        print(
+            f"{'model':<26} {'files MiB':>9} {'parse s':>8} {'frontend s':>10} {'convert s':>9} {'convert/parse':>13} "
+            f"{'peak RSS above imports MiB (parse/frontend/convert)':>52}"
+        )
         worst = 0.0
         for name, predict, init, spec in models:
             size = (predict.stat().st_size + init.stat().st_size) / 2**20
@@ -110,11 +120,15 @@ def main() -> int:
             full = _measure("convert", predict, init, spec, args.repeat)
             ratio = full["seconds"] / parse["seconds"]
             worst = max(worst, ratio)
-            print(f"{name:<26} {size:>9.1f} {parse['seconds']:>8.4f} {frontend['seconds']:>10.4f} {full['seconds']:>9.4f} "
-                  f"{ratio:>13.2f} {parse['peak_rss_above_base'] / 2**20:>22.1f} / {frontend['peak_rss_above_base'] / 2**20:.1f}"
-                  f" / {full['peak_rss_above_base'] / 2**20:.1f}")
-            print(f"{'':<26} frontend/parse {frontend['seconds'] / parse['seconds']:.2f}x; absolute peak RSS of the convert process "
-                  f"{full['peak_rss'] / 2**20:.0f} MiB")
+            print(
+                f"{name:<26} {size:>9.1f} {parse['seconds']:>8.4f} {frontend['seconds']:>10.4f} {full['seconds']:>9.4f} "
+                f"{ratio:>13.2f} {parse['peak_rss_above_base'] / 2**20:>22.1f} / {frontend['peak_rss_above_base'] / 2**20:.1f}"
+                f" / {full['peak_rss_above_base'] / 2**20:.1f}"
+            )
+            print(
+                f"{'':<26} frontend/parse {frontend['seconds'] / parse['seconds']:.2f}x; absolute peak RSS of the convert process "
+                f"{full['peak_rss'] / 2**20:.0f} MiB"
+            )
     print(f"goal: convert <= 5x parse -> worst {worst:.2f}x: {'met' if worst <= 5 else 'NOT met'}")
     return 0
 

@@ -29,7 +29,9 @@ from memory import CHILD_PRELUDE
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
-CHILD = CHILD_PRELUDE + r"""
+CHILD = (
+    CHILD_PRELUDE
+    + r"""
 import json, sys, time
 mode, prototxt, caffemodel, out = sys.argv[1:5]
 import numpy as np
@@ -60,6 +62,7 @@ elapsed = time.perf_counter() - start
 peak = peak_rss()
 print(json.dumps({"seconds": elapsed, "peak_above_base": max(peak - base, 0)}))
 """
+)
 
 
 def _largest_at_hand() -> tuple[Path, Path] | None:
@@ -87,7 +90,13 @@ def _synthetic(folder: Path, megabytes: int) -> tuple[Path, Path]:
         bottom = "data" if i == 0 else f"fc{i - 1}"
         proto += f'layer {{ name: "fc{i}" type: "InnerProduct" bottom: "{bottom}" top: "fc{i}" inner_product_param {{ num_output: {width} }} }}\n'
         proto += f'layer {{ name: "relu{i}" type: "ReLU" bottom: "fc{i}" top: "fc{i}" }}\n'
-        layers.append((f"fc{i}", "InnerProduct", [rng.standard_normal((width, width), dtype=np.float32) * 0.02, np.zeros(width, np.float32)]))
+        layers.append(
+            (
+                f"fc{i}",
+                "InnerProduct",
+                [rng.standard_normal((width, width), dtype=np.float32) * 0.02, np.zeros(width, np.float32)],
+            )
+        )
     prototxt = folder / "synthetic.prototxt"
     prototxt.write_text(proto)
     return prototxt, write_caffemodel(folder / "synthetic.caffemodel", layers)
@@ -97,7 +106,10 @@ def _measure(mode: str, prototxt: Path, caffemodel: Path, out: Path, repeat: int
     runs = []
     for _ in range(repeat):
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, mode, str(prototxt), str(caffemodel), str(out)], capture_output=True, text=True, check=False
+            [sys.executable, "-c", CHILD, mode, str(prototxt), str(caffemodel), str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode:
             raise SystemExit(f"{mode} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
@@ -107,7 +119,9 @@ def _measure(mode: str, prototxt: Path, caffemodel: Path, out: Path, repeat: int
 
 def _report(label: str, prototxt: Path, caffemodel: Path, repeat: int, folder: Path) -> None:
     size = caffemodel.stat().st_size
-    results = {mode: _measure(mode, prototxt, caffemodel, folder / f"{mode}.onnx", repeat) for mode in ("opencv", "frontend", "convert")}
+    results = {
+        mode: _measure(mode, prototxt, caffemodel, folder / f"{mode}.onnx", repeat) for mode in ("opencv", "frontend", "convert")
+    }
     base = results["opencv"]["seconds"]
     print(f"{label}: {caffemodel} ({size / 1024**2:.1f} MiB)")
     for mode, numbers in results.items():

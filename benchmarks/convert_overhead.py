@@ -43,8 +43,18 @@ def _time(func) -> float:
 
 def command_line(repeat: int, work: Path) -> tuple[float, float]:
     """Median seconds of the edgecc CLI and of a plain torch.onnx.export script."""
-    edgecc_cmd = [str(EDGECC), "convert", f"{FACTORY}:resnet20", str(WEIGHTS), "--input", "input:1x3x32x32",
-                  "--no-verify", "-q", "-o", str(work / "edgecc.onnx")]
+    edgecc_cmd = [
+        str(EDGECC),
+        "convert",
+        f"{FACTORY}:resnet20",
+        str(WEIGHTS),
+        "--input",
+        "input:1x3x32x32",
+        "--no-verify",
+        "-q",
+        "-o",
+        str(work / "edgecc.onnx"),
+    ]
     direct_cmd = [sys.executable, "-c", DIRECT_SCRIPT, str(work / "direct.onnx")]
     edgecc_times, direct_times = [], []
     for _ in range(repeat):  # interleaved so that machine noise hits both alike
@@ -60,10 +70,10 @@ def in_process(repeat: int, work: Path) -> tuple[float, float]:
     import torch
 
     from edgecc.converters.options import ConvertOptions
-    from edgecc.pipeline.convert import convert
     from edgecc.converters.pytorch import _load
     from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import save_onnx
+    from edgecc.pipeline.convert import convert
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     sys.path.insert(0, str(FACTORY.parent))
@@ -101,8 +111,12 @@ def main() -> None:
         cli_edgecc, cli_direct = command_line(args.repeat, work)
         api_edgecc, api_direct = in_process(args.repeat, work)
     print("model: ResNet-20 (CIFAR-10, real checkpoint), verification off, median of", args.repeat)
-    print(f"command line : edgecc convert {cli_edgecc:6.2f} s | torch.onnx.export script {cli_direct:6.2f} s | ratio {cli_edgecc / cli_direct:.2f} (goal <= 1.3)")
-    print(f"in process   : edgecc API     {api_edgecc:6.2f} s | torch.onnx.export        {api_direct:6.2f} s | ratio {api_edgecc / api_direct:.2f} (goal <= 1.3)")
+    print(
+        f"command line : edgecc convert {cli_edgecc:6.2f} s | torch.onnx.export script {cli_direct:6.2f} s | ratio {cli_edgecc / cli_direct:.2f} (goal <= 1.3)"
+    )
+    print(
+        f"in process   : edgecc API     {api_edgecc:6.2f} s | torch.onnx.export        {api_direct:6.2f} s | ratio {api_edgecc / api_direct:.2f} (goal <= 1.3)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from memory import CHILD_PRELUDE
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
-CHILD = CHILD_PRELUDE + r"""
+CHILD = (
+    CHILD_PRELUDE
+    + r"""
 import json, sys, time
 mode, symbol, params, out = sys.argv[1:5]
 import numpy as np
@@ -51,6 +53,7 @@ elapsed = time.perf_counter() - start
 peak = peak_rss()
 print(json.dumps({"seconds": elapsed, "peak_above_base": max(peak - base, 0)}))
 """
+)
 
 
 def _write_params(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -80,8 +83,14 @@ def synthetic(work: Path, megabytes: int) -> tuple[Path, Path]:
             name = f"fc{i}_{suffix}"
             arrays[name] = rng.standard_normal(shape, dtype=np.float32) * 0.01
             nodes.append({"op": "null", "name": name, "inputs": []})
-        nodes.append({"op": "FullyConnected", "name": f"fc{i}", "attrs": {"num_hidden": str(width)},
-                      "inputs": [last, [len(nodes) - 2, 0, 0], [len(nodes) - 1, 0, 0]]})
+        nodes.append(
+            {
+                "op": "FullyConnected",
+                "name": f"fc{i}",
+                "attrs": {"num_hidden": str(width)},
+                "inputs": [last, [len(nodes) - 2, 0, 0], [len(nodes) - 1, 0, 0]],
+            }
+        )
         nodes.append({"op": "Activation", "name": f"relu{i}", "attrs": {"act_type": "relu"}, "inputs": [[len(nodes) - 1, 0, 0]]})
         last = [len(nodes) - 1, 0, 0]
     symbol = work / "mlp-symbol.json"
@@ -107,8 +116,13 @@ def measure(mode: str, symbol: Path, params: Path, work: Path, repeat: int) -> t
     """Median seconds and the largest peak-above-baseline bytes over `repeat` fresh processes."""
     times, peaks = [], []
     for _ in range(repeat):
-        proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(symbol), str(params), str(work / "out.onnx")],
-                              capture_output=True, text=True, check=True, cwd=REPO)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, mode, str(symbol), str(params), str(work / "out.onnx")],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         times.append(result["seconds"])
         peaks.append(result["peak_above_base"])
@@ -122,8 +136,10 @@ def report(label: str, symbol: Path, params: Path, work: Path, repeat: int) -> N
     print(f"  {'fromfile':9s} {base_t:8.4f} s  peak +{base_m / 2**20:8.1f} MiB")
     for mode in ("frontend", "convert"):
         t, m = measure(mode, symbol, params, work, repeat)
-        print(f"  {mode:9s} {t:8.4f} s  peak +{m / 2**20:8.1f} MiB | time x{t / max(base_t, 1e-9):7.1f}"
-              f" | peak RSS / params size {m / size:5.2f} (goal <= 3)")
+        print(
+            f"  {mode:9s} {t:8.4f} s  peak +{m / 2**20:8.1f} MiB | time x{t / max(base_t, 1e-9):7.1f}"
+            f" | peak RSS / params size {m / size:5.2f} (goal <= 3)"
+        )
 
 
 def main() -> None:

@@ -27,24 +27,62 @@ SAMPLES = REPO / "samples"
 
 #: (label, edgecc convert arguments) of the real models; a model whose frontend is missing is reported and left out
 MODELS = [
-    ("ResNet-20 (PyTorch)", [f"{SAMPLES}/pytorch/resnet20.py:resnet20", f"{SAMPLES}/models/resnet20_cifar10/resnet20-12fca82f.th", "--input", "input:1x3x32x32"]),
-    ("MTCNN P-Net (PyTorch)", [f"{SAMPLES}/pytorch/pnet.py:pnet", f"{SAMPLES}/models/facenet_pnet/pnet.pt", "--input", "input:1x3x12x12"]),
-    ("MTCNN P-Net (Caffe)", [f"{SHARED}/caffe/mtcnn_pnet/det1.prototxt", f"{SHARED}/caffe/mtcnn_pnet/det1.caffemodel", "--input", "data:1x3x12x12"]),
-    ("LeNet (Caffe)", [f"{SHARED}/caffe/lenet_mnist/lenet.prototxt", f"{SHARED}/caffe/lenet_mnist/lenet_iter_10000.caffemodel", "--input", "data:1x1x28x28"]),
-    ("MTCNN det1 (MXNet)", [f"{SHARED}/mxnet/mtcnn_det1/det1-symbol.json", f"{SHARED}/mxnet/mtcnn_det1/det1-0001.params", "--input", "data:1x3x12x12"]),
-    ("LeNet (Caffe2)", [f"{SHARED}/caffe2/lenet_mnist/predict_net.pb", f"{SHARED}/caffe2/lenet_mnist/init_net.pb", "--input", "1:1x1x28x28"]),
+    (
+        "ResNet-20 (PyTorch)",
+        [
+            f"{SAMPLES}/pytorch/resnet20.py:resnet20",
+            f"{SAMPLES}/models/resnet20_cifar10/resnet20-12fca82f.th",
+            "--input",
+            "input:1x3x32x32",
+        ],
+    ),
+    (
+        "MTCNN P-Net (PyTorch)",
+        [f"{SAMPLES}/pytorch/pnet.py:pnet", f"{SAMPLES}/models/facenet_pnet/pnet.pt", "--input", "input:1x3x12x12"],
+    ),
+    (
+        "MTCNN P-Net (Caffe)",
+        [f"{SHARED}/caffe/mtcnn_pnet/det1.prototxt", f"{SHARED}/caffe/mtcnn_pnet/det1.caffemodel", "--input", "data:1x3x12x12"],
+    ),
+    (
+        "LeNet (Caffe)",
+        [
+            f"{SHARED}/caffe/lenet_mnist/lenet.prototxt",
+            f"{SHARED}/caffe/lenet_mnist/lenet_iter_10000.caffemodel",
+            "--input",
+            "data:1x1x28x28",
+        ],
+    ),
+    (
+        "MTCNN det1 (MXNet)",
+        [
+            f"{SHARED}/mxnet/mtcnn_det1/det1-symbol.json",
+            f"{SHARED}/mxnet/mtcnn_det1/det1-0001.params",
+            "--input",
+            "data:1x3x12x12",
+        ],
+    ),
+    (
+        "LeNet (Caffe2)",
+        [f"{SHARED}/caffe2/lenet_mnist/predict_net.pb", f"{SHARED}/caffe2/lenet_mnist/init_net.pb", "--input", "1:1x1x28x28"],
+    ),
 ]
 
 
 def _tools() -> None:
     if not (TOOLS / "onnxslim").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TOOLS), "onnxslim", "onnxsim"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TOOLS), "onnxslim", "onnxsim"],
+            check=True,
+        )
     sys.path.insert(0, str(TOOLS))
 
 
 def _convert(args: list[str], out: Path) -> str | None:
     edgecc = Path(sys.executable).with_name("edgecc")
-    proc = subprocess.run([str(edgecc), "convert", *args, "--no-optimize", "--no-verify", "-q", "-o", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(edgecc), "convert", *args, "--no-optimize", "--no-verify", "-q", "-o", str(out)], capture_output=True, text=True
+    )
     return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["failed"])[-1]
 
 
@@ -60,8 +98,8 @@ def _latency(path: bytes, feeds: dict[str, np.ndarray]) -> "object":
 def compare_models(repeat: int = 200) -> None:
     """Print node counts and latency ratios for every convertible real model."""
     import onnx
-    import onnxslim
     import onnxsim
+    import onnxslim
 
     from edgecc.data import random_feeds
     from edgecc.onnxutil import graph_inputs
@@ -89,7 +127,9 @@ def compare_models(repeat: int = 200) -> None:
                     session.run(None, feeds)
                     times.append(time.perf_counter() - start)
             ratio = statistics.median(opt_times) / statistics.median(raw_times)
-            print(f"{label:24} {len(model.graph.node):5d} {len(ours.graph.node):10d} {len(simplified.graph.node):8d} {len(slimmed.graph.node):8d} {ratio:16.3f}")
+            print(
+                f"{label:24} {len(model.graph.node):5d} {len(ours.graph.node):10d} {len(simplified.graph.node):8d} {len(slimmed.graph.node):8d} {ratio:16.3f}"
+            )
 
 
 def large_graph(blocks: int = 2500):  # noqa: ANN201
@@ -110,8 +150,13 @@ def large_graph(blocks: int = 2500):  # noqa: ANN201
         ]
         current = f"i{i}"
     nodes.append(helper.make_node("Identity", [current], ["y"]))
-    graph = helper.make_graph(nodes, "large", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "large",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -127,7 +172,9 @@ def time_large_graph() -> None:
     start = time.perf_counter()
     optimized, report = run_passes(model, LEVELS[3])
     seconds = time.perf_counter() - start
-    print(f"10,000-node graph: -O3 took {seconds:.1f} s (goal < 10 s), {report.nodes_before} -> {report.nodes_after} nodes, {report.iterations} iteration(s)")
+    print(
+        f"10,000-node graph: -O3 took {seconds:.1f} s (goal < 10 s), {report.nodes_before} -> {report.nodes_after} nodes, {report.iterations} iteration(s)"
+    )
 
 
 def main() -> None:

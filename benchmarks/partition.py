@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgecc.targets import get_target
-from edgecc.targets.plan import plan_model
 from edgecc.targets.partition import random_problem, solve
+from edgecc.targets.plan import plan_model
 
 ACCELERATORS = ("mali-gpu", "qnn-htp", "hisilicon-npu")
 
@@ -40,11 +40,27 @@ def real_models(folder: Path) -> dict[str, Path]:
     from tests.targets.helpers import mixed_model
 
     samples = REPO / "samples"
-    _edgecc("convert", str(samples / "pytorch" / "resnet20.py:resnet20"), str(samples / "models" / "resnet20_cifar10" / "resnet20-12fca82f.th"),
-            "--input", "x:1x3x32x32", "--no-verify", "-o", str(folder / "resnet20.onnx"))
+    _edgecc(
+        "convert",
+        str(samples / "pytorch" / "resnet20.py:resnet20"),
+        str(samples / "models" / "resnet20_cifar10" / "resnet20-12fca82f.th"),
+        "--input",
+        "x:1x3x32x32",
+        "--no-verify",
+        "-o",
+        str(folder / "resnet20.onnx"),
+    )
     pnet = samples / "models" / "caffe_mtcnn_pnet"
-    _edgecc("convert", str(pnet / "det1.prototxt"), str(pnet / "det1.caffemodel"), "--input", "data:1x3x100x75", "--no-verify",
-            "-o", str(folder / "pnet.onnx"))
+    _edgecc(
+        "convert",
+        str(pnet / "det1.prototxt"),
+        str(pnet / "det1.caffemodel"),
+        "--input",
+        "data:1x3x100x75",
+        "--no-verify",
+        "-o",
+        str(folder / "pnet.onnx"),
+    )
     return {"resnet20": folder / "resnet20.onnx", "pnet": folder / "pnet.onnx", "mixed": mixed_model(folder / "mixed.onnx")}
 
 
@@ -61,12 +77,20 @@ def bench_real(models: dict[str, Path]) -> list[dict[str, object]]:
             start = time.perf_counter()
             _, _, _, plan, scores = plan_model(model, get_target(target))
             elapsed = time.perf_counter() - start
-            rows.append({"model": name, "target": target, "nodes": len(plan.assignment), "partitions": plan.cost.partitions,
-                         "optimal_us": round(scores["optimal"].total_us, 1), "greedy_us": round(scores["greedy"].total_us, 1),
-                         "first_split_us": round(scores["first-split"].total_us, 1),
-                         "opt_over_greedy": round(scores["optimal"].total_us / scores["greedy"].total_us, 4),
-                         "opt_over_first_split": round(scores["optimal"].total_us / scores["first-split"].total_us, 4),
-                         "plan_s": round(elapsed, 3)})
+            rows.append(
+                {
+                    "model": name,
+                    "target": target,
+                    "nodes": len(plan.assignment),
+                    "partitions": plan.cost.partitions,
+                    "optimal_us": round(scores["optimal"].total_us, 1),
+                    "greedy_us": round(scores["greedy"].total_us, 1),
+                    "first_split_us": round(scores["first-split"].total_us, 1),
+                    "opt_over_greedy": round(scores["optimal"].total_us / scores["greedy"].total_us, 4),
+                    "opt_over_first_split": round(scores["optimal"].total_us / scores["first-split"].total_us, 4),
+                    "plan_s": round(elapsed, 3),
+                }
+            )
     return rows
 
 
@@ -83,10 +107,19 @@ def bench_generated(sizes: list[int], graphs: int) -> list[dict[str, object]]:
             exact += plan.exact
             vs_greedy.append(plan.cost.total_us / scores["greedy"].total_us)
             vs_first.append(plan.cost.total_us / scores["first-split"].total_us)
-        rows.append({"nodes": n, "graphs": count, "exact_dp": exact, "max_opt_over_greedy": round(max(vs_greedy), 4),
-                     "mean_opt_over_greedy": round(statistics.mean(vs_greedy), 4), "max_opt_over_first_split": round(max(vs_first), 4),
-                     "mean_opt_over_first_split": round(statistics.mean(vs_first), 4), "max_wall_s": round(max(times), 3),
-                     "mean_wall_s": round(statistics.mean(times), 3)})
+        rows.append(
+            {
+                "nodes": n,
+                "graphs": count,
+                "exact_dp": exact,
+                "max_opt_over_greedy": round(max(vs_greedy), 4),
+                "mean_opt_over_greedy": round(statistics.mean(vs_greedy), 4),
+                "max_opt_over_first_split": round(max(vs_first), 4),
+                "mean_opt_over_first_split": round(statistics.mean(vs_first), 4),
+                "max_wall_s": round(max(times), 3),
+                "mean_wall_s": round(statistics.mean(times), 3),
+            }
+        )
     return rows
 
 
@@ -97,8 +130,17 @@ def bench_cpu_cost_model(models: dict[str, Path], folder: Path, runs: int) -> li
     rows = []
     for name, path in models.items():
         out = folder / f"{name}_cpu.edgecc"
-        launch = [sys.executable, "-c", "from edgecc.cli import COMMANDS, main; COMMANDS.setdefault('compile', ('edgecc.commands.compile', '')); main()"]
-        result = subprocess.run([*launch, "compile", str(path), "--target", "cpu", "-o", str(out), "--json"], capture_output=True, text=True, check=False)
+        launch = [
+            sys.executable,
+            "-c",
+            "from edgecc.cli import COMMANDS, main; COMMANDS.setdefault('compile', ('edgecc.commands.compile', '')); main()",
+        ]
+        result = subprocess.run(
+            [*launch, "compile", str(path), "--target", "cpu", "-o", str(out), "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise SystemExit(result.stderr)
         manifest = json.loads((out / "manifest.json").read_text())
@@ -107,8 +149,14 @@ def bench_cpu_cost_model(models: dict[str, Path], folder: Path, runs: int) -> li
         bench = runner.benchmark(inputs[0], runs)
         estimated_ms = manifest["estimates"]["optimal"]["total_us"] / 1e3
         measured_ms = bench.total["p50"]
-        rows.append({"model": name, "estimated_ms": round(estimated_ms, 3), "measured_p50_ms": measured_ms,
-                     "error": round((estimated_ms - measured_ms) / measured_ms, 3)})
+        rows.append(
+            {
+                "model": name,
+                "estimated_ms": round(estimated_ms, 3),
+                "measured_p50_ms": measured_ms,
+                "error": round((estimated_ms - measured_ms) / measured_ms, 3),
+            }
+        )
     return rows
 
 
@@ -121,8 +169,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgecc-bench-") as tmp:
         models = real_models(Path(tmp))
-        report = {"real": bench_real(models), "generated": bench_generated([int(s) for s in args.sizes.split(",")], args.graphs),
-                  "cpu_cost_model": bench_cpu_cost_model(models, Path(tmp), args.runs)}
+        report = {
+            "real": bench_real(models),
+            "generated": bench_generated([int(s) for s in args.sizes.split(",")], args.graphs),
+            "cpu_cost_model": bench_cpu_cost_model(models, Path(tmp), args.runs),
+        }
     if args.json:
         print(json.dumps(report, indent=2))
         return

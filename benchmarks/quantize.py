@@ -68,10 +68,19 @@ def _crops(images: list[np.ndarray], count: int, size: int, seed: int, gray: boo
 
 
 def _convert(args: list[str], out: Path) -> Path | None:
-    result = subprocess.run([str(REPO / ".venv" / "bin" / "edgecc"), "convert", *args, "-o", str(out), "-q", "--no-verify"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "edgecc"), "convert", *args, "-o", str(out), "-q", "--no-verify"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
-        result = subprocess.run([str(REPO / ".venv" / "bin" / "edgecc"), "convert", *args, "-o", str(out), "-q"], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "edgecc"), "convert", *args, "-o", str(out), "-q"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if result.returncode != 0:
         print(f"skip {out.name}: convert failed: {result.stderr.strip()[-200:]}", file=sys.stderr)
         return None
@@ -86,11 +95,20 @@ def models(tmp: Path, samples: int) -> list[tuple[str, Path, str, np.ndarray, np
     mnist = _images(SHARED / "_samples" / "mnist")
     mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
     if imagenet:
-        path = _convert(["samples/pytorch/resnet20.py:resnet20", "samples/models/resnet20_cifar10/resnet20-12fca82f.th",
-                         "--input", "input:1x3x32x32"], tmp / "resnet20.onnx")
+        path = _convert(
+            [
+                "samples/pytorch/resnet20.py:resnet20",
+                "samples/models/resnet20_cifar10/resnet20-12fca82f.th",
+                "--input",
+                "input:1x3x32x32",
+            ],
+            tmp / "resnet20.onnx",
+        )
         if path:
             prep = lambda c: ((c / 255 - mean) / std).transpose(0, 3, 1, 2)[:, None].astype(np.float32)
-            found.append(("resnet20", path, "input", prep(_crops(imagenet, samples, 32, 1)), prep(_crops(imagenet, samples, 32, 2)), False))
+            found.append(
+                ("resnet20", path, "input", prep(_crops(imagenet, samples, 32, 1)), prep(_crops(imagenet, samples, 32, 2)), False)
+            )
     if faces:
         path = _convert(["samples/models/keras_gender_mini_xception/gender_mini_XCEPTION.21-0.95.hdf5"], tmp / "xception.onnx")
         if path:
@@ -98,20 +116,48 @@ def models(tmp: Path, samples: int) -> list[tuple[str, Path, str, np.ndarray, np
 
             name = onnx.load(str(path)).graph.input[0].name
             prep = lambda c: ((c / 255 - 0.5) * 2)[:, None].astype(np.float32)
-            found.append(("mini_xception", path, name, prep(_crops(faces, samples, 64, 3, gray=True)),
-                          prep(_crops(faces, samples, 64, 4, gray=True)), True))
-        path = _convert(["samples/models/caffe_mtcnn_pnet/det1.prototxt", "samples/models/caffe_mtcnn_pnet/det1.caffemodel",
-                         "--input", "data:1x3x48x48"], tmp / "pnet.onnx")
+            found.append(
+                (
+                    "mini_xception",
+                    path,
+                    name,
+                    prep(_crops(faces, samples, 64, 3, gray=True)),
+                    prep(_crops(faces, samples, 64, 4, gray=True)),
+                    True,
+                )
+            )
+        path = _convert(
+            [
+                "samples/models/caffe_mtcnn_pnet/det1.prototxt",
+                "samples/models/caffe_mtcnn_pnet/det1.caffemodel",
+                "--input",
+                "data:1x3x48x48",
+            ],
+            tmp / "pnet.onnx",
+        )
         if path:
             prep = lambda c: ((c - 127.5) / 128).transpose(0, 3, 1, 2)[:, None].astype(np.float32)
-            found.append(("mtcnn_pnet", path, "data", prep(_crops(faces, samples, 48, 5)), prep(_crops(faces, samples, 48, 6)), False))
+            found.append(
+                ("mtcnn_pnet", path, "data", prep(_crops(faces, samples, 48, 5)), prep(_crops(faces, samples, 48, 6)), False)
+            )
     lenet = SHARED / "caffe" / "lenet_mnist"
     if mnist and (lenet / "lenet.prototxt").exists():
-        path = _convert([str(lenet / "lenet.prototxt"), str(lenet / "lenet_iter_10000.caffemodel"), "--input", "data:1x1x28x28"], tmp / "lenet.onnx")
+        path = _convert(
+            [str(lenet / "lenet.prototxt"), str(lenet / "lenet_iter_10000.caffemodel"), "--input", "data:1x1x28x28"],
+            tmp / "lenet.onnx",
+        )
         if path:
             prep = lambda c: (255 - c if c.mean() > 127 else c)[:, None].transpose(0, 1, 4, 2, 3).astype(np.float32) / 256
-            found.append(("lenet_mnist", path, "data", prep(_crops(mnist, samples, 28, 7, gray=True)),
-                          prep(_crops(mnist, samples, 28, 8, gray=True)), False))
+            found.append(
+                (
+                    "lenet_mnist",
+                    path,
+                    "data",
+                    prep(_crops(mnist, samples, 28, 7, gray=True)),
+                    prep(_crops(mnist, samples, 28, 8, gray=True)),
+                    False,
+                )
+            )
     from tests.quantization.models import digits_data, train_digits
 
     x, _ = digits_data()
@@ -129,7 +175,9 @@ def _outputs(path_or_model, feeds: list[dict]) -> list[np.ndarray]:
     return [np.concatenate([np.asarray(v).ravel() for v in runner.run(f).values()]) for f in feeds]
 
 
-def _score(reference: list[np.ndarray], candidate: list[np.ndarray], float_first: list[np.ndarray], cand_first: list[np.ndarray]) -> dict:
+def _score(
+    reference: list[np.ndarray], candidate: list[np.ndarray], float_first: list[np.ndarray], cand_first: list[np.ndarray]
+) -> dict:
     ref, cand = np.concatenate(reference), np.concatenate(candidate)
     sqnr = 20 * np.log10(np.linalg.norm(ref) / max(np.linalg.norm(ref - cand), 1e-30))
     top1 = float(np.mean([a.argmax() == b.argmax() for a, b in zip(float_first, cand_first)]))
@@ -190,12 +238,18 @@ def main() -> None:
 
             ort_path = tmp / f"{name}_ort.onnx"
             quantize_static(str(path), str(ort_path), Reader())
-            result = {"model": name, "depthwise": depthwise, "ort": _score(reference, _outputs(ort_path, held_feeds), float_first, first(ort_path))}
+            result = {
+                "model": name,
+                "depthwise": depthwise,
+                "ort": _score(reference, _outputs(ort_path, held_feeds), float_first, first(ort_path)),
+            }
             result["ort_latency_ratio"] = round(_latency(ort_path, held_feeds[0]) / _latency(path, held_feeds[0]), 3)
             model = onnx.load(str(path))
             # every calibration sample calibrates (held-out inputs are separate): holdout=0
-            for label, options in (("edgecc", QuantOptions(holdout=0.0, per_layer_report=False)),
-                                   ("edgecc+", QuantOptions(holdout=0.0, per_layer_report=False, cle=True, bias_correction=True))):
+            for label, options in (
+                ("edgecc", QuantOptions(holdout=0.0, per_layer_report=False)),
+                ("edgecc+", QuantOptions(holdout=0.0, per_layer_report=False, cle=True, bias_correction=True)),
+            ):
                 quantized, _ = quantize_model(model, QuantScheme(), calib_feeds, options)
                 out = tmp / f"{name}_{label}.onnx"
                 onnx.save(quantized, str(out))
@@ -205,13 +259,18 @@ def main() -> None:
                     t_float, t_int8 = _latency(path, held_feeds[0]), _latency(out, held_feeds[0])
                     result["latency_ms"] = {"float": round(t_float * 1e3, 4), "int8": round(t_int8 * 1e3, 4)}
                     result["latency_ratio"] = round(t_int8 / t_float, 3)
-            result["goal_accuracy"] = result["edgecc"]["sqnr_db"] >= result["ort"]["sqnr_db"] and result["edgecc"]["top1"] >= result["ort"]["top1"]
+            result["goal_accuracy"] = (
+                result["edgecc"]["sqnr_db"] >= result["ort"]["sqnr_db"] and result["edgecc"]["top1"] >= result["ort"]["top1"]
+            )
             result["goal_plus_strictly_better"] = result["edgecc+"]["sqnr_db"] > result["ort"]["sqnr_db"]
             rows.append(result)
-            print(f"{name:14s} SQNR dB ort {result['ort']['sqnr_db']:7.2f}  edgecc {result['edgecc']['sqnr_db']:7.2f}  "
-                  f"edgecc+ {result['edgecc+']['sqnr_db']:7.2f} | top-1 ort {result['ort']['top1']:.3f} edgecc {result['edgecc']['top1']:.3f} "
-                  f"edgecc+ {result['edgecc+']['top1']:.3f} | latency x{result['latency_ratio']:.2f} (ort x{result['ort_latency_ratio']:.2f}, "
-                  f"float {result['latency_ms']['float']:.3f} ms) size x{result['size_ratio']:.2f}", flush=True)
+            print(
+                f"{name:14s} SQNR dB ort {result['ort']['sqnr_db']:7.2f}  edgecc {result['edgecc']['sqnr_db']:7.2f}  "
+                f"edgecc+ {result['edgecc+']['sqnr_db']:7.2f} | top-1 ort {result['ort']['top1']:.3f} edgecc {result['edgecc']['top1']:.3f} "
+                f"edgecc+ {result['edgecc+']['top1']:.3f} | latency x{result['latency_ratio']:.2f} (ort x{result['ort_latency_ratio']:.2f}, "
+                f"float {result['latency_ms']['float']:.3f} ms) size x{result['size_ratio']:.2f}",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

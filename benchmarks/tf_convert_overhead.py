@@ -30,7 +30,9 @@ MODELS = REPO / "samples" / "models"
 KERAS_H5 = MODELS / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5"
 TFLITE = MODELS / "tflite_mobilenet_v1_025_128_uint8" / "mobilenet_v1_0.25_128_quant.tflite"
 
-PEAK_CHILD = CHILD_PRELUDE + r"""
+PEAK_CHILD = (
+    CHILD_PRELUDE
+    + r"""
 from edgecc.cli import main
 try:
     main(["convert", sys.argv[1], "-o", sys.argv[2], "--no-verify", "-q"])
@@ -39,6 +41,7 @@ except SystemExit as done:
         raise
 print(peak_rss())
 """
+)
 
 
 def _edgecc_convert(path: Path):
@@ -75,8 +78,12 @@ def _median(function, path: Path, repeat: int) -> float:
 
 def _peak_rss(path: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(path), str(Path(tmp) / "out.onnx")],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", PEAK_CHILD, str(path), str(Path(tmp) / "out.onnx")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode:
         raise SystemExit(f"edgecc convert failed: {done.stderr.strip()[-500:]}")
     return int(done.stdout.strip().splitlines()[-1])
@@ -98,8 +105,10 @@ def main() -> None:
             base = _median(direct, path, args.repeat)
             ours = _median(_edgecc_convert, path, args.repeat)
         ratio = ours / base
-        print(f"{label}: tf2onnx {base * 1000:8.1f} ms   edgecc convert {ours * 1000:8.1f} ms   "
-              f"ratio {ratio:4.2f} (goal <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'})")
+        print(
+            f"{label}: tf2onnx {base * 1000:8.1f} ms   edgecc convert {ours * 1000:8.1f} ms   "
+            f"ratio {ratio:4.2f} (goal <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'})"
+        )
     for label, path, _ in cases:
         print(f"peak RSS of `edgecc convert --no-verify` ({label}): {_peak_rss(path) / 1024**2:.0f} MiB")
 

@@ -59,7 +59,9 @@ def _face_sets(samples: int) -> tuple[np.ndarray, np.ndarray]:
     def jitter(count: int) -> np.ndarray:
         out = []
         for _ in range(count):
-            image = np.roll(base, tuple(rng.integers(-6, 7, 2)), axis=(1, 2)) * rng.uniform(0.7, 1.1) + rng.normal(0, 0.05, base.shape)
+            image = np.roll(base, tuple(rng.integers(-6, 7, 2)), axis=(1, 2)) * rng.uniform(0.7, 1.1) + rng.normal(
+                0, 0.05, base.shape
+            )
             out.append(np.clip(image[:, :, ::-1] if rng.random() < 0.5 else image, -1, 1))
         return np.stack(out).astype(np.float32)
 
@@ -101,7 +103,9 @@ def _kws_sets(samples: int) -> tuple[np.ndarray, np.ndarray]:
         out = []
         for _ in range(samples):
             base = waves[rng.integers(len(waves))]
-            audio = np.roll(base, int(rng.integers(-1600, 1601))) * rng.uniform(0.5, 1.5) + rng.normal(0, rng.uniform(5, 200), base.shape)
+            audio = np.roll(base, int(rng.integers(-1600, 1601))) * rng.uniform(0.5, 1.5) + rng.normal(
+                0, rng.uniform(5, 200), base.shape
+            )
             out.append(session.run("Reshape:0", {"wav_data:0": _wav_bytes(audio)}))
         return np.stack(out).astype(np.float32)
 
@@ -117,7 +121,9 @@ def _edgecc_tflite(tmp: Path, name: str, convert_args: list[str], calib: np.ndar
     import onnx
 
     onnx_path = tmp / f"{name}.onnx"
-    result = _edgecc("convert", *[str(REPO / a) if a.startswith("samples/") else a for a in convert_args], "--no-verify", "-q", "-o", onnx_path)
+    result = _edgecc(
+        "convert", *[str(REPO / a) if a.startswith("samples/") else a for a in convert_args], "--no-verify", "-q", "-o", onnx_path
+    )
     if result.returncode:
         raise SystemExit(f"edgecc convert {name} failed: {result.stderr.strip()}")
     input_name = onnx.load(str(onnx_path)).graph.input[0].name
@@ -126,13 +132,17 @@ def _edgecc_tflite(tmp: Path, name: str, convert_args: list[str], calib: np.ndar
     for index, sample in enumerate(calib):
         np.save(folder / f"{index:04d}.npy", sample)
     bundle = tmp / f"{name}.edgecc"
-    result = _edgecc("compile", onnx_path, "--target", ACCELERATOR, "--calibration", f"{input_name}={folder}", "-o", bundle, "--json")
+    result = _edgecc(
+        "compile", onnx_path, "--target", ACCELERATOR, "--calibration", f"{input_name}={folder}", "-o", bundle, "--json"
+    )
     if result.returncode:
         raise SystemExit(f"edgecc compile {name} failed: {result.stderr.strip()}")
     manifest = json.loads((bundle / "manifest.json").read_text())
     npu = [p for p in manifest["partitions"] if p["device"] == ACCELERATOR]
     if len(manifest["partitions"]) != 1 or len(npu) != 1:
-        print(f"note: {name}: edgecc placed {len(manifest['partitions'])} partitions; comparing the NPU partition", file=sys.stderr)
+        print(
+            f"note: {name}: edgecc placed {len(manifest['partitions'])} partitions; comparing the NPU partition", file=sys.stderr
+        )
     part = npu[0]
     return bundle / part["artifact"], part.get("vendor", {}).get("estimates", {})
 
@@ -143,12 +153,17 @@ def _tf_tflite(tmp: Path, name: str, calib: np.ndarray) -> Path:
     if name == "mini_xception":
         import keras
 
-        model = keras.models.load_model(SAMPLES / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5", compile=False)
+        model = keras.models.load_model(
+            SAMPLES / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5", compile=False
+        )
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
     else:
         converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
-            str(SAMPLES / "tf_kws_dnn_s" / "DNN_S.pb"), input_arrays=["Reshape"], output_arrays=["labels_softmax"],
-            input_shapes={"Reshape": [1, 250]})
+            str(SAMPLES / "tf_kws_dnn_s" / "DNN_S.pb"),
+            input_arrays=["Reshape"],
+            output_arrays=["labels_softmax"],
+            input_shapes={"Reshape": [1, 250]},
+        )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([sample] for sample in calib)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -163,7 +178,9 @@ def _float_outputs(name: str, inputs: np.ndarray) -> list[np.ndarray]:
     if name == "mini_xception":
         import keras
 
-        model = keras.models.load_model(SAMPLES / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5", compile=False)
+        model = keras.models.load_model(
+            SAMPLES / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5", compile=False
+        )
         return [np.asarray(model(x, training=False)).ravel() for x in inputs]
     _, session = _kws_graph()
     return [session.run("labels_softmax:0", {"Reshape:0": x}).ravel() for x in inputs]
@@ -182,7 +199,9 @@ class _Plain:
 
     def feed(self, x: np.ndarray) -> None:
         scale, zero = self.input["quantization"]
-        self.interpreter.set_tensor(self.input["index"], np.clip(np.round(x / scale) + zero, -128, 127).astype(self.input["dtype"]))
+        self.interpreter.set_tensor(
+            self.input["index"], np.clip(np.round(x / scale) + zero, -128, 127).astype(self.input["dtype"])
+        )
 
     def run(self, x: np.ndarray) -> np.ndarray:
         self.feed(x)
@@ -228,7 +247,10 @@ def _vela_fps(path: Path, out: Path) -> float | None:
 
 
 MODELS = {
-    "mini_xception": (["samples/models/keras_gender_mini_xception/gender_mini_XCEPTION.21-0.95.hdf5", "--input", "input_1:1x64x64x1"], _face_sets),
+    "mini_xception": (
+        ["samples/models/keras_gender_mini_xception/gender_mini_XCEPTION.21-0.95.hdf5", "--input", "input_1:1x64x64x1"],
+        _face_sets,
+    ),
     "kws_dnn_s": (["samples/models/tf_kws_dnn_s/DNN_S.pb", "--input", "Reshape:0:1x250"], _kws_sets),
 }
 
@@ -268,11 +290,13 @@ def main() -> None:
             rows.append(row)
             agree = row["agreement"]
             fps = row["vela_inferences_per_second"]
-            print(f"{name:14s} latency {row['latency_ms']['edgecc']:.3f} / {row['latency_ms']['tf']:.3f} ms = {row['latency_ratio']:.3f} "
-                  f"(goal <= 1.05) | size {row['bytes']['edgecc']} / {row['bytes']['tf']} B = {row['size_ratio']:.3f} (goal <= 1.0) | "
-                  f"top-1 agreement {agree['edgecc']['top1_agreement']:.3f} vs tf {agree['tf']['top1_agreement']:.3f}, "
-                  f"SQNR {agree['edgecc']['sqnr_db']:.1f} vs {agree['tf']['sqnr_db']:.1f} dB | "
-                  f"Vela {ACCELERATOR} inf/s {fps['edgecc']} vs {fps['tf']}")
+            print(
+                f"{name:14s} latency {row['latency_ms']['edgecc']:.3f} / {row['latency_ms']['tf']:.3f} ms = {row['latency_ratio']:.3f} "
+                f"(goal <= 1.05) | size {row['bytes']['edgecc']} / {row['bytes']['tf']} B = {row['size_ratio']:.3f} (goal <= 1.0) | "
+                f"top-1 agreement {agree['edgecc']['top1_agreement']:.3f} vs tf {agree['tf']['top1_agreement']:.3f}, "
+                f"SQNR {agree['edgecc']['sqnr_db']:.1f} vs {agree['tf']['sqnr_db']:.1f} dB | "
+                f"Vela {ACCELERATOR} inf/s {fps['edgecc']} vs {fps['tf']}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -119,7 +119,9 @@ def staging(out: Path, *, archive: bool = False) -> Iterator[Path]:
     if not parent.is_dir():
         raise UsageError(f"output directory '{parent}' does not exist", hint="create it first")
     if out.exists() and not archive and not (out.is_dir() and (out / MANIFEST).is_file()):
-        raise UsageError(f"output '{out}' exists and is not a bundle directory; edgecc will not replace it", hint="choose another -o")
+        raise UsageError(
+            f"output '{out}' exists and is not a bundle directory; edgecc will not replace it", hint="choose another -o"
+        )
     if out.exists() and archive and out.is_dir():
         raise UsageError(f"output '{out}' is a directory", hint="give a file name for --archive")
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
@@ -168,12 +170,21 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def write_reference(stage: Path, inputs: Sequence[Mapping[str, np.ndarray]], outputs: Sequence[Mapping[str, np.ndarray]],
-                    input_names: Sequence[str], output_names: Sequence[str]) -> None:
+def write_reference(
+    stage: Path,
+    inputs: Sequence[Mapping[str, np.ndarray]],
+    outputs: Sequence[Mapping[str, np.ndarray]],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+) -> None:
     """Store sample inputs and their expected outputs under `reference/` (deterministic .npz files)."""
     (stage / "reference").mkdir(exist_ok=True)
-    (stage / "reference" / "inputs.npz").write_bytes(npz_bytes({f"s{k}_i{j}": f[n] for k, f in enumerate(inputs) for j, n in enumerate(input_names)}))
-    (stage / "reference" / "outputs.npz").write_bytes(npz_bytes({f"s{k}_o{j}": o[n] for k, o in enumerate(outputs) for j, n in enumerate(output_names)}))
+    (stage / "reference" / "inputs.npz").write_bytes(
+        npz_bytes({f"s{k}_i{j}": f[n] for k, f in enumerate(inputs) for j, n in enumerate(input_names)})
+    )
+    (stage / "reference" / "outputs.npz").write_bytes(
+        npz_bytes({f"s{k}_o{j}": o[n] for k, o in enumerate(outputs) for j, n in enumerate(output_names)})
+    )
 
 
 def read_reference(root: Path, manifest: Mapping[str, Any]) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
@@ -210,7 +221,13 @@ def write_manifest(stage: Path, manifest: dict[str, Any]) -> None:
 
 def _safe_member(name: str) -> bool:
     path = PurePosixPath(name)
-    return bool(name) and not name.startswith("/") and "\\" not in name and ".." not in path.parts and not re.match(r"^[A-Za-z]:", name)
+    return (
+        bool(name)
+        and not name.startswith("/")
+        and "\\" not in name
+        and ".." not in path.parts
+        and not re.match(r"^[A-Za-z]:", name)
+    )
 
 
 def _inside(root: Path, relative: str) -> Path:
@@ -227,7 +244,9 @@ def _extract(archive: Path, into: Path) -> None:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
             if len(infos) > MAX_ARCHIVE_ENTRIES:
-                raise InvalidInputError(f"bundle archive '{archive}' has {len(infos)} entries (limit {MAX_ARCHIVE_ENTRIES})", path=archive)
+                raise InvalidInputError(
+                    f"bundle archive '{archive}' has {len(infos)} entries (limit {MAX_ARCHIVE_ENTRIES})", path=archive
+                )
             total = 0
             for info in infos:
                 if not _safe_member(info.filename):
@@ -247,7 +266,9 @@ def _extract(archive: Path, into: Path) -> None:
                     for chunk in iter(lambda: src.read(1 << 20), b""):
                         copied += len(chunk)
                         if copied > info.file_size:
-                            raise InvalidInputError(f"bundle archive entry '{info.filename}' is larger than it declares", path=archive)
+                            raise InvalidInputError(
+                                f"bundle archive entry '{info.filename}' is larger than it declares", path=archive
+                            )
                         dst.write(chunk)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise InvalidInputError(f"bundle archive '{archive}' is corrupt: {exc}", path=archive) from None
@@ -285,13 +306,21 @@ class OpenedBundle:
         for part in self.manifest["partitions"]:
             paths = {f["path"] for f in part["files"]}
             if part["artifact"] not in paths:
-                raise InvalidInputError(f"bundle '{self.path}': partition {part['index']} artifact '{part['artifact']}' is not among its files", path=self.path)
+                raise InvalidInputError(
+                    f"bundle '{self.path}': partition {part['index']} artifact '{part['artifact']}' is not among its files",
+                    path=self.path,
+                )
             for file in part["files"]:
                 full = _inside(self.root, file["path"])
                 if not full.is_file():
-                    raise InvalidInputError(f"bundle '{self.path}': artifact '{file['path']}' of partition {part['index']} is missing", path=self.path)
+                    raise InvalidInputError(
+                        f"bundle '{self.path}': artifact '{file['path']}' of partition {part['index']} is missing", path=self.path
+                    )
                 if _sha256(full) != file["sha256"]:
-                    raise InvalidInputError(f"bundle '{self.path}': artifact '{file['path']}' does not match its sha256 in the manifest (edited or corrupt)", path=self.path)
+                    raise InvalidInputError(
+                        f"bundle '{self.path}': artifact '{file['path']}' does not match its sha256 in the manifest (edited or corrupt)",
+                        path=self.path,
+                    )
         for ref in (self.manifest["reference"]["inputs"], self.manifest["reference"]["outputs"]):
             _inside(self.root, ref)
 

@@ -24,11 +24,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("edgecc.commands.verify", "Compare the outputs of two models on the same inputs."),
     "optimize": ("edgecc.commands.optimize", "Run cleanup and fusion passes on an ONNX model, verified against it."),
     "passes": ("edgecc.commands.passes", "List the optimisation passes and levels."),
-    "quantize": ("edgecc.commands.quantize", "Quantise a model: static int8 with calibration, dynamic or fp16, with an accuracy report."),
+    "quantize": (
+        "edgecc.commands.quantize",
+        "Quantise a model: static int8 with calibration, dynamic or fp16, with an accuracy report.",
+    ),
     "compile": ("edgecc.commands.compile", "Partition a model by cost for an accelerator target and write a verified bundle."),
     "run": ("edgecc.commands.run", "Run a bundle (or an ONNX model) partition by partition; optionally benchmark."),
     "targets": ("edgecc.commands.targets", "List targets, show their operator support and costs, check a model against them."),
-    "bench": ("edgecc.commands.bench", "Benchmark a model or bundle per target: latency, throughput, memory, size, accuracy, speed-up."),
+    "bench": (
+        "edgecc.commands.bench",
+        "Benchmark a model or bundle per target: latency, throughput, memory, size, accuracy, speed-up.",
+    ),
     "zoo": ("edgecc.commands.zoo", "Run a model zoo over targets, report it, and compare it with a baseline."),
 }
 
@@ -111,5 +117,3 @@ def main(argv: list[str] | None = None) -> None:
         already_emitted = bool(active and active.json_emitted)
         sys.exit(_report_error(exc, debug or bool(active and active.debug), json_wanted and not already_emitted))
     sys.exit(0)
-
-

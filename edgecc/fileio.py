@@ -44,7 +44,9 @@ def check_input_file(path: str | Path, *, what: str = "model file") -> Path:
         raise InvalidInputError(f"{what} '{path}' is a directory, expected a file", path=path)
     size = path.stat().st_size
     if size == 0:
-        raise InvalidInputError(f"{what} '{path}' is empty (0 bytes)", path=path, hint="the file was probably not written completely")
+        raise InvalidInputError(
+            f"{what} '{path}' is empty (0 bytes)", path=path, hint="the file was probably not written completely"
+        )
     limit = max_input_bytes()
     if size > limit:
         raise InvalidInputError(

@@ -44,6 +44,7 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
+
         def io(info: TensorInfo) -> dict[str, Any]:
             return {"name": info.name, "shape": list(info.shape) if info.shape is not None else None, "dtype": info.dtype}
 
@@ -172,7 +173,9 @@ def describe_onnx(model: "onnx.ModelProto", *, source: Mapping[str, Any] | None 
 
     inferred = infer_shapes(model)
     shapes = _shape_table(inferred)
-    histogram = Counter(node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}" for node in inferred.graph.node)
+    histogram = Counter(
+        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}" for node in inferred.graph.node
+    )
     tensors = list(inferred.graph.initializer)
     tensors += [a.t for n in inferred.graph.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")]
     parameters = sum(prod(t.dims) if t.dims else 1 for t in tensors)
@@ -219,4 +222,3 @@ def format_bytes(value: int) -> str:
         if value >= scale:
             return f"{value / scale:.2f} {unit}"
     return f"{value} B"
-

@@ -123,7 +123,9 @@ def parse_onnx_bytes(data: bytes, *, path: str | Path = "<bytes>") -> "onnx.Mode
 
     from edgecc.protowire import parse_message
 
-    model = parse_message(onnx.ModelProto(), data, path=path, what="ONNX model", hint="the file is truncated, corrupt or not ONNX")
+    model = parse_message(
+        onnx.ModelProto(), data, path=path, what="ONNX model", hint="the file is truncated, corrupt or not ONNX"
+    )
     if not model.HasField("graph") or model.ir_version <= 0:
         raise InvalidInputError(f"'{path}' is not an ONNX model (no graph or IR version)", path=path)
     return model
@@ -249,9 +251,7 @@ def apply_input_specs(model: "onnx.ModelProto", specs: Sequence[InputSpec], *, p
     by_name = {vi.name: vi for vi in model.graph.input if vi.name not in initializers}
     for spec in specs:
         if spec.name not in by_name:
-            raise UsageError(
-                f"--input '{spec.name}' is not an input of '{path}' (inputs: {', '.join(by_name) or 'none'})"
-            )
+            raise UsageError(f"--input '{spec.name}' is not an input of '{path}' (inputs: {', '.join(by_name) or 'none'})")
         tensor_type = by_name[spec.name].type.tensor_type
         if spec.dtype is not None and spec.dtype != _np_dtype_name(tensor_type.elem_type):
             raise UsageError(
@@ -269,9 +269,7 @@ def apply_input_specs(model: "onnx.ModelProto", specs: Sequence[InputSpec], *, p
         if old is not None:
             for index, (was, new) in enumerate(zip(old, spec.shape)):
                 if isinstance(was, int) and isinstance(new, int) and was != new:
-                    raise UsageError(
-                        f"--input '{spec.text()}' sets dimension {index} to {new}, but the model fixes it to {was}"
-                    )
+                    raise UsageError(f"--input '{spec.text()}' sets dimension {index} to {new}, but the model fixes it to {was}")
         tensor_type.ClearField("shape")
         shape = tensor_type.shape
         for index, dim in enumerate(spec.shape):

@@ -31,8 +31,16 @@ log = logging.getLogger(__name__)
 DOWNGRADE_ADAPTERS: Registry[Callable[["onnx.NodeProto", "_Context"], "str | None"]] = Registry("downgrade adapter")
 
 _REDUCE_OPS = (
-    "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-    "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+    "ReduceSum",
 )
 
 
@@ -228,7 +236,9 @@ def downgrade(model: "onnx.ModelProto", target: int, *, path: str | Path = "<mod
         adapter = DOWNGRADE_ADAPTERS.get(node.op_type) if node.op_type in DOWNGRADE_ADAPTERS else _signature_compatible
         reason = adapter(node, context)
         if reason:
-            problems.append(UnsupportedNode(node.name, node.op_type, f"{node.op_type}-{new.since_version} -> opset {target}: {reason}"))
+            problems.append(
+                UnsupportedNode(node.name, node.op_type, f"{node.op_type}-{new.since_version} -> opset {target}: {reason}")
+            )
     if problems:
         raise UnsupportedOperator(
             problems,

@@ -48,7 +48,9 @@ def _env_threads() -> int:
 class OrtRunner:
     """An onnxruntime CPU session over an ONNX model (proto or file)."""
 
-    def __init__(self, model: "onnx.ModelProto | str | Path", *, name: str = "<model>", optimize: bool = True, threads: int = 0) -> None:
+    def __init__(
+        self, model: "onnx.ModelProto | str | Path", *, name: str = "<model>", optimize: bool = True, threads: int = 0
+    ) -> None:
         import onnxruntime as ort
 
         from edgecc.onnxutil import serialize_onnx
@@ -85,7 +87,9 @@ class OrtRunner:
             )
         dtypes = {i.name: i.dtype for i in self.inputs}
         feeds = {
-            k: v.astype(dtypes[k]) if v.dtype.kind == "f" and dtypes[k] in ("float16", "float32", "float64") and str(v.dtype) != dtypes[k] else v
+            k: v.astype(dtypes[k])
+            if v.dtype.kind == "f" and dtypes[k] in ("float16", "float32", "float64") and str(v.dtype) != dtypes[k]
+            else v
             for k, v in feeds.items()
         }
         try:
@@ -107,8 +111,15 @@ def _session_error(exc: Exception, name: str, model: "onnx.ModelProto | None" = 
         domain, op_type, _ = match.groups()
         graph_nodes = list(model.graph.node) if model is not None else []
         # every node of a domain onnxruntime does not know, not only the first one it tripped on
-        nodes = [n for n in graph_nodes if (n.domain or "") not in _ORT_DOMAINS or (n.op_type == op_type and (n.domain or "") == domain)]
-        found = [UnsupportedNode(n.name, n.op_type, f"onnxruntime has no kernel for {n.domain + ':' if n.domain else ''}{n.op_type}") for n in nodes]
+        nodes = [
+            n
+            for n in graph_nodes
+            if (n.domain or "") not in _ORT_DOMAINS or (n.op_type == op_type and (n.domain or "") == domain)
+        ]
+        found = [
+            UnsupportedNode(n.name, n.op_type, f"onnxruntime has no kernel for {n.domain + ':' if n.domain else ''}{n.op_type}")
+            for n in nodes
+        ]
         reason = f"onnxruntime has no kernel for {domain + ':' if domain else ''}{op_type}"
         return UnsupportedOperator(
             found or [UnsupportedNode("", op_type, reason)],

@@ -40,15 +40,24 @@ class BenchmarkReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"runs": self.runs, "partitions": self.partitions, "total_ms": self.total, "bytes_between_partitions": self.bytes_between_partitions}
+        return {
+            "runs": self.runs,
+            "partitions": self.partitions,
+            "total_ms": self.total,
+            "bytes_between_partitions": self.bytes_between_partitions,
+        }
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float]:
     import numpy as np
 
     arr = np.asarray(values) * 1e3
-    return {"p50": round(float(np.percentile(arr, 50)), 4), "p90": round(float(np.percentile(arr, 90)), 4),
-            "p99": round(float(np.percentile(arr, 99)), 4), "mean": round(float(arr.mean()), 4)}
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 4),
+        "p90": round(float(np.percentile(arr, 90)), 4),
+        "p99": round(float(np.percentile(arr, 99)), 4),
+        "mean": round(float(arr.mean()), 4),
+    }
 
 
 class BundleRunner:
@@ -69,8 +78,16 @@ class BundleRunner:
 
         runner = OrtRunner(apply_input_specs(load_onnx(path), specs, path=path), name=str(path))
         self.inputs, self.outputs = runner.inputs, runner.outputs
-        self.partitions = [{"name": "p0", "device": "cpu", "precision": "fp32", "inputs": [i.name for i in self.inputs],
-                            "outputs": [o.name for o in self.outputs], "dtypes": {i.name: i.dtype for i in self.inputs}}]
+        self.partitions = [
+            {
+                "name": "p0",
+                "device": "cpu",
+                "precision": "fp32",
+                "inputs": [i.name for i in self.inputs],
+                "outputs": [o.name for o in self.outputs],
+                "dtypes": {i.name: i.dtype for i in self.inputs},
+            }
+        ]
         self.sessions = [runner]
 
     def _load_bundle(self, path: str | Path) -> None:
@@ -90,11 +107,22 @@ class BundleRunner:
             except UsageError:
                 from edgecc.errors import MissingDependencyError
 
-                raise MissingDependencyError(f"edgecc target plug-in '{part['device']}'", feature=f"running partition {part['index']}") from None
-            self.sessions.append(target.runner(self.bundle.file(part["artifact"]), name=f"{self.name}:{part['name']}({part['device']})"))
-            self.partitions.append({"name": part["name"], "device": part["device"], "precision": part["precision"],
-                                    "inputs": [e["name"] for e in part["inputs"]], "outputs": [e["name"] for e in part["outputs"]],
-                                    "dtypes": {e["name"]: e["dtype"] for e in part["inputs"]}})
+                raise MissingDependencyError(
+                    f"edgecc target plug-in '{part['device']}'", feature=f"running partition {part['index']}"
+                ) from None
+            self.sessions.append(
+                target.runner(self.bundle.file(part["artifact"]), name=f"{self.name}:{part['name']}({part['device']})")
+            )
+            self.partitions.append(
+                {
+                    "name": part["name"],
+                    "device": part["device"],
+                    "precision": part["precision"],
+                    "inputs": [e["name"] for e in part["inputs"]],
+                    "outputs": [e["name"] for e in part["outputs"]],
+                    "dtypes": {e["name"]: e["dtype"] for e in part["inputs"]},
+                }
+            )
 
     def _feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import numpy as np
@@ -103,12 +131,17 @@ class BundleRunner:
         unknown = [k for k in feeds if k not in expected]
         missing = [k for k in expected if k not in feeds]
         if unknown or missing:
-            raise UsageError(f"inputs do not match {self.name}: " + (f"unknown {', '.join(unknown)}; " if unknown else "")
-                             + (f"missing {', '.join(missing)}" if missing else ""),
-                             hint=f"the bundle takes {', '.join(i.name + ':' + i.shape_text() for i in self.inputs)}")
+            raise UsageError(
+                f"inputs do not match {self.name}: "
+                + (f"unknown {', '.join(unknown)}; " if unknown else "")
+                + (f"missing {', '.join(missing)}" if missing else ""),
+                hint=f"the bundle takes {', '.join(i.name + ':' + i.shape_text() for i in self.inputs)}",
+            )
         return {k: np.asarray(v) for k, v in feeds.items()}
 
-    def run(self, feeds: Mapping[str, np.ndarray], *, timings: list[float] | None = None, moved: list[int] | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self, feeds: Mapping[str, np.ndarray], *, timings: list[float] | None = None, moved: list[int] | None = None
+    ) -> dict[str, np.ndarray]:
         """Execute every partition in order; returns the model's outputs by name."""
         env = self._feeds(feeds)
         graph_inputs = set(env)
@@ -144,15 +177,25 @@ class BundleRunner:
                 per_part[index].append(value)
         report = BenchmarkReport(runs, total=_percentiles(totals), bytes_between_partitions=moved[0] // max(1, runs))
         for part, values in zip(self.partitions, per_part):
-            report.partitions.append({"name": part["name"], "device": part["device"], "precision": part["precision"], **_percentiles(values)})
+            report.partitions.append(
+                {"name": part["name"], "device": part["device"], "precision": part["precision"], **_percentiles(values)}
+            )
         return report
 
-    def verify(self, expected: Sequence[Mapping[str, np.ndarray]], feeds: Sequence[Mapping[str, np.ndarray]], tolerance: Tolerance) -> VerificationReport:
+    def verify(
+        self, expected: Sequence[Mapping[str, np.ndarray]], feeds: Sequence[Mapping[str, np.ndarray]], tolerance: Tolerance
+    ) -> VerificationReport:
         """Compare this bundle's outputs on `feeds` with `expected` (the float model's)."""
         from edgecc.verify import compare_outputs
 
-        return compare_outputs(list(expected), [self.run(feed) for feed in feeds], tolerance, names=[o.name for o in self.outputs],
-                               reference_name="float model", candidate_name=self.name)
+        return compare_outputs(
+            list(expected),
+            [self.run(feed) for feed in feeds],
+            tolerance,
+            names=[o.name for o in self.outputs],
+            reference_name="float model",
+            candidate_name=self.name,
+        )
 
     def reference(self) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
         """The bundle's stored sample inputs and expected outputs ([], [] for a plain model)."""

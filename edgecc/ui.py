@@ -83,7 +83,9 @@ class Ui:
         with self.console.status(text):
             yield
 
-    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, justify: Sequence[str] | None = None) -> None:
+    def table(
+        self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, justify: Sequence[str] | None = None
+    ) -> None:
         """Show a simple table."""
         if self.quiet or self.json_mode:
             return

@@ -64,7 +64,9 @@ class Tolerance:
     max_steps: int | None = None
     min_within_one_step: float | None = None
 
-    def with_overrides(self, *, atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None) -> "Tolerance":
+    def with_overrides(
+        self, *, atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None
+    ) -> "Tolerance":
         """A copy with the given (non-None) fields replaced (the --atol/--rtol/--min-cosine options)."""
         return Tolerance(
             atol=self.atol if atol is None else atol,
@@ -76,7 +78,11 @@ class Tolerance:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready (unchecked criteria left out)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None or f.name in ("atol", "rtol", "min_cosine")}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) is not None or f.name in ("atol", "rtol", "min_cosine")
+        }
 
 
 #: no criterion at all: metrics only (quantisation reports, benchmarks)
@@ -91,8 +97,17 @@ TOLERANCE_PRESETS: dict[str, Tolerance] = {
     "steps": Tolerance(atol=None, rtol=None, min_cosine=None, max_steps=2, min_within_one_step=0.999),
 }
 
-_PRECISION_PRESET = {"fp32": "fp32", "float32": "fp32", "fp16": "fp16", "float16": "fp16", "bf16": "fp16",
-                     "int8": "int8", "uint8": "int8", "int16": "int8", "int4": "int8"}
+_PRECISION_PRESET = {
+    "fp32": "fp32",
+    "float32": "fp32",
+    "fp16": "fp16",
+    "float16": "fp16",
+    "bf16": "fp16",
+    "int8": "int8",
+    "uint8": "int8",
+    "int16": "int8",
+    "int4": "int8",
+}
 
 
 def tolerance_for(precision: str, dtype: str = "float32") -> Tolerance:
@@ -107,7 +122,9 @@ def tolerance_for(precision: str, dtype: str = "float32") -> Tolerance:
     try:
         return TOLERANCE_PRESETS[_PRECISION_PRESET[precision]]
     except KeyError:
-        raise UsageError(f"unknown precision '{precision}'", hint=f"choose one of {', '.join(sorted(set(_PRECISION_PRESET)))}") from None
+        raise UsageError(
+            f"unknown precision '{precision}'", hint=f"choose one of {', '.join(sorted(set(_PRECISION_PRESET)))}"
+        ) from None
 
 
 @dataclass
@@ -219,8 +236,9 @@ def _non_finite_reason(ref: "np.ndarray", cand: "np.ndarray") -> str:
         return ""
     if np.array_equal(ref_bad, cand_bad) and np.array_equal(ref[ref_bad], cand[cand_bad], equal_nan=True):
         return ""
-    return (f"NaN/Inf differ: the reference has {ref_count} non-finite value(s), the candidate {cand_count}"
-            + (" at other positions or of other values" if ref_count == cand_count else ""))
+    return f"NaN/Inf differ: the reference has {ref_count} non-finite value(s), the candidate {cand_count}" + (
+        " at other positions or of other values" if ref_count == cand_count else ""
+    )
 
 
 def _step_metrics(diff: "np.ndarray", step: float, max_steps: int | None) -> tuple[int, float, dict[str, int], int]:
@@ -228,13 +246,20 @@ def _step_metrics(diff: "np.ndarray", step: float, max_steps: int | None) -> tup
     import numpy as np
 
     counts = np.rint(diff / step).astype(np.int64)
-    hist = {"0": int((counts == 0).sum()), "1": int((counts == 1).sum()), "2": int((counts == 2).sum()), ">2": int((counts > 2).sum())}
+    hist = {
+        "0": int((counts == 0).sum()),
+        "1": int((counts == 1).sum()),
+        "2": int((counts == 2).sum()),
+        ">2": int((counts > 2).sum()),
+    }
     within = (hist["0"] + hist["1"]) / max(diff.size, 1)
     beyond = int((counts > max_steps).sum()) if max_steps is not None else 0
     return int(counts.max(initial=0)), within, hist, beyond
 
 
-def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray", tolerance: Tolerance, *, step: float | None = None) -> OutputMetrics:
+def compute_metrics(
+    name: str, reference: "np.ndarray", candidate: "np.ndarray", tolerance: Tolerance, *, step: float | None = None
+) -> OutputMetrics:
     """All DESIGN.md metrics of one output and the verdict under `tolerance`.
 
     `step`: the quantisation step of the output (its scale); integer outputs default to a step of 1. With a step,
@@ -247,12 +272,36 @@ def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray",
     ref_dtype, cand_dtype = str(reference.dtype), str(candidate.dtype)
     if reference.shape != candidate.shape:
         nan = float("nan")
-        return OutputMetrics(name, tuple(reference.shape), ref_dtype, cand_dtype, nan, nan, nan, nan, nan, nan,
-                             passed=False, reason=f"shape {candidate.shape} differs from reference {reference.shape}")
+        return OutputMetrics(
+            name,
+            tuple(reference.shape),
+            ref_dtype,
+            cand_dtype,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            passed=False,
+            reason=f"shape {candidate.shape} differs from reference {reference.shape}",
+        )
     if reference.dtype.kind in "OSU" or candidate.dtype.kind in "OSU":
         equal = bool(np.array_equal(reference, candidate))
-        return OutputMetrics(name, tuple(reference.shape), ref_dtype, cand_dtype, 0.0 if equal else float("inf"),
-                             0.0, 0.0, 1.0, float("inf"), 0.0, passed=equal, reason="" if equal else "values differ")
+        return OutputMetrics(
+            name,
+            tuple(reference.shape),
+            ref_dtype,
+            cand_dtype,
+            0.0 if equal else float("inf"),
+            0.0,
+            0.0,
+            1.0,
+            float("inf"),
+            0.0,
+            passed=equal,
+            reason="" if equal else "values differ",
+        )
     if step is None and ref_dtype in INTEGER_DTYPES and cand_dtype in INTEGER_DTYPES:
         step = 1.0
     ref = reference.astype(np.float64)
@@ -275,24 +324,33 @@ def compute_metrics(name: str, reference: "np.ndarray", candidate: "np.ndarray",
     ref_range = float(r.max() - r.min()) if r.size else 0.0
     scale = max(ref_range, float(np.abs(r).max())) if r.size else 0.0
     top1, top5 = _topk(reference, candidate) if not reason else (None, None)
-    metrics = OutputMetrics(name, tuple(reference.shape), ref_dtype, cand_dtype, max_abs, mean_abs, rel_l2, cosine,
-                            sqnr, ref_range, top1, top5)
+    metrics = OutputMetrics(
+        name, tuple(reference.shape), ref_dtype, cand_dtype, max_abs, mean_abs, rel_l2, cosine, sqnr, ref_range, top1, top5
+    )
     stepped = bool(step) and (tolerance.max_steps is not None or tolerance.min_within_one_step is not None)
     beyond = 0
     if step:
         metrics.step = float(step)
-        metrics.max_steps, metrics.within_one_step, metrics.steps_histogram, beyond = _step_metrics(diff, float(step), tolerance.max_steps)
+        metrics.max_steps, metrics.within_one_step, metrics.steps_histogram, beyond = _step_metrics(
+            diff, float(step), tolerance.max_steps
+        )
     if not reason and stepped:
         if beyond:
-            reason = (f"{beyond} element(s) more than {tolerance.max_steps} quantisation step(s) off "
-                      f"(max {metrics.max_steps}, step {step:.3g})")
+            reason = (
+                f"{beyond} element(s) more than {tolerance.max_steps} quantisation step(s) off "
+                f"(max {metrics.max_steps}, step {step:.3g})"
+            )
         elif tolerance.min_within_one_step is not None and metrics.within_one_step < tolerance.min_within_one_step:
-            reason = (f"{metrics.within_one_step:.2%} of the elements within 1 quantisation step (step {step:.3g}), "
-                      f"needs {tolerance.min_within_one_step:.1%}")
+            reason = (
+                f"{metrics.within_one_step:.2%} of the elements within 1 quantisation step (step {step:.3g}), "
+                f"needs {tolerance.min_within_one_step:.1%}"
+            )
     elif not reason and (tolerance.atol is not None or tolerance.rtol is not None):
         bound = (tolerance.atol or 0.0) + (tolerance.rtol or 0.0) * scale
         if max_abs > bound:
-            reason = f"max abs error {max_abs:.3g} > {bound:.3g} (atol {tolerance.atol} + rtol {tolerance.rtol} x scale {scale:.3g})"
+            reason = (
+                f"max abs error {max_abs:.3g} > {bound:.3g} (atol {tolerance.atol} + rtol {tolerance.rtol} x scale {scale:.3g})"
+            )
     if not reason and tolerance.min_cosine is not None and cosine < tolerance.min_cosine:
         reason = f"cosine {cosine:.6f} < {tolerance.min_cosine}"
     metrics.passed = not reason
@@ -351,13 +409,19 @@ def compare_outputs(
     for ref_name, cand_name in pairs:
         criteria = tolerance if isinstance(tolerance, Tolerance) else tolerance.get(cand_name, default)
         step = (steps or {}).get(cand_name)
-        mismatch = next((i for i, (r, c) in enumerate(zip(ref_samples, cand_samples)) if np.shape(r[ref_name]) != np.shape(c[cand_name])), None)
+        mismatch = next(
+            (i for i, (r, c) in enumerate(zip(ref_samples, cand_samples)) if np.shape(r[ref_name]) != np.shape(c[cand_name])),
+            None,
+        )
         if mismatch is not None:
             shape_ref, shape_cand = np.shape(ref_samples[mismatch][ref_name]), np.shape(cand_samples[mismatch][cand_name])
             report.outputs.append(compute_metrics(cand_name, np.zeros(shape_ref), np.zeros(shape_cand), criteria))
             continue
-        report.outputs.append(compute_metrics(cand_name, stack_samples(ref_samples, ref_name), stack_samples(cand_samples, cand_name),
-                                              criteria, step=step))
+        report.outputs.append(
+            compute_metrics(
+                cand_name, stack_samples(ref_samples, ref_name), stack_samples(cand_samples, cand_name), criteria, step=step
+            )
+        )
     return report
 
 
@@ -389,8 +453,14 @@ def compare_samples(
 ) -> VerificationReport:
     """Run both on the same feeds and compare every output (paired by name, else by position)."""
     pairs, notes = _pair_outputs(reference, candidate)
-    report = compare_outputs(run_samples(reference, feeds), run_samples(candidate, feeds), tolerance, names=pairs,
-                             reference_name=reference.name, candidate_name=candidate.name)
+    report = compare_outputs(
+        run_samples(reference, feeds),
+        run_samples(candidate, feeds),
+        tolerance,
+        names=pairs,
+        reference_name=reference.name,
+        candidate_name=candidate.name,
+    )
     report.notes = notes + report.notes
     return report
 
@@ -414,6 +484,7 @@ class PerLayerReport:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready report."""
+
         def one(layer: LayerComparison) -> dict[str, object]:
             return {"tensor": layer.tensor, "node": layer.node, "op_type": layer.op_type, **layer.metrics.to_dict()}
 

@@ -16,13 +16,31 @@ PACKAGE = Path(edgecc.__file__).parent
 
 #: top-level part of edgecc -> layer; a module may import only from its own layer or lower ones
 LAYERS: dict[str, int] = {
-    "cli": 5, "__main__": 5, "commands": 5, "ui": 5,
+    "cli": 5,
+    "__main__": 5,
+    "commands": 5,
+    "ui": 5,
     "zoo": 4,
     "pipeline": 3,
-    "runtime": 2, "bundle": 2,
-    "converters": 1, "passes": 1, "quantization": 1, "targets": 1,
-    "data": 0, "verify": 0, "inputs": 0, "errors": 0, "fileio": 0, "onnxutil": 0, "ortrun": 0, "opset": 0, "registry": 0,
-    "protowire": 0, "modelinfo": 0, "logs": 0, "": 0,
+    "runtime": 2,
+    "bundle": 2,
+    "converters": 1,
+    "passes": 1,
+    "quantization": 1,
+    "targets": 1,
+    "data": 0,
+    "verify": 0,
+    "inputs": 0,
+    "errors": 0,
+    "fileio": 0,
+    "onnxutil": 0,
+    "ortrun": 0,
+    "opset": 0,
+    "registry": 0,
+    "protowire": 0,
+    "modelinfo": 0,
+    "logs": 0,
+    "": 0,
 }
 STAGES = {"converters", "passes", "quantization", "targets"}
 
@@ -131,14 +149,25 @@ def test_no_package_import_cycle():
 
 
 def test_imports_point_down_the_layers():
-    upward = [f"{module} -> {target}" for module, targets in sorted(import_graph().items()) for target in sorted(targets)
-              if LAYERS[part(target)] > LAYERS[part(module)]]
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if LAYERS[part(target)] > LAYERS[part(module)]
+    ]
     assert upward == []
 
 
 def test_stages_use_each_other_only_through_the_package():
-    internal = [f"{module} -> {target}" for module, targets in sorted(import_graph().items()) for target in sorted(targets)
-                if part(module) in STAGES and part(target) in STAGES and part(module) != part(target) and target != f"edgecc.{part(target)}"]
+    internal = [
+        f"{module} -> {target}"
+        for module, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if part(module) in STAGES
+        and part(target) in STAGES
+        and part(module) != part(target)
+        and target != f"edgecc.{part(target)}"
+    ]
     assert internal == []
 
 

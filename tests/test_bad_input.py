@@ -49,10 +49,14 @@ def _write(path: Path, data: bytes) -> Path:
 
 BAD_MODELS: dict[str, Callable[[Path], Path]] = {
     "empty": lambda d: _write(d / "empty.onnx", b""),
-    "truncated-onnx": lambda d: _write(d / "truncated.onnx", make_conv_onnx().SerializeToString()[: len(make_conv_onnx().SerializeToString()) // 2]),
+    "truncated-onnx": lambda d: _write(
+        d / "truncated.onnx", make_conv_onnx().SerializeToString()[: len(make_conv_onnx().SerializeToString()) // 2]
+    ),
     "garbage-onnx": lambda d: _write(d / "garbage.onnx", np.random.default_rng(1234).bytes(4096)),
     "png-onnx": lambda d: _write(d / "picture.onnx", _png_bytes()),
-    "text-onnx": lambda d: _write(d / "notes.onnx", b'ir_version: 8\ngraph {\n  node { op_type: "Relu" input: "x" output: "y" }\n}\n'),
+    "text-onnx": lambda d: _write(
+        d / "notes.onnx", b'ir_version: 8\ngraph {\n  node { op_type: "Relu" input: "x" output: "y" }\n}\n'
+    ),
     "png-unknown-suffix": lambda d: _write(d / "picture.dat", _png_bytes()),
     "text-unknown-suffix": lambda d: _write(d / "readme.txt", b"just some text, not a model\n" * 10),
     "truncated-pt": lambda d: _write(d / "scripted.pt", (lambda b: b[: len(b) // 2])(_torchscript_like_zip(d / "whole.zip"))),

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from edgecc.data import read_evaluation
-from edgecc.pipeline.benchmark import estimated_latency, robust_noise, vendor_latency_us
 from edgecc.errors import InvalidInputError
 from edgecc.inputs import TensorInfo
+from edgecc.pipeline.benchmark import estimated_latency, robust_noise, vendor_latency_us
 from tests.conftest import make_conv_onnx, run_edgecc
 
 

@@ -56,12 +56,15 @@ def test_validator_reports_every_violation(bundle: Path) -> None:
     assert "partitions[1].artifact" in text and "unexpected key 'extra'" in text
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m["partitions"][0].__setitem__("precision", "int3"), "invalid manifest"),
-    (lambda m: m.pop("partitions"), "missing 'partitions'"),
-    (lambda m: m["partitions"][0].__setitem__("artifact", "../mixed.onnx"), "invalid manifest"),
-    (lambda m: m["partitions"][0]["files"][0].__setitem__("sha256", "0" * 64), "does not match its sha256"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["partitions"][0].__setitem__("precision", "int3"), "invalid manifest"),
+        (lambda m: m.pop("partitions"), "missing 'partitions'"),
+        (lambda m: m["partitions"][0].__setitem__("artifact", "../mixed.onnx"), "invalid manifest"),
+        (lambda m: m["partitions"][0]["files"][0].__setitem__("sha256", "0" * 64), "does not match its sha256"),
+    ],
+)
 def test_edited_manifest_is_rejected(bundle: Path, tmp_path: Path, edit, message: str) -> None:
     copy = _copy(bundle, tmp_path)
     _edit(copy, edit)

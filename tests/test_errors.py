@@ -57,7 +57,10 @@ def test_hierarchy():
     for cls in (UsageError, InvalidInputError, UnsupportedError, NumericsError, MissingDependencyError):
         assert issubclass(cls, EdgeccError)
     # classes must not share exit codes except the unsupported family
-    codes = {cls: cls.exit_code for cls in (EdgeccError, UsageError, InvalidInputError, UnsupportedError, NumericsError, MissingDependencyError)}
+    codes = {
+        cls: cls.exit_code
+        for cls in (EdgeccError, UsageError, InvalidInputError, UnsupportedError, NumericsError, MissingDependencyError)
+    }
     assert len(set(codes.values())) == len(codes)
 
 

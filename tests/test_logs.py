@@ -54,7 +54,9 @@ def test_quiet_and_json_print_nothing_extra(tmp_path):
     make_conv_onnx(model, batch=1)
     np.save(tmp_path / "cal.npy", np.random.default_rng(0).standard_normal((8, 1, 3, 16, 16)).astype(np.float32))
     bundle = tmp_path / "cnn.edgecc"
-    compiled = run_edgecc("compile", model, "--target", "ethos-u55-128", "--calibration", f"x={tmp_path / 'cal.npy'}", "-o", bundle, "-q")
+    compiled = run_edgecc(
+        "compile", model, "--target", "ethos-u55-128", "--calibration", f"x={tmp_path / 'cal.npy'}", "-o", bundle, "-q"
+    )
     assert compiled.returncode == 0, compiled.stderr
     assert compiled.stderr == "" and compiled.stdout == ""
     ran = run_edgecc("run", bundle, "-q")

@@ -237,7 +237,10 @@ def test_op_histogram_sorted_and_custom_domains():
         nodes, "g", [helper.make_tensor_value_info("x", F, [4])], [helper.make_tensor_value_info("y", F, [4])]
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.vendor", 1)], producer_name="maker", producer_version="2.1"
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.vendor", 1)],
+        producer_name="maker",
+        producer_version="2.1",
     )
     model.ir_version = 8
     model.metadata_props.add(key="author", value="me")

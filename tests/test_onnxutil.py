@@ -280,8 +280,14 @@ def test_extract_outputs_several_and_unused_input_dropped():
             helper.make_node("Add", ["b", "one"], ["z"], name="add"),
         ],
         "two",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 4]), helper.make_tensor_value_info("b", TensorProto.FLOAT, [5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]), helper.make_tensor_value_info("z", TensorProto.FLOAT, [5])],
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 4]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [5]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [5]),
+        ],
         initializer=[w, one],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

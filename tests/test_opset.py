@@ -125,9 +125,7 @@ def _mixed18() -> onnx.ModelProto:
     ]
     nodes = [
         helper.make_node("Pad", ["x", "pads"], ["padded"], name="pad", mode="reflect"),
-        helper.make_node(
-            "Constant", [], ["mean_axes"], name="mean_axes", value=numpy_helper.from_array(np.array([3], np.int64))
-        ),
+        helper.make_node("Constant", [], ["mean_axes"], name="mean_axes", value=numpy_helper.from_array(np.array([3], np.int64))),
         helper.make_node("ReduceMean", ["padded", "mean_axes"], ["mean"], name="mean", keepdims=1),
         helper.make_node("Split", ["mean"], ["s0", "s1", "s2"], name="split", axis=2, num_outputs=3),
         helper.make_node("ReduceMax", ["s0", "max_axes"], ["m0"], name="max0", keepdims=0),
@@ -198,7 +196,17 @@ def test_reduce_all_axes_with_empty_axes_input():
 
 
 def test_adapters_registered():
-    for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSum", "Split", "BatchNormalization"):
+    for op in (
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceSum",
+        "Split",
+        "BatchNormalization",
+    ):
         assert op in DOWNGRADE_ADAPTERS
 
 

@@ -117,7 +117,10 @@ def test_atol_only_and_rtol_only():
 
 def test_min_cosine():
     reference, candidate = _pair(5, shape=(1000,), noise=0.1)
-    cosine = float(np.dot(reference.astype(np.float64), candidate) / (np.linalg.norm(reference.astype(np.float64)) * np.linalg.norm(candidate.astype(np.float64))))
+    cosine = float(
+        np.dot(reference.astype(np.float64), candidate)
+        / (np.linalg.norm(reference.astype(np.float64)) * np.linalg.norm(candidate.astype(np.float64)))
+    )
     assert 0.99 < cosine < 0.9999
     assert compute_metrics("y", reference, candidate, Tolerance(atol=None, rtol=None, min_cosine=cosine - 1e-6)).passed
     failed = compute_metrics("y", reference, candidate, Tolerance(atol=None, rtol=None, min_cosine=cosine + 1e-6))

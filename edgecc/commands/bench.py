@@ -18,13 +18,56 @@ def threshold_options(func: Any) -> Any:
 
     d = Thresholds()
     options = [
-        click.option("--max-cosine-drop", type=float, default=d.max_cosine_drop, show_default=True, help="Flag a worst-output cosine drop above this."),
-        click.option("--max-sqnr-drop", "max_sqnr_drop_db", type=float, default=d.max_sqnr_drop_db, show_default=True, help="Flag an SQNR drop (dB) above this."),
-        click.option("--max-top1-drop", type=float, default=d.max_top1_drop, show_default=True, help="Flag a top-1 agreement drop above this."),
-        click.option("--max-accuracy-drop", type=float, default=d.max_accuracy_drop, show_default=True, help="Flag a task accuracy (labels) drop above this."),
-        click.option("--latency-floor", type=float, default=d.latency_floor, show_default=True, help="Never flag a measured latency increase below this fraction."),
-        click.option("--noise-k", type=float, default=d.noise_k, show_default=True, help="Flag latency increases above k x the combined run-to-run noise."),
-        click.option("--estimate-tolerance", type=float, default=d.estimate_tolerance, show_default=True, help="Flag estimated latency increases above this fraction."),
+        click.option(
+            "--max-cosine-drop",
+            type=float,
+            default=d.max_cosine_drop,
+            show_default=True,
+            help="Flag a worst-output cosine drop above this.",
+        ),
+        click.option(
+            "--max-sqnr-drop",
+            "max_sqnr_drop_db",
+            type=float,
+            default=d.max_sqnr_drop_db,
+            show_default=True,
+            help="Flag an SQNR drop (dB) above this.",
+        ),
+        click.option(
+            "--max-top1-drop",
+            type=float,
+            default=d.max_top1_drop,
+            show_default=True,
+            help="Flag a top-1 agreement drop above this.",
+        ),
+        click.option(
+            "--max-accuracy-drop",
+            type=float,
+            default=d.max_accuracy_drop,
+            show_default=True,
+            help="Flag a task accuracy (labels) drop above this.",
+        ),
+        click.option(
+            "--latency-floor",
+            type=float,
+            default=d.latency_floor,
+            show_default=True,
+            help="Never flag a measured latency increase below this fraction.",
+        ),
+        click.option(
+            "--noise-k",
+            type=float,
+            default=d.noise_k,
+            show_default=True,
+            help="Flag latency increases above k x the combined run-to-run noise.",
+        ),
+        click.option(
+            "--estimate-tolerance",
+            type=float,
+            default=d.estimate_tolerance,
+            show_default=True,
+            help="Flag estimated latency increases above this fraction.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -46,47 +89,130 @@ def show_records(ui: Ui, title: str, records: list[dict[str, Any]]) -> None:
     for r in records:
         m, e, acc = r["latency"]["measured"], r["latency"]["estimated"] or {}, r["accuracy"] or {}
         task = acc.get("task") or {}
-        rows.append([r["target"], r["precision"], _fmt(m["p50_ms"], ".3f"), _fmt(m["p90_ms"], ".3f"), _fmt(m["p99_ms"], ".3f"),
-                     _fmt(m["noise_ms"], ".4f"), _fmt(e.get("latency_ms"), ".4f"),
-                     _fmt(e.get("speedup_vs_cpu"), ".2f") + ("x" if e.get("speedup_vs_cpu") else ""),
-                     _fmt(acc.get("cosine_min"), ".5f"), _fmt(acc.get("top1_agreement"), ".0%"),
-                     _fmt(task.get("value"), ".1%"), f"{(r['memory']['peak_rss_bytes'] or 0) / 2**20:.0f} MiB",
-                     f"{r['memory']['artifact_bytes'] / 1024:.0f} KiB"])
-    ui.table(title, ["target", "prec.", "p50 ms", "p90 ms", "p99 ms", "noise", "est. ms", "speed-up", "cosine", "top-1",
-                     "accuracy", "peak RSS", "size"], rows, justify=["left", "left"] + ["right"] * 11)
-    ui.message("p50/p90/p99, noise (ms): measured with onnxruntime on this host (accelerator numerics emulated); "
-               "est.: estimated by the target's cost model (or its vendor estimator); speed-up: estimated vs the all-CPU placement")
+        rows.append(
+            [
+                r["target"],
+                r["precision"],
+                _fmt(m["p50_ms"], ".3f"),
+                _fmt(m["p90_ms"], ".3f"),
+                _fmt(m["p99_ms"], ".3f"),
+                _fmt(m["noise_ms"], ".4f"),
+                _fmt(e.get("latency_ms"), ".4f"),
+                _fmt(e.get("speedup_vs_cpu"), ".2f") + ("x" if e.get("speedup_vs_cpu") else ""),
+                _fmt(acc.get("cosine_min"), ".5f"),
+                _fmt(acc.get("top1_agreement"), ".0%"),
+                _fmt(task.get("value"), ".1%"),
+                f"{(r['memory']['peak_rss_bytes'] or 0) / 2**20:.0f} MiB",
+                f"{r['memory']['artifact_bytes'] / 1024:.0f} KiB",
+            ]
+        )
+    ui.table(
+        title,
+        [
+            "target",
+            "prec.",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "noise",
+            "est. ms",
+            "speed-up",
+            "cosine",
+            "top-1",
+            "accuracy",
+            "peak RSS",
+            "size",
+        ],
+        rows,
+        justify=["left", "left"] + ["right"] * 11,
+    )
+    ui.message(
+        "p50/p90/p99, noise (ms): measured with onnxruntime on this host (accelerator numerics emulated); "
+        "est.: estimated by the target's cost model (or its vendor estimator); speed-up: estimated vs the all-CPU placement"
+    )
 
 
 def show_compare(ui: Ui, report: Any, *, verbose: bool = False) -> None:
     """The findings of a regression check (all regressions; other findings with -v)."""
-    rows = [[f.pair, f.check, "[red]REGRESSION[/red]" if f.regression else "ok", f.message]
-            for f in report.findings if f.regression or verbose or f.check == "status"]
-    ui.table(f"compared with the baseline: {report.compared} pair(s), {len(report.regressions)} regression(s)",
-             ["pair", "check", "result", "detail"], rows)
+    rows = [
+        [f.pair, f.check, "[red]REGRESSION[/red]" if f.regression else "ok", f.message]
+        for f in report.findings
+        if f.regression or verbose or f.check == "status"
+    ]
+    ui.table(
+        f"compared with the baseline: {report.compared} pair(s), {len(report.regressions)} regression(s)",
+        ["pair", "check", "result", "detail"],
+        rows,
+    )
 
 
 @click.command("bench")
 @click.argument("model")
-@click.option("--target", "targets", multiple=True, metavar="T", help="Compile for this target and bench the bundle (repeatable; default cpu).")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="T",
+    help="Compile for this target and bench the bundle (repeatable; default cpu).",
+)
 @data_option("--data", "data_args", what="Inputs to measure on")
-@click.option("--eval", "eval_path", default=None, metavar="FILE.npz", help="Labelled evaluation data: an array per input (sample axis first) and int 'labels'.")
+@click.option(
+    "--eval",
+    "eval_path",
+    default=None,
+    metavar="FILE.npz",
+    help="Labelled evaluation data: an array per input (sample axis first) and int 'labels'.",
+)
 @click.option("--label-output", default=None, help="Output whose argmax is compared with the labels (default: the first).")
 @data_option("--calibration", "calibration_args", what="Calibration samples for compiling (default: the measured inputs)")
-@click.option("--reference", "reference_path", default=None, metavar="FLOAT.onnx", help="Bundle: the float model to compare with on --data/--eval.")
+@click.option(
+    "--reference",
+    "reference_path",
+    default=None,
+    metavar="FLOAT.onnx",
+    help="Bundle: the float model to compare with on --data/--eval.",
+)
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input shapes.")
 @click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs per repeat.")
-@click.option("--repeats", type=click.IntRange(1, 1000), default=5, show_default=True, help="Repeats (their spread is the noise).")
+@click.option(
+    "--repeats", type=click.IntRange(1, 1000), default=5, show_default=True, help="Repeats (their spread is the noise)."
+)
 @click.option("--warmup", type=click.IntRange(0, 10_000), default=3, show_default=True, help="Untimed runs first.")
-@click.option("--samples", type=click.IntRange(1, 10_000), default=8, show_default=True, help="Random samples when no data is given.")
+@click.option(
+    "--samples", type=click.IntRange(1, 10_000), default=8, show_default=True, help="Random samples when no data is given."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the result document (JSON) here.")
-@click.option("--baseline", "baseline_path", default=None, type=click.Path(dir_okay=False), help="Compare with an earlier result document; exit 5 on regression.")
+@click.option(
+    "-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the result document (JSON) here."
+)
+@click.option(
+    "--baseline",
+    "baseline_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Compare with an earlier result document; exit 5 on regression.",
+)
 @threshold_options
 @common_options
-def command(model: str, targets: tuple[str, ...], data_args: tuple[str, ...], eval_path: str | None, label_output: str | None,
-            calibration_args: tuple[str, ...], reference_path: str | None, input_specs: tuple[str, ...], runs: int, repeats: int, warmup: int,
-            samples: int, seed: int, out_path: str | None, baseline_path: str | None, ui: Ui, **thresholds: float) -> None:
+def command(
+    model: str,
+    targets: tuple[str, ...],
+    data_args: tuple[str, ...],
+    eval_path: str | None,
+    label_output: str | None,
+    calibration_args: tuple[str, ...],
+    reference_path: str | None,
+    input_specs: tuple[str, ...],
+    runs: int,
+    repeats: int,
+    warmup: int,
+    samples: int,
+    seed: int,
+    out_path: str | None,
+    baseline_path: str | None,
+    ui: Ui,
+    **thresholds: float,
+) -> None:
     """Benchmark MODEL (ONNX, compiled for each --target) or a BUNDLE: latency, throughput, memory, size, accuracy, speed-up.
 
     Latency p50/p90/p99 is measured with onnxruntime here; accelerator latency and the speed-up vs the CPU are
@@ -98,15 +224,27 @@ def command(model: str, targets: tuple[str, ...], data_args: tuple[str, ...], ev
       edgecc bench model.onnx --target qnn-htp --eval eval.npz --calibration calib/ -o bench.json
       edgecc bench model.edgecc --runs 100 --baseline last_bench.json
     """
-    from edgecc.pipeline.benchmark import BenchSettings
     from edgecc.pipeline.bench import bench_command
+    from edgecc.pipeline.benchmark import BenchSettings
     from edgecc.pipeline.regression import Thresholds
 
     settings = BenchSettings(runs=runs, repeats=repeats, warmup=warmup)
-    document, report = bench_command(model, targets=targets, data=data_args, eval_path=eval_path, label_output=label_output,
-                                     calibration=calibration_args, reference_path=reference_path, input_specs=input_specs,
-                                     settings=settings, samples=samples, seed=seed, baseline_path=baseline_path,
-                                     thresholds=Thresholds(**thresholds), status=ui.status)
+    document, report = bench_command(
+        model,
+        targets=targets,
+        data=data_args,
+        eval_path=eval_path,
+        label_output=label_output,
+        calibration=calibration_args,
+        reference_path=reference_path,
+        input_specs=input_specs,
+        settings=settings,
+        samples=samples,
+        seed=seed,
+        baseline_path=baseline_path,
+        thresholds=Thresholds(**thresholds),
+        status=ui.status,
+    )
     show_records(ui, f"bench of {model}", document["records"])
     if out_path:
         from edgecc.pipeline.documents import write_document
@@ -116,11 +254,20 @@ def command(model: str, targets: tuple[str, ...], data_args: tuple[str, ...], ev
     if report is not None:
         show_compare(ui, report, verbose=ui.verbose > 0)
     if ui.json_mode:
-        ui.emit_json({"ok": report is None or not report.regressions, "command": "bench", "output": out_path, **document,
-                      "comparison": report.to_dict() if report is not None else None})
+        ui.emit_json(
+            {
+                "ok": report is None or not report.regressions,
+                "command": "bench",
+                "output": out_path,
+                **document,
+                "comparison": report.to_dict() if report is not None else None,
+            }
+        )
     if report is not None and report.regressions:
         from edgecc.pipeline.regression import RegressionFound
 
         ui.json_emitted = True
-        raise RegressionFound(f"{len(report.regressions)} regression(s) against {baseline_path}: "
-                              + "; ".join(f"{f.pair} {f.check}" for f in report.regressions[:5]))
+        raise RegressionFound(
+            f"{len(report.regressions)} regression(s) against {baseline_path}: "
+            + "; ".join(f"{f.pair} {f.check}" for f in report.regressions[:5])
+        )

@@ -40,8 +40,15 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --atol/--rtol/--min-cosine."""
     func = click.option("--min-cosine", type=float, default=None, help="Minimum cosine similarity per output.")(func)
-    func = click.option("--rtol", type=float, default=None, help="Max abs error allowed relative to the reference output range (fp32 default 1e-4).")(func)
-    func = click.option("--atol", type=float, default=None, help="Absolute max abs error allowed on top of rtol (fp32 default 1e-6).")(func)
+    func = click.option(
+        "--rtol",
+        type=float,
+        default=None,
+        help="Max abs error allowed relative to the reference output range (fp32 default 1e-4).",
+    )(func)
+    func = click.option(
+        "--atol", type=float, default=None, help="Absolute max abs error allowed on top of rtol (fp32 default 1e-6)."
+    )(func)
     return func
 
 
@@ -50,7 +57,9 @@ def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
 
 
-def data_option(name: str = "--data", dest: str = "data", *, what: str = "Inputs") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def data_option(
+    name: str = "--data", dest: str = "data", *, what: str = "Inputs"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A repeatable DATA option (`--data` or `--calibration`): the same grammar and meaning in every command (edgecc.data)."""
     from edgecc.data.sources import DATA_HELP
 
@@ -62,15 +71,24 @@ def image_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @click.option("--mean", default=None, help="Images: per-channel mean of pixels/255 (e.g. 0.485,0.456,0.406).")
     @click.option("--std", default=None, help="Images: per-channel std of pixels/255.")
-    @click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default=None, help="Images: input layout (guessed from the shape).")
+    @click.option(
+        "--layout", type=click.Choice(["nchw", "nhwc"]), default=None, help="Images: input layout (guessed from the shape)."
+    )
     @click.option("--size", default=None, metavar="N|HxW", help="Images: resize+centre-crop size (default the input's).")
     @click.option("--bgr", is_flag=True, help="Images: keep BGR channel order.")
     @functools.wraps(func)
-    def wrapper(*args: Any, mean: str | None, std: str | None, layout: str | None, size: str | None, bgr: bool, **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any, mean: str | None, std: str | None, layout: str | None, size: str | None, bgr: bool, **kwargs: Any
+    ) -> Any:
         from edgecc.data import ImageOptions, parse_size, to_float_list
 
-        images = ImageOptions(mean=to_float_list(mean, "--mean") or (0.0,), std=to_float_list(std, "--std") or (1.0,),
-                              layout=layout, size=parse_size(size), bgr=bgr)
+        images = ImageOptions(
+            mean=to_float_list(mean, "--mean") or (0.0,),
+            std=to_float_list(std, "--std") or (1.0,),
+            layout=layout,
+            size=parse_size(size),
+            bgr=bgr,
+        )
         return func(*args, images=images, **kwargs)
 
     return wrapper

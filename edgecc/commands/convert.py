@@ -27,16 +27,34 @@ def _parse_opset(text: str) -> int | None:
 @click.argument("model")
 @click.argument("weights", required=False)
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
-@click.option("--framework", default=None, help="Source framework (default: detected from the files): onnx, pytorch, tensorflow, caffe, caffe2, mxnet.")
+@click.option(
+    "--framework",
+    default=None,
+    help="Source framework (default: detected from the files): onnx, pytorch, tensorflow, caffe, caffe2, mxnet.",
+)
 @click.option("--opset", default=str(DEFAULT_OPSET), show_default=True, help="Target ai.onnx opset, or 'keep'.")
-@click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.")
-@click.option("--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors.")
+@click.option(
+    "--input",
+    "input_specs",
+    multiple=True,
+    metavar="NAME:DIMS[:DTYPE]",
+    help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.",
+)
+@click.option(
+    "--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors."
+)
 @data_option("--data", "data_args", what="Verification inputs")
-@click.option("--random-weights", is_flag=True, help="Caffe/Caffe2: accept a net without trained weights and fill them randomly (for testing).")
+@click.option(
+    "--random-weights",
+    is_flag=True,
+    help="Caffe/Caffe2: accept a net without trained weights and fill them randomly (for testing).",
+)
 @click.option("--epoch", type=click.IntRange(0), default=None, help="MXNet: read PREFIX-NNNN.params for this epoch.")
 @click.option("--signature", default=None, help="TensorFlow SavedModel: signature to convert (default: serving_default).")
 @click.option("--dequantize", is_flag=True, help="TFLite: a float graph instead of QDQ for quantised models.")
-@click.option("--nchw-inputs", "nchw_inputs", multiple=True, metavar="NAME[,NAME]", help="TensorFlow: take these NHWC inputs as NCHW.")
+@click.option(
+    "--nchw-inputs", "nchw_inputs", multiple=True, metavar="NAME[,NAME]", help="TensorFlow: take these NHWC inputs as NCHW."
+)
 @click.option("--no-optimize", is_flag=True, help="Skip the -O1 cleanup passes (edgecc optimize runs more).")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the original framework.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
@@ -75,13 +93,13 @@ def command(
       edgecc convert saved_model_dir --signature serving_default --nchw-inputs input_1 -o model.onnx
       edgecc convert model_int8.tflite -o model_qdq.onnx
     """
+    from edgecc.commands.render import show_verification
     from edgecc.converters.options import ConvertOptions
-    from edgecc.pipeline.convert import conversion_tolerance, convert, verify_conversion
-    from edgecc.errors import NumericsError
     from edgecc.data import parse_data_values
+    from edgecc.errors import NumericsError
     from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import default_opset, save_onnx
-    from edgecc.commands.render import show_verification
+    from edgecc.pipeline.convert import conversion_tolerance, convert, verify_conversion
 
     options = ConvertOptions(
         framework=framework,
@@ -121,13 +139,15 @@ def command(
         f"from {conversion.frontend.name})"
     )
     if ui.json_mode:
-        ui.emit_json({
-            "ok": True,
-            "command": "convert",
-            "output": str(out_path),
-            "files": [str(p) for p in written],
-            "frontend": conversion.frontend.name,
-            "opset": default_opset(conversion.model),
-            "nodes": len(conversion.model.graph.node),
-            "verification": report.to_dict() if report is not None else None,
-        })
+        ui.emit_json(
+            {
+                "ok": True,
+                "command": "convert",
+                "output": str(out_path),
+                "files": [str(p) for p in written],
+                "frontend": conversion.frontend.name,
+                "opset": default_opset(conversion.model),
+                "nodes": len(conversion.model.graph.node),
+                "verification": report.to_dict() if report is not None else None,
+            }
+        )

@@ -14,7 +14,9 @@ __all__ = ["command"]
 @click.argument("model")
 @click.argument("weights", required=False)
 @click.option("--framework", default=None, help="Source framework (default: detected).")
-@click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Input shapes, for models that do not carry them.")
+@click.option(
+    "--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Input shapes, for models that do not carry them."
+)
 @click.option("--random-weights", is_flag=True, help="Caffe/Caffe2: describe a net that has no weights file.")
 @click.option("--epoch", type=click.IntRange(0), default=None, help="MXNet: read PREFIX-NNNN.params for this epoch.")
 @common_options
@@ -35,17 +37,22 @@ def command(
       edgecc inspect traced.pt --input x:1x3x224x224
       edgecc inspect weights.pth          (a state dict: tensors and parameters)
     """
+    from edgecc.commands.render import show_model_info
     from edgecc.converters import detect_frontend
     from edgecc.converters.options import ConvertOptions
-    from edgecc.pipeline.convert import convert
     from edgecc.errors import UsageError
     from edgecc.inputs import parse_input_specs
     from edgecc.modelinfo import describe_onnx, format_bytes
-    from edgecc.commands.render import show_model_info
+    from edgecc.pipeline.convert import convert
 
     sources = [model] + ([weights] if weights else [])
     options = ConvertOptions(
-        framework=framework, opset=None, inputs=parse_input_specs(input_specs), random_weights=random_weights, epoch=epoch, optimize=False
+        framework=framework,
+        opset=None,
+        inputs=parse_input_specs(input_specs),
+        random_weights=random_weights,
+        epoch=epoch,
+        optimize=False,
     )
     frontend = detect_frontend(sources, framework)
     source: dict[str, object] = {"format": frontend.name}
@@ -60,7 +67,10 @@ def command(
         if ui.json_mode:
             ui.emit_json({"ok": True, "command": "inspect", "model": model, "format": frontend.name, "details": details})
             return
-        rows = [[k, format_bytes(v) if k.endswith("bytes") else (", ".join(map(str, v)) if isinstance(v, list) else v)] for k, v in details.items()]
+        rows = [
+            [k, format_bytes(v) if k.endswith("bytes") else (", ".join(map(str, v)) if isinstance(v, list) else v)]
+            for k, v in details.items()
+        ]
         ui.table(f"{model} ({frontend.name})", ["", ""], rows)
         return
     if frontend.name != "onnx":

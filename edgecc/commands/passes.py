@@ -24,4 +24,8 @@ def command(ui: Ui) -> None:
     if ui.json_mode:
         ui.emit_json({"ok": True, "command": "passes", "passes": rows, "levels": {f"O{k}": list(v) for k, v in LEVELS.items()}})
         return
-    ui.table("passes", ["pass", "family", "levels", "description"], [[r["name"], r["family"], r["levels"], r["description"]] for r in rows])
+    ui.table(
+        "passes",
+        ["pass", "family", "levels", "description"],
+        [[r["name"], r["family"], r["levels"], r["description"]] for r in rows],
+    )

@@ -32,8 +32,10 @@ def command(args: tuple[str, ...], only: tuple[str, ...], input_specs: tuple[str
 
     if not args:
         registry = load_targets()
-        rows = [[name, "/".join(t.precisions), t.memory.kind, len(t.ops) if not t.supports_any_op else "all", t.source, t.description]
-                for name, t in registry.items()]
+        rows = [
+            [name, "/".join(t.precisions), t.memory.kind, len(t.ops) if not t.supports_any_op else "all", t.source, t.description]
+            for name, t in registry.items()
+        ]
         ui.table("targets", ["name", "precisions", "memory", "ops", "source", "description"], rows)
         if ui.json_mode:
             ui.emit_json({"ok": True, "command": "targets", "targets": [t.to_dict() for _, t in registry.items()]})
@@ -60,20 +62,32 @@ def command(args: tuple[str, ...], only: tuple[str, ...], input_specs: tuple[str
             raise UsageError("`edgecc targets check` needs one ONNX model")
         _check(ui, rest[0], only, input_specs)
         return
-    raise UsageError(f"unknown targets action '{action}'", hint="use `edgecc targets`, `edgecc targets show T`, `edgecc targets check MODEL` or `edgecc targets docs`")
+    raise UsageError(
+        f"unknown targets action '{action}'",
+        hint="use `edgecc targets`, `edgecc targets show T`, `edgecc targets check MODEL` or `edgecc targets docs`",
+    )
 
 
 def _show(ui: Ui, target) -> None:
     data = target.to_dict()
     ui.message(f"[bold]{target.name}[/bold]: {target.description}")
     memory = target.memory
-    link = {"host": "the CPU itself", "shared": f"memory shared with the CPU (sync {memory.sync_us} us per tensor)",
-            "dma": f"own memory over DMA ({memory.bandwidth_gbps} GB/s, {memory.setup_us} us setup)"}[memory.kind]
-    ui.message(f"precisions {', '.join(target.precisions)}; {link}; launch {target.cost.launch_us} us per partition; "
-               f"{', '.join(f'{k} {v} GMAC/s' for k, v in target.cost.gmacs.items())}; memory {target.cost.memory_gbps} GB/s; "
-               f"{target.cost.op_overhead_us} us per op; quantisation {target.quant_scheme.describe()}; static shapes {target.static_shapes}")
+    link = {
+        "host": "the CPU itself",
+        "shared": f"memory shared with the CPU (sync {memory.sync_us} us per tensor)",
+        "dma": f"own memory over DMA ({memory.bandwidth_gbps} GB/s, {memory.setup_us} us setup)",
+    }[memory.kind]
+    ui.message(
+        f"precisions {', '.join(target.precisions)}; {link}; launch {target.cost.launch_us} us per partition; "
+        f"{', '.join(f'{k} {v} GMAC/s' for k, v in target.cost.gmacs.items())}; memory {target.cost.memory_gbps} GB/s; "
+        f"{target.cost.op_overhead_us} us per op; quantisation {target.quant_scheme.describe()}; static shapes {target.static_shapes}"
+    )
     rows = [[row["op_type"], "\n".join(row["rules"]) or "-"] for row in data["ops"]]
-    ui.table(f"{target.name} operator support" + (" (every op, see rules)" if target.supports_any_op else ""), ["op type", "constraints"], rows)
+    ui.table(
+        f"{target.name} operator support" + (" (every op, see rules)" if target.supports_any_op else ""),
+        ["op type", "constraints"],
+        rows,
+    )
     for ref in target.references:
         ui.message(f"reference: {ref}")
     if ui.json_mode:
@@ -91,8 +105,13 @@ def _check(ui: Ui, model_path: str, only: tuple[str, ...], input_specs: tuple[st
     matrix = []
     for target in targets:
         graph, support = check_support(model, target)
-        nodes = [{"node": v.name, "op_type": v.op_type, "supported": s.supported, "reasons": list(s.reasons)} for v, s in zip(graph.views, support)]
-        matrix.append({"target": target.name, "supported": sum(s.supported for s in support), "nodes": len(support), "node_results": nodes})
+        nodes = [
+            {"node": v.name, "op_type": v.op_type, "supported": s.supported, "reasons": list(s.reasons)}
+            for v, s in zip(graph.views, support)
+        ]
+        matrix.append(
+            {"target": target.name, "supported": sum(s.supported for s in support), "nodes": len(support), "node_results": nodes}
+        )
     if matrix:
         names = [m["target"] for m in matrix]
         rows = []

@@ -15,12 +15,30 @@ __all__ = ["command"]
 @click.argument("candidate")
 @click.option("--reference-weights", default=None, metavar="FILE", help="Second file of REFERENCE (caffemodel, state dict, ...).")
 @click.option("--candidate-weights", default=None, metavar="FILE", help="Second file of CANDIDATE.")
-@click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input dimensions for both models.")
+@click.option(
+    "--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input dimensions for both models."
+)
 @data_option("--data", "data_args", what="Inputs")
-@click.option("--samples", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Number of random samples when no --data is given.")
+@click.option(
+    "--samples",
+    type=click.IntRange(1, 10_000),
+    default=1,
+    show_default=True,
+    help="Number of random samples when no --data is given.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True, help="Default tolerances for this precision.")
-@click.option("--per-layer", is_flag=True, help="Also compare every intermediate tensor both ONNX graphs share by name; report the first that diverges.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="Default tolerances for this precision.",
+)
+@click.option(
+    "--per-layer",
+    is_flag=True,
+    help="Also compare every intermediate tensor both ONNX graphs share by name; report the first that diverges.",
+)
 @tolerance_options
 @common_options
 def command(
@@ -48,11 +66,11 @@ def command(
       edgecc verify model.onnx broken.onnx --per-layer --data input=x.npy
       edgecc verify deploy.prototxt model.onnx --reference-weights weights.caffemodel
     """
-    from edgecc.pipeline.convert import open_runnable
-    from edgecc.errors import NumericsError, UsageError
-    from edgecc.data import DataOptions, load_samples, parse_data_values, random_feeds
-    from edgecc.inputs import parse_input_specs
     from edgecc.commands.render import show_per_layer, show_verification
+    from edgecc.data import DataOptions, load_samples, parse_data_values, random_feeds
+    from edgecc.errors import NumericsError, UsageError
+    from edgecc.inputs import parse_input_specs
+    from edgecc.pipeline.convert import open_runnable
     from edgecc.verify import compare_samples, tolerance_for
     from edgecc.verify import per_layer as compare_layers
 

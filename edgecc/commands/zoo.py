@@ -45,8 +45,14 @@ class _Progress:
             if sys.stderr.isatty():
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-                self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                    console=self.ui.console, transient=True)
+                self.bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=self.ui.console,
+                    transient=True,
+                )
                 self.bar.start()
                 self.task = self.bar.add_task("zoo", total=self.total)
             return
@@ -70,16 +76,36 @@ class _Progress:
 
 @command.command("run")
 @click.argument("zoo_file", metavar="ZOO.toml")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder (created; reused to resume).")
+@click.option(
+    "-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder (created; reused to resume)."
+)
 @click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True, help="Worker processes (or Ray CPUs).")
-@click.option("--ray", "use_ray", is_flag=True, help="Distribute the pairs over Ray (edgecc[ray]); a local Ray instance unless --ray-address.")
-@click.option("--ray-address", default=None, help="Address of an existing Ray cluster (the results folder must be shared by its nodes).")
+@click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help="Distribute the pairs over Ray (edgecc[ray]); a local Ray instance unless --ray-address.",
+)
+@click.option(
+    "--ray-address", default=None, help="Address of an existing Ray cluster (the results folder must be shared by its nodes)."
+)
 @click.option("--force", is_flag=True, help="Redo every pair, even those done with the same inputs.")
 @click.option("--retry-failed", is_flag=True, help="Redo pairs that failed before (done pairs are still skipped).")
-@click.option("--strict", is_flag=True, help="Exit with the first failed pair's exit code (default: 0 once every pair is recorded).")
+@click.option(
+    "--strict", is_flag=True, help="Exit with the first failed pair's exit code (default: 0 once every pair is recorded)."
+)
 @common_options
-def run(zoo_file: str, out_dir: str, workers: int, use_ray: bool, ray_address: str | None, force: bool, retry_failed: bool, strict: bool,
-        ui: Ui) -> None:
+def run(
+    zoo_file: str,
+    out_dir: str,
+    workers: int,
+    use_ray: bool,
+    ray_address: str | None,
+    force: bool,
+    retry_failed: bool,
+    strict: bool,
+    ui: Ui,
+) -> None:
     """Convert, optimise, quantise, compile, verify and bench every model x target pair of ZOO.toml.
 
     Failures are recorded (stage, exit code, message) and the run continues; pairs already done with the same
@@ -93,15 +119,19 @@ def run(zoo_file: str, out_dir: str, workers: int, use_ray: bool, ray_address: s
 
     config = load_zoo(zoo_file)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    backend = make_backend(workers=workers, ray=use_ray, ray_address=ray_address, log_path=str(Path(out_dir).resolve() / "logs" / "worker"))
+    backend = make_backend(
+        workers=workers, ray=use_ray, ray_address=ray_address, log_path=str(Path(out_dir).resolve() / "logs" / "worker")
+    )
     progress = _Progress(ui)
     try:
         index = run_zoo(config, out_dir, backend, force=force, retry_failed=retry_failed, progress=progress)
     finally:
         progress.close()
     counts = index["counts"]
-    ui.message(f"{counts['ok']} ok, {counts['failed']} failed, {counts['resumed']} resumed; {index['wall_seconds']:.1f} s on "
-               f"{index['workers']} {index['backend']} worker(s); results in {out_dir} (worker logs in {out_dir}/logs)")
+    ui.message(
+        f"{counts['ok']} ok, {counts['failed']} failed, {counts['resumed']} resumed; {index['wall_seconds']:.1f} s on "
+        f"{index['workers']} {index['backend']} worker(s); results in {out_dir} (worker logs in {out_dir}/logs)"
+    )
     if ui.json_mode:
         ui.emit_json({"ok": True, "command": "zoo run", "output": out_dir, **index})
     if strict and counts["failed"]:
@@ -116,7 +146,14 @@ def run(zoo_file: str, out_dir: str, workers: int, use_ray: bool, ray_address: s
 
 @command.command("report")
 @click.argument("results")
-@click.option("-o", "--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Where to write report.md, report.html and charts (default: RESULTS).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where to write report.md, report.html and charts (default: RESULTS).",
+)
 @click.option("--no-charts", is_flag=True, help="Skip the PNG charts (matplotlib).")
 @common_options
 def report(results: str, out_dir: str | None, no_charts: bool, ui: Ui) -> None:
@@ -140,7 +177,9 @@ def report(results: str, out_dir: str | None, no_charts: bool, ui: Ui) -> None:
 @command.command("compare")
 @click.argument("results")
 @click.option("--baseline", "baseline", required=True, help="Results folder of the last accepted run.")
-@click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the comparison document (JSON) here.")
+@click.option(
+    "-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the comparison document (JSON) here."
+)
 @threshold_options
 @common_options
 def compare(results: str, baseline: str, out_path: str | None, ui: Ui, **thresholds: float) -> None:
@@ -148,9 +187,9 @@ def compare(results: str, baseline: str, out_path: str | None, ui: Ui, **thresho
 
     Exit 5 when anything regressed (so that make or CI fails).
     """
+    from edgecc.pipeline.documents import stamp, write_document
     from edgecc.pipeline.regression import RegressionFound, Thresholds, compare_entries
     from edgecc.zoo.runner import load_results
-    from edgecc.pipeline.documents import stamp, write_document
 
     _, base = load_results(baseline)
     _, current = load_results(results)
@@ -166,5 +205,9 @@ def compare(results: str, baseline: str, out_path: str | None, ui: Ui, **thresho
     if ui.json_mode:
         ui.emit_json({"ok": not regressions, "command": "zoo compare", **document})
     if regressions:
-        raise RegressionFound(f"{len(regressions)} regression(s) against {baseline}: " + "; ".join(f"{f.pair} {f.check}" for f in regressions[:5])
-                              + (" ..." if len(regressions) > 5 else ""), hint="see the table above (or --json) for values and thresholds")
+        raise RegressionFound(
+            f"{len(regressions)} regression(s) against {baseline}: "
+            + "; ".join(f"{f.pair} {f.check}" for f in regressions[:5])
+            + (" ..." if len(regressions) > 5 else ""),
+            hint="see the table above (or --json) for values and thresholds",
+        )

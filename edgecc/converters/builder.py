@@ -138,7 +138,9 @@ class GraphBuilder:
         self.reserve(name)
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, None if shape is None else list(shape)))
         if shape is not None:
-            self.shapes[name] = tuple(d if isinstance(d, int) or (self.symbolic_dims and isinstance(d, str)) else None for d in shape)
+            self.shapes[name] = tuple(
+                d if isinstance(d, int) or (self.symbolic_dims and isinstance(d, str)) else None for d in shape
+            )
         self.types[name] = elem_type
         return name
 
@@ -170,8 +172,14 @@ class GraphBuilder:
         return self.const(list(values), base, np.int64)
 
     def node(
-        self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | str | int = 1, *, name: str = "",
-        domain: str = "", **attrs: Any,
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str] | str | int = 1,
+        *,
+        name: str = "",
+        domain: str = "",
+        **attrs: Any,
     ) -> list[str]:
         """Append a node; `outputs` gives the names, or a base name / a count for fresh ones. Returns the output names."""
         base = name or op_type
@@ -195,7 +203,9 @@ class GraphBuilder:
         if elem_type is not None:
             self.types[name] = elem_type
 
-    def inference_model(self, nodes: Sequence[onnx.NodeProto], outputs: Sequence[str] = (), *, whole: bool = False) -> onnx.ModelProto:
+    def inference_model(
+        self, nodes: Sequence[onnx.NodeProto], outputs: Sequence[str] = (), *, whole: bool = False
+    ) -> onnx.ModelProto:
         """`nodes` as a model for shape inference: small initializers with values, other inputs typed by what is known.
 
         `whole` gives every graph input and initializer (the graph so far); otherwise only what `nodes` read
@@ -204,7 +214,8 @@ class GraphBuilder:
         limit = self.infer_inline_limit
         if whole:
             inputs = list(self.inputs) + [
-                helper.make_tensor_value_info(n, t.data_type, list(t.dims)) for n, t in self.initializers.items()
+                helper.make_tensor_value_info(n, t.data_type, list(t.dims))
+                for n, t in self.initializers.items()
                 if np.prod(t.dims, dtype=np.int64) > limit
             ]
             inits = [t for t in self.initializers.values() if np.prod(t.dims, dtype=np.int64) <= limit]
@@ -221,8 +232,12 @@ class GraphBuilder:
                         inits.append(tensor)
                     elif name in self.types:
                         shape = self.shapes.get(name)
-                        inputs.append(helper.make_tensor_value_info(name, self.types[name], None if shape is None else list(shape)))
-        graph = helper.make_graph(list(nodes), "partial", inputs, [helper.make_value_info(o, onnx.TypeProto()) for o in outputs], initializer=inits)
+                        inputs.append(
+                            helper.make_tensor_value_info(name, self.types[name], None if shape is None else list(shape))
+                        )
+        graph = helper.make_graph(
+            list(nodes), "partial", inputs, [helper.make_value_info(o, onnx.TypeProto()) for o in outputs], initializer=inits
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = IR_VERSION
         return model
@@ -234,10 +249,12 @@ class GraphBuilder:
         if self.infer_whole_graph:
             model = self.inference_model(self.nodes, [o for n in self.nodes for o in n.output][-1:], whole=True)
         else:
-            model = self.inference_model(self.nodes[self._inferred_upto:])
+            model = self.inference_model(self.nodes[self._inferred_upto :])
         self._inferred_upto = len(self.nodes)
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=self.infer_data_prop)
+            inferred = onnx.shape_inference.infer_shapes(
+                model, check_type=False, strict_mode=False, data_prop=self.infer_data_prop
+            )
         except Exception as exc:  # noqa: BLE001 -- best effort: callers handle unknown shapes
             log.debug("shape inference of the partial graph failed: %s", exc)
             return
@@ -266,7 +283,9 @@ class GraphBuilder:
     def shape_problem(self) -> str | None:
         """The first shape-inference error of the graph so far (strict mode), if any."""
         try:
-            onnx.shape_inference.infer_shapes(self.inference_model(self.nodes, whole=True), check_type=True, strict_mode=True, data_prop=True)
+            onnx.shape_inference.infer_shapes(
+                self.inference_model(self.nodes, whole=True), check_type=True, strict_mode=True, data_prop=True
+            )
         except Exception as exc:  # noqa: BLE001 -- onnx raises InferenceError / ValidationError / RuntimeError
             return " ".join(str(exc).split())[:300]
         return None
@@ -308,7 +327,11 @@ class GraphBuilder:
         return helper.make_tensor_value_info(name, self.types.get(name, default_elem), None if shape is None else list(shape))
 
     def finish(
-        self, name: str, outputs: Sequence[onnx.ValueInfoProto], *, inputs: Sequence[onnx.ValueInfoProto] | None = None,
+        self,
+        name: str,
+        outputs: Sequence[onnx.ValueInfoProto],
+        *,
+        inputs: Sequence[onnx.ValueInfoProto] | None = None,
         nodes: Sequence[onnx.NodeProto] | None = None,
     ) -> onnx.ModelProto:
         """The opset-17 model. `nodes` (default: all) may be a pruned subset: initializers they do not use are dropped."""

@@ -44,7 +44,9 @@ def detect(paths: Sequence[str]) -> bool:
 
 def _only_model(paths: Sequence[str]) -> str:
     if len(paths) > 1:
-        raise UsageError(f"an ONNX model takes no weights file (got '{paths[1]}')", hint="external data is found beside the model")
+        raise UsageError(
+            f"an ONNX model takes no weights file (got '{paths[1]}')", hint="external data is found beside the model"
+        )
     return paths[0]
 
 

@@ -39,8 +39,11 @@ __all__ = [
 ]
 
 
-def load_samples(values: str | Sequence[str] | Sequence[DataSource] | SampleSet | Sequence[Mapping[str, Any]], inputs: Sequence[TensorInfo],
-                 options: DataOptions | None = None) -> SampleSet:
+def load_samples(
+    values: str | Sequence[str] | Sequence[DataSource] | SampleSet | Sequence[Mapping[str, Any]],
+    inputs: Sequence[TensorInfo],
+    options: DataOptions | None = None,
+) -> SampleSet:
     """Read DATA values and bind them to `inputs`: checked feeds, their origins and a description (empty for no values).
 
     Samples already in memory (a SampleSet, or dicts of input name -> array) are checked by the same rules.

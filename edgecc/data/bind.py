@@ -23,8 +23,10 @@ def _cast(value: "np.ndarray", info: TensorInfo, where: str) -> "np.ndarray":
     want = np.dtype(info.dtype) if info.dtype != "bfloat16" else np.dtype("float32")
     have = value.dtype
     if _FAMILY.get(have.kind) != _FAMILY.get(want.kind):
-        raise InvalidInputError(f"{where}: input '{info.name}' has dtype {have}, the model expects {info.dtype}",
-                                hint=f"save the array as {info.dtype}")
+        raise InvalidInputError(
+            f"{where}: input '{info.name}' has dtype {have}, the model expects {info.dtype}",
+            hint=f"save the array as {info.dtype}",
+        )
     if want.kind in "iu" and have != want and value.size:
         limits = np.iinfo(want)
         if int(value.min()) < limits.min or int(value.max()) > limits.max:
@@ -35,11 +37,18 @@ def _cast(value: "np.ndarray", info: TensorInfo, where: str) -> "np.ndarray":
 def _shape_ok(value: "np.ndarray", info: TensorInfo) -> bool:
     if info.shape is None:
         return True
-    return len(info.shape) == value.ndim and all(not isinstance(d, int) or d < 0 or d == s for d, s in zip(info.shape, value.shape))
+    return len(info.shape) == value.ndim and all(
+        not isinstance(d, int) or d < 0 or d == s for d, s in zip(info.shape, value.shape)
+    )
 
 
-def bind(samples: Sequence[Mapping[str, "np.ndarray"]], inputs: Sequence[TensorInfo], *, option: str = "--data",
-         origins: Sequence[str] | None = None) -> list[dict[str, "np.ndarray"]]:
+def bind(
+    samples: Sequence[Mapping[str, "np.ndarray"]],
+    inputs: Sequence[TensorInfo],
+    *,
+    option: str = "--data",
+    origins: Sequence[str] | None = None,
+) -> list[dict[str, "np.ndarray"]]:
     """Check every sample against the model inputs and return feeds in the inputs' dtypes.
 
     A nameless array (key "") goes to the model's only input. Unknown or missing names, wrong ranks, static
@@ -55,20 +64,26 @@ def bind(samples: Sequence[Mapping[str, "np.ndarray"]], inputs: Sequence[TensorI
         for key, value in sample.items():
             if key == "":
                 if len(inputs) != 1:
-                    raise InvalidInputError(f"{where}: a nameless array needs a single-input model (inputs: {', '.join(names)})",
-                                            hint=f"write NAME=FILE with NAME in {', '.join(names)}")
+                    raise InvalidInputError(
+                        f"{where}: a nameless array needs a single-input model (inputs: {', '.join(names)})",
+                        hint=f"write NAME=FILE with NAME in {', '.join(names)}",
+                    )
                 key = names[0]
             if key not in names:
                 raise InvalidInputError(f"{where}: '{key}' is not a model input (inputs: {', '.join(names)})")
             feed[key] = np.asarray(value)
         missing = [n for n in names if n not in feed]
         if missing:
-            raise InvalidInputError(f"{where} gives no value for input(s) {', '.join(missing)}", hint=f"the model takes {', '.join(names)}")
+            raise InvalidInputError(
+                f"{where} gives no value for input(s) {', '.join(missing)}", hint=f"the model takes {', '.join(names)}"
+            )
         for info in inputs:
             value = feed[info.name]
             if not _shape_ok(value, info):
-                raise InvalidInputError(f"{where}: input '{info.name}' has shape {'x'.join(map(str, value.shape)) or 'scalar'}, "
-                                        f"the model expects {info.shape_text()}")
+                raise InvalidInputError(
+                    f"{where}: input '{info.name}' has shape {'x'.join(map(str, value.shape)) or 'scalar'}, "
+                    f"the model expects {info.shape_text()}"
+                )
             feed[info.name] = _cast(value, info, where)
         feeds.append(feed)
     return feeds

@@ -17,11 +17,16 @@ if TYPE_CHECKING:
 __all__ = ["read_evaluation"]
 
 
-def read_evaluation(path: str | Path, inputs: Sequence[TensorInfo], *, option: str = "--eval") -> tuple[list[dict[str, "np.ndarray"]], "np.ndarray | None"]:
+def read_evaluation(
+    path: str | Path, inputs: Sequence[TensorInfo], *, option: str = "--eval"
+) -> tuple[list[dict[str, "np.ndarray"]], "np.ndarray | None"]:
     """Feeds and labels of an evaluation .npz: arrays keyed by input name, sample axis first, plus `labels` [N] (class indices)."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{option}: evaluation data '{path}' does not exist", hint="give an .npz with one array per input (sample axis first) and 'labels'")
+        raise UsageError(
+            f"{option}: evaluation data '{path}' does not exist",
+            hint="give an .npz with one array per input (sample axis first) and 'labels'",
+        )
     if path.suffix.lower() != ".npz":
         raise InvalidInputError(f"{option}: evaluation data '{path}' must be an .npz file", path=path)
     loaded = load_array_file(path)
@@ -31,16 +36,24 @@ def read_evaluation(path: str | Path, inputs: Sequence[TensorInfo], *, option: s
     missing = [n for n in names if n not in arrays]
     unknown = [k for k in arrays if k not in names]
     if missing or unknown:
-        raise InvalidInputError(f"{option}: evaluation data '{path}' has arrays {', '.join(sorted(arrays)) or 'none'}; the model takes "
-                                f"{', '.join(names)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""), path=path,
-                                hint="key the arrays by input name, with a leading sample axis, plus 'labels'")
+        raise InvalidInputError(
+            f"{option}: evaluation data '{path}' has arrays {', '.join(sorted(arrays)) or 'none'}; the model takes "
+            f"{', '.join(names)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+            path=path,
+            hint="key the arrays by input name, with a leading sample axis, plus 'labels'",
+        )
     counts = {len(arrays[n]) for n in names}
     if len(counts) != 1:
-        raise InvalidInputError(f"{option}: evaluation data '{path}': inputs hold different sample counts {sorted(counts)}", path=path)
+        raise InvalidInputError(
+            f"{option}: evaluation data '{path}': inputs hold different sample counts {sorted(counts)}", path=path
+        )
     count = counts.pop()
     if labels is not None and (labels.dtype.kind not in "iu" or labels.shape != (count,)):
-        raise InvalidInputError(f"{option}: evaluation data '{path}': 'labels' must be {count} integers (class indices), got {labels.dtype} "
-                                f"{'x'.join(map(str, labels.shape))}", path=path)
+        raise InvalidInputError(
+            f"{option}: evaluation data '{path}': 'labels' must be {count} integers (class indices), got {labels.dtype} "
+            f"{'x'.join(map(str, labels.shape))}",
+            path=path,
+        )
     samples = []
     for index in range(count):
         sample = {}

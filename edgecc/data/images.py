@@ -66,7 +66,8 @@ def _image_layout(info: TensorInfo, options: ImageOptions, path: Path) -> tuple[
     if info.shape is None or len(info.shape) != 4:
         raise InvalidInputError(
             f"images in '{path}' need a 4-D image input, but input '{info.name}' has shape {info.shape_text()}",
-            path=path, hint="give .npz/.npy data instead",
+            path=path,
+            hint="give .npz/.npy data instead",
         )
     dims = [d if isinstance(d, int) and d > 0 else None for d in info.shape]
     layout = options.layout
@@ -130,5 +131,7 @@ def image_samples(files: Sequence[Path], info: TensorInfo, options: ImageOptions
     for file in files:
         image = _read_image(file, channels, height, width, options)
         tensor = image.transpose(2, 0, 1) if layout == "nchw" else image
-        samples.append({info.name: np.ascontiguousarray(tensor[None]).astype(info.dtype if info.dtype.startswith("float") else "float32")})
+        samples.append(
+            {info.name: np.ascontiguousarray(tensor[None]).astype(info.dtype if info.dtype.startswith("float") else "float32")}
+        )
     return samples

@@ -31,8 +31,17 @@ from edgecc.registry import Registry
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DATA_HELP", "DataOptions", "DataSource", "SampleSet", "is_module_value", "parse_data_value", "parse_data_values", "read_samples",
-           "split_sample_axis"]
+__all__ = [
+    "DATA_HELP",
+    "DataOptions",
+    "DataSource",
+    "SampleSet",
+    "is_module_value",
+    "parse_data_value",
+    "parse_data_values",
+    "read_samples",
+    "split_sample_axis",
+]
 
 Feed = dict[str, "np.ndarray"]
 
@@ -136,13 +145,17 @@ def _keyed(source: DataSource, path: Path, loaded: "np.ndarray | dict[str, np.nd
         if source.name is None:
             return dict(loaded)
         if source.name not in loaded:
-            raise InvalidInputError(f"data file '{path}' has no array '{source.name}' (it has: {', '.join(loaded) or 'none'})", path=path)
+            raise InvalidInputError(
+                f"data file '{path}' has no array '{source.name}' (it has: {', '.join(loaded) or 'none'})", path=path
+            )
         return {source.name: loaded[source.name]}
     return {source.name or "": loaded}
 
 
 @READERS.register("file")
-def _read_file(source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions) -> tuple[list[Feed], list[str], bool]:
+def _read_file(
+    source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions
+) -> tuple[list[Feed], list[str], bool]:
     """An .npy or .npz file."""
     path = Path(source.location)
     return [_keyed(source, path, load_array_file(path))], [f"'{path}'"], False
@@ -154,25 +167,34 @@ def _image_input(source: DataSource, inputs: Sequence[TensorInfo] | None, folder
     if source.name is not None:
         info = next((i for i in inputs if i.name == source.name), None)
         if info is None:
-            raise InvalidInputError(f"{option} '{source.text}': '{source.name}' is not a model input (inputs: {', '.join(i.name for i in inputs)})",
-                                    path=folder)
+            raise InvalidInputError(
+                f"{option} '{source.text}': '{source.name}' is not a model input (inputs: {', '.join(i.name for i in inputs)})",
+                path=folder,
+            )
         return info
     if len(inputs) != 1:
-        raise InvalidInputError(f"{option}: images in '{folder}' need a single-input model, this one takes {', '.join(i.name for i in inputs)}",
-                                path=folder, hint="write NAME=DIR for the image input and give the others their own values")
+        raise InvalidInputError(
+            f"{option}: images in '{folder}' need a single-input model, this one takes {', '.join(i.name for i in inputs)}",
+            path=folder,
+            hint="write NAME=DIR for the image input and give the others their own values",
+        )
     return inputs[0]
 
 
 @READERS.register("directory")
-def _read_directory(source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions) -> tuple[list[Feed], list[str], bool]:
+def _read_directory(
+    source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions
+) -> tuple[list[Feed], list[str], bool]:
     """A folder of .npz/.npy files (one sample each, in natural order) or of images."""
     folder = Path(source.location)
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     images = natural_sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
     arrays = natural_sorted(p for p in files if p.suffix.lower() in ARRAY_SUFFIXES)
     if not images and not arrays:
-        raise InvalidInputError(f"{options.option}: directory '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}) and no .npz/.npy files",
-                                path=folder)
+        raise InvalidInputError(
+            f"{options.option}: directory '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}) and no .npz/.npy files",
+            path=folder,
+        )
     if images and arrays:
         raise InvalidInputError(f"{options.option}: directory '{folder}' mixes images and .npz/.npy files", path=folder)
     if options.max_samples is not None:
@@ -184,7 +206,9 @@ def _read_directory(source: DataSource, inputs: Sequence[TensorInfo] | None, opt
 
 
 @READERS.register("module")
-def _read_module(source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions) -> tuple[list[Feed], list[str], bool]:
+def _read_module(
+    source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions
+) -> tuple[list[Feed], list[str], bool]:
     """`module:function`: a function (importable from the current directory) yielding dicts of arrays."""
     import numpy as np
 
@@ -197,7 +221,9 @@ def _read_module(source: DataSource, inputs: Sequence[TensorInfo] | None, option
     except ImportError as exc:
         raise InvalidInputError(f"{options.option}: data module '{module_name}' cannot be imported: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- user code
-        raise InvalidInputError(f"{options.option}: data module '{module_name}' failed on import: {type(exc).__name__}: {exc}") from None
+        raise InvalidInputError(
+            f"{options.option}: data module '{module_name}' failed on import: {type(exc).__name__}: {exc}"
+        ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise InvalidInputError(f"{options.option}: data module '{module_name}' has no function '{function_name}'")
@@ -205,8 +231,10 @@ def _read_module(source: DataSource, inputs: Sequence[TensorInfo] | None, option
     try:
         for index, item in enumerate(function()):
             if not isinstance(item, Mapping):
-                raise InvalidInputError(f"{options.option}: data function '{spec}' yielded {type(item).__name__} at item {index}, "
-                                        "expected a dict of arrays")
+                raise InvalidInputError(
+                    f"{options.option}: data function '{spec}' yielded {type(item).__name__} at item {index}, "
+                    "expected a dict of arrays"
+                )
             samples.append({str(k): np.asarray(v) for k, v in item.items()})
             if options.max_samples is not None and len(samples) >= options.max_samples:
                 break
@@ -220,7 +248,9 @@ def _read_module(source: DataSource, inputs: Sequence[TensorInfo] | None, option
 
 
 @READERS.register("random")
-def _read_random(source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions) -> tuple[list[Feed], list[str], bool]:
+def _read_random(
+    source: DataSource, inputs: Sequence[TensorInfo] | None, options: DataOptions
+) -> tuple[list[Feed], list[str], bool]:
     """Deterministic random samples shaped like the model's inputs (dynamic dimensions 1)."""
     from edgecc.data.synthetic import random_feeds
 
@@ -237,7 +267,13 @@ def _sample_count(array: "np.ndarray", info: TensorInfo) -> tuple[int, int]:
     if array.ndim == len(info.shape) + 1:
         return int(array.shape[0]), 0
     batch = info.shape[0] if info.shape else None
-    if array.ndim == len(info.shape) and isinstance(batch, int) and batch > 0 and array.shape[0] != batch and array.shape[0] % batch == 0:
+    if (
+        array.ndim == len(info.shape)
+        and isinstance(batch, int)
+        and batch > 0
+        and array.shape[0] != batch
+        and array.shape[0] % batch == 0
+    ):
         return int(array.shape[0]) // batch, batch
     return 1, 0
 
@@ -256,8 +292,10 @@ def split_sample_axis(sample: Feed, origin: str, inputs: Sequence[TensorInfo], o
     if not counts:
         return [sample], [origin]
     if len(counts) > 1:
-        raise InvalidInputError(f"{option} {origin}: arrays hold different numbers of samples "
-                                f"({', '.join(f'{k or inputs[0].name}: {c}' for k, (c, _) in splits.items())})")
+        raise InvalidInputError(
+            f"{option} {origin}: arrays hold different numbers of samples "
+            f"({', '.join(f'{k or inputs[0].name}: {c}' for k, (c, _) in splits.items())})"
+        )
     count = counts.pop()
     samples = []
     for index in range(count):
@@ -267,15 +305,18 @@ def split_sample_axis(sample: Feed, origin: str, inputs: Sequence[TensorInfo], o
             if samples_in == 1:
                 item[key] = array
             elif rows:
-                item[key] = array[index * rows:(index + 1) * rows]
+                item[key] = array[index * rows : (index + 1) * rows]
             else:
                 item[key] = array[index]
         samples.append(item)
     return samples, [f"{origin} sample {i}" for i in range(count)]
 
 
-def read_samples(values: str | Sequence[str] | Sequence[DataSource], inputs: Sequence[TensorInfo] | None = None,
-                 options: DataOptions | None = None) -> SampleSet:
+def read_samples(
+    values: str | Sequence[str] | Sequence[DataSource],
+    inputs: Sequence[TensorInfo] | None = None,
+    options: DataOptions | None = None,
+) -> SampleSet:
     """Read DATA values into samples (not yet checked against the model: see `edgecc.data.bind`).
 
     With the model's `inputs`, arrays with a sample axis are split, and images and `random` can be read.
@@ -302,9 +343,11 @@ def read_samples(values: str | Sequence[str] | Sequence[DataSource], inputs: Seq
         return SampleSet()
     count = max(len(samples) for samples, _ in per_value)
     if any(len(samples) not in (1, count) for samples, _ in per_value):
-        raise InvalidInputError(f"{options.option} values hold different numbers of samples "
-                                f"({', '.join(f'{s.text}: {len(v[0])}' for s, v in zip(sources, per_value))})",
-                                hint="give one value per input, each with the same number of samples")
+        raise InvalidInputError(
+            f"{options.option} values hold different numbers of samples "
+            f"({', '.join(f'{s.text}: {len(v[0])}' for s, v in zip(sources, per_value))})",
+            hint="give one value per input, each with the same number of samples",
+        )
     feeds: list[Feed] = [{} for _ in range(count)]
     origins: list[list[str]] = [[] for _ in range(count)]
     for samples, where in per_value:
@@ -314,5 +357,6 @@ def read_samples(values: str | Sequence[str] | Sequence[DataSource], inputs: Seq
             origins[index].append(where[pick])
     if options.max_samples is not None:
         feeds, origins = feeds[: options.max_samples], origins[: options.max_samples]
-    return SampleSet(feeds, [" + ".join(o) for o in origins], "; ".join(descriptions),
-                     random=all(s.kind == "random" for s in sources))
+    return SampleSet(
+        feeds, [" + ".join(o) for o in origins], "; ".join(descriptions), random=all(s.kind == "random" for s in sources)
+    )

@@ -43,7 +43,10 @@ def random_feeds(inputs: Sequence[TensorInfo], *, seed: int = 0, count: int = 1)
                 info_range = np.iinfo(dtype)
                 value = rng.integers(0, min(10, int(info_range.max)) + 1, shape).astype(dtype)
             else:
-                raise UsageError(f"cannot make sample data for input '{info.name}' of dtype {info.dtype}", hint="give real data instead of random")
+                raise UsageError(
+                    f"cannot make sample data for input '{info.name}' of dtype {info.dtype}",
+                    hint="give real data instead of random",
+                )
             feed[info.name] = value
         samples.append(feed)
     return samples

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from edgecc.passes.api import (
-    LEVELS,
     LEVEL_ADDITIONS,
+    LEVELS,
     PASSES,
     Pass,
     PassContext,
@@ -28,7 +28,20 @@ from edgecc.passes.api import (
 if TYPE_CHECKING:
     from edgecc.passes.manager import OptimizeReport, run_passes
 
-__all__ = ["PASSES", "Pass", "PassContext", "PassFunction", "PassResult", "register_pass", "LEVELS", "LEVEL_ADDITIONS", "load_passes", "pipeline_for", "run_passes", "OptimizeReport"]
+__all__ = [
+    "PASSES",
+    "Pass",
+    "PassContext",
+    "PassFunction",
+    "PassResult",
+    "register_pass",
+    "LEVELS",
+    "LEVEL_ADDITIONS",
+    "load_passes",
+    "pipeline_for",
+    "run_passes",
+    "OptimizeReport",
+]
 
 
 def __getattr__(name: str) -> object:

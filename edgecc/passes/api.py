@@ -15,8 +15,16 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "PASSES", "Pass", "PassContext", "PassFunction", "PassResult", "register_pass", "LEVELS", "LEVEL_ADDITIONS",
-    "load_passes", "pipeline_for",
+    "PASSES",
+    "Pass",
+    "PassContext",
+    "PassFunction",
+    "PassResult",
+    "register_pass",
+    "LEVELS",
+    "LEVEL_ADDITIONS",
+    "load_passes",
+    "pipeline_for",
 ]
 
 
@@ -110,7 +118,15 @@ def load_passes() -> Registry[Pass]:
 LEVEL_ADDITIONS: tuple[tuple[str, ...], ...] = (
     (),
     ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
-    ("fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes"),
+    (
+        "fold-batchnorm",
+        "fold-affine",
+        "matmul-add-to-gemm",
+        "fold-pad",
+        "collapse-reshapes",
+        "merge-slices",
+        "optimize-transposes",
+    ),
     ("recognize-patterns", "annotate-activations", "normalize-opset", "infer-shapes"),
 )
 

@@ -60,8 +60,15 @@ def eliminate_identity(model: "ir.Model", context: PassContext) -> PassResult:
     count = apply_rules(
         model,
         [
-            rules.dropout_inference_rule, rules.dropout_zero_rule, rules.no_op_cast_rule, rules.no_op_expand_rule,
-            rules.no_op_transpose_rule, rules.add_0_rule, rules.sub_0_rule, rules.mul_by_1_rule, rules.div_by_1_rule,
+            rules.dropout_inference_rule,
+            rules.dropout_zero_rule,
+            rules.no_op_cast_rule,
+            rules.no_op_expand_rule,
+            rules.no_op_transpose_rule,
+            rules.add_0_rule,
+            rules.sub_0_rule,
+            rules.mul_by_1_rule,
+            rules.div_by_1_rule,
             *_to_identity_rules(),
         ],
     )

@@ -73,7 +73,9 @@ def _affine_rules() -> list[Any]:
                 return result.fail("weights, bias and factor must be constants")
             if not _only_used_by(w, node) or (b is not None and not _only_used_by(b, node)) or len(list(inner.uses())) != 1:
                 return result.fail("weights, bias or the product are shared")
-            if self.producer == "Gemm" and (node.attributes.get_float("alpha", 1.0) != 1.0 or node.attributes.get_int("transA", 0)):
+            if self.producer == "Gemm" and (
+                node.attributes.get_float("alpha", 1.0) != 1.0 or node.attributes.get_int("transA", 0)
+            ):
                 return result.fail("Gemm with alpha != 1 or transA")
             channels, rank, axis = self._channels(weights, node)
             per_channel = _per_channel(factor, channels, rank, axis)
@@ -105,7 +107,8 @@ def _affine_rules() -> list[Any]:
                 bias = bias + k
             attributes = {n: a for n, a in node.attributes.items() if n != "beta"}
             return op.op(
-                self.producer, x,
+                self.producer,
+                x,
                 op.initializer(ir.tensor(weights.astype(_const(w).dtype)), name=f"{w.name}_folded"),
                 op.initializer(ir.tensor(bias.astype(weights.dtype)), name=f"{(b or w).name}_bias_folded"),
                 **attributes,
@@ -156,8 +159,10 @@ def fold_batchnorm(model: "ir.Model", context: PassContext) -> PassResult:
     return run_rules(
         model,
         [
-            rules.fuse_batchnorm_into_conv_rule, rules.fuse_batchnorm_into_conv_transpose_rule,
-            rules.fuse_batchnorm_into_gemm_rule, _matmul_batchnorm_rule(),
+            rules.fuse_batchnorm_into_conv_rule,
+            rules.fuse_batchnorm_into_conv_transpose_rule,
+            rules.fuse_batchnorm_into_gemm_rule,
+            _matmul_batchnorm_rule(),
         ],
     )
 
@@ -183,7 +188,12 @@ def matmul_add_to_gemm(model: "ir.Model", context: PassContext) -> PassResult:
             return result.fail("bias does not broadcast to the product's shape")
         return result
 
-    classes = (upstream.TransABMatMulAddToGemm, upstream.TransAMatMulAddToGemm, upstream.TransBMatMulAddToGemm, upstream.MatMulAddToGemm)
+    classes = (
+        upstream.TransABMatMulAddToGemm,
+        upstream.TransAMatMulAddToGemm,
+        upstream.TransBMatMulAddToGemm,
+        upstream.MatMulAddToGemm,
+    )
     return run_rules(model, stricter_rules(classes, bias_broadcasts))
 
 
@@ -228,12 +238,12 @@ def _pad_into_pool_rules() -> list[Any]:
                 return result.fail("MaxPool with indices")
             if not _only_used_by(padded, pool_node):
                 return result.fail("padded tensor has other users")
-            extra = [int(a) for a in amounts[2:rank]] + [int(a) for a in amounts[rank + 2:]]
+            extra = [int(a) for a in amounts[2:rank]] + [int(a) for a in amounts[rank + 2 :]]
             kernel = list(pool_node.attributes.get_ints("kernel_shape", []))
             old = list(pool_node.attributes.get_ints("pads", [0] * len(extra)))
             if len(kernel) * 2 != len(extra) or any(o + e >= k for o, e, k in zip(old, extra, kernel + kernel)):
                 return result.fail("pool pads must stay smaller than the kernel")
-            if pool_node.attributes.get_int("ceil_mode", 0) and any(extra[len(kernel):]):
+            if pool_node.attributes.get_int("ceil_mode", 0) and any(extra[len(kernel) :]):
                 return result.fail("ceil_mode with padding at the end changes the output size")
             self._extra = extra
             return result

@@ -16,9 +16,36 @@ __all__ = ["UNARY_ELEMENTWISE"]
 
 #: ops that act on each element alone, so a Transpose commutes with them
 UNARY_ELEMENTWISE = (
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Elu", "Selu",
-    "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Erf", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign",
-    "Identity", "Cast", "Not", "Celu", "Mish", "ThresholdedRelu", "Gelu",
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Abs",
+    "Neg",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Reciprocal",
+    "Elu",
+    "Selu",
+    "HardSigmoid",
+    "HardSwish",
+    "Softplus",
+    "Softsign",
+    "Erf",
+    "Sin",
+    "Cos",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Identity",
+    "Cast",
+    "Not",
+    "Celu",
+    "Mish",
+    "ThresholdedRelu",
+    "Gelu",
 )
 _BINARY_ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu")
 
@@ -197,7 +224,9 @@ def _reshape_chain_rule() -> Any:
         def rewrite(self, op, x, s, **_):  # noqa: ANN001, ANN202
             return op.Reshape(x, s)
 
-    return rule_variants(CollapseIntoReshape, "Collapse{producer}Reshape", producer=("Flatten", "Reshape", "Squeeze", "Unsqueeze"))
+    return rule_variants(
+        CollapseIntoReshape, "Collapse{producer}Reshape", producer=("Flatten", "Reshape", "Squeeze", "Unsqueeze")
+    )
 
 
 @register_pass("collapse-reshapes", "layout")

@@ -34,8 +34,10 @@ def onnxruntime_runs(op_type: str, opset: int) -> bool:
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node(op_type, ["x"], ["y"])], "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [helper.make_node(op_type, ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
@@ -88,7 +90,13 @@ def _gelu_rules() -> list[Any]:
 
         def check(self, context, x, three, c, k, one, half, **_):  # noqa: ANN001, ANN202
             result = pattern.MatchResult()
-            ok = _scalar(three, 3.0) and _scalar(c, 0.044715) and _scalar(k, math.sqrt(2 / math.pi)) and _scalar(one, 1.0) and _scalar(half, 0.5)
+            ok = (
+                _scalar(three, 3.0)
+                and _scalar(c, 0.044715)
+                and _scalar(k, math.sqrt(2 / math.pi))
+                and _scalar(one, 1.0)
+                and _scalar(half, 0.5)
+            )
             return result if ok else result.fail("constants are not those of tanh-Gelu")
 
         def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
@@ -159,8 +167,17 @@ def recognize_patterns(model: "ir.Model", context: PassContext) -> PassResult:
 
     opset = _opset(model, context)
     groups: list[tuple[list[Any], bool]] = [
-        ([rules.min_min_rule, rules.max_max_rule, rules.min_max_rule, rules.max_min_rule, rules.successive_relu_rule,
-          *_clip_chain_rules()], False),
+        (
+            [
+                rules.min_min_rule,
+                rules.max_max_rule,
+                rules.min_max_rule,
+                rules.max_min_rule,
+                rules.successive_relu_rule,
+                *_clip_chain_rules(),
+            ],
+            False,
+        ),
     ]
     if opset >= 14:
         groups.append((list(rules.fuse_hardswish_rules().rules), True))
@@ -182,20 +199,31 @@ def annotate_activations(model: "ir.Model", context: PassContext) -> PassResult:
             continue
         source = node.inputs[0]
         producer = source.producer() if source is not None else None
-        if producer is None or producer.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(list(source.uses())) != 1 or source.is_graph_output():
+        if (
+            producer is None
+            or producer.op_type not in ("Conv", "ConvTranspose", "Gemm")
+            or len(list(source.uses())) != 1
+            or source.is_graph_output()
+        ):
             continue
         if producer.metadata_props.get(ANNOTATION_ACTIVATION):
             continue
         attributes = {name: attr.value for name, attr in node.attributes.items()}
         if node.op_type == "Clip":
-            bounds = [v.const_value.numpy().tolist() if v is not None and v.const_value is not None else None for v in node.inputs[1:]]
+            bounds = [
+                v.const_value.numpy().tolist() if v is not None and v.const_value is not None else None for v in node.inputs[1:]
+            ]
             if any(b is None for b in bounds):
                 continue  # run-time bounds cannot be fused
             attributes["bounds"] = bounds
         if not producer.name:  # the annotation must name it
             taken = {n.name for n in model.graph.all_nodes()}
-            producer.name = next(f"{producer.op_type}_{i}" for i in range(len(taken) + 1) if f"{producer.op_type}_{i}" not in taken)
-        producer.metadata_props[ANNOTATION_ACTIVATION] = json.dumps({"op_type": node.op_type, "attributes": attributes}, sort_keys=True, default=str)
+            producer.name = next(
+                f"{producer.op_type}_{i}" for i in range(len(taken) + 1) if f"{producer.op_type}_{i}" not in taken
+            )
+        producer.metadata_props[ANNOTATION_ACTIVATION] = json.dumps(
+            {"op_type": node.op_type, "attributes": attributes}, sort_keys=True, default=str
+        )
         node.metadata_props[ANNOTATION_FUSED_INTO] = producer.name or ""
         count += 1
     if count and model.ir_version < 10:

@@ -12,8 +12,15 @@ if TYPE_CHECKING:
     import onnx_ir as ir
 
 __all__ = [
-    "apply_rules", "run_rules", "run_ir_passes", "remove_unused", "rule_variants", "stricter_rules",
-    "node_count", "graph_size", "model_opset",
+    "apply_rules",
+    "run_rules",
+    "run_ir_passes",
+    "remove_unused",
+    "rule_variants",
+    "stricter_rules",
+    "node_count",
+    "graph_size",
+    "model_opset",
 ]
 
 

@@ -33,12 +33,23 @@ def bench_document(model: str, records: list[dict[str, Any]], settings: BenchSet
     from edgecc.pipeline.benchmark import machine_info, package_versions
     from edgecc.pipeline.documents import stamp
 
-    return stamp("edgecc.bench", {"model": model, "edgecc_version": __version__, "machine": machine_info(), "packages": package_versions(),
-                                  "settings": settings.to_dict(), "inputs_from": inputs_from, "records": records})
+    return stamp(
+        "edgecc.bench",
+        {
+            "model": model,
+            "edgecc_version": __version__,
+            "machine": machine_info(),
+            "packages": package_versions(),
+            "settings": settings.to_dict(),
+            "inputs_from": inputs_from,
+            "records": records,
+        },
+    )
 
 
-def _feeds(inputs: Sequence[Any], data: Sequence[str], eval_path: str | None, samples: int, seed: int
-           ) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
+def _feeds(
+    inputs: Sequence[Any], data: Sequence[str], eval_path: str | None, samples: int, seed: int
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
     from edgecc.data import DataOptions, load_samples, random_samples, read_evaluation
 
     if eval_path and data:
@@ -53,10 +64,19 @@ def _feeds(inputs: Sequence[Any], data: Sequence[str], eval_path: str | None, sa
     return chosen.feeds, None, f"{samples} random samples (seed {seed})"
 
 
-def _bench_bundle_file(model: str, *, data: Sequence[str], eval_path: str | None, label_output: str | None, reference_path: str | None,
-                       settings: BenchSettings, samples: int, seed: int) -> tuple[list[dict[str, Any]], str]:
-    from edgecc.pipeline.benchmark import bench_bundle
+def _bench_bundle_file(
+    model: str,
+    *,
+    data: Sequence[str],
+    eval_path: str | None,
+    label_output: str | None,
+    reference_path: str | None,
+    settings: BenchSettings,
+    samples: int,
+    seed: int,
+) -> tuple[list[dict[str, Any]], str]:
     from edgecc.ortrun import OrtRunner
+    from edgecc.pipeline.benchmark import bench_bundle
     from edgecc.runtime import load
 
     runner = load(model)
@@ -82,9 +102,23 @@ def _bench_bundle_file(model: str, *, data: Sequence[str], eval_path: str | None
     return [record], source
 
 
-def bench_command(model: str, *, targets: Sequence[str], data: Sequence[str], eval_path: str | None, label_output: str | None,
-                  calibration: Sequence[str], reference_path: str | None, input_specs: Sequence[str], settings: BenchSettings,
-                  samples: int, seed: int, baseline_path: str | None, thresholds: Thresholds, status: Status = nullcontext) -> tuple[dict[str, Any], CompareReport | None]:
+def bench_command(
+    model: str,
+    *,
+    targets: Sequence[str],
+    data: Sequence[str],
+    eval_path: str | None,
+    label_output: str | None,
+    calibration: Sequence[str],
+    reference_path: str | None,
+    input_specs: Sequence[str],
+    settings: BenchSettings,
+    samples: int,
+    seed: int,
+    baseline_path: str | None,
+    thresholds: Thresholds,
+    status: Status = nullcontext,
+) -> tuple[dict[str, Any], CompareReport | None]:
     """Bench MODEL (ONNX, compiled per target) or a bundle; the result document and, with a baseline, the comparison."""
     from edgecc.pipeline.benchmark import bench_bundle
     from edgecc.pipeline.documents import read_document
@@ -92,17 +126,38 @@ def bench_command(model: str, *, targets: Sequence[str], data: Sequence[str], ev
     baseline = read_document(baseline_path, ("edgecc.bench",)) if baseline_path else None
     if is_bundle(model):
         if targets:
-            raise UsageError(f"{model} is a compiled bundle; --target applies to an ONNX model", hint="bench the bundle without --target")
+            raise UsageError(
+                f"{model} is a compiled bundle; --target applies to an ONNX model", hint="bench the bundle without --target"
+            )
         if calibration or input_specs:
             raise UsageError("--calibration and --input apply to an ONNX model, not to a bundle")
-        records, source = _bench_bundle_file(model, data=data, eval_path=eval_path, label_output=label_output,
-                                             reference_path=reference_path, settings=settings, samples=samples, seed=seed)
+        records, source = _bench_bundle_file(
+            model,
+            data=data,
+            eval_path=eval_path,
+            label_output=label_output,
+            reference_path=reference_path,
+            settings=settings,
+            samples=samples,
+            seed=seed,
+        )
     else:
         if reference_path:
             raise UsageError("--reference applies to a bundle; an ONNX model is its own float reference")
-        records, source = _bench_model(model, targets=targets or ("cpu",), data=data, eval_path=eval_path, label_output=label_output,
-                                       calibration=calibration, input_specs=input_specs, settings=settings, samples=samples,
-                                       seed=seed, status=status, bench=bench_bundle)
+        records, source = _bench_model(
+            model,
+            targets=targets or ("cpu",),
+            data=data,
+            eval_path=eval_path,
+            label_output=label_output,
+            calibration=calibration,
+            input_specs=input_specs,
+            settings=settings,
+            samples=samples,
+            seed=seed,
+            status=status,
+            bench=bench_bundle,
+        )
     document = bench_document(model, records, settings, source)
     report = None
     if baseline is not None:
@@ -115,20 +170,34 @@ def bench_command(model: str, *, targets: Sequence[str], data: Sequence[str], ev
     return document, report
 
 
-def _bench_model(model: str, *, targets: Sequence[str], data: Sequence[str], eval_path: str | None, label_output: str | None,
-                 calibration: Sequence[str], input_specs: Sequence[str], settings: BenchSettings, samples: int, seed: int, status: Status,
-                 bench: Any) -> tuple[list[dict[str, Any]], str]:
+def _bench_model(
+    model: str,
+    *,
+    targets: Sequence[str],
+    data: Sequence[str],
+    eval_path: str | None,
+    label_output: str | None,
+    calibration: Sequence[str],
+    input_specs: Sequence[str],
+    settings: BenchSettings,
+    samples: int,
+    seed: int,
+    status: Status,
+    bench: Any,
+) -> tuple[list[dict[str, Any]], str]:
     from edgecc.converters import detect_frontend
     from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import apply_input_specs, load_onnx
     from edgecc.ortrun import OrtRunner
-    from edgecc.targets import get_target
     from edgecc.pipeline.compile import CompileOptions, compile_model
+    from edgecc.targets import get_target
 
     if not Path(model).exists():
         raise UsageError(f"model '{model}' does not exist", hint="check the path")
     if Path(model).is_file() and detect_frontend([model], None).name != "onnx":
-        raise UsageError(f"{model} is not an ONNX model or an edgecc bundle", hint=f"convert it first: edgecc convert {model} -o model.onnx")
+        raise UsageError(
+            f"{model} is not an ONNX model or an edgecc bundle", hint=f"convert it first: edgecc convert {model} -o model.onnx"
+        )
     chosen = [get_target(name) for name in targets]  # unknown names fail before any work
     specs = parse_input_specs(input_specs)
     source = apply_input_specs(load_onnx(model), specs, path=model)
@@ -141,8 +210,17 @@ def _bench_model(model: str, *, targets: Sequence[str], data: Sequence[str], eva
         with tempfile.TemporaryDirectory(prefix="edgecc-bench-") as tmp:
             bundle = str(Path(tmp) / f"{target.name}.edgecc")
             with status(f"compiling {model} for {target.name}"):
-                compile_model(source, target, bundle, options=CompileOptions(samples=min(samples, 8), seed=seed), path=model, specs=specs,
-                              calibration=calibration_data)
+                compile_model(
+                    source,
+                    target,
+                    bundle,
+                    options=CompileOptions(samples=min(samples, 8), seed=seed),
+                    path=model,
+                    specs=specs,
+                    calibration=calibration_data,
+                )
             with status(f"benchmarking on {target.name}"):
-                records.append(bench(bundle, feeds=feeds, reference=reference, settings=settings, labels=labels, label_output=label_output))
+                records.append(
+                    bench(bundle, feeds=feeds, reference=reference, settings=settings, labels=labels, label_output=label_output)
+                )
     return records, described

@@ -58,7 +58,9 @@ class BenchSettings:
 
     def __post_init__(self) -> None:
         if self.runs < 1 or self.repeats < 1 or self.warmup < 0:
-            raise UsageError(f"bench settings need runs >= 1, repeats >= 1, warmup >= 0 (got {self.runs}, {self.repeats}, {self.warmup})")
+            raise UsageError(
+                f"bench settings need runs >= 1, repeats >= 1, warmup >= 0 (got {self.runs}, {self.repeats}, {self.warmup})"
+            )
 
     def to_dict(self) -> dict[str, int]:
         """JSON-ready."""
@@ -74,8 +76,14 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "machine": platform.machine(),
-            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "machine": platform.machine(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
 
 
 def package_versions() -> dict[str, str | None]:
@@ -163,20 +171,33 @@ def measure_latency(runner: Any, feed: Mapping[str, np.ndarray], settings: Bench
     mean = float(ms.mean())
     return {
         "source": MEASURED,
-        "runs": settings.runs, "repeats": settings.repeats, "warmup": settings.warmup,
-        "p50_ms": round(p50, 5), "p90_ms": round(p90, 5), "p99_ms": round(p99, 5), "mean_ms": round(mean, 5),
+        "runs": settings.runs,
+        "repeats": settings.repeats,
+        "warmup": settings.warmup,
+        "p50_ms": round(p50, 5),
+        "p90_ms": round(p90, 5),
+        "p99_ms": round(p99, 5),
+        "mean_ms": round(mean, 5),
         "min_ms": round(float(ms.min()), 5),
         "throughput_per_s": round(1e3 / mean, 3) if mean > 0 else None,
         "repeat_p50_ms": [round(v, 5) for v in repeat_p50],
         "median_of_repeats_ms": round(float(np.median(repeat_p50)), 5),
         "noise_ms": round(robust_noise(repeat_p50), 5),
-        "partitions": [{"name": p["name"], "device": p["device"], "precision": p["precision"],
-                        "p50_ms": round(float(np.median(values)) * 1e3, 5)} for p, values in zip(runner.partitions, per_part)],
+        "partitions": [
+            {
+                "name": p["name"],
+                "device": p["device"],
+                "precision": p["precision"],
+                "p50_ms": round(float(np.median(values)) * 1e3, 5),
+            }
+            for p, values in zip(runner.partitions, per_part)
+        ],
     }
 
 
 def vendor_latency_us(estimates: Mapping[str, Any]) -> float | None:
     """Latency in microseconds from a vendor estimator's figures (time, inferences/s, or cycles and clock); None if absent."""
+
     def number(*keys: str) -> float | None:
         for key in keys:
             value = estimates.get(key)
@@ -184,8 +205,11 @@ def vendor_latency_us(estimates: Mapping[str, Any]) -> float | None:
                 return float(value)
         return None
 
-    for keys, scale in ((("latency_us", "inference_time_us", "time_us"), 1.0), (("latency_ms", "inference_time_ms", "time_ms"), 1e3),
-                        (("latency_s", "inference_time_s", "inference_time", "time_s"), 1e6)):
+    for keys, scale in (
+        (("latency_us", "inference_time_us", "time_us"), 1.0),
+        (("latency_ms", "inference_time_ms", "time_ms"), 1e3),
+        (("latency_s", "inference_time_s", "inference_time", "time_s"), 1e6),
+    ):
         value = number(*keys)
         if value is not None:
             return value * scale
@@ -212,21 +236,33 @@ def estimated_latency(manifest: Mapping[str, Any]) -> dict[str, Any]:
         vendor_est = vendor.get("estimates") if isinstance(vendor, Mapping) else None
         us = vendor_latency_us(vendor_est) if isinstance(vendor_est, Mapping) else None
         if us is not None:
-            vendor_parts.append({"partition": part["name"], "device": part["device"], "vendor_us": round(us, 3),
-                                 "cost_model_us": part.get("estimated_us")})
+            vendor_parts.append(
+                {
+                    "partition": part["name"],
+                    "device": part["device"],
+                    "vendor_us": round(us, 3),
+                    "cost_model_us": part.get("estimated_us"),
+                }
+            )
             if total_us is not None:
                 total_us = total_us - float(part.get("estimated_us") or 0.0) + us
     if vendor_parts:
         source = "vendor estimator for " + ", ".join(p["partition"] for p in vendor_parts) + " + cost model for the rest"
     target = manifest.get("target", {})
-    result: dict[str, Any] = {"source": f"{ESTIMATED}: {source} of {target.get('name', '?')}", "target": target.get("name"),
-                              "precision": target.get("precision"), "partitioner": strategy,
-                              "latency_ms": round(total_us / 1e3, 6) if total_us is not None else None,
-                              "throughput_per_s": round(1e6 / total_us, 3) if total_us else None,
-                              "cpu_latency_ms": round(cpu_us / 1e3, 6) if cpu_us is not None else None,
-                              "speedup_vs_cpu": round(cpu_us / total_us, 4) if cpu_us and total_us else None,
-                              "partitions": [{"name": p["name"], "device": p["device"], "precision": p["precision"],
-                                              "estimated_us": p.get("estimated_us")} for p in manifest.get("partitions", [])]}
+    result: dict[str, Any] = {
+        "source": f"{ESTIMATED}: {source} of {target.get('name', '?')}",
+        "target": target.get("name"),
+        "precision": target.get("precision"),
+        "partitioner": strategy,
+        "latency_ms": round(total_us / 1e3, 6) if total_us is not None else None,
+        "throughput_per_s": round(1e6 / total_us, 3) if total_us else None,
+        "cpu_latency_ms": round(cpu_us / 1e3, 6) if cpu_us is not None else None,
+        "speedup_vs_cpu": round(cpu_us / total_us, 4) if cpu_us and total_us else None,
+        "partitions": [
+            {"name": p["name"], "device": p["device"], "precision": p["precision"], "estimated_us": p.get("estimated_us")}
+            for p in manifest.get("partitions", [])
+        ],
+    }
     if vendor_parts:
         result["vendor"] = vendor_parts
     return result
@@ -236,8 +272,15 @@ def _value(number: float) -> float | str:
     return number if math.isfinite(number) else str(number)
 
 
-def accuracy(reference: Sequence[Mapping[str, np.ndarray]], candidate: Sequence[Mapping[str, np.ndarray]], names: Sequence[str], *,
-             labels: np.ndarray | None = None, label_output: str | None = None, reference_name: str = "float model") -> dict[str, Any]:
+def accuracy(
+    reference: Sequence[Mapping[str, np.ndarray]],
+    candidate: Sequence[Mapping[str, np.ndarray]],
+    names: Sequence[str],
+    *,
+    labels: np.ndarray | None = None,
+    label_output: str | None = None,
+    reference_name: str = "float model",
+) -> dict[str, Any]:
     """Per-output cosine/SQNR/top-1 agreement with the float reference, their worst values, and top-1 accuracy with labels."""
     import numpy as np
 
@@ -245,14 +288,28 @@ def accuracy(reference: Sequence[Mapping[str, np.ndarray]], candidate: Sequence[
 
     outputs = []
     for m in compare_outputs(list(reference), list(candidate), METRICS_ONLY, names=names).outputs:
-        outputs.append({"name": m.name, "cosine": _value(m.cosine), "sqnr_db": _value(m.sqnr_db), "max_abs": _value(m.max_abs),
-                        "top1_agreement": m.top1, "top5_agreement": m.top5})
+        outputs.append(
+            {
+                "name": m.name,
+                "cosine": _value(m.cosine),
+                "sqnr_db": _value(m.sqnr_db),
+                "max_abs": _value(m.max_abs),
+                "top1_agreement": m.top1,
+                "top5_agreement": m.top5,
+            }
+        )
     cosines = [float(o["cosine"]) for o in outputs]
     sqnrs = [float(o["sqnr_db"]) for o in outputs]
     top1 = [o["top1_agreement"] for o in outputs if o["top1_agreement"] is not None]
-    result: dict[str, Any] = {"reference": reference_name, "samples": len(candidate), "outputs": outputs,
-                              "cosine_min": _value(min(cosines)) if cosines else None, "sqnr_db_min": _value(min(sqnrs)) if sqnrs else None,
-                              "top1_agreement": min(top1) if top1 else None, "task": None}
+    result: dict[str, Any] = {
+        "reference": reference_name,
+        "samples": len(candidate),
+        "outputs": outputs,
+        "cosine_min": _value(min(cosines)) if cosines else None,
+        "sqnr_db_min": _value(min(sqnrs)) if sqnrs else None,
+        "top1_agreement": min(top1) if top1 else None,
+        "task": None,
+    }
     if labels is not None:
         output = label_output or names[0]
         if output not in names:
@@ -263,14 +320,26 @@ def accuracy(reference: Sequence[Mapping[str, np.ndarray]], candidate: Sequence[
             scores = scores.reshape(len(labels), -1)
             return float(np.mean(scores.argmax(axis=1) == labels.reshape(-1)))
 
-        result["task"] = {"metric": "top1_accuracy", "output": output, "labels": int(len(labels)),
-                          "value": top1_accuracy(candidate), "reference_value": top1_accuracy(reference)}
+        result["task"] = {
+            "metric": "top1_accuracy",
+            "output": output,
+            "labels": int(len(labels)),
+            "value": top1_accuracy(candidate),
+            "reference_value": top1_accuracy(reference),
+        }
     return result
 
 
-def bench_bundle(bundle: str | Path, *, feeds: Sequence[Mapping[str, np.ndarray]], reference: Sequence[Mapping[str, np.ndarray]] | None,
-                 settings: BenchSettings, labels: np.ndarray | None = None, label_output: str | None = None,
-                 reference_name: str = "float model (onnxruntime)") -> dict[str, Any]:
+def bench_bundle(
+    bundle: str | Path,
+    *,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    reference: Sequence[Mapping[str, np.ndarray]] | None,
+    settings: BenchSettings,
+    labels: np.ndarray | None = None,
+    label_output: str | None = None,
+    reference_name: str = "float model (onnxruntime)",
+) -> dict[str, Any]:
     """One bench record of a bundle (or ONNX model): measured and estimated latency, memory, size, accuracy."""
     from edgecc.runtime import load
 
@@ -288,17 +357,26 @@ def bench_bundle(bundle: str | Path, *, feeds: Sequence[Mapping[str, np.ndarray]
     if reference is not None:
         scores = accuracy(reference, outputs, names, labels=labels, label_output=label_output, reference_name=reference_name)
     elif labels is not None:
-        scores = accuracy(outputs, outputs, names, labels=labels, label_output=label_output, reference_name="itself (labels only)")
+        scores = accuracy(
+            outputs, outputs, names, labels=labels, label_output=label_output, reference_name="itself (labels only)"
+        )
     else:
         scores = None
     target = (manifest or {}).get("target", {"name": "onnxruntime", "precision": "fp32"})
     return {
-        "target": target.get("name"), "precision": target.get("precision"),
+        "target": target.get("name"),
+        "precision": target.get("precision"),
         "latency": {"measured": measured, "estimated": estimated_latency(manifest) if manifest else None},
-        "memory": {"peak_rss_bytes": peak, "rss_before_load_bytes": before,
-                   "peak_increase_bytes": (peak - before) if peak is not None and before is not None else None,
-                   "peak_reset": reset, "bundle_bytes": path_bytes(bundle),
-                   "artifact_bytes": sum(f["bytes"] for p in manifest["partitions"] for f in p["files"]) if manifest else path_bytes(bundle)},
+        "memory": {
+            "peak_rss_bytes": peak,
+            "rss_before_load_bytes": before,
+            "peak_increase_bytes": (peak - before) if peak is not None and before is not None else None,
+            "peak_reset": reset,
+            "bundle_bytes": path_bytes(bundle),
+            "artifact_bytes": sum(f["bytes"] for p in manifest["partitions"] for f in p["files"])
+            if manifest
+            else path_bytes(bundle),
+        },
         "accuracy": scores,
         "verification_passed": (manifest.get("verification") or {}).get("passed") if manifest else None,
     }

@@ -66,9 +66,18 @@ def _bundle_tolerance(options: CompileOptions, precisions: Sequence[str], precis
     return tolerance_for("fp32" if all(p == "fp32" for p in precisions) else precision)
 
 
-def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, options: CompileOptions, path: str,
-                  specs: Sequence[InputSpec] = (), calibration: Any = (), archive: bool = False,
-                  on_plan: Callable[[CompileResult], None] | None = None) -> CompileResult:
+def compile_model(
+    source: onnx.ModelProto,
+    target: Target,
+    out_path: str,
+    *,
+    options: CompileOptions,
+    path: str,
+    specs: Sequence[InputSpec] = (),
+    calibration: Any = (),
+    archive: bool = False,
+    on_plan: Callable[[CompileResult], None] | None = None,
+) -> CompileResult:
     """The whole compile step; writes the bundle at `out_path` only when verification passes.
 
     `calibration`: DATA values (`edgecc.data` grammar), a SampleSet or bound feeds; empty: random samples.
@@ -77,8 +86,7 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
     from edgecc.errors import NumericsError
     from edgecc.onnxutil import apply_input_specs, infer_shapes
     from edgecc.ortrun import OrtRunner
-    from edgecc.passes import pipeline_for
-    from edgecc.passes import run_passes
+    from edgecc.passes import pipeline_for, run_passes
     from edgecc.pipeline.manifest import make_manifest
     from edgecc.runtime import load as load_bundle
     from edgecc.targets import get_target
@@ -103,8 +111,9 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
     if options.level > 0:
         model, _ = run_passes(model, pipeline_for(options.level))
     model = infer_shapes(sink_constant_nodes(model))
-    graph, support, problem, plan, scores = plan_model(model, target, precision=precision, partitioner=options.partitioner,
-                                                       max_partitions=options.max_partitions)
+    graph, support, problem, plan, scores = plan_model(
+        model, target, precision=precision, partitioner=options.partitioner, max_partitions=options.max_partitions
+    )
     parts = partitions_of(graph, problem, plan, target, precision, {i.name for i in model.graph.initializer})
     feeds = samples.feeds
     boundary = sorted({t for p in parts for t in p.inputs})
@@ -122,14 +131,20 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
             device_target = target if part.device == target.name else get_target(part.device)
             part_feeds = [{k: v[k] for k in part.inputs} for v in values]
             cal = part_feeds if part.precision in ("int8", "int16") else []
-            emit_options = EmitOptions(vendor_compile=options.vendor_compile, vendor_options=dict(options.vendor_options), feeds=part_feeds)
-            emitted = device_target.emit(sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal, emit_options)
+            emit_options = EmitOptions(
+                vendor_compile=options.vendor_compile, vendor_options=dict(options.vendor_options), feeds=part_feeds
+            )
+            emitted = device_target.emit(
+                sub, part.precision, stage / "partitions", f"p{part.index}_{part.device}", cal, emit_options
+            )
             artifacts.append(emitted.files)
             vendor.append(emitted.info)
         manifest = make_manifest(result, source=source, source_path=path, stage=stage, artifacts=artifacts, vendor=vendor)
         float_runner = OrtRunner(reference_model, name="float model")
         reference = [float_runner.run(feed) for feed in feeds]
-        bundle_io.write_reference(stage, feeds, reference, [i.name for i in float_runner.inputs], [o.name for o in float_runner.outputs])
+        bundle_io.write_reference(
+            stage, feeds, reference, [i.name for i in float_runner.inputs], [o.name for o in float_runner.outputs]
+        )
         bundle_io.write_manifest(stage, manifest)
         tolerance = _bundle_tolerance(options, [p.precision for p in parts], precision)
         bundle = load_bundle(stage)
@@ -144,6 +159,9 @@ def compile_model(source: onnx.ModelProto, target: Target, out_path: str, *, opt
         result.manifest = manifest
         if not verification.passed:
             failed = ", ".join(o.name for o in verification.failures())
-            raise NumericsError(f"the {target.name} bundle differs from the float model beyond {precision} tolerance on output(s) {failed}",
-                                report=verification, hint="give real --calibration data, a higher --precision, or looser tolerances")
+            raise NumericsError(
+                f"the {target.name} bundle differs from the float model beyond {precision} tolerance on output(s) {failed}",
+                report=verification,
+                hint="give real --calibration data, a higher --precision, or looser tolerances",
+            )
     return result

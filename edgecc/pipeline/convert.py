@@ -54,9 +54,8 @@ def _set_metadata(model: "onnx.ModelProto", frontend: Frontend, sources: Sequenc
 
 def _cleanup(model: "onnx.ModelProto", options: ConvertOptions) -> "onnx.ModelProto":
     """The -O1 cleanup passes (names recorded in the model's metadata)."""
+    from edgecc.passes import LEVELS, PassContext, run_passes
     from edgecc.pipeline.optimize import stamp_passes
-    from edgecc.passes import LEVELS, PassContext
-    from edgecc.passes import run_passes
 
     names = LEVELS[1]
     cleaned, report = run_passes(model, names, context=PassContext(opset=options.opset))
@@ -97,7 +96,9 @@ def conversion_tolerance(conversion: Conversion) -> "Tolerance":
     from edgecc.verify import tolerance_for
 
     frontend = conversion.frontend
-    chosen = frontend.default_tolerance(conversion.sources, conversion.options) if frontend.default_tolerance is not None else None
+    chosen = (
+        frontend.default_tolerance(conversion.sources, conversion.options) if frontend.default_tolerance is not None else None
+    )
     return chosen or tolerance_for("fp32")
 
 
@@ -156,5 +157,7 @@ def open_runnable(
         model = apply_input_specs(load_onnx(path), specs, path=path)
         return OrtRunner(model, name=path)
     if frontend.reference is None:
-        raise UsageError(f"'{path}' ({frontend.name}) cannot be run here", hint="convert it to ONNX first, then verify the ONNX file")
+        raise UsageError(
+            f"'{path}' ({frontend.name}) cannot be run here", hint="convert it to ONNX first, then verify the ONNX file"
+        )
     return frontend.reference(sources, ConvertOptions(framework=frontend.name, inputs=tuple(specs)))

@@ -32,14 +32,22 @@ def stamp(kind: str, body: dict[str, Any]) -> dict[str, Any]:
 def check_document(document: Any, path: str | Path, kinds: tuple[str, ...]) -> dict[str, Any]:
     """`document` if it is a result document of one of `kinds` in this schema version; exit 3 otherwise."""
     if not isinstance(document, dict) or "schema_version" not in document or "kind" not in document:
-        raise InvalidInputError(f"{path} is not an edgecc result document (no schema_version/kind)", path=path,
-                                hint="give a file written by `edgecc bench --json`/`-o` or a `edgecc zoo run` results directory")
+        raise InvalidInputError(
+            f"{path} is not an edgecc result document (no schema_version/kind)",
+            path=path,
+            hint="give a file written by `edgecc bench --json`/`-o` or a `edgecc zoo run` results directory",
+        )
     version = document["schema_version"]
     if version != SCHEMA_VERSION:
-        raise InvalidInputError(f"{path} has result schema version {version}, this edgecc reads version {SCHEMA_VERSION}",
-                                path=path, hint="re-create the baseline with this edgecc version")
+        raise InvalidInputError(
+            f"{path} has result schema version {version}, this edgecc reads version {SCHEMA_VERSION}",
+            path=path,
+            hint="re-create the baseline with this edgecc version",
+        )
     if document["kind"] not in kinds:
-        raise InvalidInputError(f"{path} is a '{document['kind']}' document, expected {' or '.join(repr(k) for k in kinds)}", path=path)
+        raise InvalidInputError(
+            f"{path} is a '{document['kind']}' document, expected {' or '.join(repr(k) for k in kinds)}", path=path
+        )
     return document
 
 

@@ -27,7 +27,12 @@ __all__ = ["make_manifest", "placement_reason"]
 def _tensor_entry(name: str, graph: ModelGraph) -> dict[str, Any]:
     shape = graph.shapes.get(name)
     dims = [d if isinstance(d, (int, str)) else None for d in shape] if shape is not None else None
-    return {"name": name, "dtype": graph.dtypes.get(name, "float32"), "shape": dims, "layout": "NCHW" if dims is not None and len(dims) == 4 else ""}
+    return {
+        "name": name,
+        "dtype": graph.dtypes.get(name, "float32"),
+        "shape": dims,
+        "layout": "NCHW" if dims is not None and len(dims) == 4 else "",
+    }
 
 
 def placement_reason(result: CompileResult, index: int, device: str) -> str:
@@ -42,7 +47,9 @@ def placement_reason(result: CompileResult, index: int, device: str) -> str:
     return "supported, but cheaper on the CPU (fewer switches/transfers)"
 
 
-def _vendor_fallback(graph: ModelGraph, partitions: Sequence[PartitionSpec], vendor: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], str]:
+def _vendor_fallback(
+    graph: ModelGraph, partitions: Sequence[PartitionSpec], vendor: Sequence[Mapping[str, Any]]
+) -> dict[tuple[int, int], str]:
     """(partition, node index) -> why the vendor compiler left the operator writing that node's output on the CPU."""
     producer = {out: i for i, view in enumerate(graph.views) for out in view.outputs if out}
     found: dict[tuple[int, int], str] = {}
@@ -55,8 +62,15 @@ def _vendor_fallback(graph: ModelGraph, partitions: Sequence[PartitionSpec], ven
     return found
 
 
-def make_manifest(result: CompileResult, *, source: onnx.ModelProto, source_path: str, stage: Path,
-                  artifacts: Sequence[Sequence[Path]], vendor: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def make_manifest(
+    result: CompileResult,
+    *,
+    source: onnx.ModelProto,
+    source_path: str,
+    stage: Path,
+    artifacts: Sequence[Sequence[Path]],
+    vendor: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """The manifest of a compiled bundle (its verification is filled in afterwards)."""
     from edgecc import __version__
     from edgecc.fileio import sha256_of
@@ -74,7 +88,9 @@ def make_manifest(result: CompileResult, *, source: onnx.ModelProto, source_path
             "device": part.device,
             "precision": part.precision,
             "artifact": files[0].relative_to(stage).as_posix(),
-            "files": [{"path": f.relative_to(stage).as_posix(), "sha256": sha256_of(f), "bytes": f.stat().st_size} for f in files],
+            "files": [
+                {"path": f.relative_to(stage).as_posix(), "sha256": sha256_of(f), "bytes": f.stat().st_size} for f in files
+            ],
             "inputs": [_tensor_entry(t, graph) for t in part.inputs],
             "outputs": [_tensor_entry(t, graph) for t in part.outputs],
             "nodes": len(part.nodes),
@@ -90,8 +106,13 @@ def make_manifest(result: CompileResult, *, source: onnx.ModelProto, source_path
     placement = []
     for index, view in enumerate(graph.views):
         part = result.partitions[run_of[index]]
-        entry = {"node": view.name, "op_type": view.op_type, "device": part.device, "partition": part.index,
-                 "reason": placement_reason(result, index, part.device)}
+        entry = {
+            "node": view.name,
+            "op_type": view.op_type,
+            "device": part.device,
+            "partition": part.index,
+            "reason": placement_reason(result, index, part.device),
+        }
         fallback = vendor_fallback.get((part.index, index))
         if fallback:
             entry["vendor_fallback"] = fallback
@@ -103,13 +124,19 @@ def make_manifest(result: CompileResult, *, source: onnx.ModelProto, source_path
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
         "edgecc_version": __version__,
-        "target": {"name": result.target.name, "precision": result.precision, "description": result.target.description,
-                   "source": result.target.source},
+        "target": {
+            "name": result.target.name,
+            "precision": result.precision,
+            "description": result.target.description,
+            "source": result.target.source,
+        },
         "source_model": {"path": Path(source_path).name, "sha256": hashlib.sha256(serialize_onnx(source)).hexdigest()},
         "inputs": [_tensor_entry(t, graph) for t in graph.graph_inputs],
         "outputs": [_tensor_entry(t, graph) for t in graph.graph_outputs],
         "partitions": partitions,
-        "transfers": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()} for t in result.plan.cost.transfers],
+        "transfers": [
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()} for t in result.plan.cost.transfers
+        ],
         "placement": placement,
         "estimates": estimates,
         "reference": {"inputs": "reference/inputs.npz", "outputs": "reference/outputs.npz", "samples": 0},

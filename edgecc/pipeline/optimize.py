@@ -46,8 +46,7 @@ def optimize_and_verify(
     """
     from edgecc.data import DataOptions, load_samples, random_samples
     from edgecc.ortrun import OrtRunner
-    from edgecc.passes import PassContext
-    from edgecc.passes import run_passes
+    from edgecc.passes import PassContext, run_passes
     from edgecc.verify import compare_samples, tolerance_for
 
     optimized, report = run_passes(model, names, context=PassContext(opset=opset), max_iterations=max_iterations)

@@ -68,8 +68,12 @@ class CompareReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready body of an `edgecc.pipeline.regression` document."""
-        return {"thresholds": self.thresholds.to_dict(), "compared": self.compared, "regressions": len(self.regressions),
-                "findings": [f.to_dict() for f in self.findings]}
+        return {
+            "thresholds": self.thresholds.to_dict(),
+            "compared": self.compared,
+            "regressions": len(self.regressions),
+            "findings": [f.to_dict() for f in self.findings],
+        }
 
 
 class RegressionFound(NumericsError):
@@ -89,22 +93,44 @@ def _num(value: Any) -> float | None:
 
 def _accuracy(pair: str, base: Mapping[str, Any], cur: Mapping[str, Any], t: Thresholds) -> list[Finding]:
     findings = []
-    checks = (("cosine", "cosine_min", t.max_cosine_drop, ".6f"), ("SQNR", "sqnr_db_min", t.max_sqnr_drop_db, ".2f"),
-              ("top-1 agreement", "top1_agreement", t.max_top1_drop, ".3f"))
+    checks = (
+        ("cosine", "cosine_min", t.max_cosine_drop, ".6f"),
+        ("SQNR", "sqnr_db_min", t.max_sqnr_drop_db, ".2f"),
+        ("top-1 agreement", "top1_agreement", t.max_top1_drop, ".3f"),
+    )
     for label, key, limit, fmt in checks:
         b, c = _num(base.get(key)), _num(cur.get(key))
         if b is None or c is None or (math.isinf(b) and math.isinf(c)):
             continue
         drop = b - c
         bad = drop > limit
-        findings.append(Finding(pair, f"accuracy:{key}", bad, f"{label} {b:{fmt}} -> {c:{fmt}}" + (f" (drop {drop:{fmt}} > {limit})" if bad else ""),
-                                b, c, limit))
+        findings.append(
+            Finding(
+                pair,
+                f"accuracy:{key}",
+                bad,
+                f"{label} {b:{fmt}} -> {c:{fmt}}" + (f" (drop {drop:{fmt}} > {limit})" if bad else ""),
+                b,
+                c,
+                limit,
+            )
+        )
     btask, ctask = base.get("task") or {}, cur.get("task") or {}
     b, c = _num(btask.get("value")), _num(ctask.get("value"))
     if b is not None and c is not None:
         bad = b - c > t.max_accuracy_drop
-        findings.append(Finding(pair, "accuracy:task", bad, f"{btask.get('metric', 'task metric')} {b:.4f} -> {c:.4f}"
-                                + (f" (drop {b - c:.4f} > {t.max_accuracy_drop})" if bad else ""), b, c, t.max_accuracy_drop))
+        findings.append(
+            Finding(
+                pair,
+                "accuracy:task",
+                bad,
+                f"{btask.get('metric', 'task metric')} {b:.4f} -> {c:.4f}"
+                + (f" (drop {b - c:.4f} > {t.max_accuracy_drop})" if bad else ""),
+                b,
+                c,
+                t.max_accuracy_drop,
+            )
+        )
     return findings
 
 
@@ -117,26 +143,47 @@ def _latency(pair: str, base: Mapping[str, Any], cur: Mapping[str, Any], t: Thre
         combined = math.hypot(noise_b, noise_c)
         threshold = max(t.latency_floor * b, t.noise_k * combined)
         bad = c - b > threshold
-        findings.append(Finding(pair, "latency:measured", bad,
-                                f"measured p50 {b:.4f} -> {c:.4f} ms ({(c - b) / b:+.1%}; threshold +{threshold:.4f} ms from noise "
-                                f"{noise_b:.4f}/{noise_c:.4f} ms, floor {t.latency_floor:.0%})", b, c,
-                                {"threshold_ms": round(threshold, 5), "noise_baseline_ms": noise_b, "noise_current_ms": noise_c}))
+        findings.append(
+            Finding(
+                pair,
+                "latency:measured",
+                bad,
+                f"measured p50 {b:.4f} -> {c:.4f} ms ({(c - b) / b:+.1%}; threshold +{threshold:.4f} ms from noise "
+                f"{noise_b:.4f}/{noise_c:.4f} ms, floor {t.latency_floor:.0%})",
+                b,
+                c,
+                {"threshold_ms": round(threshold, 5), "noise_baseline_ms": noise_b, "noise_current_ms": noise_c},
+            )
+        )
     be, ce = base.get("estimated") or {}, cur.get("estimated") or {}
     b, c = _num(be.get("latency_ms")), _num(ce.get("latency_ms"))
     if b is not None and c is not None:
         bad = c > b * (1 + t.estimate_tolerance)
-        findings.append(Finding(pair, "latency:estimated", bad, f"estimated {b:.4f} -> {c:.4f} ms ({(c - b) / b:+.1%})" if b else
-                                f"estimated {b} -> {c} ms", b, c, t.estimate_tolerance))
+        findings.append(
+            Finding(
+                pair,
+                "latency:estimated",
+                bad,
+                f"estimated {b:.4f} -> {c:.4f} ms ({(c - b) / b:+.1%})" if b else f"estimated {b} -> {c} ms",
+                b,
+                c,
+                t.estimate_tolerance,
+            )
+        )
     return findings
 
 
-def compare_entries(baseline: Mapping[str, Mapping[str, Any]], current: Mapping[str, Mapping[str, Any]], thresholds: Thresholds) -> CompareReport:
+def compare_entries(
+    baseline: Mapping[str, Mapping[str, Any]], current: Mapping[str, Mapping[str, Any]], thresholds: Thresholds
+) -> CompareReport:
     """Compare entries keyed by pair id; each has `status` ("ok"/"failed"), `failure` and a bench `record`."""
     report = CompareReport(thresholds)
     for pair in sorted(set(baseline) | set(current)):
         base, cur = baseline.get(pair), current.get(pair)
         if cur is None:
-            report.findings.append(Finding(pair, "status", True, "missing from the current results", base.get("status") if base else None, None))
+            report.findings.append(
+                Finding(pair, "status", True, "missing from the current results", base.get("status") if base else None, None)
+            )
             continue
         if base is None:
             report.findings.append(Finding(pair, "status", False, f"new pair ({cur.get('status')})", None, cur.get("status")))
@@ -146,8 +193,16 @@ def compare_entries(baseline: Mapping[str, Mapping[str, Any]], current: Mapping[
         if cstat != "ok":
             failure = cur.get("failure") or {}
             detail = f"{failure.get('stage', '?')} exit {failure.get('exit_code', '?')}: {failure.get('message', '')}"
-            report.findings.append(Finding(pair, "status", bstat == "ok", ("newly failing: " if bstat == "ok" else "still failing: ") + detail,
-                                           bstat, cstat))
+            report.findings.append(
+                Finding(
+                    pair,
+                    "status",
+                    bstat == "ok",
+                    ("newly failing: " if bstat == "ok" else "still failing: ") + detail,
+                    bstat,
+                    cstat,
+                )
+            )
             continue
         if bstat != "ok":
             report.findings.append(Finding(pair, "status", False, "fixed: failed in the baseline, passes now", bstat, cstat))

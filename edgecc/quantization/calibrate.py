@@ -51,7 +51,10 @@ def float_activations(model: onnx.ModelProto) -> list[str]:
     import onnx
 
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
-    typed = {vi.name: vi.type.tensor_type.elem_type for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
+    typed = {
+        vi.name: vi.type.tensor_type.elem_type
+        for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)
+    }
     initializers = {t.name for t in model.graph.initializer}
     names = [i.name for i in model.graph.input if i.name not in initializers and typed.get(i.name) in floats]
     for node in model.graph.node:
@@ -105,10 +108,14 @@ def collect_statistics(
             s.count += v.size
             if v.ndim >= 2:
                 moved = np.moveaxis(v, 1, 0).reshape(v.shape[1], -1).astype(np.float64)
-                s.channel_sum = moved.sum(axis=1) + (s.channel_sum if s.channel_sum is not None and s.channel_sum.shape == (v.shape[1],) else 0)
+                s.channel_sum = moved.sum(axis=1) + (
+                    s.channel_sum if s.channel_sum is not None and s.channel_sum.shape == (v.shape[1],) else 0
+                )
                 s.rows += moved.shape[1]
                 flat = v.reshape(-1, v.shape[-1]).astype(np.float64)
-                s.last_sum = flat.sum(axis=0) + (s.last_sum if s.last_sum is not None and s.last_sum.shape == (v.shape[-1],) else 0)
+                s.last_sum = flat.sum(axis=0) + (
+                    s.last_sum if s.last_sum is not None and s.last_sum.shape == (v.shape[-1],) else 0
+                )
                 s.last_rows += flat.shape[0]
         done += 1
         if progress:
@@ -159,7 +166,9 @@ def _percentile_range(s: TensorStats, percentile: float, symmetric: bool) -> tup
     lo_index = int(np.searchsorted(cdf, 1 - percentile / 100.0))
     hi_index = int(np.searchsorted(cdf, percentile / 100.0))
     step = s.absmax / BINS
-    return max(s.lowest, float(centres[min(lo_index, BINS - 1)]) - step), min(s.highest, float(centres[min(hi_index, BINS - 1)]) + step)
+    return max(s.lowest, float(centres[min(lo_index, BINS - 1)]) - step), min(
+        s.highest, float(centres[min(hi_index, BINS - 1)]) + step
+    )
 
 
 def _quant_mse(centres: np.ndarray, hist: np.ndarray, lo: float, hi: float, levels: int) -> float:
@@ -228,7 +237,9 @@ def _entropy_range(s: TensorStats, symmetric: bool, levels: int) -> tuple[float,
     return max(s.lowest, -t), min(s.highest, t)
 
 
-def select_range(s: TensorStats, method: str, *, symmetric: bool, bits: int = 8, percentile: float = 99.999) -> tuple[float, float]:
+def select_range(
+    s: TensorStats, method: str, *, symmetric: bool, bits: int = 8, percentile: float = 99.999
+) -> tuple[float, float]:
     """The (low, high) clipping range of one tensor for a calibration method."""
     if not s.count or s.lowest == float("inf"):
         return 0.0, 0.0

@@ -137,7 +137,7 @@ def _batch_rows(model: onnx.ModelProto, feeds: Sequence[dict[str, np.ndarray]]) 
         sizes = {value.shape[0] if value.ndim else 0 for value in feed.values()}
         count = sizes.pop() if len(sizes) == 1 else 0
         if count > 1:
-            rows.extend({k: v[i:i + 1] for k, v in feed.items()} for i in range(count))
+            rows.extend({k: v[i : i + 1] for k, v in feed.items()} for i in range(count))
         else:
             rows.append(feed)
     return rows
@@ -163,8 +163,11 @@ def _excluded(model: onnx.ModelProto, options: QuantOptions) -> list[str]:
 
 #: 8-bit output quantisation fixed by convention: (scale, int8 zero point, uint8 zero point). TFLite's integer kernels
 #: assume these (1/256 for probabilities, 1/128 for tanh), so integer runtimes and onnxruntime's QDQ agree exactly
-FIXED_OUTPUT_QUANTIZATION: dict[str, tuple[float, int, int]] = {"Softmax": (1 / 256, -128, 0), "Sigmoid": (1 / 256, -128, 0),
-                                                                "Tanh": (1 / 128, 0, 128)}
+FIXED_OUTPUT_QUANTIZATION: dict[str, tuple[float, int, int]] = {
+    "Softmax": (1 / 256, -128, 0),
+    "Sigmoid": (1 / 256, -128, 0),
+    "Tanh": (1 / 128, 0, 128),
+}
 
 
 def fixed_output_overrides(model: onnx.ModelProto, activation_type: str) -> dict[str, list[dict[str, Any]]]:
@@ -183,8 +186,13 @@ def fixed_output_overrides(model: onnx.ModelProto, activation_type: str) -> dict
     return overrides
 
 
-def _ort_quantize(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOptions, ranges: Mapping[str, tuple[float, float]],
-                  exclude: Sequence[str]) -> onnx.ModelProto:
+def _ort_quantize(
+    model: onnx.ModelProto,
+    scheme: QuantScheme,
+    options: QuantOptions,
+    ranges: Mapping[str, tuple[float, float]],
+    exclude: Sequence[str],
+) -> onnx.ModelProto:
     """Insert Q/DQ (or QLinear ops) with onnxruntime's quantiser and our ranges."""
     import numpy as np
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
@@ -205,7 +213,9 @@ def _ort_quantize(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOpt
     if scheme.activation_type == "int16":
         extra["UseQDQContribOps"] = True
     if not scheme.symmetric_activations:
-        fixed = {name: spec for name, spec in fixed_output_overrides(model, scheme.activation_type).items() if name not in exclude}
+        fixed = {
+            name: spec for name, spec in fixed_output_overrides(model, scheme.activation_type).items() if name not in exclude
+        }
         if fixed:
             extra["TensorQuantOverrides"] = fixed
     tensors = TensorsData(CalibrationMethod.MinMax, {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in ranges.items()})
@@ -215,14 +225,30 @@ def _ort_quantize(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOpt
         with quiet_root_records("onnxruntime"):  # onnxruntime.quantization warns through the root logger
             if options.quant_format == "qoperator":
                 op_types = list(QLinearOpsRegistry.keys())
-                quantizer = ONNXQuantizer(work, scheme.per_channel, False, QuantizationMode.QLinearOps, True, weight, activation, tensors,
-                                          [], list(exclude), op_types, extra)
+                quantizer = ONNXQuantizer(
+                    work,
+                    scheme.per_channel,
+                    False,
+                    QuantizationMode.QLinearOps,
+                    True,
+                    weight,
+                    activation,
+                    tensors,
+                    [],
+                    list(exclude),
+                    op_types,
+                    extra,
+                )
             else:
                 op_types = list(set(QLinearOpsRegistry.keys()) | set(QDQRegistry.keys()))
-                quantizer = QDQQuantizer(work, scheme.per_channel, False, weight, activation, tensors, [], list(exclude), op_types, extra)
+                quantizer = QDQQuantizer(
+                    work, scheme.per_channel, False, weight, activation, tensors, [], list(exclude), op_types, extra
+                )
             quantizer.quantize_model()
     except Exception as exc:  # noqa: BLE001 -- onnxruntime's quantiser raises plain ValueError/AssertionError
-        raise UnsupportedError(f"onnxruntime's quantiser failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise UnsupportedError(
+            f"onnxruntime's quantiser failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
     result = quantizer.model.model
     if options.quant_format == "qdq" and exclude:
         _float_inputs_for(result, set(exclude))
@@ -268,7 +294,9 @@ def _float_inputs_for(model: onnx.ModelProto, nodes: set[str]) -> None:
     quantises those weights itself, undoing the exclusion.
     """
     q_input = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    dq_source = {n.output[0]: q_input[n.input[0]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q_input}
+    dq_source = {
+        n.output[0]: q_input[n.input[0]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q_input
+    }
     for node in model.graph.node:
         if node.name in nodes:
             for i, name in enumerate(node.input):
@@ -302,7 +330,12 @@ def _integer_io(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, dict
                     node.input[i] = graph_input.name
         model.graph.node.remove(q)
         graph_input.type.tensor_type.elem_type = elem
-        params[graph_input.name] = {"direction": "input", "scale": scale, "zero_point": zp, "dtype": onnx.helper.tensor_dtype_to_np_dtype(elem).name}
+        params[graph_input.name] = {
+            "direction": "input",
+            "scale": scale,
+            "zero_point": zp,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(elem).name,
+        }
     for graph_output in model.graph.output:
         producers = [n for n in model.graph.node if graph_output.name in n.output]
         if len(producers) != 1 or producers[0].op_type != "DequantizeLinear":
@@ -319,9 +352,16 @@ def _integer_io(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, dict
                 if name == source:
                     node.input[i] = graph_output.name
         graph_output.type.tensor_type.elem_type = elem
-        params[graph_output.name] = {"direction": "output", "scale": scale, "zero_point": zp, "dtype": onnx.helper.tensor_dtype_to_np_dtype(elem).name}
+        params[graph_output.name] = {
+            "direction": "output",
+            "scale": scale,
+            "zero_point": zp,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(elem).name,
+        }
     for name, p in params.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=f"edgecc.quant.{name}", value=f"scale={p['scale']!r};zero_point={p['zero_point']}"))
+        model.metadata_props.append(
+            onnx.StringStringEntryProto(key=f"edgecc.quant.{name}", value=f"scale={p['scale']!r};zero_point={p['zero_point']}")
+        )
     return model, params
 
 
@@ -399,10 +439,19 @@ def quantize_model(
     float_model = _prepared(_optimized(model) if options.optimize else model)
     exclude = _excluded(float_model, options)
     calib, held_out, note = _split(feeds, options.holdout) if feeds else ([], [], None)
-    report = QuantReport(mode=mode, scheme=scheme.describe() if mode == "static" else mode, calibration=calibration_source,
-                         calibration_samples=len(calib), evaluation_samples=len(held_out), size_before=model_size(model),
-                         excluded=list(exclude))
-    report.settings = {"scheme": asdict(scheme), **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()}}
+    report = QuantReport(
+        mode=mode,
+        scheme=scheme.describe() if mode == "static" else mode,
+        calibration=calibration_source,
+        calibration_samples=len(calib),
+        evaluation_samples=len(held_out),
+        size_before=model_size(model),
+        excluded=list(exclude),
+    )
+    report.settings = {
+        "scheme": asdict(scheme),
+        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()},
+    }
     report.settings["mode"] = mode
     if note:
         report.notes.append(note)
@@ -412,7 +461,10 @@ def quantize_model(
         result = _dynamic(float_model, scheme, options, exclude)
     else:
         if not feeds:
-            raise UsageError("static quantisation needs calibration data", hint="give --calibration DIR|FILE.npz|module:function (or --mode dynamic)")
+            raise UsageError(
+                "static quantisation needs calibration data",
+                hint="give --calibration DIR|FILE.npz|module:function (or --mode dynamic)",
+            )
         result, float_model = _static(float_model, scheme, options, exclude, calib, held_out, report, progress)
     result = toposort(result)
     if mode == "static":
@@ -425,7 +477,12 @@ def quantize_model(
         candidate = _run_all(result, held_out, "quantised model")
         report.outputs = output_metrics(reference, candidate, names)
         if options.per_layer_report and not report.layers:
-            report.layers = layer_sqnr(float_model, result, held_out, quantized_nodes=set(_weight_nodes(float_model)) - set(report.float_layers) - set(exclude))
+            report.layers = layer_sqnr(
+                float_model,
+                result,
+                held_out,
+                quantized_nodes=set(_weight_nodes(float_model)) - set(report.float_layers) - set(exclude),
+            )
     if scheme.integer_io and mode == "static" and options.quant_format == "qdq":
         result, report.io_quantization = _integer_io(result)
     elif scheme.integer_io and mode != "fp16":
@@ -439,8 +496,12 @@ def _fp16(model: onnx.ModelProto, options: QuantOptions, exclude: Sequence[str])
 
     block = list(dict.fromkeys(list(DEFAULT_OP_BLOCK_LIST) + list(options.fp32_ops)))
     try:
-        return convert_float_to_float16(copy.deepcopy(model), keep_io_types=options.keep_io_float32, op_block_list=block,
-                                        node_block_list=list(exclude) or None)
+        return convert_float_to_float16(
+            copy.deepcopy(model),
+            keep_io_types=options.keep_io_float32,
+            op_block_list=block,
+            node_block_list=list(exclude) or None,
+        )
     except Exception as exc:  # noqa: BLE001 -- onnxruntime / user code raise errors of many types
         raise UnsupportedError(f"fp16 conversion failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
 
@@ -455,17 +516,32 @@ def _dynamic(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOptions,
         try:
             with quiet_root_records("onnxruntime"):
                 # ConvInteger on CPU takes uint8 weights only; MatMulInteger takes int8 or uint8
-                quantize_dynamic(copy.deepcopy(model), out, op_types_to_quantize=op_types, per_channel=scheme.per_channel,
-                                 weight_type=_qtype("uint8" if any(n.op_type == "Conv" for n in model.graph.node) else scheme.weight_type),
-                                 nodes_to_exclude=list(exclude), extra_options={"WeightSymmetric": scheme.symmetric_weights,
-                                                                               "MatMulConstBOnly": True})
+                quantize_dynamic(
+                    copy.deepcopy(model),
+                    out,
+                    op_types_to_quantize=op_types,
+                    per_channel=scheme.per_channel,
+                    weight_type=_qtype("uint8" if any(n.op_type == "Conv" for n in model.graph.node) else scheme.weight_type),
+                    nodes_to_exclude=list(exclude),
+                    extra_options={"WeightSymmetric": scheme.symmetric_weights, "MatMulConstBOnly": True},
+                )
         except Exception as exc:  # noqa: BLE001 -- onnxruntime / user code raise errors of many types
-            raise UnsupportedError(f"dynamic quantisation failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+            raise UnsupportedError(
+                f"dynamic quantisation failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            ) from None
         return onnx.load(str(out))
 
 
-def _static(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOptions, exclude: list[str], calib: list, held_out: list,
-            report: QuantReport, progress: Progress | None) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+def _static(
+    model: onnx.ModelProto,
+    scheme: QuantScheme,
+    options: QuantOptions,
+    exclude: list[str],
+    calib: list,
+    held_out: list,
+    report: QuantReport,
+    progress: Progress | None,
+) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     from edgecc.quantization.equalize import correct_bias, equalize_cross_layer
 
     if options.cle:
@@ -478,9 +554,16 @@ def _static(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOptions, 
     bits = 16 if scheme.activation_type == "int16" else 8
     outputs = {o.name for o in model.graph.output}
     # graph outputs keep their full range: clipping logits/boxes costs more than the finer step gains
-    ranges = {name: select_range(s, "minmax" if name in outputs else options.method, symmetric=scheme.symmetric_activations, bits=bits,
-                                 percentile=options.percentile)
-              for name, s in stats.items()}
+    ranges = {
+        name: select_range(
+            s,
+            "minmax" if name in outputs else options.method,
+            symmetric=scheme.symmetric_activations,
+            bits=bits,
+            percentile=options.percentile,
+        )
+        for name, s in stats.items()
+    }
     if options.bias_correction:
         model, corrected = correct_bias(model, stats, scheme, skip=set(exclude))
         report.bias_corrected = corrected
@@ -507,9 +590,16 @@ def _static(model: onnx.ModelProto, scheme: QuantScheme, options: QuantOptions, 
         quantized = _ort_quantize(model, scheme, options, ranges, exclude + kept)
     report.layers = layers
     report.float_layers = kept
-    report.goal = {"metric": options.goal_metric, "target": options.accuracy_goal, "value": value, "met": value >= options.accuracy_goal,
-                   "budget": options.repair_budget, "history": history}
+    report.goal = {
+        "metric": options.goal_metric,
+        "target": options.accuracy_goal,
+        "value": value,
+        "met": value >= options.accuracy_goal,
+        "budget": options.repair_budget,
+        "history": history,
+    }
     if value < options.accuracy_goal:
-        report.notes.append(f"accuracy goal not met after returning {len(kept)} layer(s) to float (budget {options.repair_budget})")
+        report.notes.append(
+            f"accuracy goal not met after returning {len(kept)} layer(s) to float (budget {options.repair_budget})"
+        )
     return quantized, model
-

@@ -55,10 +55,14 @@ def _store(model: onnx.ModelProto, tensor: onnx.TensorProto, array: np.ndarray, 
 
     if node.op_type == "Gemm" and not _attr(node, "transB", 0) and as_out_in:
         array = array.T
-    tensor.CopyFrom(onnx.numpy_helper.from_array(array.astype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)), tensor.name))
+    tensor.CopyFrom(
+        onnx.numpy_helper.from_array(array.astype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)), tensor.name)
+    )
 
 
-def _bias(model: onnx.ModelProto, node: onnx.NodeProto, channels: int, inits: dict[str, onnx.TensorProto]) -> onnx.TensorProto | None:
+def _bias(
+    model: onnx.ModelProto, node: onnx.NodeProto, channels: int, inits: dict[str, onnx.TensorProto]
+) -> onnx.TensorProto | None:
     """The node's bias initializer, created as zeros when absent (Conv, Gemm)."""
     import numpy as np
     import onnx
@@ -129,7 +133,11 @@ def equalize_cross_layer(model: onnx.ModelProto, *, iterations: int = 20) -> tup
             if not depthwise and (g2 != 1 or w2.shape[1] != channels):
                 continue
             r1 = np.abs(w1.reshape(channels, -1)).max(axis=1)
-            r2 = np.abs(w2.reshape(channels, -1)).max(axis=1) if depthwise else np.abs(np.moveaxis(w2, 1, 0).reshape(channels, -1)).max(axis=1)
+            r2 = (
+                np.abs(w2.reshape(channels, -1)).max(axis=1)
+                if depthwise
+                else np.abs(np.moveaxis(w2, 1, 0).reshape(channels, -1)).max(axis=1)
+            )
             valid = (r1 > 0) & (r2 > 0)
             s = np.ones(channels)
             s[valid] = np.sqrt(r1[valid] / r2[valid])

@@ -95,7 +95,9 @@ def quantized_tensor_names(model: onnx.ModelProto) -> dict[str, str]:
     return mapping
 
 
-def output_metrics(reference: Sequence[Mapping[str, np.ndarray]], candidate: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]) -> list[OutputMetrics]:
+def output_metrics(
+    reference: Sequence[Mapping[str, np.ndarray]], candidate: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]
+) -> list[OutputMetrics]:
     """compute_metrics (no tolerance) per output over all samples stacked."""
     import numpy as np
 
@@ -104,9 +106,27 @@ def output_metrics(reference: Sequence[Mapping[str, np.ndarray]], candidate: Seq
     tolerance = METRICS_ONLY
     metrics = []
     for name in names:
-        ref = np.concatenate([np.asarray(r[name]).reshape(1, *np.asarray(r[name]).shape) if np.asarray(r[name]).ndim == 0 else np.asarray(r[name]) for r in reference])
-        cand = np.concatenate([np.asarray(c[name]).reshape(1, *np.asarray(c[name]).shape) if np.asarray(c[name]).ndim == 0 else np.asarray(c[name]) for c in candidate])
-        metrics.append(compute_metrics(name, ref, cand.astype(ref.dtype) if cand.dtype != ref.dtype and cand.dtype.kind == "f" else cand, tolerance))
+        ref = np.concatenate(
+            [
+                np.asarray(r[name]).reshape(1, *np.asarray(r[name]).shape)
+                if np.asarray(r[name]).ndim == 0
+                else np.asarray(r[name])
+                for r in reference
+            ]
+        )
+        cand = np.concatenate(
+            [
+                np.asarray(c[name]).reshape(1, *np.asarray(c[name]).shape)
+                if np.asarray(c[name]).ndim == 0
+                else np.asarray(c[name])
+                for c in candidate
+            ]
+        )
+        metrics.append(
+            compute_metrics(
+                name, ref, cand.astype(ref.dtype) if cand.dtype != ref.dtype and cand.dtype.kind == "f" else cand, tolerance
+            )
+        )
     return metrics
 
 
@@ -145,7 +165,9 @@ def layer_sqnr(
     if not pairs or not feeds:
         return []
     float_runner = OrtRunner(with_outputs(float_model, list(pairs)), name="float model", optimize=False)
-    quant_runner = OrtRunner(with_outputs(quant_model, list(dict.fromkeys(pairs.values()))), name="quantised model", optimize=False)
+    quant_runner = OrtRunner(
+        with_outputs(quant_model, list(dict.fromkeys(pairs.values()))), name="quantised model", optimize=False
+    )
     refs: dict[str, list[np.ndarray]] = {n: [] for n in pairs}
     cands: dict[str, list[np.ndarray]] = {n: [] for n in pairs}
     quant_inputs = {i.name for i in quant_runner.inputs}

@@ -113,7 +113,7 @@ def get_target(name: str) -> Target:
         return load_target_file(path)
     registry = load_targets()
     if name not in registry:
-        raise UsageError(f"unknown target '{name}'", hint=f"known targets: {', '.join(registry.names())} (or a .toml description file)")
+        raise UsageError(
+            f"unknown target '{name}'", hint=f"known targets: {', '.join(registry.names())} (or a .toml description file)"
+        )
     return registry.get(name)
-
-

@@ -155,7 +155,12 @@ class CostModel:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"launch_us": self.launch_us, "gmacs": dict(self.gmacs), "memory_gbps": self.memory_gbps, "op_overhead_us": self.op_overhead_us}
+        return {
+            "launch_us": self.launch_us,
+            "gmacs": dict(self.gmacs),
+            "memory_gbps": self.memory_gbps,
+            "op_overhead_us": self.op_overhead_us,
+        }
 
 
 @dataclass(frozen=True)
@@ -235,8 +240,15 @@ class Target:
         return rows
 
     # -- emitter and runner -------------------------------------------------------------------------
-    def emit(self, model: onnx.ModelProto, precision: str, directory: Path, stem: str,
-             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> Emitted:
+    def emit(
+        self,
+        model: onnx.ModelProto,
+        precision: str,
+        directory: Path,
+        stem: str,
+        calibration: Sequence[Mapping[str, np.ndarray]],
+        options: EmitOptions | None = None,
+    ) -> Emitted:
         """Write the artifact(s) of one partition (the ONNX partition in `precision` by default); the first file is what the runner loads."""
         from edgecc.onnxutil import save_onnx
         from edgecc.targets.precision import convert_precision

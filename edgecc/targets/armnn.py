@@ -59,16 +59,55 @@ __all__ = ["ARMNN", "PARSED", "TARGETS", "ArmnnRunner", "ArmnnTarget", "armnn_py
 log = logging.getLogger(__name__)
 
 PYTHON_ENV = "EDGECC_ARMNN_PYTHON"
-APT_HINT = ("apt install python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22 (Debian/Ubuntu), or set "
-            "EDGECC_ARMNN_PYTHON to a Python that imports pyarmnn")
+APT_HINT = (
+    "apt install python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22 (Debian/Ubuntu), or set "
+    "EDGECC_ARMNN_PYTHON to a Python that imports pyarmnn"
+)
 WORKER = Path(__file__).with_name("armnn_worker.py")
 
 #: TFLite builtins the Arm NN 20.08 TfLite parser converts (TfLiteParser::Parse<Op> in libarmnnTfLiteParser.so.22)
-PARSED = ("ADD", "AVERAGE_POOL_2D", "BATCH_TO_SPACE_ND", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "DIV", "EXP",
-          "FULLY_CONNECTED", "HARD_SWISH", "L2_NORMALIZATION", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM",
-          "MUL", "NEG", "PACK", "PAD", "QUANTIZE", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "SLICE",
-          "SOFTMAX", "SPACE_TO_BATCH_ND", "SPLIT", "SPLIT_V", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "TRANSPOSE", "TRANSPOSE_CONV",
-          "UNPACK")
+PARSED = (
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "BATCH_TO_SPACE_ND",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEQUANTIZE",
+    "DIV",
+    "EXP",
+    "FULLY_CONNECTED",
+    "HARD_SWISH",
+    "L2_NORMALIZATION",
+    "LEAKY_RELU",
+    "LOGISTIC",
+    "MAXIMUM",
+    "MAX_POOL_2D",
+    "MEAN",
+    "MINIMUM",
+    "MUL",
+    "NEG",
+    "PACK",
+    "PAD",
+    "QUANTIZE",
+    "RELU",
+    "RELU6",
+    "RESHAPE",
+    "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "SLICE",
+    "SOFTMAX",
+    "SPACE_TO_BATCH_ND",
+    "SPLIT",
+    "SPLIT_V",
+    "SQUEEZE",
+    "STRIDED_SLICE",
+    "SUB",
+    "TANH",
+    "TRANSPOSE",
+    "TRANSPOSE_CONV",
+    "UNPACK",
+)
 
 
 def armnn_python() -> str | None:
@@ -108,8 +147,13 @@ class _Worker:
             raise MissingDependencyError("pyarmnn", feature=f"running {name} with Arm NN")
         self.name, self.backend = name, backend
         self.tmp = tempfile.TemporaryDirectory(prefix="edgecc-armnn-")
-        self.proc = subprocess.Popen([python, str(WORKER), str(artifact), backend], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [python, str(WORKER), str(artifact), backend],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         hello = self._read()
         if not hello.get("ok"):
             self.close()
@@ -131,8 +175,10 @@ class _Worker:
         stderr = self.proc.stderr.read() if self.proc.stderr else ""
         last = [ln for ln in stderr.strip().splitlines() if "Skipped" not in ln][-1:] or ["no message"]
         if code < 0:
-            raise UnsupportedError(f"Arm NN crashed on {self.name} ({_signal_name(code)} in the Arm NN worker): {last[0][:300]}",
-                                   hint="Arm NN 20.08 aborts on per-channel int8 FullyConnected weights; edgecc's armnn targets quantise per tensor")
+            raise UnsupportedError(
+                f"Arm NN crashed on {self.name} ({_signal_name(code)} in the Arm NN worker): {last[0][:300]}",
+                hint="Arm NN 20.08 aborts on per-channel int8 FullyConnected weights; edgecc's armnn targets quantise per tensor",
+            )
         raise UnsupportedError(f"the Arm NN worker for {self.name} exited with status {code}: {last[0][:300]}")
 
     def run(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -169,9 +215,9 @@ class ArmnnRunner:
     """Runs an edgecc TFLite file with Arm NN (float io, ONNX names and layout, like the TFLite runner)."""
 
     def __init__(self, artifact: Path, *, name: str, backend: str = "CpuRef") -> None:
-        from edgecc.targets.tflite import TfliteRunner
-
         import numpy as np
+
+        from edgecc.targets.tflite import TfliteRunner
 
         self.name = name
         self._np = np
@@ -185,8 +231,10 @@ class ArmnnRunner:
 
     def output_steps(self) -> dict[str, float | None]:
         """Each output's quantisation step in ONNX units (None for float outputs; 1 where the ONNX output is an integer tensor)."""
-        return {e["name"]: 1.0 if e.get("onnx_dtype") in ("int8", "uint8") else e.get("step") if self.meta.get("quantized") else None
-                for e, _ in self._out}
+        return {
+            e["name"]: 1.0 if e.get("onnx_dtype") in ("int8", "uint8") else e.get("step") if self.meta.get("quantized") else None
+            for e, _ in self._out
+        }
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Outputs (ONNX layout and dtype) for feeds keyed by ONNX input names, with the TFLite runner's host conversions."""
@@ -213,8 +261,12 @@ class ArmnnRunner:
 
 
 def _armnn_ops() -> dict[str, tuple[Check, ...]]:
-    in_parser = in_table(PARSED, name="in_parser", missing="the Arm NN 20.08 TfLite parser does not convert",
-                         rule="The TFLite operator the node becomes is one the Arm NN 20.08 TfLite parser converts.")
+    in_parser = in_table(
+        PARSED,
+        name="in_parser",
+        missing="the Arm NN 20.08 TfLite parser does not convert",
+        rule="The TFLite operator the node becomes is one the Arm NN 20.08 TfLite parser converts.",
+    )
     extra = {op: (c.constant_weights, *_DEFECTS.get(op, ())) for op in ("Conv", "ConvTranspose", "Gemm")}
     return vendor_ops(PARSED, in_parser, vendor="Arm NN", extra={**_DEFECTS, **extra})
 
@@ -238,7 +290,11 @@ def pad_zero_point_zero(view: NodeView) -> tuple[bool, str]:
 
 
 #: operators Arm NN 20.08 gets wrong in some forms (found by running it; tests/targets/test_armnn.py shows each)
-_DEFECTS: dict[str, tuple[Check, ...]] = {"Gemm": (fc_weights_per_tensor,), "MatMul": (fc_weights_per_tensor,), "Pad": (pad_zero_point_zero,)}
+_DEFECTS: dict[str, tuple[Check, ...]] = {
+    "Gemm": (fc_weights_per_tensor,),
+    "MatMul": (fc_weights_per_tensor,),
+    "Pad": (pad_zero_point_zero,),
+}
 
 
 @dataclass
@@ -247,13 +303,19 @@ class ArmnnTarget(TfliteTarget):
 
     backend: str = "CpuRef"
 
-    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
-                    converted: onnx.ModelProto) -> VendorResult:
+    def vendor_step(
+        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+    ) -> VendorResult:
         """Run the TFLite with Arm NN on the partition's samples and compare with onnxruntime (exit 5 when off)."""
         stem = tflite.stem
         if not options.vendor_compile:
-            return VendorResult(info={"backend": self.backend, "armnn": "not run (--no-vendor-compile)",
-                                      "summary": f"{precision} TFLite for Arm NN {self.backend}; Arm NN not run (--no-vendor-compile)"})
+            return VendorResult(
+                info={
+                    "backend": self.backend,
+                    "armnn": "not run (--no-vendor-compile)",
+                    "summary": f"{precision} TFLite for Arm NN {self.backend}; Arm NN not run (--no-vendor-compile)",
+                }
+            )
         if not pyarmnn_available():
             raise _missing(stem, self.name)
         runner = ArmnnRunner(tflite, name=tflite.name, backend=self.backend)
@@ -267,13 +329,24 @@ class ArmnnTarget(TfliteTarget):
             runner.close()
         verification = _armnn_report(results, steps)
         if not verification["passed"]:
-            raise NumericsError(f"Arm NN {self.backend} output of partition {stem} differs from onnxruntime beyond {precision} tolerance",
-                                report=verification, hint="compare with --precision fp32, or report the model to edgecc")
-        return VendorResult(info={
-            "backend": self.backend, "armnn_verification": verification,
-            "summary": (f"Arm NN {self.backend} ran the {precision} TFLite: "
-                        + ", ".join(f"{o['name']} " + (f"max {o['max_steps']} step(s)" if "max_steps" in o else f"max abs {o['max_abs']:.3g}")
-                                    for o in verification["outputs"]))})
+            raise NumericsError(
+                f"Arm NN {self.backend} output of partition {stem} differs from onnxruntime beyond {precision} tolerance",
+                report=verification,
+                hint="compare with --precision fp32, or report the model to edgecc",
+            )
+        return VendorResult(
+            info={
+                "backend": self.backend,
+                "armnn_verification": verification,
+                "summary": (
+                    f"Arm NN {self.backend} ran the {precision} TFLite: "
+                    + ", ".join(
+                        f"{o['name']} " + (f"max {o['max_steps']} step(s)" if "max_steps" in o else f"max abs {o['max_abs']:.3g}")
+                        for o in verification["outputs"]
+                    )
+                ),
+            }
+        )
 
     def runner(self, artifact: Path, *, name: str) -> Any:
         if pyarmnn_available():
@@ -293,14 +366,15 @@ class ArmnnTarget(TfliteTarget):
         return f"Arm NN 20.08 {self.backend} via pyarmnn in a system-Python subprocess ({precision} TFLite)"
 
 
-
 def _missing(stem: str, name: str) -> MissingDependencyError:
     error = MissingDependencyError("pyarmnn", feature=f"running partition {stem} with Arm NN ({name})")
     error.hint = APT_HINT
     return error
 
 
-def _armnn_report(results: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]], steps: Mapping[str, float | None]) -> dict[str, Any]:
+def _armnn_report(
+    results: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]], steps: Mapping[str, float | None]
+) -> dict[str, Any]:
     from edgecc.targets.tflite.check import agreement_report
 
     report = agreement_report([got for _, got in results], [ref for ref, _ in results], steps)
@@ -316,8 +390,14 @@ def _target(name: str, backend: str) -> ArmnnTarget:
         cost=CostModel(launch_us=50.0, gmacs={"fp32": 40.0, "int8": 160.0}, memory_gbps=10.0, op_overhead_us=2.0),
         ops={**_armnn_ops(), **QDQ_OPS},
         generic=(c.static_shapes, activation_types, c.max_rank(4)),
-        quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=True,
-                                 symmetric_weights=True, per_channel=False),
+        quant_scheme=QuantScheme(
+            precision="int8",
+            activation_type="int8",
+            weight_type="int8",
+            symmetric_activations=True,
+            symmetric_weights=True,
+            per_channel=False,
+        ),
         requires_calibration=True,
         references=(
             "Arm NN 20.08 TfLite parser supported operators (github.com/ARM-software/armnn, docs/01_01_parsers.dox)",
@@ -331,6 +411,8 @@ def _target(name: str, backend: str) -> ArmnnTarget:
 
 
 #: the targets this module declares (edgecc.targets.BUILTIN_MODULES): Arm NN on each backend
-TARGETS: dict[str, Callable[[], ArmnnTarget]] = {name: functools.partial(_target, name, backend)
-                                                 for name, backend in (("armnn", "CpuRef"), ("armnn-cpuacc", "CpuAcc"), ("armnn-gpuacc", "GpuAcc"))}
+TARGETS: dict[str, Callable[[], ArmnnTarget]] = {
+    name: functools.partial(_target, name, backend)
+    for name, backend in (("armnn", "CpuRef"), ("armnn-cpuacc", "CpuAcc"), ("armnn-gpuacc", "GpuAcc"))
+}
 ARMNN = TARGETS["armnn"]  # `armnn`: the CpuRef backend (runs here)

@@ -21,8 +21,16 @@ import json
 import os
 import sys
 
-_DTYPES = {"Float32": "float32", "QAsymmS8": "int8", "QAsymmU8": "uint8", "QSymmS8": "int8", "Signed32": "int32",
-           "QSymmS16": "int16", "Float16": "float16", "Boolean": "bool"}
+_DTYPES = {
+    "Float32": "float32",
+    "QAsymmS8": "int8",
+    "QAsymmU8": "uint8",
+    "QSymmS8": "int8",
+    "Signed32": "int32",
+    "QSymmS16": "int16",
+    "Float16": "float16",
+    "Boolean": "bool",
+}
 
 
 def _reply(channel, message: dict) -> None:
@@ -34,14 +42,19 @@ def _data_type_names(ann) -> dict[int, str]:
     names = {}
     for attr in dir(ann):
         if attr.startswith("DataType_"):
-            names[getattr(ann, attr)] = attr[len("DataType_"):]
+            names[getattr(ann, attr)] = attr[len("DataType_") :]
     return names
 
 
 def _describe(name: str, info, type_names: dict[int, str]) -> dict:
     kind = type_names.get(info.GetDataType(), str(info.GetDataType()))
-    return {"name": name, "shape": list(info.GetShape()), "dtype": _DTYPES.get(kind, kind),
-            "scale": float(info.GetQuantizationScale()), "zero_point": int(info.GetQuantizationOffset())}
+    return {
+        "name": name,
+        "shape": list(info.GetShape()),
+        "dtype": _DTYPES.get(kind, kind),
+        "scale": float(info.GetQuantizationScale()),
+        "zero_point": int(info.GetQuantizationOffset()),
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -65,10 +78,19 @@ def main(argv: list[str]) -> int:
         available = [str(b) for b in runtime.GetDeviceSpec().GetSupportedBackends()]
         missing = [b for b in backends if b not in available]
         if missing:
-            _reply(channel, {"ok": False, "error": f"Arm NN backend(s) {', '.join(missing)} not available here (available: {', '.join(available)})",
-                             "kind": "backend", "available": available})
+            _reply(
+                channel,
+                {
+                    "ok": False,
+                    "error": f"Arm NN backend(s) {', '.join(missing)} not available here (available: {', '.join(available)})",
+                    "kind": "backend",
+                    "available": available,
+                },
+            )
             return 4
-        optimized, messages = ann.Optimize(network, [ann.BackendId(b) for b in backends], runtime.GetDeviceSpec(), ann.OptimizerOptions())
+        optimized, messages = ann.Optimize(
+            network, [ann.BackendId(b) for b in backends], runtime.GetDeviceSpec(), ann.OptimizerOptions()
+        )
         net_id, _ = runtime.LoadNetwork(optimized)
         graph = 0
         in_names = list(parser.GetSubgraphInputTensorNames(graph))
@@ -79,9 +101,17 @@ def main(argv: list[str]) -> int:
         _reply(channel, {"ok": False, "error": " ".join(f"{type(exc).__name__}: {exc}".split())})
         return 4
     type_names = _data_type_names(ann)
-    _reply(channel, {"ok": True, "backends": backends, "available": available, "warnings": [str(m) for m in messages or []],
-                     "inputs": [_describe(n, b[1], type_names) for n, b in zip(in_names, in_bindings)],
-                     "outputs": [_describe(n, b[1], type_names) for n, b in zip(out_names, out_bindings)]})
+    _reply(
+        channel,
+        {
+            "ok": True,
+            "backends": backends,
+            "available": available,
+            "warnings": [str(m) for m in messages or []],
+            "inputs": [_describe(n, b[1], type_names) for n, b in zip(in_names, in_bindings)],
+            "outputs": [_describe(n, b[1], type_names) for n, b in zip(out_names, out_bindings)],
+        },
+    )
     for line in sys.stdin:
         if not line.strip():
             break

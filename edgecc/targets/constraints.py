@@ -62,16 +62,20 @@ def tensor_dtypes(allowed: Sequence[str], rule: str, name: str) -> Check:
     return check
 
 
-float_or_quantized_tensors = tensor_dtypes(("float32", "float16", "int8", "uint8"), "Activations are float (the compiler converts them) "
-                                           "or int8/uint8 (a model quantised already, with Q/DQ nodes).", "float_or_quantized_tensors")
+float_or_quantized_tensors = tensor_dtypes(
+    ("float32", "float16", "int8", "uint8"),
+    "Activations are float (the compiler converts them) or int8/uint8 (a model quantised already, with Q/DQ nodes).",
+    "float_or_quantized_tensors",
+)
 
 
 #: the QuantizeLinear/DequantizeLinear nodes of an already-quantised (QDQ) model, for targets that run 8-bit QDQ
 QDQ_OPS: tuple[str, ...] = ("QuantizeLinear", "DequantizeLinear")
 
 
-float_tensors = tensor_dtypes(("float32", "float16"), "Activations are float (the compiler converts them to the target's precision).",
-                              "float_tensors")
+float_tensors = tensor_dtypes(
+    ("float32", "float16"), "Activations are float (the compiler converts them to the target's precision).", "float_tensors"
+)
 
 
 def batch_one(view: NodeView) -> tuple[bool, str]:

@@ -45,10 +45,43 @@ if TYPE_CHECKING:
 __all__ = ["SUPPORTED", "TARGET", "TARGETS", "EdgeTpuTarget"]
 
 #: the TFLite operators of Coral's "Supported operations" table (those edgecc's writer can emit)
-SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS", "FULLY_CONNECTED",
-             "L2_NORMALIZATION", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL", "PAD", "PRELU", "QUANTIZE", "REDUCE_MAX",
-             "REDUCE_MIN", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPACE_TO_DEPTH",
-             "SPLIT", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "TANH", "TRANSPOSE", "TRANSPOSE_CONV")
+SUPPORTED = (
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "EXPAND_DIMS",
+    "FULLY_CONNECTED",
+    "L2_NORMALIZATION",
+    "LOGISTIC",
+    "MAXIMUM",
+    "MAX_POOL_2D",
+    "MEAN",
+    "MINIMUM",
+    "MUL",
+    "PAD",
+    "PRELU",
+    "QUANTIZE",
+    "REDUCE_MAX",
+    "REDUCE_MIN",
+    "RELU",
+    "RELU6",
+    "RESHAPE",
+    "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "SLICE",
+    "SOFTMAX",
+    "SPACE_TO_DEPTH",
+    "SPLIT",
+    "SQUEEZE",
+    "STRIDED_SLICE",
+    "SUB",
+    "SUM",
+    "TANH",
+    "TRANSPOSE",
+    "TRANSPOSE_CONV",
+)
 
 
 def _shape(view: NodeView, index: int = 0, output: bool = False) -> tuple[Any, ...] | None:
@@ -59,12 +92,18 @@ def _shape(view: NodeView, index: int = 0, output: bool = False) -> tuple[Any, .
 def innermost_three(view: NodeView) -> tuple[bool, str]:
     """Tensors are either 1-, 2-, or 3-dimensional. If a tensor has more than 3 dimensions, then only the 3 innermost dimensions may have a size greater than 1."""
     if view.inputs and all(not name or name in view.constant_inputs for name in view.inputs):
-        return True, ""  # a constant-only node (the DequantizeLinear of quantised weights): its output is a parameter, not a tensor the Edge TPU moves
+        return (
+            True,
+            "",
+        )  # a constant-only node (the DequantizeLinear of quantised weights): its output is a parameter, not a tensor the Edge TPU moves
     for name, shape in [*zip(view.inputs, view.input_shapes), *zip(view.outputs, view.output_shapes)]:
         if name and name not in view.constant_inputs and shape is not None and len(shape) > 3:
             outer = [d for d in shape[:-3] if d != 1]
             if outer:
-                return False, f"'{name}' has shape {'x'.join(map(str, shape))}; the Edge TPU allows more than 3 dimensions only when all but the 3 innermost dimensions are 1"
+                return (
+                    False,
+                    f"'{name}' has shape {'x'.join(map(str, shape))}; the Edge TPU allows more than 3 dimensions only when all but the 3 innermost dimensions are 1",
+                )
     return True, ""
 
 
@@ -151,7 +190,10 @@ def split_not_batch(view: NodeView) -> tuple[bool, str]:
 def slice_unit_strides(view: NodeView) -> tuple[bool, str]:
     """All strides must be equal to 1 (that is, effectively a Stride op), and with ellipsis-axis-mask == 0, and new-axis-max == 0."""
     if len(view.inputs) > 4 and view.inputs[4]:
-        return False, f"steps '{view.inputs[4]}' given; the Edge TPU maps only unit strides, which cannot be checked before emission"
+        return (
+            False,
+            f"steps '{view.inputs[4]}' given; the Edge TPU maps only unit strides, which cannot be checked before emission",
+        )
     return True, ""
 
 
@@ -174,8 +216,12 @@ RULES: dict[str, tuple[Check, ...]] = {
 }
 
 
-in_supported_table = in_table(SUPPORTED, name="in_supported_table", missing="the Edge TPU does not support",
-                              rule='The TFLite operator the node becomes is in Coral\'s Edge TPU "Supported operations" table.')
+in_supported_table = in_table(
+    SUPPORTED,
+    name="in_supported_table",
+    missing="the Edge TPU does not support",
+    rule='The TFLite operator the node becomes is in Coral\'s Edge TPU "Supported operations" table.',
+)
 
 
 def _ops() -> dict[str, tuple[Check, ...]]:
@@ -193,18 +239,31 @@ class EdgeTpuTarget(TfliteTarget):
             raise UsageError(f"--vendor-option io={io} is not valid for {self.name}", hint="io=uint8 or io=int8")
         return io
 
-    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
-                    converted: onnx.ModelProto) -> VendorResult:
+    def vendor_step(
+        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+    ) -> VendorResult:
         """Record that the TFLite awaits the Edge TPU compiler (not installable here)."""
         floats = report.get("float_operators", [])
-        return VendorResult(info={
-            "edgetpu_compiler": f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`",
-            "summary": (f"full-integer TFLite ({report.get('io_type')} io) ready for edgetpu_compiler; {len(report.get('tflite_operators', []))} "
-                        "operator type(s)" + (f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
-                                              "leaves, with everything after them, on the CPU" if floats else ""))})
+        return VendorResult(
+            info={
+                "edgetpu_compiler": f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`",
+                "summary": (
+                    f"full-integer TFLite ({report.get('io_type')} io) ready for edgetpu_compiler; {len(report.get('tflite_operators', []))} "
+                    "operator type(s)"
+                    + (
+                        f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
+                        "leaves, with everything after them, on the CPU"
+                        if floats
+                        else ""
+                    )
+                ),
+            }
+        )
 
     def execution(self, precision: str) -> str:
-        return "TFLite interpreter (ai-edge-litert) running the full-integer TFLite; the Edge TPU compiler is not installable here"
+        return (
+            "TFLite interpreter (ai-edge-litert) running the full-integer TFLite; the Edge TPU compiler is not installable here"
+        )
 
 
 TARGET = EdgeTpuTarget(
@@ -215,8 +274,14 @@ TARGET = EdgeTpuTarget(
     cost=CostModel(launch_us=250.0, gmacs={"int8": 240.0}, memory_gbps=8.0, op_overhead_us=1.0),
     ops={**_ops(), **QDQ_OPS},
     generic=(c.static_shapes, activation_types, innermost_three),
-    quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
-                             symmetric_weights=True, per_channel=True),
+    quant_scheme=QuantScheme(
+        precision="int8",
+        activation_type="int8",
+        weight_type="int8",
+        symmetric_activations=False,
+        symmetric_weights=True,
+        per_channel=True,
+    ),
     requires_calibration=True,
     maps_prefix_only=True,
     references=(

@@ -78,11 +78,15 @@ def _static(shape: Any) -> bool:
 
 # -- Vela rules (docstring = rule text in SUPPORTED_OPS.md, Vela 5.2.0) -----------------------------------------
 
+
 def stride_gt3_needs_valid(view: NodeView) -> tuple[bool, str]:
     """Stride>3 is only supported IF (dilation = 1 AND padding = VALID)"""
     strides = _strides(view)
     if max(strides) > 3 and (any(d != 1 for d in _dilations(view)) or conv_padding(view) != "VALID"):
-        return False, f"stride {'x'.join(map(str, strides))} with dilation {'x'.join(map(str, _dilations(view)))}, padding {conv_padding(view)}"
+        return (
+            False,
+            f"stride {'x'.join(map(str, strides))} with dilation {'x'.join(map(str, _dilations(view)))}, padding {conv_padding(view)}",
+        )
     return True, ""
 
 
@@ -220,7 +224,12 @@ def _resize_factors(view: NodeView) -> tuple[tuple[int, int], tuple[int, int], b
         return None
     mode = view.attr("coordinate_transformation_mode", "half_pixel")
     mode = mode.decode() if isinstance(mode, bytes) else mode
-    return (int(src[2]), int(src[3])), (int(dst[2]), int(dst[3])), mode == "align_corners", mode in ("half_pixel", "pytorch_half_pixel")
+    return (
+        (int(src[2]), int(src[3])),
+        (int(dst[2]), int(dst[3])),
+        mode == "align_corners",
+        mode in ("half_pixel", "pytorch_half_pixel"),
+    )
 
 
 def _scale(src: int, dst: int, align: bool) -> float:
@@ -299,7 +308,7 @@ def transpose_axes_product(view: NodeView) -> tuple[bool, str]:
     if rank <= 2:
         return True, ""
     worst = max(math.prod(combo) for combo in combinations([int(d) for d in shape], rank - 2))
-    return (True, "") if worst <= 2 ** 16 else (False, f"{worst} > 65536 for shape {'x'.join(map(str, shape))}")
+    return (True, "") if worst <= 2**16 else (False, f"{worst} > 65536 for shape {'x'.join(map(str, shape))}")
 
 
 def transpose_conv_shape(view: NodeView) -> tuple[bool, str]:
@@ -311,7 +320,9 @@ def transpose_conv_shape(view: NodeView) -> tuple[bool, str]:
     strides, kernel = _strides(view), _kernel(view)
     same = all(int(dst[i + 2]) == int(src[i + 2]) * strides[i] for i in range(2))
     valid = len(kernel) == 2 and all(int(dst[i + 2]) == int(src[i + 2]) * strides[i] + (kernel[i] - strides[i]) for i in range(2))
-    return (True, "") if same or valid else (False, f"output {dst[2]}x{dst[3]} from input {src[2]}x{src[3]} with stride {strides}")
+    return (
+        (True, "") if same or valid else (False, f"output {dst[2]}x{dst[3]} from input {src[2]}x{src[3]} with stride {strides}")
+    )
 
 
 def transpose_conv_stride(view: NodeView) -> tuple[bool, str]:
@@ -331,7 +342,7 @@ def transpose_conv_stride(view: NodeView) -> tuple[bool, str]:
 def matmul_limits(view: NodeView) -> tuple[bool, str]:
     """IF Matmul or (FC with dynamic weights): OFM depth must be less than or equal to 2^16"""
     shape = view.output_shapes[0] if view.output_shapes else None
-    if _static(shape) and shape and int(shape[-1]) > 2 ** 16:
+    if _static(shape) and shape and int(shape[-1]) > 2**16:
         return False, f"OFM depth {shape[-1]}"
     return True, ""
 
@@ -339,7 +350,7 @@ def matmul_limits(view: NodeView) -> tuple[bool, str]:
 def matmul_reduced_axis(view: NodeView) -> tuple[bool, str]:
     """IF Matmul or (FC with dynamic weights): Reduced axis must be less than or equal to 2^16"""
     shape = view.input_shapes[0] if view.input_shapes else None
-    if _static(shape) and shape and int(shape[-1]) > 2 ** 16:
+    if _static(shape) and shape and int(shape[-1]) > 2**16:
         return False, f"reduced axis {shape[-1]}"
     return True, ""
 
@@ -364,7 +375,7 @@ BY_CONSTRUCTION: dict[tuple[str, str], str] = {
     ("*", "Weight tensors must be 8-bit precision"): "weights are quantised to int8 (QuantScheme)",
     ("*", "IF Matmul or (FC with dynamic weights): IFM precision must be Int8"): "activations are int8 (QuantScheme)",
     ("FULLY_CONNECTED", "IF Matmul or (FC with dynamic weights)"): "FULLY_CONNECTED is written only for constant weights "
-                                                                   "(dynamic ones become BATCH_MATMUL, which is checked)",
+    "(dynamic ones become BATCH_MATMUL, which is checked)",
     ("FULLY_CONNECTED", "Kernel stride must be in the range (1,3)."): "FULLY_CONNECTED has no stride",
     ("*", "IFM and OFM datatypes must match"): "unary operators read and write int8 (QuantScheme)",
     ("*", "IFM and OFM shapes must match"): "unary elementwise ONNX operators keep the shape",
@@ -372,7 +383,10 @@ BY_CONSTRUCTION: dict[tuple[str, str], str] = {
     ("*", "Params tensor must be Int32 or Int64"): "the writer writes int32 paddings",
     ("*", "num_splits must match the number of outputs."): "the writer sets num_splits to the ONNX Split's output count",
     ("*", "IF IFM is Int32:"): "activations are int8, never int32",
-    ("*", "Input(s), Output and Weight tensors must have quantization parameters."): "every tensor of an int8 partition is quantised",
+    (
+        "*",
+        "Input(s), Output and Weight tensors must have quantization parameters.",
+    ): "every tensor of an int8 partition is quantised",
     ("*", "Quantization scale of any tensor must be positive."): "scales come from calibrated min/max ranges (> 0)",
     ("*", "align_corners and half_pixel_centers are mutually exclusive."): "ONNX Resize has one coordinate_transformation_mode",
 }
@@ -421,16 +435,93 @@ _U85_RULES: dict[str, tuple[Check, ...]] = {
 #: Vela's TFLite summary tables (the operators it can place on the NPU), per family, restricted to those
 #: edgecc's writer emits; tests check them against the live `vela --supported-ops-report`
 SUPPORTED: dict[str, tuple[str, ...]] = {
-    "ethos-u55": ("ABS", "ADD", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "ELU", "EXP",
-                  "EXPAND_DIMS", "FULLY_CONNECTED", "GELU", "HARD_SWISH", "LEAKY_RELU", "LOG", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL",
-                  "NEG", "PAD", "PRELU", "QUANTIZE", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR",
-                  "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "TANH",
-                  "TRANSPOSE", "TRANSPOSE_CONV"),
-    "ethos-u85": ("ABS", "ADD", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DIV", "ELU", "EXP",
-                  "EXPAND_DIMS", "FULLY_CONNECTED", "GELU", "HARD_SWISH", "LEAKY_RELU", "LOG", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL",
-                  "NEG", "PAD", "PRELU", "QUANTIZE", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR",
-                  "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "TANH",
-                  "TRANSPOSE", "TRANSPOSE_CONV"),
+    "ethos-u55": (
+        "ABS",
+        "ADD",
+        "AVERAGE_POOL_2D",
+        "BATCH_MATMUL",
+        "CONCATENATION",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "ELU",
+        "EXP",
+        "EXPAND_DIMS",
+        "FULLY_CONNECTED",
+        "GELU",
+        "HARD_SWISH",
+        "LEAKY_RELU",
+        "LOG",
+        "LOGISTIC",
+        "MAX_POOL_2D",
+        "MEAN",
+        "MUL",
+        "NEG",
+        "PAD",
+        "PRELU",
+        "QUANTIZE",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "RELU",
+        "RELU6",
+        "RESHAPE",
+        "RESIZE_BILINEAR",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "SLICE",
+        "SOFTMAX",
+        "SPLIT",
+        "SPLIT_V",
+        "SQUEEZE",
+        "STRIDED_SLICE",
+        "SUB",
+        "SUM",
+        "TANH",
+        "TRANSPOSE",
+        "TRANSPOSE_CONV",
+    ),
+    "ethos-u85": (
+        "ABS",
+        "ADD",
+        "AVERAGE_POOL_2D",
+        "BATCH_MATMUL",
+        "CONCATENATION",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "DIV",
+        "ELU",
+        "EXP",
+        "EXPAND_DIMS",
+        "FULLY_CONNECTED",
+        "GELU",
+        "HARD_SWISH",
+        "LEAKY_RELU",
+        "LOG",
+        "LOGISTIC",
+        "MAX_POOL_2D",
+        "MEAN",
+        "MUL",
+        "NEG",
+        "PAD",
+        "PRELU",
+        "QUANTIZE",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "RELU",
+        "RELU6",
+        "RESHAPE",
+        "RESIZE_BILINEAR",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "SLICE",
+        "SOFTMAX",
+        "SPLIT",
+        "SPLIT_V",
+        "SQUEEZE",
+        "STRIDED_SLICE",
+        "SUB",
+        "SUM",
+        "TANH",
+        "TRANSPOSE",
+        "TRANSPOSE_CONV",
+    ),
 }
 
 RULES: dict[str, dict[str, tuple[Check, ...]]] = {"ethos-u55": _U55_RULES, "ethos-u85": _U85_RULES}
@@ -438,8 +529,12 @@ RULES: dict[str, dict[str, tuple[Check, ...]]] = {"ethos-u55": _U55_RULES, "etho
 
 def _op_checks(family: str) -> dict[str, tuple[Check, ...]]:
     """ONNX op -> checks: the writer can express it, its TFLite op is in Vela's table, Vela's rules for that op."""
-    in_vela_list = in_table(SUPPORTED[family], name="in_vela_list", missing=f"is not in Vela's {family} operator table",
-                            rule=f"The TFLite operator the node becomes is in Vela's {family} TFLite summary table.")
+    in_vela_list = in_table(
+        SUPPORTED[family],
+        name="in_vela_list",
+        missing=f"is not in Vela's {family} operator table",
+        rule=f"The TFLite operator the node becomes is in Vela's {family} TFLite summary table.",
+    )
     return vendor_ops(SUPPORTED[family], in_vela_list, vendor="Vela", rules=RULES[family])
 
 
@@ -452,25 +547,39 @@ class EthosUTarget(TfliteTarget):
 
     accelerator: str = "ethos-u55-128"
 
-    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
-                    converted: onnx.ModelProto) -> VendorResult:
+    def vendor_step(
+        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+    ) -> VendorResult:
         """Run Vela on the verified TFLite; its output, summary and estimates (or say it was not run)."""
         if not options.vendor_compile:
-            return VendorResult(info={
-                "accelerator": self.accelerator,
-                "vela": f"not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config {self.accelerator}`",
-                "summary": f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)"})
+            return VendorResult(
+                info={
+                    "accelerator": self.accelerator,
+                    "vela": f"not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config {self.accelerator}`",
+                    "summary": f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)",
+                }
+            )
         compiled = run_vela(tflite, tflite.parent, accelerator=self.accelerator, options=dict(options.vendor_options))
         files = [compiled.output, *(p for p in (compiled.summary_csv, compiled.per_layer_csv) if p is not None)]
-        return VendorResult(files, {
-            "accelerator": self.accelerator, **compiled.to_dict(), "vela_output": compiled.output.name,
-            "summary": compiled.summary(self.accelerator),
-            "numerics": ("Vela's output runs only on Ethos-U hardware or Arm's FVP; the bundle runs and verifies the pre-Vela "
-                         "int8 TFLite with the TFLite interpreter")})
+        return VendorResult(
+            files,
+            {
+                "accelerator": self.accelerator,
+                **compiled.to_dict(),
+                "vela_output": compiled.output.name,
+                "summary": compiled.summary(self.accelerator),
+                "numerics": (
+                    "Vela's output runs only on Ethos-U hardware or Arm's FVP; the bundle runs and verifies the pre-Vela "
+                    "int8 TFLite with the TFLite interpreter"
+                ),
+            },
+        )
 
     def execution(self, precision: str) -> str:
-        return (f"TFLite interpreter (ai-edge-litert) running the pre-Vela int8 TFLite; the {self.accelerator} command stream "
-                "(*_vela.tflite) cannot run here")
+        return (
+            f"TFLite interpreter (ai-edge-litert) running the pre-Vela int8 TFLite; the {self.accelerator} command stream "
+            "(*_vela.tflite) cannot run here"
+        )
 
 
 def make_target(accelerator: str, name: str | None = None) -> EthosUTarget:
@@ -481,14 +590,22 @@ def make_target(accelerator: str, name: str | None = None) -> EthosUTarget:
     return EthosUTarget(
         name=name or accelerator,
         description=f"Arm {accelerator.replace('ethos-u', 'Ethos-U').rsplit('-', 1)[0]} microNPU, {macs} MACs/cycle, int8 TFLite "
-                    "compiled by Vela",
+        "compiled by Vela",
         precisions=("int8",),
         memory=Memory(kind="shared", sync_us=2.0),
-        cost=CostModel(launch_us=15.0, gmacs={"int8": macs * spec.clock_ghz * _UTILISATION}, memory_gbps=spec.sram_gbps, op_overhead_us=0.5),
+        cost=CostModel(
+            launch_us=15.0, gmacs={"int8": macs * spec.clock_ghz * _UTILISATION}, memory_gbps=spec.sram_gbps, op_overhead_us=0.5
+        ),
         ops={**_op_checks(rule_family), **QDQ_OPS},
         generic=(c.static_shapes, activation_types),
-        quant_scheme=QuantScheme(precision="int8", activation_type="int8", weight_type="int8", symmetric_activations=False,
-                                 symmetric_weights=True, per_channel=True),
+        quant_scheme=QuantScheme(
+            precision="int8",
+            activation_type="int8",
+            weight_type="int8",
+            symmetric_activations=False,
+            symmetric_weights=True,
+            per_channel=True,
+        ),
         requires_calibration=True,
         references=(
             "Vela SUPPORTED_OPS.md (`vela --supported-ops-report`, ethos-u-vela 5.2.0)",

@@ -22,7 +22,15 @@ from edgecc.targets.api import CostModel, Memory, Target
 
 __all__ = ["TARGET", "TARGETS"]
 
-_CONV = (c.conv_2d, c.constant_weights, c.group_is_one_or_depthwise, c.kernel_range(1, 15), c.stride_range(1, 7), c.dilation_one, c.max_channels(2048))
+_CONV = (
+    c.conv_2d,
+    c.constant_weights,
+    c.group_is_one_or_depthwise,
+    c.kernel_range(1, 15),
+    c.stride_range(1, 7),
+    c.dilation_one,
+    c.max_channels(2048),
+)
 _POOL = (c.pool_2d, c.kernel_range(1, 15), c.stride_range(1, 7))
 
 TARGET = Target(
@@ -40,13 +48,22 @@ TARGET = Target(
         "Gemm": (c.constant_weights, c.gemm_no_transpose_a),
         "BatchNormalization": (c.constant_weights,),
         "Softmax": (c.axis_channel_or_last,),
-        "Relu": (), "Sigmoid": (), "Tanh": (), "LeakyRelu": (), "PRelu": (c.constant_weights,), "Clip": (c.constant_weights,),
-        "Add": (), "Mul": (), "Sub": (),
+        "Relu": (),
+        "Sigmoid": (),
+        "Tanh": (),
+        "LeakyRelu": (),
+        "PRelu": (c.constant_weights,),
+        "Clip": (c.constant_weights,),
+        "Add": (),
+        "Mul": (),
+        "Sub": (),
         **{op: () for op in c.SHAPE_OPS},
         **{op: () for op in c.QDQ_OPS},  # already-quantised models keep their scales
     },
     generic=(c.static_shapes, c.float_or_quantized_tensors, c.max_rank(4), c.batch_one),
-    quant_scheme=QuantScheme(precision="int8", activation_type="uint8", weight_type="int8", symmetric_weights=True, per_channel=True),
+    quant_scheme=QuantScheme(
+        precision="int8", activation_type="uint8", weight_type="int8", symmetric_weights=True, per_channel=True
+    ),
     references=(
         "Huawei HiAI Foundation DDK operator specifications (developer.huawei.com/consumer/en/doc/hiai-References)",
         "HiSilicon Kirin 970 NPU announcement, IFA 2017 (1.92 TFLOPS FP16)",

@@ -33,7 +33,21 @@ from typing import Any
 
 from edgecc.targets.api import Memory
 
-__all__ = ["STRATEGIES", "Breakdown", "Device", "Plan", "Problem", "all_host", "exhaustive", "first_split", "greedy", "optimal", "random_problem", "score", "solve"]
+__all__ = [
+    "STRATEGIES",
+    "Breakdown",
+    "Device",
+    "Plan",
+    "Problem",
+    "all_host",
+    "exhaustive",
+    "first_split",
+    "greedy",
+    "optimal",
+    "random_problem",
+    "score",
+    "solve",
+]
 
 STRATEGIES = ("optimal", "greedy", "first-split")
 
@@ -96,8 +110,13 @@ class Breakdown:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (without the per-transfer list)."""
-        return {"total_us": round(self.total_us, 3), "compute_us": round(self.compute_us, 3), "launch_us": round(self.launch_us, 3),
-                "transfer_us": round(self.transfer_us, 3), "partitions": self.partitions}
+        return {
+            "total_us": round(self.total_us, 3),
+            "compute_us": round(self.compute_us, 3),
+            "launch_us": round(self.launch_us, 3),
+            "transfer_us": round(self.transfer_us, 3),
+            "partitions": self.partitions,
+        }
 
 
 @dataclass
@@ -141,15 +160,31 @@ def score(problem: Problem, assignment: Sequence[int]) -> Breakdown:
         if p_dev != 0 and (consumer_runs or t in problem.graph_outputs):
             cost = problem.export_cost[t][p_dev]
             transfer += cost
-            transfers.append({"tensor": name, "from": problem.devices[p_dev].name, "to": "cpu-memory", "from_partition": p_run,
-                              "bytes": problem.tensor_elements[t] * problem.devices[p_dev].bytes_per_element, "estimated_us": cost})
+            transfers.append(
+                {
+                    "tensor": name,
+                    "from": problem.devices[p_dev].name,
+                    "to": "cpu-memory",
+                    "from_partition": p_run,
+                    "bytes": problem.tensor_elements[t] * problem.devices[p_dev].bytes_per_element,
+                    "estimated_us": cost,
+                }
+            )
         for r in consumer_runs:
             c_dev = runs[r][0]
             if c_dev != 0:
                 cost = problem.import_cost[t][c_dev]
                 transfer += cost
-                transfers.append({"tensor": name, "from": "cpu-memory", "to": problem.devices[c_dev].name, "to_partition": r,
-                                  "bytes": problem.tensor_elements[t] * problem.devices[c_dev].bytes_per_element, "estimated_us": cost})
+                transfers.append(
+                    {
+                        "tensor": name,
+                        "from": "cpu-memory",
+                        "to": problem.devices[c_dev].name,
+                        "to_partition": r,
+                        "bytes": problem.tensor_elements[t] * problem.devices[c_dev].bytes_per_element,
+                        "estimated_us": cost,
+                    }
+                )
     return Breakdown(compute + launch + transfer, compute, launch, transfer, len(runs), runs, transfers)
 
 
@@ -293,19 +328,26 @@ def follow_next(problem: Problem, assignment: Sequence[int]) -> list[int]:
     if problem.glue:
         for device, first, last in runs_of(result):
             nodes = range(first, last + 1)
-            if device != 0 and all(i in problem.glue or i in problem.follows_next for i in nodes) \
-                    and all(problem.compute[i][0] < math.inf for i in nodes):
+            if (
+                device != 0
+                and all(i in problem.glue or i in problem.follows_next for i in nodes)
+                and all(problem.compute[i][0] < math.inf for i in nodes)
+            ):
                 for i in nodes:
                     result[i] = 0
     return result
 
 
-def solve(problem: Problem, strategy: str = "optimal", *, max_partitions: int | None = None, beam: int | None = None) -> tuple[Plan, dict[str, Breakdown]]:
+def solve(
+    problem: Problem, strategy: str = "optimal", *, max_partitions: int | None = None, beam: int | None = None
+) -> tuple[Plan, dict[str, Breakdown]]:
     """The plan of `strategy` and the scores of every strategy (for the placement report)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown partitioner {strategy!r}")
-    candidates = {name: follow_next(problem, a) for name, a in
-                  (("greedy", greedy(problem)), ("first-split", first_split(problem)), ("all-cpu", all_host(problem)))}
+    candidates = {
+        name: follow_next(problem, a)
+        for name, a in (("greedy", greedy(problem)), ("first-split", first_split(problem)), ("all-cpu", all_host(problem)))
+    }
     scores = {name: score(problem, a) for name, a in candidates.items()}
     dp, exact = optimal(problem, beam=beam, max_partitions=max_partitions)
     dp = follow_next(problem, dp)
@@ -320,13 +362,16 @@ def solve(problem: Problem, strategy: str = "optimal", *, max_partitions: int | 
         return Plan("optimal", best_assign, best_cost, exact, best_name), scores
     assign = candidates[strategy]
     if max_partitions is not None and scores[strategy].partitions > max_partitions:
-        raise ValueError(f"the {strategy} placement has {scores[strategy].partitions} partitions, more than the limit of {max_partitions} "
-                         "(only the optimal partitioner honours --max-partitions)")
+        raise ValueError(
+            f"the {strategy} placement has {scores[strategy].partitions} partitions, more than the limit of {max_partitions} "
+            "(only the optimal partitioner honours --max-partitions)"
+        )
     return Plan(strategy, assign, scores[strategy], True, strategy), scores
 
 
-def random_problem(n: int, seed: int, *, support: float = 0.7, fan_in: int = 2, window: int = 4, dma: bool = True,
-                   outputs: int = 1) -> Problem:
+def random_problem(
+    n: int, seed: int, *, support: float = 0.7, fan_in: int = 2, window: int = 4, dma: bool = True, outputs: int = 1
+) -> Problem:
     """A random DAG of `n` nodes (each reads up to `fan_in` tensors of the last `window` nodes) with a random
     support mask for one accelerator: for tests and `benchmarks/partition.py`."""
     import random
@@ -348,5 +393,13 @@ def random_problem(n: int, seed: int, *, support: float = 0.7, fan_in: int = 2, 
         accel_cost = cpu_cost / rng.uniform(2.0, 30.0) if rng.random() < support else math.inf
         compute.append([cpu_cost, accel_cost])
     graph_outputs = set(range(max(0, n - outputs), n))
-    return Problem([host, accel], compute, node_inputs, [[i] for i in range(n)], elements, producer, graph_outputs,
-                   [f"t{i}" for i in range(n)] + ["input"])
+    return Problem(
+        [host, accel],
+        compute,
+        node_inputs,
+        [[i] for i in range(n)],
+        elements,
+        producer,
+        graph_outputs,
+        [f"t{i}" for i in range(n)] + ["input"],
+    )

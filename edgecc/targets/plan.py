@@ -23,8 +23,21 @@ if TYPE_CHECKING:
     import onnx
 
 
-__all__ = ["GLUE_OPS", "PartitionSpec", "boundary_values", "build_problem", "check_support", "constant_nodes", "extract_partition",
-           "partitions_of", "plan_model", "precision_of", "require_calibration", "require_static", "sink_constant_nodes"]
+__all__ = [
+    "GLUE_OPS",
+    "PartitionSpec",
+    "boundary_values",
+    "build_problem",
+    "check_support",
+    "constant_nodes",
+    "extract_partition",
+    "partitions_of",
+    "plan_model",
+    "precision_of",
+    "require_calibration",
+    "require_static",
+    "sink_constant_nodes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +73,11 @@ def _prefix_only(graph: ModelGraph, support: list[CheckResult], target: Target) 
     if first is None:
         return support
     stop = graph.views[first]
-    reason = (f"after '{stop.name}' ({stop.op_type}), the first node {target.name} cannot run, its compiler maps no "
-              "further operators (they run on the CPU)")
-    return [*support[:first + 1], *(CheckResult(False, (reason,)) for _ in support[first + 1:])]
+    reason = (
+        f"after '{stop.name}' ({stop.op_type}), the first node {target.name} cannot run, its compiler maps no "
+        "further operators (they run on the CPU)"
+    )
+    return [*support[: first + 1], *(CheckResult(False, (reason,)) for _ in support[first + 1 :])]
 
 
 def precision_of(target: Target, precision: str | None) -> str:
@@ -75,11 +90,14 @@ def precision_of(target: Target, precision: str | None) -> str:
 
 
 #: ops that only move or re-encode data: an accelerator partition of nothing else is pointless
-GLUE_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
+GLUE_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
+)
 
 
-def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Target, precision: str,
-                  initializers: set[str] | None = None) -> Problem:
+def build_problem(
+    graph: ModelGraph, support: Sequence[CheckResult], target: Target, precision: str, initializers: set[str] | None = None
+) -> Problem:
     """The partitioning problem: CPU fallback (device 0) and the target (device 1, unless it is the CPU)."""
     from edgecc.targets import get_target
 
@@ -108,7 +126,9 @@ def build_problem(graph: ModelGraph, support: Sequence[CheckResult], target: Tar
                 producer.append(index)
                 outs.append(tensors[out])
         node_outputs.append(outs)
-        row = [cpu.cost.node_us(graph.macs[index], graph.node_bytes[index], cpu_precision) if cpu_check(view).supported else math.inf]
+        row = [
+            cpu.cost.node_us(graph.macs[index], graph.node_bytes[index], cpu_precision) if cpu_check(view).supported else math.inf
+        ]
         if target.name != "cpu":
             ok = support[index].supported
             row.append(target.cost.node_us(graph.macs[index], graph.node_bytes[index], precision) if ok else math.inf)
@@ -132,8 +152,14 @@ def _reads(view: Any) -> list[str]:
     return [t for t in view.inputs if t]
 
 
-def plan_model(model: onnx.ModelProto, target: Target, *, precision: str | None = None, partitioner: str = "optimal",
-               max_partitions: int | None = None) -> tuple[ModelGraph, list[CheckResult], Problem, Plan, dict[str, Breakdown]]:
+def plan_model(
+    model: onnx.ModelProto,
+    target: Target,
+    *,
+    precision: str | None = None,
+    partitioner: str = "optimal",
+    max_partitions: int | None = None,
+) -> tuple[ModelGraph, list[CheckResult], Problem, Plan, dict[str, Breakdown]]:
     """Support check + partitioning of an (optimised) model."""
     precision = precision_of(target, precision)
     graph, support = check_support(model, target)
@@ -200,8 +226,9 @@ def sink_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     return result
 
 
-def partitions_of(graph: ModelGraph, problem: Problem, plan: Plan, target: Target, precision: str,
-                  initializers: set[str] | None = None) -> list[PartitionSpec]:
+def partitions_of(
+    graph: ModelGraph, problem: Problem, plan: Plan, target: Target, precision: str, initializers: set[str] | None = None
+) -> list[PartitionSpec]:
     """Partition boundaries: inputs read from outside, outputs read outside or graph outputs.
 
     Tensors made from constants only never cross a boundary: each partition that reads one gets its own copy of the
@@ -244,7 +271,9 @@ def partitions_of(graph: ModelGraph, problem: Problem, plan: Plan, target: Targe
     return specs
 
 
-def _live_nodes(graph: ModelGraph, nodes: Sequence[int], outputs: Sequence[str], constant_producer: Mapping[str, int]) -> list[int]:
+def _live_nodes(
+    graph: ModelGraph, nodes: Sequence[int], outputs: Sequence[str], constant_producer: Mapping[str, int]
+) -> list[int]:
     """The partition's nodes that feed its outputs, plus the constant-only nodes (wherever placed) they read."""
     own = set(nodes)
     needed = set(outputs)
@@ -263,7 +292,9 @@ def _live_nodes(graph: ModelGraph, nodes: Sequence[int], outputs: Sequence[str],
     return sorted(keep)
 
 
-def extract_partition(model: onnx.ModelProto, nodes: Sequence[int], inputs: Sequence[str], outputs: Sequence[str], name: str) -> onnx.ModelProto:
+def extract_partition(
+    model: onnx.ModelProto, nodes: Sequence[int], inputs: Sequence[str], outputs: Sequence[str], name: str
+) -> onnx.ModelProto:
     """A standalone ONNX model of some nodes of `model` (shape-inferred), with the weights they use."""
     import onnx
     from onnx import helper
@@ -282,14 +313,21 @@ def extract_partition(model: onnx.ModelProto, nodes: Sequence[int], inputs: Sequ
         return helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
 
     internal = {t for n in picked for t in n.output if t} - set(outputs)
-    sub = helper.make_graph(picked, name, [info(t) for t in inputs], [info(t) for t in outputs], initializer=initializers,
-                            value_info=[value_infos[t] for t in sorted(internal) if t in value_infos])
-    result = helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version,
-                               producer_name="edgecc")
+    sub = helper.make_graph(
+        picked,
+        name,
+        [info(t) for t in inputs],
+        [info(t) for t in outputs],
+        initializer=initializers,
+        value_info=[value_infos[t] for t in sorted(internal) if t in value_infos],
+    )
+    result = helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version, producer_name="edgecc")
     return result
 
 
-def boundary_values(model: onnx.ModelProto, names: Sequence[str], feeds: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+def boundary_values(
+    model: onnx.ModelProto, names: Sequence[str], feeds: Sequence[Mapping[str, np.ndarray]]
+) -> list[dict[str, np.ndarray]]:
     """The float values of intermediate tensors `names` for every feed (calibration data of later partitions)."""
     from edgecc.onnxutil import with_outputs
     from edgecc.ortrun import OrtRunner
@@ -312,20 +350,30 @@ def require_static(model: onnx.ModelProto, target: Target, path: str) -> None:
     dynamic = [i for i in graph_inputs(model) if not i.is_static()]
     if target.static_shapes and dynamic:
         names = ", ".join(f"'{i.name}' ({i.shape_text()})" for i in dynamic)
-        fix = " ".join(f"--input {i.name}:{'x'.join(str(d) if isinstance(d, int) and d >= 0 else '1' for d in (i.shape or ()))}" for i in dynamic)
-        raise UnsupportedError(f"target '{target.name}' needs static shapes, but input(s) {names} of {path} are dynamic",
-                               hint=f"fix them, e.g. {fix}", path=path)
+        fix = " ".join(
+            f"--input {i.name}:{'x'.join(str(d) if isinstance(d, int) and d >= 0 else '1' for d in (i.shape or ()))}"
+            for i in dynamic
+        )
+        raise UnsupportedError(
+            f"target '{target.name}' needs static shapes, but input(s) {names} of {path} are dynamic",
+            hint=f"fix them, e.g. {fix}",
+            path=path,
+        )
 
 
-def require_calibration(model: onnx.ModelProto, target: Target, precision: str, calibration: Sequence[Mapping[str, np.ndarray]],
-                        path: str) -> None:
+def require_calibration(
+    model: onnx.ModelProto, target: Target, precision: str, calibration: Sequence[Mapping[str, np.ndarray]], path: str
+) -> None:
     """Targets whose integer artifacts must carry real scales refuse to quantise a float model on random samples (exit 3)."""
     from edgecc.targets.precision import is_quantized
 
     if target.requires_calibration and precision in ("int8", "int16") and not calibration and not is_quantized(model):
         from edgecc.errors import InvalidInputError
 
-        raise InvalidInputError(f"target '{target.name}' runs {precision} only, and {Path(path).name} is a float model: its "
-                                "quantisation scales need calibration data", path=path,
-                                hint="give --calibration DATA (NAME=FILE.npy|.npz or a folder of samples), or compile a model "
-                                     "quantised by 'edgecc quantize'")
+        raise InvalidInputError(
+            f"target '{target.name}' runs {precision} only, and {Path(path).name} is a float model: its "
+            "quantisation scales need calibration data",
+            path=path,
+            hint="give --calibration DATA (NAME=FILE.npy|.npz or a folder of samples), or compile a model "
+            "quantised by 'edgecc quantize'",
+        )

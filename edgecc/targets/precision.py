@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["cast_fp16", "convert_precision", "is_quantized"]
 
 
-def convert_precision(model: onnx.ModelProto, precision: str, scheme: QuantScheme,
-                      calibration: Sequence[Mapping[str, np.ndarray]]) -> onnx.ModelProto:
+def convert_precision(
+    model: onnx.ModelProto, precision: str, scheme: QuantScheme, calibration: Sequence[Mapping[str, np.ndarray]]
+) -> onnx.ModelProto:
     """The partition model in `precision` (inputs and outputs stay float32)."""
     if precision == "fp32":
         return model
@@ -30,14 +31,22 @@ def convert_precision(model: onnx.ModelProto, precision: str, scheme: QuantSchem
         return _stamp(cast_fp16(model), "onnxruntime.transformers.float16 (float32 io)")
     if precision in ("int8", "int16"):
         if is_quantized(model):
-            return _stamp(model, "kept: the model was already quantised (its QuantizeLinear/DequantizeLinear scales are used as they are)")
+            return _stamp(
+                model, "kept: the model was already quantised (its QuantizeLinear/DequantizeLinear scales are used as they are)"
+            )
         if not calibration:
             raise UsageError("int8 compilation needs calibration samples", hint="give --calibration DATA")
         from edgecc import quantization
 
         if precision == "int16":
-            scheme = QuantScheme(precision="int8", activation_type="int16", weight_type="int8", symmetric_activations=True,
-                                 symmetric_weights=True, per_channel=scheme.per_channel)
+            scheme = QuantScheme(
+                precision="int8",
+                activation_type="int16",
+                weight_type="int8",
+                symmetric_activations=True,
+                symmetric_weights=True,
+                per_channel=scheme.per_channel,
+            )
         options = quantization.QuantOptions(mode="static", method="minmax", holdout=0.0, per_layer_report=False)
         try:
             quantized, _ = quantization.quantize_model(model, scheme, list(calibration), options, name=model.graph.name)

@@ -124,8 +124,15 @@ class _HtpRunner:
 class QnnHtpTarget(Target):
     """qnn-htp: QDQ artifacts, plus an offline-compiled QNN context binary (EPContext model + .bin) when QNN is here."""
 
-    def emit(self, model: onnx.ModelProto, precision: str, directory: Path, stem: str,
-             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> Emitted:
+    def emit(
+        self,
+        model: onnx.ModelProto,
+        precision: str,
+        directory: Path,
+        stem: str,
+        calibration: Sequence[Mapping[str, np.ndarray]],
+        options: EmitOptions | None = None,
+    ) -> Emitted:
         emitted = super().emit(model, precision, directory, stem, calibration, options)
         if not qnn_available():
             log.info("onnxruntime-qnn is not installed: %s carries no QNN context binary", stem)
@@ -137,10 +144,14 @@ class QnnHtpTarget(Target):
         context = directory / f"{stem}_ctx.onnx"
         try:
             with _native_stdout_to_stderr():
-                options = _htp_options({"ep.context_enable": "1", "ep.context_file_path": str(context), "ep.context_embed_mode": "0"})
+                options = _htp_options(
+                    {"ep.context_enable": "1", "ep.context_file_path": str(context), "ep.context_embed_mode": "0"}
+                )
                 ort.InferenceSession(str(emitted.files[0]), sess_options=options)
         except Exception as exc:  # noqa: BLE001 -- onnxruntime and plug-ins raise errors of many types
-            raise UnsupportedError(f"QNN could not compile partition {stem} for the HTP: {' '.join(str(exc).split())[:300]}") from None
+            raise UnsupportedError(
+                f"QNN could not compile partition {stem} for the HTP: {' '.join(str(exc).split())[:300]}"
+            ) from None
         return Emitted([*emitted.files, context, *sorted(directory.glob(f"{stem}_ctx*.bin"))], emitted.info)
 
     def runner(self, artifact: Path, *, name: str) -> Any:
@@ -153,10 +164,33 @@ class QnnHtpTarget(Target):
             return f"onnxruntime-qnn HTP backend (x86 simulator, CPU fallback disabled), {precision} QDQ"
         return f"onnxruntime CPU emulating HTP numerics ({precision} QDQ; install edgecc[qnn] for the HTP simulator)"
 
+
 _CONV = (c.conv_2d, c.constant_weights, c.group_is_one_or_depthwise, c.kernel_range(1, 16), c.stride_range(1, 8), c.max_rank(4))
 _POOL = (c.pool_2d, c.kernel_range(1, 16), c.stride_range(1, 8))
-_ELEMENTWISE = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "PRelu", "HardSwish", "HardSigmoid", "Elu", "Gelu",
-                "Add", "Sub", "Mul", "Div", "Abs", "Exp", "Log", "Sqrt", "Neg", "Max", "Min", "Pow")
+_ELEMENTWISE = (
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "LeakyRelu",
+    "Clip",
+    "PRelu",
+    "HardSwish",
+    "HardSigmoid",
+    "Elu",
+    "Gelu",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Abs",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Neg",
+    "Max",
+    "Min",
+    "Pow",
+)
 
 TARGET = QnnHtpTarget(
     name="qnn-htp",
@@ -178,13 +212,20 @@ TARGET = QnnHtpTarget(
         "Softmax": (c.axis_last,),
         "LayerNormalization": (c.axis_last, c.constant_weights),
         "Resize": (c.mode_in("mode", ("nearest", "linear"), "nearest"),),
-        "Split": (), "Slice": (), "Pad": (), "ReduceMean": (), "DepthToSpace": (), "SpaceToDepth": (),
+        "Split": (),
+        "Slice": (),
+        "Pad": (),
+        "ReduceMean": (),
+        "DepthToSpace": (),
+        "SpaceToDepth": (),
         **{op: () for op in _ELEMENTWISE},
         **{op: () for op in c.SHAPE_OPS},
         **{op: () for op in c.QDQ_OPS},  # already-quantised models keep their scales
     },
     generic=(c.static_shapes, c.float_or_quantized_tensors, c.max_rank(5)),
-    quant_scheme=QuantScheme(precision="int8", activation_type="uint8", weight_type="uint8", symmetric_weights=False, per_channel=False),
+    quant_scheme=QuantScheme(
+        precision="int8", activation_type="uint8", weight_type="uint8", symmetric_weights=False, per_channel=False
+    ),
     references=(
         "Qualcomm AI Engine Direct SDK: HTP backend op definition supplement (docs.qualcomm.com)",
         "onnxruntime QNN execution provider (onnxruntime.ai/docs/execution-providers/QNN-ExecutionProvider.html)",

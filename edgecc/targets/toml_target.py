@@ -59,7 +59,18 @@ CONSTRAINT_KEYS: dict[str, Callable[[Any], Check]] = {
     "static_shapes": lambda v: c.static_shapes,
     "float_tensors": lambda v: c.float_tensors,
 }
-_TOP_KEYS = {"name", "description", "precisions", "static_shapes", "memory", "cost", "quant_scheme", "generic", "ops", "references"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "precisions",
+    "static_shapes",
+    "memory",
+    "cost",
+    "quant_scheme",
+    "generic",
+    "ops",
+    "references",
+}
 
 
 def _checks(table: dict[str, Any], where: str) -> tuple[Check, ...]:
@@ -81,7 +92,9 @@ def target_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Target:
     precisions = tuple(data.get("precisions", ("fp32",)))
     cost = data["cost"]
     scheme = dict(data.get("quant_scheme", {}))
-    scheme.setdefault("precision", "int8" if "int8" in precisions else precisions[0] if precisions[0] in ("fp16", "fp32") else "int8")
+    scheme.setdefault(
+        "precision", "int8" if "int8" in precisions else precisions[0] if precisions[0] in ("fp16", "fp32") else "int8"
+    )
     generic = _checks(dict(data.get("generic", {})), "generic")
     if data.get("static_shapes", True) and c.static_shapes not in generic:
         generic = (c.static_shapes, *generic)
@@ -90,8 +103,12 @@ def target_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Target:
         description=str(data.get("description", "")),
         precisions=precisions,
         memory=Memory(**data.get("memory", {"kind": "shared"})),
-        cost=CostModel(launch_us=float(cost["launch_us"]), gmacs={k: float(v) for k, v in cost["gmacs"].items()},
-                       memory_gbps=float(cost["memory_gbps"]), op_overhead_us=float(cost.get("op_overhead_us", 0.0))),
+        cost=CostModel(
+            launch_us=float(cost["launch_us"]),
+            gmacs={k: float(v) for k, v in cost["gmacs"].items()},
+            memory_gbps=float(cost["memory_gbps"]),
+            op_overhead_us=float(cost.get("op_overhead_us", 0.0)),
+        ),
         ops={op: _checks(dict(table), f"ops.{op}") for op, table in data.get("ops", {}).items()},
         generic=(*generic, c.float_tensors) if c.float_tensors not in generic else generic,
         quant_scheme=QuantScheme(**scheme),

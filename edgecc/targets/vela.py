@@ -122,7 +122,9 @@ def _run(command: list[str], *, cwd: Path | None = None, timeout: int = 600) -> 
     try:
         return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False)
     except OSError as exc:
-        error = MissingDependencyError("ethos-u-vela", feature=f"running Vela ({' '.join(command)}: {exc.strerror})", extra="ethos-u")
+        error = MissingDependencyError(
+            "ethos-u-vela", feature=f"running Vela ({' '.join(command)}: {exc.strerror})", extra="ethos-u"
+        )
         error.hint = INSTALL_HINT
         raise error from None
 
@@ -229,8 +231,14 @@ class VelaReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (paths as file names)."""
-        return {"command": " ".join(self.command), "vela_version": self.version, "estimates": self.estimates,
-                "cpu_fallback": self.cpu_fallback, "npu_operators": self.npu_operators, "cpu_operators": self.cpu_operators}
+        return {
+            "command": " ".join(self.command),
+            "vela_version": self.version,
+            "estimates": self.estimates,
+            "cpu_fallback": self.cpu_fallback,
+            "npu_operators": self.npu_operators,
+            "cpu_operators": self.cpu_operators,
+        }
 
 
 _WARNING = re.compile(r"^Warning \(supported operators\) operator: (?P<op>[A-Z0-9_]+), ofm: '(?P<ofm>.*)'$")
@@ -245,9 +253,9 @@ def parse_cpu_fallback(stdout: str) -> list[dict[str, str]]:
         if not match:
             continue
         entry = {"op": match.group("op"), "tensor": match.group("ofm"), "reason": "", "rule": ""}
-        following = [ln.strip() for ln in lines[index + 1: index + 4]]
+        following = [ln.strip() for ln in lines[index + 1 : index + 4]]
         if following and following[0].startswith("Reason:"):
-            entry["reason"] = following[0][len("Reason:"):].strip()
+            entry["reason"] = following[0][len("Reason:") :].strip()
             if len(following) > 1 and following[1] and not following[1].startswith(("Warning", "#")):
                 entry["rule"] = following[1]
         found.append(entry)
@@ -312,7 +320,12 @@ def vela_arguments(accelerator: str, options: Mapping[str, str]) -> list[str]:
     spec = FAMILIES[family_of(accelerator)[0]]
     values = {"config": "Arm/vela.ini", "system-config": spec.system_config, "memory-mode": spec.memory_mode, **dict(options)}
     args = ["--accelerator-config", accelerator]
-    for key in ("config", "system-config", "memory-mode", *sorted(k for k in values if k not in ("config", "system-config", "memory-mode"))):
+    for key in (
+        "config",
+        "system-config",
+        "memory-mode",
+        *sorted(k for k in values if k not in ("config", "system-config", "memory-mode")),
+    ):
         args += [PASS_THROUGH[key], str(values[key])]
     return args
 
@@ -321,17 +334,28 @@ def run_vela(tflite: Path, out_dir: Path, *, accelerator: str, options: Mapping[
     """Compile `tflite` with Vela into `out_dir` (output TFLite + summary CSVs) and parse its reports."""
     command = require_vela(f"compiling for {accelerator} with Vela")
     out_dir.mkdir(parents=True, exist_ok=True)
-    full = [*command, str(tflite), *vela_arguments(accelerator, options), "--output-dir", str(out_dir), "--output-format", "tflite",
-            "--verbose-performance", "--show-cpu-operations"]
+    full = [
+        *command,
+        str(tflite),
+        *vela_arguments(accelerator, options),
+        "--output-dir",
+        str(out_dir),
+        "--output-format",
+        "tflite",
+        "--verbose-performance",
+        "--show-cpu-operations",
+    ]
     proc = _run(full, timeout=timeout)
     stem = tflite.stem
     output = out_dir / f"{stem}_vela.tflite"
     if proc.returncode != 0 or not output.is_file():
-        raise UnsupportedError(f"Vela could not compile {tflite.name} for {accelerator} (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}")
+        raise UnsupportedError(
+            f"Vela could not compile {tflite.name} for {accelerator} (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}"
+        )
     summaries = sorted(out_dir.glob(f"{stem}_summary_*.csv"))
     per_layer = out_dir / f"{stem}_per-layer.csv"
     report = VelaReport(
-        command=["vela", tflite.name, *full[len(command) + 1:-6], "--output-dir", ".", *full[-4:]],
+        command=["vela", tflite.name, *full[len(command) + 1 : -6], "--output-dir", ".", *full[-4:]],
         output=output,
         summary_csv=summaries[0] if summaries else None,
         per_layer_csv=per_layer if per_layer.is_file() else None,

@@ -51,8 +51,10 @@ MODEL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "inputs": (list, "input specs NAME:DIMS[:DTYPE]"),
     "outputs": (list, "cut the graph at these tensors"),
     "opset": (int, "target opset"),
-    "calibration": ((str, list), "calibration data, one DATA value or a list of them, as `edgecc quantize --calibration` "
-                                 "(paths relative to the zoo file)"),
+    "calibration": (
+        (str, list),
+        "calibration data, one DATA value or a list of them, as `edgecc quantize --calibration` (paths relative to the zoo file)",
+    ),
     "evaluation": (str, ".npz: an array per input (sample axis first) and optional int 'labels'"),
     "label_output": (str, "output compared with the labels (default: the first)"),
     "targets": (list, "targets of this model (default: the zoo's)"),
@@ -149,8 +151,13 @@ class _Reader:
     def check_keys(self, data: Mapping[str, Any], known: Mapping[str, tuple[Any, str]], table: str, index: int) -> None:
         for key, value in data.items():
             if key not in known:
-                raise self.fail(f"unknown key '{key}' in [{table}]" + (f" #{index + 1}" if table == "model" else ""), table, index, key,
-                                hint=f"known keys: {', '.join(known)}")
+                raise self.fail(
+                    f"unknown key '{key}' in [{table}]" + (f" #{index + 1}" if table == "model" else ""),
+                    table,
+                    index,
+                    key,
+                    hint=f"known keys: {', '.join(known)}",
+                )
             kind = known[key][0]
             ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
             if ok and isinstance(value, list):
@@ -173,25 +180,37 @@ class _Reader:
 
     def file(self, value: str, table: str, index: int, key: str) -> str:
         local = value.split(".py:")[0] + ".py" if ".py:" in value else value
-        path = (self.path.parent / local)
+        path = self.path.parent / local
         if not path.exists():
-            raise self.fail(f"{key} file '{value}' does not exist (looked for {path})", table, index, key, hint="paths are relative to the zoo file")
+            raise self.fail(
+                f"{key} file '{value}' does not exist (looked for {path})",
+                table,
+                index,
+                key,
+                hint="paths are relative to the zoo file",
+            )
         return str(self.path.parent / value)
 
 
-def _targets(reader: _Reader, values: Sequence[str], table: str, index: int, known: Sequence[str], files: dict[str, str]) -> tuple[str, ...]:
+def _targets(
+    reader: _Reader, values: Sequence[str], table: str, index: int, known: Sequence[str], files: dict[str, str]
+) -> tuple[str, ...]:
     labels = []
     for value in values:
         if value.endswith(".toml"):
             path = reader.path.parent / value
             if not path.is_file():
-                raise reader.fail(f"target description file '{value}' does not exist (looked for {path})", table, index, "targets")
+                raise reader.fail(
+                    f"target description file '{value}' does not exist (looked for {path})", table, index, "targets"
+                )
             label = Path(value).stem
             files[label] = str(path)
         elif value in known:
             label = value
         else:
-            raise reader.fail(f"unknown target '{value}'", table, index, "targets", hint=f"known targets: {', '.join(known)} (or a .toml file)")
+            raise reader.fail(
+                f"unknown target '{value}'", table, index, "targets", hint=f"known targets: {', '.join(known)} (or a .toml file)"
+            )
         if label in labels:
             raise reader.fail(f"target '{value}' is listed twice", table, index, "targets")
         labels.append(label)
@@ -219,7 +238,9 @@ def load_zoo(path: str | Path) -> ZooConfig:
     reader = _Reader(path, text)
     for key in data:
         if key not in ("zoo", "model"):
-            raise reader.fail(f"unknown table or key '{key}'", None, 0, key, hint="a zoo file has a [zoo] table and [[model]] tables")
+            raise reader.fail(
+                f"unknown table or key '{key}'", None, 0, key, hint="a zoo file has a [zoo] table and [[model]] tables"
+            )
     zoo = data.get("zoo", {})
     if not isinstance(zoo, dict):
         raise reader.fail("'zoo' must be a table [zoo]", None, 0, "zoo")
@@ -244,8 +265,12 @@ def load_zoo(path: str | Path) -> ZooConfig:
                 raise reader.fail(f"[[model]] #{index + 1} has no '{required}'", "model", index, None)
         name = entry["name"]
         if not _NAME.match(name) or name in names:
-            raise reader.fail(f"model name '{name}' is " + ("used twice" if name in names else "not a plain name (letters, digits, _ . + -)"),
-                              "model", index, "name")
+            raise reader.fail(
+                f"model name '{name}' is " + ("used twice" if name in names else "not a plain name (letters, digits, _ . + -)"),
+                "model",
+                index,
+                "name",
+            )
         names.add(name)
         if not entry["files"]:
             raise reader.fail(f"model '{name}': 'files' is empty", "model", index, "files")
@@ -257,8 +282,24 @@ def load_zoo(path: str | Path) -> ZooConfig:
         if "evaluation" in entry:
             extra["evaluation"] = reader.file(entry["evaluation"], "model", index, "evaluation")
         model_targets = _targets(reader, entry["targets"], "model", index, known, target_files) if "targets" in entry else ()
-        simple = {k: entry[k] for k in ("framework", "opset", "label_output", "verify", "random_weights", "dequantize", "signature", "epoch") if k in entry}
-        models.append(ModelSpec(name=name, files=files, inputs=tuple(entry.get("inputs", ())), outputs=tuple(entry.get("outputs", ())),
-                                targets=model_targets, nchw_inputs=tuple(entry.get("nchw_inputs", ())), **extra, **simple))
+        simple = {
+            k: entry[k]
+            for k in ("framework", "opset", "label_output", "verify", "random_weights", "dequantize", "signature", "epoch")
+            if k in entry
+        }
+        models.append(
+            ModelSpec(
+                name=name,
+                files=files,
+                inputs=tuple(entry.get("inputs", ())),
+                outputs=tuple(entry.get("outputs", ())),
+                targets=model_targets,
+                nchw_inputs=tuple(entry.get("nchw_inputs", ())),
+                **extra,
+                **simple,
+            )
+        )
     settings = {k: zoo[k] for k in ("runs", "repeats", "warmup", "samples", "seed", "level", "quantize") if k in zoo}
-    return ZooConfig(path=path, name=zoo.get("name", path.stem), models=tuple(models), targets=targets, target_files=target_files, **settings)
+    return ZooConfig(
+        path=path, name=zoo.get("name", path.stem), models=tuple(models), targets=targets, target_files=target_files, **settings
+    )

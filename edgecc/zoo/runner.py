@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecc.errors import InvalidInputError, UsageError
-from edgecc.zoo.config import ModelSpec, ZooConfig
 from edgecc.pipeline.documents import read_document, stamp, write_document
+from edgecc.zoo.config import ModelSpec, ZooConfig
 
 __all__ = ["run_zoo", "pair_id", "result_path", "load_results", "fingerprints"]
 
@@ -52,17 +52,35 @@ def fingerprints(config: ZooConfig) -> tuple[dict[str, str], dict[str, str]]:
 
     models: dict[str, str] = {}
     for spec in config.models:
-        digest = hashlib.sha256(json.dumps({"spec": {**spec.to_dict(), "files": [Path(f).name for f in spec.files], "targets": None,
-                                                     "calibration": None, "evaluation": None},
-                                            "level": config.level, "seed": config.seed, "edgecc": __version__}, sort_keys=True).encode())
+        digest = hashlib.sha256(
+            json.dumps(
+                {
+                    "spec": {
+                        **spec.to_dict(),
+                        "files": [Path(f).name for f in spec.files],
+                        "targets": None,
+                        "calibration": None,
+                        "evaluation": None,
+                    },
+                    "level": config.level,
+                    "seed": config.seed,
+                    "edgecc": __version__,
+                },
+                sort_keys=True,
+            ).encode()
+        )
         for file in spec.files:
             _hash_path(file, digest)
         models[spec.name] = digest.hexdigest()
     pairs: dict[str, str] = {}
     settings = {k: getattr(config, k) for k in ("runs", "repeats", "warmup", "samples", "seed", "quantize")}
     for spec, target in config.pairs():
-        digest = hashlib.sha256(json.dumps({"model": models[spec.name], "target": target, "settings": settings,
-                                            "label_output": spec.label_output}, sort_keys=True).encode())
+        digest = hashlib.sha256(
+            json.dumps(
+                {"model": models[spec.name], "target": target, "settings": settings, "label_output": spec.label_output},
+                sort_keys=True,
+            ).encode()
+        )
         for value in spec.calibration:  # DATA values: the files they name by content, `random` / module:function as written
             name, _, location = value.partition("=") if "=" in value else ("", "", value)
             digest.update(f"{name}=".encode())
@@ -88,12 +106,26 @@ def _existing(path: Path, kind: str, fingerprint: str) -> dict[str, Any] | None:
 
 
 def _crash(kind: str, stage: str, message: str) -> dict[str, Any]:
-    return {"status": "failed", "failure": {"stage": stage, "exit_code": 1, "kind": "crash", "message": message}, "stages": [], "record": None,
-            "info": {}, "job_seconds": 0.0, "kind": kind}
+    return {
+        "status": "failed",
+        "failure": {"stage": stage, "exit_code": 1, "kind": "crash", "message": message},
+        "stages": [],
+        "record": None,
+        "info": {},
+        "job_seconds": 0.0,
+        "kind": kind,
+    }
 
 
-def _pair_document(config: ZooConfig, spec: ModelSpec, target: str, fingerprint: str, model_doc: dict[str, Any],
-                   result: dict[str, Any] | None, out: Path) -> dict[str, Any]:
+def _pair_document(
+    config: ZooConfig,
+    spec: ModelSpec,
+    target: str,
+    fingerprint: str,
+    model_doc: dict[str, Any],
+    result: dict[str, Any] | None,
+    out: Path,
+) -> dict[str, Any]:
     from edgecc import __version__
     from edgecc.zoo.stages import model_file, pair_dir
 
@@ -104,16 +136,40 @@ def _pair_document(config: ZooConfig, spec: ModelSpec, target: str, fingerprint:
     else:
         status, failure, record = "failed", model_doc["failure"], None
     folder = pair_dir(out, spec.name, target)
-    files = {"model": model_file(out, spec.name).relative_to(out).as_posix() if model_doc["status"] == "ok" else None,
-             "bundle": (folder / "bundle.edgecc").relative_to(out).as_posix() if status == "ok" else None,
-             "quantized": (folder / "quantized.onnx").relative_to(out).as_posix() if any(s["stage"] == "quantize" and s["status"] == "ok" for s in stages) else None}
-    return stamp("edgecc.zoo.pair", {"id": pair_id(spec.name, target), "model": spec.name, "target": target, "fingerprint": fingerprint,
-                                     "edgecc_version": __version__, "status": status, "failure": failure, "stages": stages, "record": record,
-                                     "model_info": model_doc.get("info", {}), "files": files})
+    files = {
+        "model": model_file(out, spec.name).relative_to(out).as_posix() if model_doc["status"] == "ok" else None,
+        "bundle": (folder / "bundle.edgecc").relative_to(out).as_posix() if status == "ok" else None,
+        "quantized": (folder / "quantized.onnx").relative_to(out).as_posix()
+        if any(s["stage"] == "quantize" and s["status"] == "ok" for s in stages)
+        else None,
+    }
+    return stamp(
+        "edgecc.zoo.pair",
+        {
+            "id": pair_id(spec.name, target),
+            "model": spec.name,
+            "target": target,
+            "fingerprint": fingerprint,
+            "edgecc_version": __version__,
+            "status": status,
+            "failure": failure,
+            "stages": stages,
+            "record": record,
+            "model_info": model_doc.get("info", {}),
+            "files": files,
+        },
+    )
 
 
-def run_zoo(config: ZooConfig, out_dir: str | Path, backend: Any, *, force: bool = False, retry_failed: bool = False,
-            progress: Progress | None = None) -> dict[str, Any]:
+def run_zoo(
+    config: ZooConfig,
+    out_dir: str | Path,
+    backend: Any,
+    *,
+    force: bool = False,
+    retry_failed: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Run every pair not already done; returns the run index document (also written to `run.json`)."""
     from edgecc import __version__
     from edgecc.pipeline.benchmark import machine_info, package_versions
@@ -158,7 +214,9 @@ def run_zoo(config: ZooConfig, out_dir: str | Path, backend: Any, *, force: bool
         write_document(result_path(out, pid), document)
         statuses[pid] = {"id": pid, "model": name, "target": target, "status": document["status"], "resumed": False}
         if progress:
-            progress("pair", {**statuses[pid], "failure": document["failure"], "seconds": result["job_seconds"] if result else 0.0})
+            progress(
+                "pair", {**statuses[pid], "failure": document["failure"], "seconds": result["job_seconds"] if result else 0.0}
+            )
 
     for name in todo:
         meta = out / "models" / name / "model.json"
@@ -179,9 +237,18 @@ def run_zoo(config: ZooConfig, out_dir: str | Path, backend: Any, *, force: bool
                 stage_seconds += sum(s["seconds"] for s in result["stages"])
                 job_seconds += result["job_seconds"]
                 if kind == "model":
-                    document = stamp("edgecc.zoo.model", {"model": name, "fingerprint": model_fp[name], "edgecc_version": __version__,
-                                                          "status": result["status"], "failure": result["failure"], "stages": result["stages"],
-                                                          "info": result["info"]})
+                    document = stamp(
+                        "edgecc.zoo.model",
+                        {
+                            "model": name,
+                            "fingerprint": model_fp[name],
+                            "edgecc_version": __version__,
+                            "status": result["status"],
+                            "failure": result["failure"],
+                            "stages": result["stages"],
+                            "info": result["info"],
+                        },
+                    )
                     (out / "models" / name).mkdir(parents=True, exist_ok=True)
                     write_document(out / "models" / name / "model.json", document)
                     model_docs[name] = {**document, "cached": False}
@@ -196,13 +263,29 @@ def run_zoo(config: ZooConfig, out_dir: str | Path, backend: Any, *, force: bool
         backend.close()
     wall = time.perf_counter() - start
     pairs = [statuses[pair_id(m.name, t)] for m, t in config.pairs()]
-    index = stamp("edgecc.zoo.run", {
-        "zoo": str(config.path), "name": config.name, "edgecc_version": __version__, "machine": machine_info(), "packages": package_versions(),
-        "backend": backend.name, "workers": backend.workers, "settings": settings, "level": config.level,
-        "wall_seconds": round(wall, 4), "stage_seconds": round(stage_seconds, 4), "job_seconds": round(job_seconds, 4),
-        "pairs": pairs, "counts": {"ok": sum(p["status"] == "ok" for p in pairs), "failed": sum(p["status"] != "ok" for p in pairs),
-                                   "resumed": sum(p["resumed"] for p in pairs)},
-    })
+    index = stamp(
+        "edgecc.zoo.run",
+        {
+            "zoo": str(config.path),
+            "name": config.name,
+            "edgecc_version": __version__,
+            "machine": machine_info(),
+            "packages": package_versions(),
+            "backend": backend.name,
+            "workers": backend.workers,
+            "settings": settings,
+            "level": config.level,
+            "wall_seconds": round(wall, 4),
+            "stage_seconds": round(stage_seconds, 4),
+            "job_seconds": round(job_seconds, 4),
+            "pairs": pairs,
+            "counts": {
+                "ok": sum(p["status"] == "ok" for p in pairs),
+                "failed": sum(p["status"] != "ok" for p in pairs),
+                "resumed": sum(p["resumed"] for p in pairs),
+            },
+        },
+    )
     write_document(out / "run.json", index)
     return index
 

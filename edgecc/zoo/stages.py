@@ -37,8 +37,14 @@ def init_worker(log_path: str | None, threads: int | None = None) -> None:
     """Worker start: stdout and stderr go to a per-worker log file (keeps the driver's terminal and --json stdout clean);
     with `threads`, the math libraries (OpenMP, MKL, torch, TensorFlow) use that many threads, so workers share the cores."""
     if threads:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                     "EDGECC_ORT_THREADS"):
+        for name in (
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "TF_NUM_INTRAOP_THREADS",
+            "TF_NUM_INTEROP_THREADS",
+            "EDGECC_ORT_THREADS",
+        ):
             os.environ.setdefault(name, str(threads))
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +80,12 @@ def failure_of(stage: str, exc: BaseException) -> dict[str, Any]:
 
     if isinstance(exc, EdgeccError):
         return {"stage": stage, "exit_code": exc.exit_code, "kind": exc.kind, "message": exc.one_line()}
-    return {"stage": stage, "exit_code": EXIT_INTERNAL, "kind": "internal",
-            "message": f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}"}
+    return {
+        "stage": stage,
+        "exit_code": EXIT_INTERNAL,
+        "kind": "internal",
+        "message": f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}",
+    }
 
 
 class _Stages:
@@ -105,13 +115,21 @@ class _Stages:
 
 def _convert(spec: ModelSpec, seed: int) -> tuple[Any, dict[str, Any]]:
     from edgecc.converters.options import ConvertOptions
-    from edgecc.pipeline.convert import convert, verify_conversion
     from edgecc.errors import NumericsError
     from edgecc.inputs import parse_input_specs
+    from edgecc.pipeline.convert import convert, verify_conversion
 
-    options = ConvertOptions(framework=spec.framework, opset=spec.opset, inputs=parse_input_specs(spec.inputs), outputs=spec.outputs,
-                             random_weights=spec.random_weights, epoch=spec.epoch, signature=spec.signature, dequantize=spec.dequantize,
-                             nchw_inputs=spec.nchw_inputs)
+    options = ConvertOptions(
+        framework=spec.framework,
+        opset=spec.opset,
+        inputs=parse_input_specs(spec.inputs),
+        outputs=spec.outputs,
+        random_weights=spec.random_weights,
+        epoch=spec.epoch,
+        signature=spec.signature,
+        dequantize=spec.dequantize,
+        nchw_inputs=spec.nchw_inputs,
+    )
     conversion = convert(list(spec.files), options)
     info: dict[str, Any] = {"frontend": conversion.frontend.name, "verified_against": None}
     if spec.verify:
@@ -120,8 +138,11 @@ def _convert(spec: ModelSpec, seed: int) -> tuple[Any, dict[str, Any]]:
             info["verified_against"] = report.reference
             info["cosine_min"] = min(float(o.cosine) for o in report.outputs) if report.outputs else None
             if not report.passed:
-                raise NumericsError(f"model '{spec.name}': converted model differs from {report.reference} on output(s) "
-                                    + ", ".join(o.name for o in report.failures()), report=report)
+                raise NumericsError(
+                    f"model '{spec.name}': converted model differs from {report.reference} on output(s) "
+                    + ", ".join(o.name for o in report.failures()),
+                    report=report,
+                )
     return conversion.model, info
 
 
@@ -136,8 +157,8 @@ def model_job(spec: ModelSpec, out_dir: str, level: int, seed: int) -> dict[str,
 
         def optimize() -> Any:
             from edgecc.onnxutil import save_onnx
-            from edgecc.pipeline.optimize import optimize_and_verify
             from edgecc.passes import pipeline_for
+            from edgecc.pipeline.optimize import optimize_and_verify
 
             model, report, _ = optimize_and_verify(converted[0], pipeline_for(level), seed=seed, name=spec.name)
             path = model_file(out_dir, spec.name)
@@ -146,8 +167,14 @@ def model_job(spec: ModelSpec, out_dir: str, level: int, seed: int) -> dict[str,
             info.update({"nodes_before": report.nodes_before, "nodes_after": report.nodes_after, "bytes": path.stat().st_size})
 
         stages.run("optimize", optimize)
-    return {"model": spec.name, "status": "ok" if stages.failure is None else "failed", "failure": stages.failure, "stages": stages.record,
-            "info": info, "job_seconds": round(time.perf_counter() - start, 4)}
+    return {
+        "model": spec.name,
+        "status": "ok" if stages.failure is None else "failed",
+        "failure": stages.failure,
+        "stages": stages.record,
+        "info": info,
+        "job_seconds": round(time.perf_counter() - start, 4),
+    }
 
 
 def _data(spec: ModelSpec, inputs: list[Any], samples: int, seed: int) -> tuple[list[Any], list[Any], Any, str]:
@@ -159,7 +186,9 @@ def _data(spec: ModelSpec, inputs: list[Any], samples: int, seed: int) -> tuple[
         evaluation, labels = read_evaluation(spec.evaluation, inputs, option="evaluation")
         source = Path(spec.evaluation).name
     if spec.calibration:
-        calibration = load_samples(spec.calibration, inputs, DataOptions(option="calibration", seed=seed, random_count=samples)).feeds
+        calibration = load_samples(
+            spec.calibration, inputs, DataOptions(option="calibration", seed=seed, random_count=samples)
+        ).feeds
     elif spec.evaluation:
         calibration = evaluation
     else:
@@ -176,7 +205,9 @@ def _no_quantize(state: dict[str, Any], settings: dict[str, Any]) -> str | None:
         return "quantize = false"
     if state["target"].default_precision not in ("int8", "int16", "fp16"):
         return f"{state['target'].default_precision} target"
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul") for n in state["model"].graph.node):
+    if any(
+        n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul") for n in state["model"].graph.node
+    ):
         return "the model is already quantised (its scales are kept)"
     return None
 
@@ -196,7 +227,9 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
         state["target"] = get_target(target_ref)
         state["model"] = load_onnx(model_file(out_dir, spec.name))
         state["inputs"] = graph_inputs(state["model"])
-        state["calibration"], state["evaluation"], state["labels"], state["source"] = _data(spec, state["inputs"], settings["samples"], settings["seed"])
+        state["calibration"], state["evaluation"], state["labels"], state["source"] = _data(
+            spec, state["inputs"], settings["samples"], settings["seed"]
+        )
 
     def quantize() -> dict[str, Any]:
         import dataclasses
@@ -207,23 +240,42 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
         target = state["target"]
         scheme = dataclasses.replace(target.quant_scheme, precision=target.default_precision)
         mode = "fp16" if scheme.precision == "fp16" else "static"
-        model, report = quantize_model(state["model"], scheme, state["calibration"], QuantOptions(mode=mode, holdout=0.25), name=spec.name)
+        model, report = quantize_model(
+            state["model"], scheme, state["calibration"], QuantOptions(mode=mode, holdout=0.25), name=spec.name
+        )
         save_onnx(model, folder / "quantized.onnx")
         cosines = [float(m.cosine) for m in report.outputs]
-        return {"precision": scheme.precision, "mode": report.mode, "size_before": report.size_before, "size_after": report.size_after,
-                "holdout_samples": report.evaluation_samples, "cosine_min": min(cosines) if cosines else None}
+        return {
+            "precision": scheme.precision,
+            "mode": report.mode,
+            "size_before": report.size_before,
+            "size_after": report.size_after,
+            "holdout_samples": report.evaluation_samples,
+            "cosine_min": min(cosines) if cosines else None,
+        }
 
     def compile_bundle() -> dict[str, Any]:
         from edgecc.pipeline.compile import CompileOptions, compile_model
 
-        result = compile_model(state["model"], state["target"], str(folder / "bundle.edgecc"), options=CompileOptions(level=0, seed=settings["seed"]),
-                               path=str(model_file(out_dir, spec.name)), calibration=state["calibration"], archive=True)
-        return {"precision": result.precision, "partitions": len(result.partitions),
-                "devices": sorted({p.device for p in result.partitions}), "verification_passed": result.manifest["verification"]["passed"]}
+        result = compile_model(
+            state["model"],
+            state["target"],
+            str(folder / "bundle.edgecc"),
+            options=CompileOptions(level=0, seed=settings["seed"]),
+            path=str(model_file(out_dir, spec.name)),
+            calibration=state["calibration"],
+            archive=True,
+        )
+        return {
+            "precision": result.precision,
+            "partitions": len(result.partitions),
+            "devices": sorted({p.device for p in result.partitions}),
+            "verification_passed": result.manifest["verification"]["passed"],
+        }
 
     def verify() -> dict[str, Any]:
-        from edgecc.pipeline.benchmark import accuracy
         from edgecc.ortrun import OrtRunner
+        from edgecc.pipeline.benchmark import accuracy
         from edgecc.runtime import load
 
         reference_runner = OrtRunner(state["model"], name=spec.name)
@@ -234,8 +286,14 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
             names = [o.name for o in runner.outputs]
         finally:
             runner.close()
-        result = accuracy(reference, outputs, names, labels=state["labels"], label_output=spec.label_output,
-                          reference_name="float model (onnxruntime)")
+        result = accuracy(
+            reference,
+            outputs,
+            names,
+            labels=state["labels"],
+            label_output=spec.label_output,
+            reference_name="float model (onnxruntime)",
+        )
         result["data"] = state["source"]
         return result
 
@@ -259,5 +317,12 @@ def pair_job(spec: ModelSpec, target_label: str, target_ref: str, out_dir: str, 
         record["accuracy"] = scores
         record["quantized_model"] = quantized
         record["compile"] = compiled
-    return {"model": spec.name, "target": target_label, "status": "ok" if stages.failure is None else "failed", "failure": stages.failure,
-            "stages": stages.record, "record": record, "job_seconds": round(time.perf_counter() - start, 4)}
+    return {
+        "model": spec.name,
+        "target": target_label,
+        "status": "ok" if stages.failure is None else "failed",
+        "failure": stages.failure,
+        "stages": stages.record,
+        "record": record,
+        "job_seconds": round(time.perf_counter() - start, 4),
+    }

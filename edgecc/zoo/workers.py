@@ -62,8 +62,12 @@ class LocalBackend:
 
         from edgecc.zoo.stages import init_worker
 
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                                   initargs=(self.log_path, threads_per_worker(self.workers)))
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker,
+            initargs=(self.log_path, threads_per_worker(self.workers)),
+        )
 
     def submit(self, func: Callable[..., dict[str, Any]], *args: Any) -> Any:
         from concurrent.futures.process import BrokenProcessPool
@@ -112,8 +116,12 @@ class RayBackend:
         self._owns = not ray.is_initialized()
         self._address = address
         if self._owns:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
-                                      "logging_level": "ERROR"}
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": True,
+                "logging_level": "ERROR",
+            }
             if address:
                 kwargs["address"] = address
             else:
@@ -122,7 +130,10 @@ class RayBackend:
                 try:
                     ray.init(**kwargs)
                 except ConnectionError as exc:
-                    raise UsageError(f"cannot reach the Ray cluster at '{address}': {exc}", hint="check --ray-address, or drop it for a local Ray") from None
+                    raise UsageError(
+                        f"cannot reach the Ray cluster at '{address}': {exc}",
+                        hint="check --ray-address, or drop it for a local Ray",
+                    ) from None
         if address:
             self.workers = max(1, int(ray.cluster_resources().get("CPU", workers)))
 

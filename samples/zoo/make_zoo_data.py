@@ -50,9 +50,13 @@ def main() -> None:
     features = np.concatenate([_ref(f"tf_kws_dnn_s/ref/{n}.npz", "in__Reshape:0") for n in names])
     np.savez(out / "kws_eval.npz", **{"Reshape:0": features}, labels=np.array([KWS_LABELS[n] for n in names], np.int64))
     face = _ref("keras_gender_mini_xception/ref/aligned_angelina_jolie.npz", "in__input")
-    faces = np.concatenate([face, face[:, :, ::-1]]).astype(np.float32)  # the image and its mirror (the model is borderline on noise)
+    faces = np.concatenate([face, face[:, :, ::-1]]).astype(
+        np.float32
+    )  # the image and its mirror (the model is borderline on noise)
     np.savez(out / "gender_eval.npz", input_1=faces, labels=np.full(len(faces), GENDER_WOMAN, np.int64))
-    images = np.concatenate([_ref(f"tflite_mobilenet_v1_025_128_uint8/ref/{n}.npz", "in__input") for n in ("bird", "cat", "grace_hopper")])
+    images = np.concatenate(
+        [_ref(f"tflite_mobilenet_v1_025_128_uint8/ref/{n}.npz", "in__input") for n in ("bird", "cat", "grace_hopper")]
+    )
     np.savez(out / "mobilenet_eval.npz", input=images)
     print(f"wrote the zoo data to {out}")
 

@@ -18,13 +18,23 @@ def resnet20(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The real ResNet-20 converted by edgecc, and labelled evaluation data made from the real CIFAR-10 cat image."""
     folder = tmp_path_factory.mktemp("resnet20")
     model = folder / "resnet20.onnx"
-    result = run_edgecc("convert", SAMPLES / "pytorch" / "resnet20.py:resnet20", SAMPLES / "models" / "resnet20_cifar10" / "resnet20-12fca82f.th",
-                        "--input", "input:1x3x32x32", "--no-verify", "-o", model)
+    result = run_edgecc(
+        "convert",
+        SAMPLES / "pytorch" / "resnet20.py:resnet20",
+        SAMPLES / "models" / "resnet20_cifar10" / "resnet20-12fca82f.th",
+        "--input",
+        "input:1x3x32x32",
+        "--no-verify",
+        "-o",
+        model,
+    )
     assert result.returncode == 0, result.stderr
     with np.load(SAMPLES / "models" / "resnet20_cifar10" / "ref" / "cat_32x32.npz") as ref:
         image = ref["in__input"]
     rng = np.random.default_rng(0)
-    images = np.concatenate([image, image[..., ::-1]] + [image + rng.normal(0, 0.05, image.shape) for _ in range(2)]).astype(np.float32)
+    images = np.concatenate([image, image[..., ::-1]] + [image + rng.normal(0, 0.05, image.shape) for _ in range(2)]).astype(
+        np.float32
+    )
     evaluation = folder / "eval.npz"
     np.savez(evaluation, input=images, labels=np.full(len(images), CIFAR10_CAT, dtype=np.int64))
     return model, evaluation
@@ -46,8 +56,23 @@ def _check_record(record: dict) -> None:
 def test_bench_resnet20_on_targets_with_labels(resnet20: tuple[Path, Path], tmp_path: Path) -> None:
     model, evaluation = resnet20
     out = tmp_path / "bench.json"
-    result = run_edgecc("bench", model, "--target", "cpu", "--target", "hisilicon-npu", "--eval", evaluation, "--runs", "10", "--repeats", "3",
-                        "-o", out, "--json")
+    result = run_edgecc(
+        "bench",
+        model,
+        "--target",
+        "cpu",
+        "--target",
+        "hisilicon-npu",
+        "--eval",
+        evaluation,
+        "--runs",
+        "10",
+        "--repeats",
+        "3",
+        "-o",
+        out,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     printed = result.json()
     document = json.loads(out.read_text())

@@ -13,7 +13,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import make_conv_onnx, run_edgecc
 
-
 # --- independent oracles -------------------------------------------------------------------------
 
 

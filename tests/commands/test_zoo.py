@@ -45,7 +45,15 @@ def test_zoo_run_continues_past_a_broken_model(zoo_a: tuple[Path, Path]) -> None
     assert "broken.onnx" in broken["failure"]["message"]
     good = json.loads((out / "results" / "cnn@hisilicon-npu.json").read_text())
     assert good["schema_version"] == 1 and good["kind"] == "edgecc.zoo.pair"
-    assert [s["stage"] for s in good["stages"] if s["status"] == "ok"] == ["convert", "optimize", "prepare", "quantize", "compile", "verify", "bench"]
+    assert [s["stage"] for s in good["stages"] if s["status"] == "ok"] == [
+        "convert",
+        "optimize",
+        "prepare",
+        "quantize",
+        "compile",
+        "verify",
+        "bench",
+    ]
     assert (out / good["files"]["bundle"]).is_file() and (out / good["files"]["quantized"]).is_file()
     record = good["record"]
     assert record["accuracy"]["cosine_min"] > 0.99 and record["latency"]["estimated"]["speedup_vs_cpu"] > 0
@@ -74,7 +82,9 @@ def test_zoo_report_writes_tables_and_charts(zoo_a: tuple[Path, Path], tmp_path:
     result = run_edgecc("zoo", "report", out, "-o", report)
     assert result.returncode == 0, result.stderr
     markdown = (report / "report.md").read_text()
-    assert "| cnn | hisilicon-npu | ok |" in markdown and "FAILED convert (exit 3)" in markdown and "estimated" in markdown.lower()
+    assert (
+        "| cnn | hisilicon-npu | ok |" in markdown and "FAILED convert (exit 3)" in markdown and "estimated" in markdown.lower()
+    )
     assert "<table>" in (report / "report.html").read_text()
     for chart in ("latency.png", "latency_measured.png", "accuracy.png"):
         assert (report / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -137,7 +147,12 @@ def test_zoo_ray_gives_the_local_result_set(zoo_a: tuple[Path, Path], tmp_path: 
     assert result.json()["backend"] == "ray"
 
     def files(root: Path) -> set[str]:
-        return {p.relative_to(root).as_posix() for sub in ("results", "models", "pairs") for p in (root / sub).rglob("*") if p.is_file()}
+        return {
+            p.relative_to(root).as_posix()
+            for sub in ("results", "models", "pairs")
+            for p in (root / sub).rglob("*")
+            if p.is_file()
+        }
 
     assert files(ray_out) == files(out)
     assert _statuses(ray_out) == _statuses(out)

@@ -102,8 +102,11 @@ def _pad18_model(path: Path) -> None:
         helper.make_node("Pad", ["p1", "pads", "", "axes"], ["y"], name="pad_two"),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 7])], initializer=[axes, pads]
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 7])],
+        initializer=[axes, pads],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
@@ -127,7 +130,9 @@ def test_onnx_takes_no_weights_file(conv_onnx: Path, tmp_path: Path) -> None:
 
 def test_verification_uses_user_data(conv_onnx: Path, tmp_path: Path) -> None:
     np.savez(tmp_path / "sample.npz", x=_x(3))
-    result = run_edgecc("convert", conv_onnx, "--data", tmp_path / "sample.npz", "-o", tmp_path / "o.onnx", "--opset", "12", "--json")
+    result = run_edgecc(
+        "convert", conv_onnx, "--data", tmp_path / "sample.npz", "-o", tmp_path / "o.onnx", "--opset", "12", "--json"
+    )
     assert result.returncode == 0, result.stderr
     verification = result.json()["verification"]
     assert verification["samples"] == 1 and verification["outputs"][0]["shape"] == [3, 4]
@@ -142,8 +147,11 @@ def test_lowering_uses_edgecc_adapters_where_onnx_has_none(tmp_path: Path) -> No
         helper.make_node("Reshape", ["r", "shape"], ["y"], name="flatten", allowzero=1),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])], initializer=[shape],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])],
+        initializer=[shape],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -160,16 +168,26 @@ def test_lowering_uses_edgecc_adapters_where_onnx_has_none(tmp_path: Path) -> No
 def test_lowering_batchnorm_and_reducesum_below_13(tmp_path: Path) -> None:
     """BatchNormalization-15 and ReduceSum-13 (axes as an input) down to opset 11, numerics unchanged."""
     rng = np.random.default_rng(1)
-    params = [numpy_helper.from_array(v.astype(np.float32), n) for n, v in (
-        ("scale", rng.uniform(0.5, 1.5, 3)), ("bias", rng.normal(size=3)), ("mean", rng.normal(size=3)), ("var", rng.uniform(0.5, 2, 3)))]
+    params = [
+        numpy_helper.from_array(v.astype(np.float32), n)
+        for n, v in (
+            ("scale", rng.uniform(0.5, 1.5, 3)),
+            ("bias", rng.normal(size=3)),
+            ("mean", rng.normal(size=3)),
+            ("var", rng.uniform(0.5, 2, 3)),
+        )
+    ]
     axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
     nodes = [
         helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["bn"], name="bn", epsilon=1e-3),
         helper.make_node("ReduceSum", ["bn", "axes"], ["y"], name="sum", keepdims=0),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], initializer=[*params, axes],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        initializer=[*params, axes],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
     model.ir_version = 8
@@ -181,4 +199,6 @@ def test_lowering_batchnorm_and_reducesum_below_13(tmp_path: Path) -> None:
     reduce_node = next(n for n in lowered.graph.node if n.op_type == "ReduceSum")
     assert len(reduce_node.input) == 1 and [a.name for a in reduce_node.attribute if a.name == "axes"] == ["axes"]
     x = np.random.default_rng(2).standard_normal((2, 3, 4, 4)).astype(np.float32)
-    np.testing.assert_allclose(_run(tmp_path / "m11.onnx", {"x": x})[0], _run(tmp_path / "m15.onnx", {"x": x})[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        _run(tmp_path / "m11.onnx", {"x": x})[0], _run(tmp_path / "m15.onnx", {"x": x})[0], rtol=1e-6, atol=1e-6
+    )

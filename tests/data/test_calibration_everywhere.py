@@ -70,14 +70,31 @@ def test_one_value_works_in_quantize_compile_bench_and_zoo(work: Path, form: str
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["reference"]["samples"] == (expected or 4)  # random: compile's --samples (4)
 
-    bench = run_edgecc("bench", model, "--target", "hisilicon-npu", "--calibration", value, "--runs", "2", "--repeats", "2", "--json")
+    bench = run_edgecc(
+        "bench", model, "--target", "hisilicon-npu", "--calibration", value, "--runs", "2", "--repeats", "2", "--json"
+    )
     assert bench.returncode == 0, bench.stderr
     assert bench.json()["records"][0]["target"] == "hisilicon-npu"
 
     zoo = tmp_path / "zoo.toml"
     zoo_value = FORMS[form].replace("samples", str(work / "samples")).replace("axis.npz", str(work / "axis.npz"))
-    zoo.write_text("\n".join(["[zoo]", 'targets = ["hisilicon-npu"]', "runs = 2", "repeats = 2", "samples = 4", "",
-                              "[[model]]", 'name = "cnn"', f'files = ["{model}"]', f'calibration = "{zoo_value}"', ""]))
+    zoo.write_text(
+        "\n".join(
+            [
+                "[zoo]",
+                'targets = ["hisilicon-npu"]',
+                "runs = 2",
+                "repeats = 2",
+                "samples = 4",
+                "",
+                "[[model]]",
+                'name = "cnn"',
+                f'files = ["{model}"]',
+                f'calibration = "{zoo_value}"',
+                "",
+            ]
+        )
+    )
     ran = run_edgecc("zoo", "run", zoo, "-o", tmp_path / "results", "--strict", "--json")
     assert ran.returncode == 0, ran.stderr
     [pair] = list((tmp_path / "results" / "results").glob("cnn@*.json"))

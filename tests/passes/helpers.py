@@ -44,7 +44,9 @@ def make_model(
         name, shape = item  # type: ignore[misc]
         return helper.make_tensor_value_info(name, F, shape)
 
-    graph = helper.make_graph(list(nodes), "g", [info(i) for i in inputs], [info(o) for o in outputs], initializer=list(initializers))
+    graph = helper.make_graph(
+        list(nodes), "g", [info(i) for i in inputs], [info(o) for o in outputs], initializer=list(initializers)
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = ir_version
     if check:
@@ -141,7 +143,9 @@ def check_rewrite(
     """Run passes, assert the op histogram afterwards (without the `ignore` ops) and that the outputs did not change."""
     names = [names] if isinstance(names, str) else list(names)
     result, _ = optimize(model, names, opset=opset)
-    assert {k: v for k, v in ops(result).items() if k not in ignore} == expected_ops, f"ops after {names}: {ops(result)} (before: {ops(model)})"
+    assert {k: v for k, v in ops(result).items() if k not in ignore} == expected_ops, (
+        f"ops after {names}: {ops(result)} (before: {ops(model)})"
+    )
     assert_same_outputs(model, result, shapes=shapes, rtol=rtol)
     return result
 

@@ -26,7 +26,7 @@ def extract_node_tests(wheel: Path, target: Path = NODE_TESTS) -> None:
         for info in archive.infolist():
             if not info.filename.startswith(WHEEL_PREFIX) or info.is_dir():
                 continue
-            destination = (root / info.filename[len(WHEEL_PREFIX):]).resolve()
+            destination = (root / info.filename[len(WHEEL_PREFIX) :]).resolve()
             if root not in destination.parents:
                 raise ValueError(f"unsafe entry {info.filename!r} in {wheel}")
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,9 @@ def main() -> int:
             fetch()
         return 0
     result = run_suite(every=1)
-    print(f"onnx node test cases: {result.cases}; plain-tensor cases onnxruntime passes before optimisation: {result.passed_before}")
+    print(
+        f"onnx node test cases: {result.cases}; plain-tensor cases onnxruntime passes before optimisation: {result.passed_before}"
+    )
     print(f"still passing after edgecc -O3: {result.passed_after}/{result.passed_before}")
     for line in result.optimizer_errors + result.regressions:
         print("  REGRESSION", line)

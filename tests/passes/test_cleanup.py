@@ -39,7 +39,8 @@ def test_eliminate_identity_removes_identities_and_neutral_arithmetic() -> None:
             node("Reshape", ["g", "same_shape"], ["h"]),
             node("Relu", ["h"], ["y"]),
         ],
-        X, Y,
+        X,
+        Y,
         [const("zero", 0.0), const("one", 1.0), const("same_shape", [2, 3, 4, 5], np.int64)],
     )
     model = onnx.shape_inference.infer_shapes(model)
@@ -50,15 +51,22 @@ def test_eliminate_identity_removes_inference_dropout() -> None:
     # opset 12+: Dropout without a training_mode input (or with a constant False) is the identity at inference
     model = make_model(
         [node("Dropout", ["x"], ["a"], seed=0), node("Dropout", ["a", "ratio", "no"], ["b"]), node("Relu", ["b"], ["y"])],
-        X, Y, [const("ratio", 0.3), const("no", False, np.bool_)],
+        X,
+        Y,
+        [const("ratio", 0.3), const("no", False, np.bool_)],
     )
     check_rewrite(model, "eliminate-identity", {"Relu": 1})
 
 
 def test_eliminate_identity_keeps_dropout_whose_mask_is_used() -> None:
     model = make_model(
-        [node("Dropout", ["x"], ["a", "mask"]), node("Cast", ["mask"], ["m"], to=TensorProto.FLOAT), node("Add", ["a", "m"], ["y"])],
-        X, Y,
+        [
+            node("Dropout", ["x"], ["a", "mask"]),
+            node("Cast", ["mask"], ["m"], to=TensorProto.FLOAT),
+            node("Add", ["a", "m"], ["y"]),
+        ],
+        X,
+        Y,
     )
     check_unchanged(model, "eliminate-identity")
 
@@ -81,7 +89,8 @@ def test_eliminate_identity_keeps_non_neutral_and_broadcasting_arithmetic() -> N
             node("Cast", ["d"], ["e"], to=TensorProto.DOUBLE),
             node("Cast", ["e"], ["y"], to=TensorProto.FLOAT),
         ],
-        [("x", [4, 5])], [("y", [12, 5])],
+        [("x", [4, 5])],
+        [("y", [12, 5])],
         [const("zeros", np.zeros((3, 4, 5))), const("two", 2.0), const("half", 0.5), const("other_shape", [12, 5], np.int64)],
     )
     check_unchanged(onnx.shape_inference.infer_shapes(model), "eliminate-identity")
@@ -95,7 +104,9 @@ def test_eliminate_identity_keeps_broadcasting_multiply_by_one() -> None:
 def test_eliminate_identity_keeps_training_dropout() -> None:
     model = make_model(
         [node("Dropout", ["x", "ratio", "training"], ["y"], seed=1)],
-        X, Y, [const("ratio", 0.0), const("training", True, np.bool_)],
+        X,
+        Y,
+        [const("ratio", 0.0), const("training", True, np.bool_)],
     )
     # ratio 0 in training mode is still the identity, so the pass may remove it; the outputs must stay equal
     result, _ = optimize(model, ["eliminate-identity"])
@@ -108,12 +119,16 @@ def test_eliminate_identity_keeps_training_dropout() -> None:
 def test_fold_constants_evaluates_constant_subgraphs() -> None:
     model = make_model(
         [
-            helper.make_node("Constant", [], ["c1"], name="c1", value=helper.make_tensor("v", TensorProto.FLOAT, [5], [1, 2, 3, 4, 5])),
+            helper.make_node(
+                "Constant", [], ["c1"], name="c1", value=helper.make_tensor("v", TensorProto.FLOAT, [5], [1, 2, 3, 4, 5])
+            ),
             node("Mul", ["c1", "k"], ["c2"]),
             node("Sqrt", ["c2"], ["c3"]),
             node("Add", ["x", "c3"], ["y"]),
         ],
-        X, Y, [const("k", [2.0])],
+        X,
+        Y,
+        [const("k", [2.0])],
     )
     result = check_rewrite(model, "fold-constants", {"Add": 1})
     folded = {t.name: onnx.numpy_helper.to_array(t) for t in result.graph.initializer}
@@ -124,7 +139,9 @@ def test_fold_constants_respects_size_limit_and_inputs() -> None:
     big = const("big", np.full((64, 64), 0.5))
     model = make_model(
         [node("Exp", ["big"], ["e"]), node("Add", ["x", "e"], ["a"]), node("Relu", ["a"], ["y"])],
-        [("x", [64, 64])], [("y", [64, 64])], [big],
+        [("x", [64, 64])],
+        [("y", [64, 64])],
+        [big],
     )
     # tensor above the fold size limit: Exp stays; Relu on the graph input never folds
     result, _ = optimize(model, ["fold-constants"], fold_size_limit=100)
@@ -138,8 +155,12 @@ def test_fold_constants_respects_size_limit_and_inputs() -> None:
 
 def test_fold_constants_does_not_fold_random_ops() -> None:
     model = make_model(
-        [node("RandomUniform", [], ["r"], shape=[2, 3, 4, 5], dtype=TensorProto.FLOAT, low=0.0, high=0.0), node("Add", ["x", "r"], ["y"])],
-        X, Y,
+        [
+            node("RandomUniform", [], ["r"], shape=[2, 3, 4, 5], dtype=TensorProto.FLOAT, low=0.0, high=0.0),
+            node("Add", ["x", "r"], ["y"]),
+        ],
+        X,
+        Y,
     )
     result, _ = optimize(model, ["fold-constants"])
     assert ops(result) == ops(model)
@@ -151,7 +172,9 @@ def test_fold_constants_does_not_fold_random_ops() -> None:
 def test_eliminate_dead_code_removes_unused_nodes_and_initializers() -> None:
     model = make_model(
         [node("Relu", ["x"], ["y"]), node("Sigmoid", ["x"], ["dead1"]), node("Mul", ["dead1", "w"], ["dead2"])],
-        X, Y, [const("w", 3.0), const("unused", np.ones(7))],
+        X,
+        Y,
+        [const("w", 3.0), const("unused", np.ones(7))],
     )
     result = check_rewrite(model, "eliminate-dead-code", {"Relu": 1})
     assert [t.name for t in result.graph.initializer] == []
@@ -161,7 +184,9 @@ def test_eliminate_dead_code_keeps_everything_an_output_needs() -> None:
     # every node feeds a graph output (one output is also consumed downstream)
     model = make_model(
         [node("Sigmoid", ["x"], ["s"]), node("Mul", ["s", "w"], ["y"])],
-        X, [("y", [2, 3, 4, 5]), ("s", [2, 3, 4, 5])], [const("w", 3.0)],
+        X,
+        [("y", [2, 3, 4, 5]), ("s", [2, 3, 4, 5])],
+        [const("w", 3.0)],
     )
     result = check_unchanged(model, "eliminate-dead-code")
     assert [t.name for t in result.graph.initializer] == ["w"]
@@ -180,7 +205,9 @@ def test_dedup_initializers_merges_identical_tensors() -> None:
     values = np.arange(5, dtype=np.float32)
     model = make_model(
         [node("Add", ["x", "a"], ["p"]), node("Mul", ["p", "b"], ["y"])],
-        X, Y, [const("a", values), const("b", values)],
+        X,
+        Y,
+        [const("a", values), const("b", values)],
     )
     result = check_rewrite(model, "dedup-initializers", {"Add": 1, "Mul": 1})
     assert len(result.graph.initializer) == 1
@@ -197,10 +224,13 @@ def test_dedup_initializers_keeps_different_content_dtype_or_shape() -> None:
             node("Add", ["t64", "a64"], ["u"]),
             node("Cast", ["u"], ["y"], to=TensorProto.FLOAT),
         ],
-        [("x", [2, 3, 5, 5])], [("y", [2, 3, 5, 5])],
+        [("x", [2, 3, 5, 5])],
+        [("y", [2, 3, 5, 5])],
         [
-            const("a", np.arange(5)), const("b", np.arange(5) + 1.0),
-            const("m2", np.arange(5).reshape(1, 5)), const("m1", np.arange(5).reshape(5, 1)),
+            const("a", np.arange(5)),
+            const("b", np.arange(5) + 1.0),
+            const("m2", np.arange(5).reshape(1, 5)),
+            const("m1", np.arange(5).reshape(5, 1)),
             const("a64", np.arange(5), np.float64),
         ],
     )
@@ -212,8 +242,14 @@ def test_dedup_initializers_keeps_different_content_dtype_or_shape() -> None:
 def test_overridable_initializers_stay_inputs(name: str) -> None:
     # initializers that are also graph inputs are defaults a caller may replace: not constants to merge or fold
     model = make_model(
-        [node("Add", ["x", "a"], ["p"]), node("Mul", ["p", "b"], ["q"]), node("Mul", ["c1", "c2"], ["cc"]), node("Add", ["q", "cc"], ["y"])],
-        [("x", [5]), ("a", [5]), ("b", [5]), ("c1", [5]), ("c2", [5])], [("y", [5])],
+        [
+            node("Add", ["x", "a"], ["p"]),
+            node("Mul", ["p", "b"], ["q"]),
+            node("Mul", ["c1", "c2"], ["cc"]),
+            node("Add", ["q", "cc"], ["y"]),
+        ],
+        [("x", [5]), ("a", [5]), ("b", [5]), ("c1", [5]), ("c2", [5])],
+        [("y", [5])],
         [const("a", np.arange(5)), const("b", np.arange(5)), const("c1", np.ones(5)), const("c2", np.ones(5))],
     )
     result = check_unchanged(model, name)
@@ -234,7 +270,8 @@ def test_cse_merges_repeated_expressions() -> None:
             node("LeakyRelu", ["r2"], ["l2"], alpha=0.2),
             node("Add", ["l1", "l2"], ["y"]),
         ],
-        X, Y,
+        X,
+        Y,
     )
     check_rewrite(model, "eliminate-common-subexpressions", {"Add": 1, "LeakyRelu": 1, "Relu": 1})
 
@@ -248,7 +285,8 @@ def test_cse_keeps_different_attributes_and_ops() -> None:
             node("Tanh", ["x"], ["t"]),
             node("Sum", ["l1", "l2", "s", "t"], ["y"]),
         ],
-        X, Y,
+        X,
+        Y,
     )
     check_unchanged(model, "eliminate-common-subexpressions")
 
@@ -260,7 +298,8 @@ def test_cse_keeps_nondeterministic_ops_apart() -> None:
             node("RandomUniformLike", ["x"], ["r2"]),
             node("Sub", ["r1", "r2"], ["y"]),
         ],
-        X, Y,
+        X,
+        Y,
     )
     result, _ = optimize(model, ["eliminate-common-subexpressions"])
     # merging two random draws would make y identically zero
@@ -273,12 +312,17 @@ def test_cse_keeps_nondeterministic_ops_apart() -> None:
 def test_infer_shapes_annotates_intermediate_tensors() -> None:
     model = make_model(
         [node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node("Relu", ["c"], ["r"]), node("Flatten", ["r"], ["y"])],
-        [("x", ["N", 3, 4, 5])], [("y", ["N", "F"])], [const("w", np.ones((6, 3, 3, 3)))],
+        [("x", ["N", 3, 4, 5])],
+        [("y", ["N", "F"])],
+        [const("w", np.ones((6, 3, 3, 3)))],
     )
     assert not model.graph.value_info
     result, _ = optimize(model, ["infer-shapes"])
     assert ops(result) == ops(model)
-    shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim] for v in [*result.graph.value_info, *result.graph.output]}
+    shapes = {
+        v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+        for v in [*result.graph.value_info, *result.graph.output]
+    }
     assert shapes["c"] == ["N", 6, 4, 5]
     assert shapes["r"] == ["N", 6, 4, 5]
     assert_same_outputs(model, result)
@@ -304,7 +348,11 @@ def test_normalize_opset_converts_to_requested_opset() -> None:
             node("Clip", ["x", "lo", "hi"], ["c"]),
             node("ReduceSum", ["c"], ["y"], axes=[1], keepdims=1),
         ],
-        X, [("y", [2, 1, 4, 5])], [const("lo", -0.5), const("hi", 0.5)], opset=11, ir_version=7,
+        X,
+        [("y", [2, 1, 4, 5])],
+        [const("lo", -0.5), const("hi", 0.5)],
+        opset=11,
+        ir_version=7,
     )
     result, report = optimize(model, ["normalize-opset"], opset=17)
     assert _opset(result) == 17

@@ -20,7 +20,12 @@ def _bn_params(prefix: str, channels: int, seed: int = 1) -> list[onnx.TensorPro
 
 
 def _bn(source: str, out: str, prefix: str = "bn", epsilon: float = 1e-5) -> onnx.NodeProto:
-    return node("BatchNormalization", [source, f"{prefix}.scale", f"{prefix}.bias", f"{prefix}.mean", f"{prefix}.var"], [out], epsilon=epsilon)
+    return node(
+        "BatchNormalization",
+        [source, f"{prefix}.scale", f"{prefix}.bias", f"{prefix}.mean", f"{prefix}.var"],
+        [out],
+        epsilon=epsilon,
+    )
 
 
 # --- fold-batchnorm -----------------------------------------------------------------------------------------------
@@ -29,7 +34,8 @@ def _bn(source: str, out: str, prefix: str = "bn", epsilon: float = 1e-5) -> onn
 def test_fold_batchnorm_into_conv() -> None:
     model = make_model(
         [node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), _bn("c", "y", epsilon=1e-3)],
-        [("x", ["N", 3, 8, 8])], [("y", ["N", 4, 8, 8])],
+        [("x", ["N", 3, 8, 8])],
+        [("y", ["N", 4, 8, 8])],
         [const("w", rand((4, 3, 3, 3))), const("b", rand((4,), 2)), *_bn_params("bn", 4)],
     )
     check_rewrite(model, "fold-batchnorm", {"Conv": 1})
@@ -38,7 +44,8 @@ def test_fold_batchnorm_into_conv() -> None:
 def test_fold_batchnorm_into_depthwise_conv_without_bias() -> None:
     model = make_model(
         [node("Conv", ["x", "w"], ["c"], group=4, pads=[1, 1, 1, 1]), _bn("c", "y")],
-        [("x", [2, 4, 6, 6])], [("y", [2, 4, 6, 6])],
+        [("x", [2, 4, 6, 6])],
+        [("y", [2, 4, 6, 6])],
         [const("w", rand((4, 1, 3, 3))), *_bn_params("bn", 4)],
     )
     check_rewrite(model, "fold-batchnorm", {"Conv": 1})
@@ -49,7 +56,8 @@ def test_fold_batchnorm_into_conv_transpose(group: int) -> None:
     # weight [C_in, C_out / group, kH, kW]; output channels = 3 * group
     model = make_model(
         [node("ConvTranspose", ["x", "w", "b"], ["c"], strides=[2, 2], group=group), _bn("c", "y")],
-        [("x", [1, 4, 5, 5])], [("y", [1, 3 * group, 11, 11])],
+        [("x", [1, 4, 5, 5])],
+        [("y", [1, 3 * group, 11, 11])],
         [const("w", rand((4, 3, 3, 3))), const("b", rand((3 * group,), 3)), *_bn_params("bn", 3 * group)],
     )
     check_rewrite(model, "fold-batchnorm", {"ConvTranspose": 1})
@@ -57,8 +65,16 @@ def test_fold_batchnorm_into_conv_transpose(group: int) -> None:
 
 @pytest.mark.parametrize(
     ("attrs", "bias_shape"),
-    [({}, (4,)), ({"transB": 1}, (4,)), ({"transA": 1}, (4,)), ({"alpha": 2.0, "beta": 0.5}, (4,)), ({}, None), ({}, (1,)),
-     ({}, (3, 1)), ({}, (3, 4))],
+    [
+        ({}, (4,)),
+        ({"transB": 1}, (4,)),
+        ({"transA": 1}, (4,)),
+        ({"alpha": 2.0, "beta": 0.5}, (4,)),
+        ({}, None),
+        ({}, (1,)),
+        ({}, (3, 1)),
+        ({}, (3, 4)),
+    ],
     ids=["plain", "transB", "transA", "alpha-beta", "no bias", "scalar bias", "row bias", "full bias"],
 )
 def test_fold_batchnorm_into_gemm(attrs: dict[str, object], bias_shape: tuple[int, ...] | None) -> None:
@@ -67,7 +83,8 @@ def test_fold_batchnorm_into_gemm(attrs: dict[str, object], bias_shape: tuple[in
     inputs = ["x", "w", "b"] if bias_shape else ["x", "w"]
     model = make_model(
         [node("Gemm", inputs, ["g"], **attrs), _bn("g", "y")],
-        [("x", x_shape)], [("y", [3, 4])],
+        [("x", x_shape)],
+        [("y", [3, 4])],
         [const("w", w), *([const("b", rand(bias_shape, 5))] if bias_shape else []), *_bn_params("bn", 4)],
     )
     check_rewrite(model, "fold-batchnorm", {"Gemm": 1})
@@ -76,7 +93,8 @@ def test_fold_batchnorm_into_gemm(attrs: dict[str, object], bias_shape: tuple[in
 def test_fold_batchnorm_with_parameters_shared_by_two_batchnorms() -> None:
     model = make_model(
         [node("Conv", ["x", "w"], ["c"]), _bn("c", "y"), _bn("z", "y2")],
-        [("x", [1, 3, 6, 6]), ("z", [1, 4, 2, 2])], [("y", [1, 4, 4, 4]), ("y2", [1, 4, 2, 2])],
+        [("x", [1, 3, 6, 6]), ("z", [1, 4, 2, 2])],
+        [("y", [1, 4, 4, 4]), ("y2", [1, 4, 2, 2])],
         [const("w", rand((4, 3, 3, 3))), *_bn_params("bn", 4)],
     )
     check_rewrite(model, "fold-batchnorm", {"BatchNormalization": 1, "Conv": 1})
@@ -85,7 +103,8 @@ def test_fold_batchnorm_with_parameters_shared_by_two_batchnorms() -> None:
 def test_fold_batchnorm_into_matmul() -> None:
     model = make_model(
         [node("MatMul", ["x", "w"], ["m"]), _bn("m", "y")],
-        [("x", [3, 6])], [("y", [3, 4])],
+        [("x", [3, 6])],
+        [("y", [3, 4])],
         [const("w", rand((6, 4))), *_bn_params("bn", 4)],
     )
     check_rewrite(model, "fold-batchnorm", {"MatMul": 1, "Add": 1})
@@ -137,7 +156,8 @@ def test_fold_batchnorm_keeps_3d_matmul() -> None:
     # BatchNormalization normalises axis 1 (3 here), not the MatMul's last axis (4)
     model = make_model(
         [node("MatMul", ["x", "w"], ["m"]), _bn("m", "y")],
-        [("x", [2, 3, 6])], [("y", [2, 3, 4])],
+        [("x", [2, 3, 6])],
+        [("y", [2, 3, 4])],
         [const("w", rand((6, 4))), *_bn_params("bn", 3)],
     )
     check_unchanged(model, "fold-batchnorm")
@@ -146,7 +166,8 @@ def test_fold_batchnorm_keeps_3d_matmul() -> None:
 def test_fold_batchnorm_with_weight_shared_by_two_convs_keeps_numerics() -> None:
     model = make_model(
         [node("Conv", ["x", "w"], ["c1"]), _bn("c1", "y1"), node("Conv", ["x", "w"], ["y2"])],
-        [("x", [1, 3, 6, 6])], [("y1", [1, 4, 4, 4]), ("y2", [1, 4, 4, 4])],
+        [("x", [1, 3, 6, 6])],
+        [("y1", [1, 4, 4, 4]), ("y2", [1, 4, 4, 4])],
         [const("w", rand((4, 3, 3, 3))), *_bn_params("bn", 4)],
     )
     result, _ = optimize(model, ["fold-batchnorm"])
@@ -179,7 +200,8 @@ def test_fold_affine_add_then_mul_into_conv_without_bias_commuted() -> None:
     nodes, inits = _conv(bias=False)
     model = make_model(
         [*nodes, node("Add", ["k1", "c"], ["a"]), node("Mul", ["a", "k2"], ["y"])],
-        X_CONV, Y_CONV,
+        X_CONV,
+        Y_CONV,
         [*inits, const("k1", rand((1, 4, 1, 1), 4)), const("k2", rand((4, 1, 1), 5, 0.5, 2.0))],
     )
     check_rewrite(model, "fold-affine", {"Conv": 1})
@@ -189,8 +211,13 @@ def test_fold_affine_add_then_mul_into_conv_without_bias_commuted() -> None:
 def test_fold_affine_into_gemm(trans_b: int, beta: float) -> None:
     w = rand((4, 6)) if trans_b else rand((6, 4))
     model = make_model(
-        [node("Gemm", ["x", "w", "b"], ["g"], transB=trans_b, beta=beta), node("Mul", ["g", "k"], ["m"]), node("Add", ["m", "k2"], ["y"])],
-        [("x", [3, 6])], [("y", [3, 4])],
+        [
+            node("Gemm", ["x", "w", "b"], ["g"], transB=trans_b, beta=beta),
+            node("Mul", ["g", "k"], ["m"]),
+            node("Add", ["m", "k2"], ["y"]),
+        ],
+        [("x", [3, 6])],
+        [("y", [3, 4])],
         [const("w", w), const("b", rand((4,), 5)), const("k", rand((4,), 6, 0.5, 2.0)), const("k2", rand((1, 4), 7))],
     )
     check_rewrite(model, "fold-affine", {"Gemm": 1})
@@ -200,7 +227,8 @@ def test_fold_affine_keeps_gemm_with_row_bias() -> None:
     # C of shape [M, 1] adds one value per row; with M == N it must not be mistaken for a per-column bias
     model = make_model(
         [node("Gemm", ["x", "w", "b"], ["g"]), node("Add", ["g", "k"], ["y"])],
-        [("x", [4, 6])], [("y", [4, 4])],
+        [("x", [4, 6])],
+        [("y", [4, 4])],
         [const("w", rand((6, 4))), const("b", rand((4, 1), 5)), const("k", rand((4,), 6))],
     )
     result, _ = optimize(model, ["fold-affine"])
@@ -240,7 +268,8 @@ def test_fold_affine_keeps_gemm_with_trans_a_or_alpha(attrs: dict[str, object]) 
     x_shape = [6, 3] if attrs.get("transA") else [3, 6]
     model = make_model(
         [node("Gemm", ["x", "w", "b"], ["g"], **attrs), node("Mul", ["g", "k"], ["y"])],
-        [("x", x_shape)], [("y", [3, 4])],
+        [("x", x_shape)],
+        [("y", [3, 4])],
         [const("w", rand((6, 4))), const("b", rand((4,), 5)), const("k", rand((4,), 6, 0.5, 2.0))],
     )
     check_unchanged(model, "fold-affine")
@@ -253,7 +282,8 @@ def test_fold_affine_keeps_gemm_with_trans_a_or_alpha(attrs: dict[str, object]) 
 def test_matmul_add_to_gemm(bias_shape: tuple[int, ...]) -> None:
     model = make_model(
         [node("MatMul", ["x", "w"], ["m"]), node("Add", ["m", "b"], ["y"])],
-        [("x", [3, 6])], [("y", [3, 4])],
+        [("x", [3, 6])],
+        [("y", [3, 4])],
         [const("w", rand((6, 4))), const("b", rand(bias_shape, 2))],
     )
     check_rewrite(model, "matmul-add-to-gemm", {"Gemm": 1})
@@ -267,7 +297,9 @@ def test_matmul_add_to_gemm_absorbs_transposes() -> None:
             node("MatMul", ["xt", "wt"], ["m"]),
             node("Add", ["m", "b"], ["y"]),
         ],
-        [("x", [6, 3]), ("w", [4, 6])], [("y", [3, 4])], [const("b", rand((4,), 2))],
+        [("x", [6, 3]), ("w", [4, 6])],
+        [("y", [3, 4])],
+        [const("b", rand((4,), 2))],
     )
     check_rewrite(model, "matmul-add-to-gemm", {"Gemm": 1})
 
@@ -288,7 +320,8 @@ def test_matmul_add_to_gemm_negative_variants(case: str) -> None:
         extra_nodes, extra_outputs = [node("Relu", ["m"], ["r"])], [("r", [3, 4])]
     model = make_model(
         [node("MatMul", ["x", "w"], ["m"]), node("Add", ["m", "b"], ["y"]), *extra_nodes],
-        [("x", x_shape)], [("y", y_shape), *extra_outputs],
+        [("x", x_shape)],
+        [("y", y_shape), *extra_outputs],
         [const("w", rand((6, 4))), const("b", rand(bias_shape, 2))],
     )
     check_unchanged(onnx.shape_inference.infer_shapes(model), "matmul-add-to-gemm")
@@ -307,7 +340,8 @@ def test_fold_pad_into_conv() -> None:
     pad, inits = _pad([0, 0, 1, 2, 0, 0, 2, 1], 0.0)
     model = make_model(
         [pad, node("Conv", ["p", "w", "b"], ["y"], pads=[1, 0, 0, 1])],
-        [("x", [1, 3, 6, 6])], [("y", [1, 4, 8, 8])],
+        [("x", [1, 3, 6, 6])],
+        [("y", [1, 4, 8, 8])],
         [*inits, const("w", rand((4, 3, 3, 3))), const("b", rand((4,), 2))],
     )
     check_rewrite(onnx.shape_inference.infer_shapes(model), "fold-pad", {"Conv": 1})
@@ -317,7 +351,9 @@ def test_fold_pad_into_maxpool_with_minus_infinity() -> None:
     pad, inits = _pad([0, 0, 1, 1, 0, 0, 1, 1], -np.inf)
     model = make_model(
         [pad, node("MaxPool", ["p"], ["y"], kernel_shape=[3, 3], strides=[2, 2])],
-        [("x", [1, 2, 7, 7])], [("y", [1, 2, 4, 4])], inits,
+        [("x", [1, 2, 7, 7])],
+        [("y", [1, 2, 4, 4])],
+        inits,
     )
     check_rewrite(onnx.shape_inference.infer_shapes(model), "fold-pad", {"MaxPool": 1})
 
@@ -326,7 +362,9 @@ def test_fold_pad_into_averagepool_counting_padding() -> None:
     pad, inits = _pad([0, 0, 1, 0, 0, 0, 0, 1])
     model = make_model(
         [pad, node("AveragePool", ["p"], ["y"], kernel_shape=[2, 2], count_include_pad=1, pads=[0, 1, 1, 0])],
-        [("x", [1, 2, 6, 6])], [("y", [1, 2, 7, 7])], inits,
+        [("x", [1, 2, 6, 6])],
+        [("y", [1, 2, 7, 7])],
+        inits,
     )
     check_rewrite(onnx.shape_inference.infer_shapes(model), "fold-pad", {"AveragePool": 1})
 
@@ -334,8 +372,14 @@ def test_fold_pad_into_averagepool_counting_padding() -> None:
 @pytest.mark.parametrize(
     "case",
     [
-        "conv reflect", "conv non-zero value", "conv channel pad", "conv negative pad",
-        "maxpool zero value", "maxpool large finite value", "averagepool without count_include_pad", "averagepool -inf value",
+        "conv reflect",
+        "conv non-zero value",
+        "conv channel pad",
+        "conv negative pad",
+        "maxpool zero value",
+        "maxpool large finite value",
+        "averagepool without count_include_pad",
+        "averagepool -inf value",
         "padded tensor used twice",
     ],
 )
@@ -367,7 +411,9 @@ def test_fold_pad_negative_variants(case: str) -> None:
     elif case.startswith("maxpool"):
         consumer = node("MaxPool", [consumer_input], ["y"], kernel_shape=[2, 2], strides=[2, 2])
     else:
-        consumer = node("AveragePool", [consumer_input], ["y"], kernel_shape=[2, 2], count_include_pad=0 if "without" in case else 1)
+        consumer = node(
+            "AveragePool", [consumer_input], ["y"], kernel_shape=[2, 2], count_include_pad=0 if "without" in case else 1
+        )
     model = make_model([pad, consumer, *extra], x, [("y", None), *extra_out], inits, check=False)
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model, full_check=True)
@@ -389,7 +435,10 @@ def test_fold_pad_into_pool_keeps_pads_the_pool_cannot_express(pool: str, kernel
     extra = {"count_include_pad": 1} if pool == "AveragePool" else {}
     model = make_model(
         [pad, node(pool, ["p"], ["y"], kernel_shape=[kernel, kernel], strides=[2, 2], ceil_mode=ceil_mode, **extra)],
-        [("x", [1, 3, 6, 6])], [("y", None)], inits, check=False,
+        [("x", [1, 3, 6, 6])],
+        [("y", None)],
+        inits,
+        check=False,
     )
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model, full_check=True)
@@ -401,7 +450,9 @@ def test_fold_pad_into_pool_with_ceil_mode_and_small_pads() -> None:
     pad, inits = _pad([0, 0, 1, 1, 0, 0, 1, 1], -np.inf)
     model = make_model(
         [pad, node("MaxPool", ["p"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
-        [("x", [1, 2, 6, 6])], [("y", [1, 2, 4, 4])], inits,
+        [("x", [1, 2, 6, 6])],
+        [("y", [1, 2, 4, 4])],
+        inits,
     )
     result, _ = optimize(onnx.shape_inference.infer_shapes(model), ["fold-pad"])
     assert_same_outputs(model, result)
@@ -411,7 +462,9 @@ def test_fold_pad_into_averagepool_ceil_mode_keeps_numerics() -> None:
     pad, inits = _pad([0, 0, 1, 1, 0, 0, 1, 1])
     model = make_model(
         [pad, node("AveragePool", ["p"], ["y"], kernel_shape=[3, 3], strides=[2, 2], count_include_pad=1, ceil_mode=1)],
-        [("x", [1, 2, 6, 6])], [("y", [1, 2, 4, 4])], inits,
+        [("x", [1, 2, 6, 6])],
+        [("y", [1, 2, 4, 4])],
+        inits,
     )
     model = onnx.shape_inference.infer_shapes(model)
     result, _ = optimize(model, ["fold-pad"])
@@ -422,7 +475,8 @@ def test_fold_pad_with_axes_input_keeps_numerics() -> None:
     # opset 18 Pad with `axes`: pads only list the spatial axes
     model = make_model(
         [node("Pad", ["x", "pads", "", "axes"], ["p"]), node("Conv", ["p", "w"], ["y"])],
-        [("x", [1, 3, 6, 6])], [("y", [1, 4, 6, 6])],
+        [("x", [1, 3, 6, 6])],
+        [("y", [1, 4, 6, 6])],
         [const("pads", [1, 1, 1, 1], np.int64), const("axes", [2, 3], np.int64), const("w", rand((4, 3, 3, 3)))],
         opset=18,
     )

@@ -41,7 +41,8 @@ def test_transposes_sink_through_elementwise_ops_and_cancel() -> None:
             node("Sub", ["l", "shift"], ["s"]),  # scalar
             node("Transpose", ["s"], ["y"], perm=TO_NCHW),
         ],
-        NCHW, [("y", [2, 3, 4, 5])],
+        NCHW,
+        [("y", [2, 3, 4, 5])],
         [const("bias", rand((3,), 1)), const("scale", rand((4, 5, 3), 2)), const("shift", 0.25)],
     )
     result = check_rewrite(
@@ -59,7 +60,9 @@ def test_transposes_cancel_around_one_elementwise_op() -> None:
             node("Add", ["t", "bias"], ["a"]),
             node("Transpose", ["a"], ["y"], perm=TO_NCHW),
         ],
-        NCHW, [("y", [2, 3, 4, 5])], [const("bias", rand((3,), 1))],
+        NCHW,
+        [("y", [2, 3, 4, 5])],
+        [const("bias", rand((3,), 1))],
     )
     result = check_rewrite(model, "optimize-transposes", {"Add": 1}, ignore=("Identity",))
     assert [tuple(t.dims) for t in result.graph.initializer] == [(1, 3, 1, 1)]
@@ -74,7 +77,8 @@ def test_transposes_merge_transposed_operands_and_cancel() -> None:
             node("Sigmoid", ["s"], ["g"]),
             node("Transpose", ["g"], ["y"], perm=TO_NCHW),
         ],
-        [("a", [2, 3, 4, 5]), ("b", [2, 3, 4, 5])], [("y", [2, 3, 4, 5])],
+        [("a", [2, 3, 4, 5]), ("b", [2, 3, 4, 5])],
+        [("y", [2, 3, 4, 5])],
     )
     check_rewrite(model, "optimize-transposes", {"Add": 1, "Sigmoid": 1}, ignore=("Identity",))
 
@@ -89,7 +93,8 @@ def test_transposes_cancel_back_to_back() -> None:
             node("Transpose", ["t4"], ["t5"], perm=[0, 1, 3, 2]),  # merges with the one before
             node("Exp", ["t5"], ["y"]),
         ],
-        NCHW, [("y", [3, 2, 5, 4])],
+        NCHW,
+        [("y", [3, 2, 5, 4])],
     )
     check_rewrite(model, "optimize-transposes", {"Exp": 1, "Transpose": 1}, ignore=("Identity",))
 
@@ -98,14 +103,21 @@ def test_transposes_without_perm_cancel() -> None:
     # Transpose without `perm` reverses the axes; two of them are the identity
     model = make_model(
         [node("Transpose", ["x"], ["t1"]), node("Transpose", ["t1"], ["t2"]), node("Exp", ["t2"], ["y"])],
-        NCHW, [("y", [2, 3, 4, 5])],
+        NCHW,
+        [("y", [2, 3, 4, 5])],
     )
     check_rewrite(model, "optimize-transposes", {"Exp": 1}, ignore=("Identity",))
 
 
 @pytest.mark.parametrize(
     "case",
-    ["nothing to cancel", "transpose shared", "non-elementwise op between", "non-constant operand", "constant broadcasts rank up"],
+    [
+        "nothing to cancel",
+        "transpose shared",
+        "non-elementwise op between",
+        "non-constant operand",
+        "constant broadcasts rank up",
+    ],
 )
 def test_transposes_negative_variants(case: str) -> None:
     inputs, outputs, inits = list(NCHW), [("y", [2, 3, 4, 5])], []
@@ -151,7 +163,9 @@ def test_transposes_sub_with_constant_first_keeps_order() -> None:
             node("Div", ["s", "d"], ["q"]),
             node("Transpose", ["q"], ["y"], perm=TO_NCHW),
         ],
-        NCHW, [("y", [2, 3, 4, 5])], [const("c", rand((5, 3), 1)), const("d", rand((3,), 2, 1.0, 2.0))],
+        NCHW,
+        [("y", [2, 3, 4, 5])],
+        [const("c", rand((5, 3), 1)), const("d", rand((3,), 2, 1.0, 2.0))],
     )
     result, _ = optimize(model, ["optimize-transposes"])
     assert_same_outputs(model, result)
@@ -171,7 +185,8 @@ def test_collapse_reshape_chains(producer: str) -> None:
     }[producer]
     model = make_model(
         [first, node("Reshape", ["i", "s2"], ["y"])],
-        [("x", x_shape)], [("y", [10, 12])],
+        [("x", x_shape)],
+        [("y", [10, 12])],
         [const("s1", [6, -1], np.int64), const("axes", [1], np.int64), const("s2", [10, -1], np.int64)],
     )
     check_rewrite(model, "collapse-reshapes", {"Reshape": 1})
@@ -180,12 +195,16 @@ def test_collapse_reshape_chains(producer: str) -> None:
 def test_collapse_unsqueeze_chain() -> None:
     model = make_model(
         [node("Unsqueeze", ["x", "a1"], ["u"]), node("Unsqueeze", ["u", "a2"], ["y"])],
-        [("x", [3, 4])], [("y", [1, 3, 1, 4])], [const("a1", [0], np.int64), const("a2", [2], np.int64)],
+        [("x", [3, 4])],
+        [("y", [1, 3, 1, 4])],
+        [const("a1", [0], np.int64), const("a2", [2], np.int64)],
     )
     check_rewrite(model, "collapse-reshapes", {"Unsqueeze": 1}, ignore=("Constant",))
 
 
-@pytest.mark.parametrize("case", ["zero copies a dim", "intermediate used twice", "shape not constant", "intermediate is an output"])
+@pytest.mark.parametrize(
+    "case", ["zero copies a dim", "intermediate used twice", "shape not constant", "intermediate is an output"]
+)
 def test_collapse_reshapes_negative_variants(case: str) -> None:
     nodes = [node("Flatten", ["x"], ["i"], axis=1), node("Reshape", ["i", "s"], ["y"])]
     inputs, outputs = [("x", [2, 3, 4, 5])], [("y", [2, 6, 10])]
@@ -214,7 +233,9 @@ def test_collapse_reshape_with_zero_in_first_shape_keeps_numerics() -> None:
     # Reshape(Reshape(x, [0, -1]), [6, -1]): the first 0 is resolved against x; the collapse must keep the values
     model = make_model(
         [node("Reshape", ["x", "s1"], ["i"]), node("Reshape", ["i", "s2"], ["y"])],
-        [("x", [2, 3, 4, 5])], [("y", [6, 20])], [const("s1", [0, -1], np.int64), const("s2", [6, -1], np.int64)],
+        [("x", [2, 3, 4, 5])],
+        [("y", [6, 20])],
+        [const("s1", [0, -1], np.int64), const("s2", [6, -1], np.int64)],
     )
     result, _ = optimize(model, ["collapse-reshapes"])
     assert ops(result) == {"Reshape": 1}
@@ -247,7 +268,10 @@ def _slices(p1: dict[str, list[int]], p2: dict[str, list[int]], dtype2: type = n
     [
         ({"starts": [1], "ends": [5], "axes": [1], "steps": [1]}, {"starts": [2], "ends": [7], "axes": [2], "steps": [2]}),
         # negative axes, negative steps, out-of-range ends
-        ({"starts": [-1, 0], "ends": [-100, 3], "axes": [-1, 0], "steps": [-2, 1]}, {"starts": [5], "ends": [1], "axes": [1], "steps": [-1]}),
+        (
+            {"starts": [-1, 0], "ends": [-100, 3], "axes": [-1, 0], "steps": [-2, 1]},
+            {"starts": [5], "ends": [1], "axes": [1], "steps": [-1]},
+        ),
     ],
     ids=["positive", "negative axes and steps"],
 )

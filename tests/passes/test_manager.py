@@ -53,13 +53,36 @@ LITERAL_LEVELS = {
     0: (),
     1: ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
     2: (
-        "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
-        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
+        "eliminate-identity",
+        "fold-constants",
+        "eliminate-dead-code",
+        "dedup-initializers",
+        "eliminate-common-subexpressions",
+        "fold-batchnorm",
+        "fold-affine",
+        "matmul-add-to-gemm",
+        "fold-pad",
+        "collapse-reshapes",
+        "merge-slices",
+        "optimize-transposes",
     ),
     3: (
-        "eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions",
-        "fold-batchnorm", "fold-affine", "matmul-add-to-gemm", "fold-pad", "collapse-reshapes", "merge-slices", "optimize-transposes",
-        "recognize-patterns", "annotate-activations", "normalize-opset", "infer-shapes",
+        "eliminate-identity",
+        "fold-constants",
+        "eliminate-dead-code",
+        "dedup-initializers",
+        "eliminate-common-subexpressions",
+        "fold-batchnorm",
+        "fold-affine",
+        "matmul-add-to-gemm",
+        "fold-pad",
+        "collapse-reshapes",
+        "merge-slices",
+        "optimize-transposes",
+        "recognize-patterns",
+        "annotate-activations",
+        "normalize-opset",
+        "infer-shapes",
     ),
 }
 
@@ -77,7 +100,8 @@ def test_pipeline_for_edits() -> None:
     assert pipeline_for(0) == []
     assert pipeline_for(2) == list(LEVELS[2])
     assert pipeline_for(1, ("fold-batchnorm", "-eliminate-common-subexpressions")) == [
-        *[n for n in LEVELS[1] if n != "eliminate-common-subexpressions"], "fold-batchnorm",
+        *[n for n in LEVELS[1] if n != "eliminate-common-subexpressions"],
+        "fold-batchnorm",
     ]
     assert pipeline_for(1, ("+fold-pad", "fold-pad")) == [*LEVELS[1], "fold-pad"]  # added once
     assert pipeline_for(3, ("-infer-shapes",))[-1] != "infer-shapes"
@@ -111,9 +135,15 @@ def _conv_identity_bn() -> onnx.ModelProto:
             node("Identity", ["c"], ["i"]),  # hides the Conv from fold-batchnorm until eliminate-identity ran
             node("BatchNormalization", ["i", "s", "b", "m", "v"], ["y"]),
         ],
-        [("x", [1, 3, 6, 6])], [("y", [1, 4, 4, 4])],
-        [const("w", rand((4, 3, 3, 3))), const("s", rng.uniform(0.5, 1.5, 4)), const("b", rng.uniform(-1, 1, 4)),
-         const("m", rng.uniform(-1, 1, 4)), const("v", rng.uniform(0.5, 1.5, 4))],
+        [("x", [1, 3, 6, 6])],
+        [("y", [1, 4, 4, 4])],
+        [
+            const("w", rand((4, 3, 3, 3))),
+            const("s", rng.uniform(0.5, 1.5, 4)),
+            const("b", rng.uniform(-1, 1, 4)),
+            const("m", rng.uniform(-1, 1, 4)),
+            const("v", rng.uniform(0.5, 1.5, 4)),
+        ],
     )
 
 
@@ -147,8 +177,15 @@ def test_run_passes_stops_at_max_iterations() -> None:
 def _kitchen_sink(opset: int = 17) -> onnx.ModelProto:
     """Something for every -O3 pass: identities, constants, BN, affine, pad, transposes, reshapes, activations."""
     rng = np.random.default_rng(7)
-    bn = [const(f"bn.{k}", v) for k, v in
-          {"s": rng.uniform(0.5, 1.5, 8), "b": rng.uniform(-1, 1, 8), "m": rng.uniform(-1, 1, 8), "v": rng.uniform(0.5, 1.5, 8)}.items()]
+    bn = [
+        const(f"bn.{k}", v)
+        for k, v in {
+            "s": rng.uniform(0.5, 1.5, 8),
+            "b": rng.uniform(-1, 1, 8),
+            "m": rng.uniform(-1, 1, 8),
+            "v": rng.uniform(0.5, 1.5, 8),
+        }.items()
+    ]
     nodes = [
         node("Identity", ["x"], ["xi"]),
         node("Pad", ["xi", "pads"], ["xp"]),
@@ -173,10 +210,18 @@ def _kitchen_sink(opset: int = 17) -> onnx.ModelProto:
         node("Sigmoid", ["x"], ["dead"]),
     ]
     inits = [
-        const("pads", [0, 0, 1, 1, 0, 0, 1, 1], np.int64), const("w", rand((8, 3, 3, 3))), *bn,
-        const("k", rng.uniform(0.5, 1.5, (1, 8, 1, 1))), const("bias_nhwc", rand((8,), 3)), const("zero", 0.0),
-        const("shape", [-1, 8 * 6 * 6], np.int64), const("two", 2.0), const("three", 3.0), const("fc", rand((8 * 36, 5), 4)),
-        const("fcb", rand((5,), 5)), const("unused", np.ones(3)),
+        const("pads", [0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+        const("w", rand((8, 3, 3, 3))),
+        *bn,
+        const("k", rng.uniform(0.5, 1.5, (1, 8, 1, 1))),
+        const("bias_nhwc", rand((8,), 3)),
+        const("zero", 0.0),
+        const("shape", [-1, 8 * 6 * 6], np.int64),
+        const("two", 2.0),
+        const("three", 3.0),
+        const("fc", rand((8 * 36, 5), 4)),
+        const("fcb", rand((5,), 5)),
+        const("unused", np.ones(3)),
     ]
     # converted models come shape-inferred (edgecc convert runs shape inference)
     return onnx.shape_inference.infer_shapes(make_model(nodes, [("x", [2, 3, 6, 6])], [("y", [2, 5])], inits, opset=opset))
@@ -228,5 +273,9 @@ def test_o3_is_idempotent_and_no_pass_reports_phantom_rewrites() -> None:
         _, single = optimize(optimized, [name])
         record = single.passes[0]
         assert (single.iterations, single.reached_fixed_point, record.rewrites, record.nodes_added, record.nodes_removed) == (
-            1, True, 0, 0, 0,
+            1,
+            True,
+            0,
+            0,
+            0,
         ), f"{name} still changes an optimised model: {record}"

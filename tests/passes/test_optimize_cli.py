@@ -96,8 +96,17 @@ def test_optimize_default_is_o2_and_json(sink: Path, tmp_path: Path) -> None:
 def test_optimize_pass_edits(sink: Path, tmp_path: Path) -> None:
     out, report_path = tmp_path / "out.onnx", tmp_path / "r.json"
     result = run_edgecc(
-        "optimize", sink, "-O1", "--passes", "fold-batchnorm,-eliminate-common-subexpressions", "--passes", "+fold-pad",
-        "--report", report_path, "-o", out,
+        "optimize",
+        sink,
+        "-O1",
+        "--passes",
+        "fold-batchnorm,-eliminate-common-subexpressions",
+        "--passes",
+        "+fold-pad",
+        "--report",
+        report_path,
+        "-o",
+        out,
     )
     assert result.returncode == 0, result.stderr
     expected = [n for n in LEVELS[1] if n != "eliminate-common-subexpressions"] + ["fold-batchnorm", "fold-pad"]
@@ -111,7 +120,9 @@ def test_optimize_pass_edits(sink: Path, tmp_path: Path) -> None:
 
 def test_optimize_no_verify_and_max_iterations(sink: Path, tmp_path: Path) -> None:
     out, report_path = tmp_path / "out.onnx", tmp_path / "r.json"
-    result = run_edgecc("optimize", sink, "-O2", "--no-verify", "--max-iterations", "1", "--report", report_path, "-o", out, "--json")
+    result = run_edgecc(
+        "optimize", sink, "-O2", "--no-verify", "--max-iterations", "1", "--report", report_path, "-o", out, "--json"
+    )
     assert result.returncode == 0, result.stderr
     assert result.json()["verification"] is None
     assert json.loads(report_path.read_text())["iterations"] == 1
@@ -129,10 +140,16 @@ def test_optimize_o3_to_higher_opset_recognises_gelu(tmp_path: Path) -> None:
     # an opset-17 model with an erf-Gelu decomposition, optimised for opset 20
     model = make_model(
         [
-            node("Div", ["x", "root2"], ["q"]), node("Erf", ["q"], ["e"]), node("Add", ["e", "one"], ["inner"]),
-            node("Mul", ["x", "half"], ["xh"]), node("Mul", ["xh", "inner"], ["y"]),
+            node("Div", ["x", "root2"], ["q"]),
+            node("Erf", ["q"], ["e"]),
+            node("Add", ["e", "one"], ["inner"]),
+            node("Mul", ["x", "half"], ["xh"]),
+            node("Mul", ["xh", "inner"], ["y"]),
         ],
-        [("x", [2, 16])], [("y", [2, 16])], [const("root2", math.sqrt(2)), const("one", 1.0), const("half", 0.5)], opset=17,
+        [("x", [2, 16])],
+        [("y", [2, 16])],
+        [const("root2", math.sqrt(2)), const("one", 1.0), const("half", 0.5)],
+        opset=17,
     )
     source, out = tmp_path / "gelu.onnx", tmp_path / "out.onnx"
     onnx.save(model, str(source))
@@ -149,22 +166,30 @@ def _edge_case_model(case: str) -> onnx.ModelProto:
     w = const("w", rng.uniform(-1, 1, (6, 4)))
     if case == "gemm row bias then per-channel add":
         return make_model(
-            [node("Gemm", ["x", "w", "b"], ["g"]), node("Add", ["g", "k"], ["y"])], [("x", [4, 6])], [("y", [4, 4])],
+            [node("Gemm", ["x", "w", "b"], ["g"]), node("Add", ["g", "k"], ["y"])],
+            [("x", [4, 6])],
+            [("y", [4, 4])],
             [w, const("b", rng.uniform(-1, 1, (4, 1))), const("k", rng.uniform(-1, 1, 4))],
         )
     if case == "matmul plus rank-3 bias":
         return make_model(
-            [node("MatMul", ["x", "w"], ["m"]), node("Add", ["m", "b"], ["y"])], [("x", [3, 6])], [("y", [1, 3, 4])],
+            [node("MatMul", ["x", "w"], ["m"]), node("Add", ["m", "b"], ["y"])],
+            [("x", [3, 6])],
+            [("y", [1, 3, 4])],
             [w, const("b", rng.uniform(-1, 1, (1, 1, 4)))],
         )
     # Pad of 2 before a 2x2 MaxPool
     return make_model(
         [node("Pad", ["x", "pads", "v"], ["p"]), node("MaxPool", ["p"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
-        [("x", [1, 2, 6, 6])], [("y", [1, 2, 4, 4])], [const("pads", [0, 0, 2, 2, 0, 0, 0, 0], np.int64), const("v", -np.inf)],
+        [("x", [1, 2, 6, 6])],
+        [("y", [1, 2, 4, 4])],
+        [const("pads", [0, 0, 2, 2, 0, 0, 0, 0], np.int64), const("v", -np.inf)],
     )
 
 
-@pytest.mark.parametrize("case", ["gemm row bias then per-channel add", "matmul plus rank-3 bias", "pad wider than the pool kernel"])
+@pytest.mark.parametrize(
+    "case", ["gemm row bias then per-channel add", "matmul plus rank-3 bias", "pad wider than the pool kernel"]
+)
 def test_optimize_edge_cases_succeed(tmp_path: Path, case: str) -> None:
     """Correct passes never make `edgecc optimize` fail (5 = numerics, 1/3 = an output onnxruntime rejects)."""
     source, out = tmp_path / "in.onnx", tmp_path / "out.onnx"

@@ -21,7 +21,9 @@ from tests.passes.helpers import const, make_model, node, ops, rand
 def _identity_relu() -> onnx.ModelProto:
     return make_model(
         [node("Identity", ["x"], ["i"]), node("Relu", ["i"], ["r"]), node("Add", ["r", "b"], ["y"])],
-        [("x", [2, 3])], [("y", [2, 3])], [const("b", rand((2, 3)))],
+        [("x", [2, 3])],
+        [("y", [2, 3])],
+        [const("b", rand((2, 3)))],
     )
 
 
@@ -64,8 +66,15 @@ def test_pass_result_takes_onnx_ir_and_onnxscript_results_through() -> None:
     from onnxscript.optimizer import fold_constants
 
     proto = make_model(
-        [node("Relu", ["x"], ["y"]), node("Sigmoid", ["x"], ["dead"]), node("Mul", ["two", "three"], ["six"]), node("Add", ["y", "six"], ["z"])],
-        [("x", [2])], [("z", [2])], [const("two", 2.0), const("three", 3.0)],
+        [
+            node("Relu", ["x"], ["y"]),
+            node("Sigmoid", ["x"], ["dead"]),
+            node("Mul", ["two", "three"], ["six"]),
+            node("Add", ["y", "six"], ["z"]),
+        ],
+        [("x", [2])],
+        [("z", [2])],
+        [const("two", 2.0), const("three", 3.0)],
     )
     model = ir.from_proto(proto)
     folded = PassResult.from_ir(fold_constants(model))  # onnxscript's FoldConstantsResult
@@ -125,11 +134,18 @@ def test_manager_catches_other_false_claims(monkeypatch: pytest.MonkeyPatch) -> 
     def count_only(model: ir.Model, context: PassContext) -> int:
         return _bypass_identity(model)
 
-    _registry_with(monkeypatch, ("new-model", new_model), ("new-initializer", new_initializer), ("new-output", new_output),
-                   ("count-only", count_only))
+    _registry_with(
+        monkeypatch,
+        ("new-model", new_model),
+        ("new-initializer", new_initializer),
+        ("new-output", new_output),
+        ("count-only", count_only),
+    )
     for name, words in [
-        ("new-model", "returned another model"), ("new-initializer", "changed the initializers"),
-        ("new-output", "changed the graph outputs"), ("count-only", "returned int, not a PassResult"),
+        ("new-model", "returned another model"),
+        ("new-initializer", "changed the initializers"),
+        ("new-output", "changed the graph outputs"),
+        ("count-only", "returned int, not a PassResult"),
     ]:
         with pytest.raises(PassClaimError, match=words):
             run_passes(_identity_relu(), [name])

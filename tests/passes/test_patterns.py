@@ -51,7 +51,9 @@ def _layernorm(opset: int, *, epsilon: str = "eps", scale_shape: tuple[int, ...]
         nodes += [node("Reciprocal", ["std"], ["inv"]), node("Mul", ["d", "inv"], ["n"])]
     nodes += [node("Mul", ["n", "gamma"], ["s"]), node("Add", ["s", "beta"], ["y"])]
     inits = [
-        const("two", 2.0), const("gamma", rand(scale_shape, 1, 0.5, 1.5)), const("beta", rand((8,), 2)),
+        const("two", 2.0),
+        const("gamma", rand(scale_shape, 1, 0.5, 1.5)),
+        const("beta", rand((8,), 2)),
         *([const("axes", [-1], np.int64)] if opset >= 18 else []),
         *([const("eps", 1e-5)] if epsilon == "eps" else []),
     ]
@@ -129,8 +131,11 @@ def test_recognize_gelu_tanh_at_opset_20() -> None:
     assert helper.get_node_attr_value(gelu, "approximate") == b"tanh"
 
 
-@pytest.mark.parametrize("build", [lambda: _gelu_erf(17), lambda: _gelu_tanh(19), lambda: _gelu_erf(20, root2=math.sqrt(3)),
-                                   lambda: _gelu_tanh(20, c=0.05)], ids=["erf opset 17", "tanh opset 19", "erf wrong constant", "tanh wrong constant"])
+@pytest.mark.parametrize(
+    "build",
+    [lambda: _gelu_erf(17), lambda: _gelu_tanh(19), lambda: _gelu_erf(20, root2=math.sqrt(3)), lambda: _gelu_tanh(20, c=0.05)],
+    ids=["erf opset 17", "tanh opset 19", "erf wrong constant", "tanh wrong constant"],
+)
 def test_recognize_gelu_negative_variants(build) -> None:
     check_unchanged(build(), "recognize-patterns")
 
@@ -149,7 +154,10 @@ def test_recognize_gelu_for_a_lower_opset_model_needs_conversion() -> None:
 
 def test_recognize_hardswish_from_hardsigmoid() -> None:
     model = make_model(
-        [node("HardSigmoid", ["x"], ["h"], alpha=1 / 6, beta=0.5), node("Mul", ["x", "h"], ["y"])], X, Y, opset=14,
+        [node("HardSigmoid", ["x"], ["h"], alpha=1 / 6, beta=0.5), node("Mul", ["x", "h"], ["y"])],
+        X,
+        Y,
+        opset=14,
     )
     check_rewrite(model, "recognize-patterns", {"HardSwish": 1})
 
@@ -162,7 +170,10 @@ def test_recognize_hardswish_from_relu6_decomposition() -> None:
             node("Mul", ["c", "x"], ["m"]),
             node("Div", ["m", "six"], ["y"]),
         ],
-        X, Y, [const("three", 3.0), const("zero", 0.0), const("six", 6.0)], opset=17,
+        X,
+        Y,
+        [const("three", 3.0), const("zero", 0.0), const("six", 6.0)],
+        opset=17,
     )
     check_rewrite(model, "recognize-patterns", {"HardSwish": 1})
 
@@ -171,7 +182,10 @@ def test_recognize_hardswish_from_relu6_decomposition() -> None:
 def test_recognize_hardswish_negative_variants(case: str) -> None:
     attrs = {} if case == "default hardsigmoid" else {"alpha": 1 / 6, "beta": 0.5}
     model = make_model(
-        [node("HardSigmoid", ["x"], ["h"], **attrs), node("Mul", ["x", "h"], ["y"])], X, Y, opset=13 if case == "opset 13" else 17,
+        [node("HardSigmoid", ["x"], ["h"], **attrs), node("Mul", ["x", "h"], ["y"])],
+        X,
+        Y,
+        opset=13 if case == "opset 13" else 17,
     )
     check_unchanged(model, "recognize-patterns")
 
@@ -188,14 +202,20 @@ def test_recognize_swish_only_at_opset_24() -> None:
 def test_recognize_min_max_as_clip(first: str, second: str, lo: float, hi: float) -> None:
     a, b = ("hi", "lo") if first == "Min" else ("lo", "hi")
     model = make_model(
-        [node(first, ["x", a], ["m"]), node(second, ["m", b], ["y"])], X, Y, [const("lo", lo), const("hi", hi)],
+        [node(first, ["x", a], ["m"]), node(second, ["m", b], ["y"])],
+        X,
+        Y,
+        [const("lo", lo), const("hi", hi)],
     )
     check_rewrite(model, "recognize-patterns", {"Clip": 1})
 
 
 def test_recognize_successive_mins_merge() -> None:
     model = make_model(
-        [node("Min", ["x", "a"], ["m"]), node("Min", ["m", "b"], ["y"])], X, Y, [const("a", rand((8,), 1)), const("b", 0.2)],
+        [node("Min", ["x", "a"], ["m"]), node("Min", ["m", "b"], ["y"])],
+        X,
+        Y,
+        [const("a", rand((8,), 1)), const("b", 0.2)],
     )
     check_rewrite(model, "recognize-patterns", {"Min": 1})
 
@@ -260,10 +280,14 @@ CONV_IN = [("x", [1, 3, 6, 6])]
 CONV_OUT = [("y", [1, 4, 6, 6])]
 
 
-def _conv_act(act: str, act_inputs: list[str] | None = None, inits: list[onnx.TensorProto] = (), **attrs: object) -> onnx.ModelProto:
+def _conv_act(
+    act: str, act_inputs: list[str] | None = None, inits: list[onnx.TensorProto] = (), **attrs: object
+) -> onnx.ModelProto:
     return make_model(
         [node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), node(act, ["c", *(act_inputs or [])], ["y"], **attrs)],
-        CONV_IN, CONV_OUT, [const("w", rand((4, 3, 3, 3))), const("b", rand((4,), 2)), *inits],
+        CONV_IN,
+        CONV_OUT,
+        [const("w", rand((4, 3, 3, 3))), const("b", rand((4,), 2)), *inits],
     )
 
 
@@ -297,7 +321,9 @@ def test_annotate_conv_activation(act: str, extra: list[str] | None, inits: list
 def test_annotate_gemm_activation_and_unnamed_nodes() -> None:
     model = make_model(
         [helper.make_node("Gemm", ["x", "w"], ["g"]), helper.make_node("Relu", ["g"], ["y"])],
-        [("x", [3, 6])], [("y", [3, 4])], [const("w", rand((6, 4)))],
+        [("x", [3, 6])],
+        [("y", [3, 4])],
+        [const("w", rand((6, 4)))],
     )
     result = check_rewrite(model, "annotate-activations", ops(model))
     gemm = next(n for n in result.graph.node if n.op_type == "Gemm")
@@ -309,32 +335,48 @@ def test_annotate_gemm_activation_and_unnamed_nodes() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["conv output used twice", "conv output is a graph output", "clip with run-time bound", "matmul producer", "non-fusable activation"],
+    [
+        "conv output used twice",
+        "conv output is a graph output",
+        "clip with run-time bound",
+        "matmul producer",
+        "non-fusable activation",
+    ],
 )
 def test_annotate_activations_negative_variants(case: str) -> None:
     w = const("w", rand((4, 3, 3, 3)))
     if case == "conv output used twice":
         model = make_model(
             [node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node("Relu", ["c"], ["y"]), node("Sigmoid", ["c"], ["s"])],
-            CONV_IN, [*CONV_OUT, ("s", [1, 4, 6, 6])], [w],
+            CONV_IN,
+            [*CONV_OUT, ("s", [1, 4, 6, 6])],
+            [w],
         )
     elif case == "conv output is a graph output":  # fusing would lose the pre-activation output
         model = make_model(
             [node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node("Relu", ["c"], ["y"])],
-            CONV_IN, [*CONV_OUT, ("c", [1, 4, 6, 6])], [w],
+            CONV_IN,
+            [*CONV_OUT, ("c", [1, 4, 6, 6])],
+            [w],
         )
     elif case == "clip with run-time bound":
         model = make_model(
             [node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node("Clip", ["c", "lo", "hi"], ["y"])],
-            [*CONV_IN, ("hi", [])], CONV_OUT, [w, const("lo", 0.0)],
+            [*CONV_IN, ("hi", [])],
+            CONV_OUT,
+            [w, const("lo", 0.0)],
         )
     elif case == "matmul producer":
         model = make_model(
             [node("MatMul", ["x", "m"], ["c"]), node("Relu", ["c"], ["y"])],
-            [("x", [3, 6])], [("y", [3, 4])], [const("m", rand((6, 4)))],
+            [("x", [3, 6])],
+            [("y", [3, 4])],
+            [const("m", rand((6, 4)))],
         )
     else:
-        model = make_model([node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node("Sigmoid", ["c"], ["y"])], CONV_IN, CONV_OUT, [w])
+        model = make_model(
+            [node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node("Sigmoid", ["c"], ["y"])], CONV_IN, CONV_OUT, [w]
+        )
     result = check_unchanged(model, "annotate-activations", shapes={"hi": []})
     assert _annotations(result) == {}
     assert result.ir_version == model.ir_version

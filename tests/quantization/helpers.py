@@ -23,6 +23,13 @@ def run_quantize(*args: str | Path, cwd: Path | None = None, env: dict[str, str]
     full_env.pop("EDGECC_DEBUG", None)
     if env:
         full_env.update(env)
-    proc = subprocess.run([sys.executable, "-c", _LAUNCH, "quantize", *map(str, args)], capture_output=True, text=True, check=False,
-                          cwd=cwd, env=full_env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, "quantize", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)

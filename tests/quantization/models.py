@@ -23,8 +23,13 @@ def train_digits(path: Path, *, depthwise: bool = True, epochs: int = 12, seed: 
 
     x, y = digits_data()
     torch.manual_seed(seed)
-    layers = [torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
-              torch.nn.Conv2d(16, 32, 3, padding=1, stride=2), torch.nn.ReLU()]
+    layers = [
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1, stride=2),
+        torch.nn.ReLU(),
+    ]
     if depthwise:
         layers += [torch.nn.Conv2d(32, 32, 3, padding=1, groups=32), torch.nn.ReLU(), torch.nn.Conv2d(32, 32, 1), torch.nn.ReLU()]
     layers += [torch.nn.Flatten(), torch.nn.Linear(32 * 4 * 4, 10)]
@@ -41,8 +46,16 @@ def train_digits(path: Path, *, depthwise: bool = True, epochs: int = 12, seed: 
     net.eval()
     with torch.no_grad():
         accuracy = float((net(torch.from_numpy(x[1400:])).argmax(1).numpy() == y[1400:]).mean())
-        torch.onnx.export(net, (train_x[:1],), str(path), input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}}, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            net,
+            (train_x[:1],),
+            str(path),
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}},
+            opset_version=17,
+            dynamo=False,
+        )
     return accuracy
 
 
@@ -59,9 +72,13 @@ def _save(nodes, inits, path: Path, in_shape, out_shape, *, name: str) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
-                              [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
+from edgecc.data import DataOptions, load_samples
 from edgecc.onnxutil import graph_inputs
 from edgecc.ortrun import OrtRunner
 from edgecc.quantization.core import QuantOptions, quantize_model
-from edgecc.data import DataOptions, load_samples
 from edgecc.quantization.scheme import QuantScheme
 from tests.quantization.helpers import run_quantize
 from tests.quantization.models import run_model

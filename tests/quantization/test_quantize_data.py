@@ -46,8 +46,25 @@ def test_image_layout_and_size_options(tmp_path):
         cv2.imwrite(str(images / f"{i}.jpg"), rng.integers(0, 255, (20, 30, 3), dtype=np.uint8))
     model = make_cle_model(tmp_path / "m.onnx")  # N x 3 x 12 x 12
     out = tmp_path / "q.onnx"
-    _ok(run_quantize(model, "-o", out, "--calibration", images, "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225",
-                     "--layout", "nchw", "--size", "12", "--bgr", "-q"))
+    _ok(
+        run_quantize(
+            model,
+            "-o",
+            out,
+            "--calibration",
+            images,
+            "--mean",
+            "0.485,0.456,0.406",
+            "--std",
+            "0.229,0.224,0.225",
+            "--layout",
+            "nchw",
+            "--size",
+            "12",
+            "--bgr",
+            "-q",
+        )
+    )
     assert out.exists()
 
 
@@ -69,14 +86,16 @@ def test_npz_and_npy_directories_and_single_npz(digits, tmp_path):
 
 
 def test_module_function(digits, tmp_path):
-    (tmp_path / "calibdata.py").write_text(textwrap.dedent('''
+    (tmp_path / "calibdata.py").write_text(
+        textwrap.dedent("""
         from tests.quantization.models import digits_data
 
         def feeds():
             x, _ = digits_data()
             for i in range(8):
                 yield {"x": x[i : i + 1]}
-    '''))
+    """)
+    )
     out = tmp_path / "q.onnx"
     import tests
 

@@ -26,10 +26,16 @@ def test_cle_rescues_per_tensor_int8(tmp_path):
     model = make_cle_model(tmp_path / "cle.onnx")
     data = tmp_path / "calib.npz"
     np.savez(data, x=np.random.default_rng(1).standard_normal((40, 1, 3, 12, 12)).astype(np.float32))
-    plain = _report(run_quantize(model, "-o", tmp_path / "a.onnx", "--calibration", data, "--per-tensor", "--report", tmp_path / "a.json"),
-                    tmp_path / "a.json")
-    cle = _report(run_quantize(model, "-o", tmp_path / "b.onnx", "--calibration", data, "--per-tensor", "--cle", "--report",
-                               tmp_path / "b.json"), tmp_path / "b.json")
+    plain = _report(
+        run_quantize(model, "-o", tmp_path / "a.onnx", "--calibration", data, "--per-tensor", "--report", tmp_path / "a.json"),
+        tmp_path / "a.json",
+    )
+    cle = _report(
+        run_quantize(
+            model, "-o", tmp_path / "b.onnx", "--calibration", data, "--per-tensor", "--cle", "--report", tmp_path / "b.json"
+        ),
+        tmp_path / "b.json",
+    )
     before, after = float(plain["outputs"][0]["sqnr_db"]), float(cle["outputs"][0]["sqnr_db"])
     assert before < 10, before  # the badly scaled channels collapse
     assert after >= before + 20 and after > 25, (before, after)  # stated margin: +20 dB
@@ -65,8 +71,10 @@ def test_accuracy_goal_keeps_exactly_the_hostile_layer_float(tmp_path):
     model = make_hostile_model(tmp_path / "hostile.onnx")
     data = tmp_path / "calib.npz"
     np.savez(data, x=np.random.default_rng(1).standard_normal((60, 1, 32)).astype(np.float32))
-    plain = _report(run_quantize(model, "-o", tmp_path / "a.onnx", "--calibration", data, "--report", tmp_path / "a.json"),
-                    tmp_path / "a.json")
+    plain = _report(
+        run_quantize(model, "-o", tmp_path / "a.onnx", "--calibration", data, "--report", tmp_path / "a.json"),
+        tmp_path / "a.json",
+    )
     assert plain["outputs"][0]["cosine"] < 0.5  # the hostile layer destroys int8 accuracy
     worst = max(plain["layers"], key=lambda layer: float(layer["drop_db"]))
     assert worst["node"] == "fc2_hostile"
@@ -86,8 +94,12 @@ def test_accuracy_goal_keeps_exactly_the_hostile_layer_float(tmp_path):
 
 def test_integer_io(tmp_path, digits):
     out = tmp_path / "int_io.onnx"
-    report = _report(run_quantize(digits.model, "-o", out, "--calibration", digits.calibration, "--integer-io", "--report",
-                                  tmp_path / "q.json"), tmp_path / "q.json")
+    report = _report(
+        run_quantize(
+            digits.model, "-o", out, "--calibration", digits.calibration, "--integer-io", "--report", tmp_path / "q.json"
+        ),
+        tmp_path / "q.json",
+    )
     model = onnx.load(str(out))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
@@ -110,8 +122,12 @@ def test_target_scheme(tmp_path, digits):
     from edgecc.targets import get_target
 
     scheme = get_target("qnn-htp").quant_scheme
-    report = _report(run_quantize(digits.model, "-o", out, "--target", "qnn-htp", "--calibration", digits.calibration, "--report",
-                                  tmp_path / "q.json"), tmp_path / "q.json")
+    report = _report(
+        run_quantize(
+            digits.model, "-o", out, "--target", "qnn-htp", "--calibration", digits.calibration, "--report", tmp_path / "q.json"
+        ),
+        tmp_path / "q.json",
+    )
     assert report["scheme"] == scheme.describe()
     assert report["settings"]["scheme"]["weight_type"] == scheme.weight_type
     assert report["outputs"][0]["cosine"] > 0.99

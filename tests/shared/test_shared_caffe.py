@@ -28,7 +28,9 @@ MODELS = [
 
 
 @pytest.mark.parametrize(("folder", "prototxt", "caffemodel", "input_name", "outputs"), MODELS)
-def test_caffe_models_match_every_reference(folder: str, prototxt: str, caffemodel: str, input_name: str, outputs: list[str], tmp_path: Path) -> None:
+def test_caffe_models_match_every_reference(
+    folder: str, prototxt: str, caffemodel: str, input_name: str, outputs: list[str], tmp_path: Path
+) -> None:
     model_dir = SHARED / "caffe" / folder
     refs = sorted((model_dir / "ref").glob("*.npz"))
     assert refs, f"no reference files in {model_dir / 'ref'}"
@@ -39,8 +41,16 @@ def test_caffe_models_match_every_reference(folder: str, prototxt: str, caffemod
         out = tmp_path / f"{folder}_{ref_path.stem}.onnx"
         shape = "x".join(map(str, data.shape))
         result = run_edgecc(
-            "convert", model_dir / prototxt, model_dir / caffemodel, "--input", f"{input_name}:{shape}",
-            "--data", f"{input_name}={tmp_path / 'input.npy'}", "-o", out, "--json",
+            "convert",
+            model_dir / prototxt,
+            model_dir / caffemodel,
+            "--input",
+            f"{input_name}:{shape}",
+            "--data",
+            f"{input_name}={tmp_path / 'input.npy'}",
+            "-o",
+            out,
+            "--json",
         )
         assert result.returncode == 0, result.stderr
         assert result.json()["verification"]["passed"]
@@ -55,7 +65,9 @@ def test_caffe_models_match_every_reference(folder: str, prototxt: str, caffemod
 
 
 @pytest.mark.parametrize(("folder", "prototxt", "caffemodel", "input_name", "outputs"), MODELS)
-def test_caffe_models_match_opencv_layer_by_layer(folder: str, prototxt: str, caffemodel: str, input_name: str, outputs: list[str]) -> None:
+def test_caffe_models_match_opencv_layer_by_layer(
+    folder: str, prototxt: str, caffemodel: str, input_name: str, outputs: list[str]
+) -> None:
     model_dir = SHARED / "caffe" / folder
     ref = np.load(min((model_dir / "ref").glob("*.npz")))
     data = ref[f"in__{input_name}"]

@@ -37,8 +37,8 @@ def test_caffe2_model_reproduces_every_reference(model_dir: Path, tmp_path: Path
     assert refs, f"no reference files in {model_dir / 'ref'}"
     for ref_path in refs:
         ref = np.load(ref_path, allow_pickle=False)
-        inputs = {k[len("in__"):]: ref[k] for k in ref.files if k.startswith("in__")}
-        outputs = {k[len("out__"):]: ref[k] for k in ref.files if k.startswith("out__")}
+        inputs = {k[len("in__") :]: ref[k] for k in ref.files if k.startswith("in__")}
+        outputs = {k[len("out__") :]: ref[k] for k in ref.files if k.startswith("out__")}
         specs = [arg for name, value in inputs.items() for arg in ("--input", f"{name}:{'x'.join(map(str, value.shape))}")]
         out = tmp_path / f"{model_dir.name}_{ref_path.stem}.onnx"
         result = run_edgecc("convert", model_dir / "predict_net.pb", model_dir / "init_net.pb", *specs, "-o", out)

@@ -33,7 +33,9 @@ PYTORCH_MODELS = [
 
 
 @pytest.mark.parametrize(("folder", "weights", "factory", "outputs"), PYTORCH_MODELS)
-def test_pytorch_models_match_every_reference(folder: str, weights: str, factory: str, outputs: list[str], tmp_path: Path) -> None:
+def test_pytorch_models_match_every_reference(
+    folder: str, weights: str, factory: str, outputs: list[str], tmp_path: Path
+) -> None:
     model_dir = SHARED / "pytorch" / folder
     refs = sorted((model_dir / "ref").glob("*.npz"))
     assert refs, f"no reference files in {model_dir / 'ref'}"
@@ -43,8 +45,15 @@ def test_pytorch_models_match_every_reference(folder: str, weights: str, factory
         np.save(tmp_path / "input.npy", ref["in__input"])
         out = tmp_path / f"{folder}_{ref_path.stem}.onnx"
         result = run_edgecc(
-            "convert", f"{SAMPLES / 'pytorch' / factory}", model_dir / weights, "--input", f"input:{shape}",
-            "--data", f"input={tmp_path / 'input.npy'}", "-o", out,
+            "convert",
+            f"{SAMPLES / 'pytorch' / factory}",
+            model_dir / weights,
+            "--input",
+            f"input:{shape}",
+            "--data",
+            f"input={tmp_path / 'input.npy'}",
+            "-o",
+            out,
         )
         assert result.returncode == 0, result.stderr
         session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -22,8 +22,16 @@ def lenet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndar
     folder = tmp_path_factory.mktemp("lenet")
     model_dir = SHARED / "caffe" / "lenet_mnist"
     onnx_path = folder / "lenet.onnx"
-    result = run_edgecc("convert", model_dir / "lenet.prototxt", model_dir / "lenet_iter_10000.caffemodel", "--input", "data:1x1x28x28",
-                        "--no-verify", "-o", onnx_path)
+    result = run_edgecc(
+        "convert",
+        model_dir / "lenet.prototxt",
+        model_dir / "lenet_iter_10000.caffemodel",
+        "--input",
+        "data:1x1x28x28",
+        "--no-verify",
+        "-o",
+        onnx_path,
+    )
     assert result.returncode == 0, result.stderr
     ref = np.load(model_dir / "ref" / "mnist_samples0to9.npz")
     (folder / "cal").mkdir()
@@ -68,8 +76,18 @@ def test_gender_mini_xception_through_vela(tmp_path: Path) -> None:
     name = json.loads(run_edgecc("inspect", onnx_path, "--json").stdout)["inputs"][0]["name"]
     np.save(tmp_path / "face.npy", ref["in__input"])
     out = tmp_path / "gender.edgecc"
-    result = run_edgecc("compile", onnx_path, "--target", "ethos-u55-256", "--input", f"{name}:1x64x64x1", "--calibration",
-                        f"{name}={tmp_path / 'face.npy'}", "-o", out)
+    result = run_edgecc(
+        "compile",
+        onnx_path,
+        "--target",
+        "ethos-u55-256",
+        "--input",
+        f"{name}:1x64x64x1",
+        "--calibration",
+        f"{name}={tmp_path / 'face.npy'}",
+        "-o",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     vendor = next(p for p in manifest["partitions"] if p["device"] == "ethos-u55-256")["vendor"]

@@ -24,25 +24,75 @@ TARGETS = ["ethos-u55-128", "edgetpu", "armnn"]
 #: name -> (convert arguments, reference files, input name in the reference files, input name of the ONNX model,
 #:          reference output key, axis of the answer)
 MODELS: dict[str, tuple[list[Any], list[str], str, str, str, int]] = {
-    "resnet20-pytorch": ([SAMPLES / "pytorch" / "resnet20.py:resnet20", SHARED / "pytorch/resnet20_cifar10/resnet20-12fca82f.th",
-                          "--input", "input:1x3x32x32"], ["pytorch/resnet20_cifar10/ref/cat_32x32.npz"], "in__input", "input",
-                         "out__logits", 1),
-    "pnet-pytorch": ([SAMPLES / "pytorch" / "pnet.py:pnet", SHARED / "pytorch/facenet_pnet/pnet.pt", "--input", "input:1x3x12x12"],
-                     ["pytorch/facenet_pnet/ref/face_resized.npz"], "in__input", "input", "out__out1", 1),
-    "pnet-caffe": ([SHARED / "caffe/mtcnn_pnet/det1.prototxt", SHARED / "caffe/mtcnn_pnet/det1.caffemodel", "--input", "data:1x3x100x75"],
-                   ["caffe/mtcnn_pnet/ref/face_100x75.npz"], "in__data", "data", "out__prob1", 1),
-    "det1-mxnet": ([SHARED / "mxnet/mtcnn_det1/det1-symbol.json", SHARED / "mxnet/mtcnn_det1/det1-0001.params", "--input", "data:1x3x12x12"],
-                   ["mxnet/mtcnn_det1/ref/face_resized.npz"], "in__data", "data", "out__prob1_output", 1),
-    "lenet-caffe2": ([SHARED / "caffe2/lenet_mnist/predict_net.pb", SHARED / "caffe2/lenet_mnist/init_net.pb", "--input", "1:1x1x28x28"],
-                     ["caffe2/lenet_mnist/ref/mnist_samples0to9_0to1.npz"], "in__1", "1", "out__26", 1),
-    "kws-tf": ([SHARED / "tf_pb/kws_dnn_s/DNN_S.pb", "--input", "Reshape:0:1x250"],
-               [f"tf_pb/kws_dnn_s/ref/{n}.npz" for n in ("yes_1000ms", "no_1000ms", "silence_1000ms", "kws_silence")], "in__Reshape:0",
-               "Reshape:0", "out__labels_softmax:0", 1),
-    "gender-keras": ([SHARED / "keras_h5/gender_mini_xception/gender_mini_XCEPTION.21-0.95.hdf5", "--input", "input_1:1x64x64x1"],
-                     ["keras_h5/gender_mini_xception/ref/aligned_angelina_jolie.npz"], "in__input", "input_1", "out__out", 1),
-    "mobilenet-tflite-uint8": ([SHARED / "tflite/mobilenet_v1_025_128_uint8/mobilenet_v1_0.25_128_quant.tflite"],
-                               [f"tflite/mobilenet_v1_025_128_uint8/ref/{n}.npz" for n in ("bird", "cat", "grace_hopper")], "in__input",
-                               "input", "out__out", 1),
+    "resnet20-pytorch": (
+        [
+            SAMPLES / "pytorch" / "resnet20.py:resnet20",
+            SHARED / "pytorch/resnet20_cifar10/resnet20-12fca82f.th",
+            "--input",
+            "input:1x3x32x32",
+        ],
+        ["pytorch/resnet20_cifar10/ref/cat_32x32.npz"],
+        "in__input",
+        "input",
+        "out__logits",
+        1,
+    ),
+    "pnet-pytorch": (
+        [SAMPLES / "pytorch" / "pnet.py:pnet", SHARED / "pytorch/facenet_pnet/pnet.pt", "--input", "input:1x3x12x12"],
+        ["pytorch/facenet_pnet/ref/face_resized.npz"],
+        "in__input",
+        "input",
+        "out__out1",
+        1,
+    ),
+    "pnet-caffe": (
+        [SHARED / "caffe/mtcnn_pnet/det1.prototxt", SHARED / "caffe/mtcnn_pnet/det1.caffemodel", "--input", "data:1x3x100x75"],
+        ["caffe/mtcnn_pnet/ref/face_100x75.npz"],
+        "in__data",
+        "data",
+        "out__prob1",
+        1,
+    ),
+    "det1-mxnet": (
+        [SHARED / "mxnet/mtcnn_det1/det1-symbol.json", SHARED / "mxnet/mtcnn_det1/det1-0001.params", "--input", "data:1x3x12x12"],
+        ["mxnet/mtcnn_det1/ref/face_resized.npz"],
+        "in__data",
+        "data",
+        "out__prob1_output",
+        1,
+    ),
+    "lenet-caffe2": (
+        [SHARED / "caffe2/lenet_mnist/predict_net.pb", SHARED / "caffe2/lenet_mnist/init_net.pb", "--input", "1:1x1x28x28"],
+        ["caffe2/lenet_mnist/ref/mnist_samples0to9_0to1.npz"],
+        "in__1",
+        "1",
+        "out__26",
+        1,
+    ),
+    "kws-tf": (
+        [SHARED / "tf_pb/kws_dnn_s/DNN_S.pb", "--input", "Reshape:0:1x250"],
+        [f"tf_pb/kws_dnn_s/ref/{n}.npz" for n in ("yes_1000ms", "no_1000ms", "silence_1000ms", "kws_silence")],
+        "in__Reshape:0",
+        "Reshape:0",
+        "out__labels_softmax:0",
+        1,
+    ),
+    "gender-keras": (
+        [SHARED / "keras_h5/gender_mini_xception/gender_mini_XCEPTION.21-0.95.hdf5", "--input", "input_1:1x64x64x1"],
+        ["keras_h5/gender_mini_xception/ref/aligned_angelina_jolie.npz"],
+        "in__input",
+        "input_1",
+        "out__out",
+        1,
+    ),
+    "mobilenet-tflite-uint8": (
+        [SHARED / "tflite/mobilenet_v1_025_128_uint8/mobilenet_v1_0.25_128_quant.tflite"],
+        [f"tflite/mobilenet_v1_025_128_uint8/ref/{n}.npz" for n in ("bird", "cat", "grace_hopper")],
+        "in__input",
+        "input",
+        "out__out",
+        1,
+    ),
 }
 
 
@@ -61,7 +111,7 @@ def _samples(files: list[str], key: str) -> np.ndarray:
 
 def _answer(outputs: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> np.ndarray:
     """The output the reference `key` names (converters may rename outputs: then the one of the reference's shape)."""
-    name = key[len("out__"):]
+    name = key[len("out__") :]
     if name in outputs:
         return outputs[name]
     return next(v for v in outputs.values() if v.shape[1:] == shape)
@@ -112,7 +162,9 @@ def test_real_model_on_tflite_target(converted: dict[str, Path], name: str, targ
     references = np.concatenate([np.load(SHARED / f)[output_key] for f in files])
     bundle = load(out)
     try:
-        got = np.concatenate([_answer(bundle.run({input_name: s.astype(np.float32)}), output_key, references.shape[1:]) for s in samples])
+        got = np.concatenate(
+            [_answer(bundle.run({input_name: s.astype(np.float32)}), output_key, references.shape[1:]) for s in samples]
+        )
     finally:
         bundle.close()
     assert (got.argmax(axis) == references.reshape(got.shape).argmax(axis)).mean() >= 0.95, f"{name} on {target}"

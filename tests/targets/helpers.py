@@ -29,8 +29,15 @@ def run_cmd(*args: str | Path, env: dict[str, str] | None = None, timeout: int =
     full_env = dict(os.environ)
     full_env.pop("EDGECC_DEBUG", None)
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-c", _LAUNCH, *map(str, args)], capture_output=True, text=True, check=False, env=full_env,
-                          timeout=timeout, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -45,8 +52,16 @@ def mixed_model(path: Path, *, seed: int = 0, batch: int | str = 1, size: int = 
     def w(name: str, *shape: int) -> onnx.TensorProto:
         return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32), name)
 
-    inits = [w("w1", 16, 3, 3, 3), w("b1", 16), w("w2", 32, 16, 3, 3), w("b2", 32), w("w3", width, 32, 3, 3), w("b3", width),
-             w("fw", 10, width), w("fb", 10)]
+    inits = [
+        w("w1", 16, 3, 3, 3),
+        w("b1", 16),
+        w("w2", 32, 16, 3, 3),
+        w("b2", 32),
+        w("w3", width, 32, 3, 3),
+        w("b3", width),
+        w("fw", 10, width),
+        w("fb", 10),
+    ]
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
@@ -58,8 +73,13 @@ def mixed_model(path: Path, *, seed: int = 0, batch: int | str = 1, size: int = 
         helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], name="fc", transB=1),
     ]
-    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "mixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     onnx.save(model, path)
@@ -75,8 +95,16 @@ def convert_resnet20(out: Path) -> Path:
     """ResNet-20 (CIFAR-10, real weights) converted with `edgecc convert`."""
     from tests.conftest import run_edgecc
 
-    result = run_edgecc("convert", SAMPLES / "pytorch" / "resnet20.py:resnet20", SAMPLES / "models" / "resnet20_cifar10" / "resnet20-12fca82f.th",
-                        "--input", "x:1x3x32x32", "--no-verify", "-o", out)
+    result = run_edgecc(
+        "convert",
+        SAMPLES / "pytorch" / "resnet20.py:resnet20",
+        SAMPLES / "models" / "resnet20_cifar10" / "resnet20-12fca82f.th",
+        "--input",
+        "x:1x3x32x32",
+        "--no-verify",
+        "-o",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -86,7 +114,9 @@ def convert_pnet(out: Path) -> Path:
     from tests.conftest import run_edgecc
 
     folder = SAMPLES / "models" / "caffe_mtcnn_pnet"
-    result = run_edgecc("convert", folder / "det1.prototxt", folder / "det1.caffemodel", "--input", "data:1x3x100x75", "--no-verify", "-o", out)
+    result = run_edgecc(
+        "convert", folder / "det1.prototxt", folder / "det1.caffemodel", "--input", "data:1x3x100x75", "--no-verify", "-o", out
+    )
     assert result.returncode == 0, result.stderr
     return out
 

@@ -54,17 +54,24 @@ def test_per_channel_int8_fc_weights_abort_arm_nn_and_become_a_clear_error(tmp_p
     from edgecc.targets.tflite import emit_tflite
 
     rng = np.random.default_rng(0)
-    graph = helper.make_graph([helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)], "fc",
-                              [helper.make_tensor_value_info("f", TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
-                              initializer=[numpy_helper.from_array(rng.standard_normal((10, 64)).astype(np.float32), "fw"),
-                                           numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "fb")])
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)],
+        "fc",
+        [helper.make_tensor_value_info("f", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        initializer=[
+            numpy_helper.from_array(rng.standard_normal((10, 64)).astype(np.float32), "fw"),
+            numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "fb"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     feeds = [{"f": rng.standard_normal((1, 64)).astype(np.float32)} for _ in range(3)]
     tflite = tmp_path / "fc.tflite"
     for per_channel in (False, True):
         scheme = QuantScheme(precision="int8", activation_type="int8", weight_type="int8", per_channel=per_channel)
-        tflite.write_bytes(emit_tflite(convert_precision(model, "int8", scheme, feeds), io_type="int8", always_bias=True, name="fc").data)
+        tflite.write_bytes(
+            emit_tflite(convert_precision(model, "int8", scheme, feeds), io_type="int8", always_bias=True, name="fc").data
+        )
         if not per_channel:  # the scheme the armnn target uses runs
             runner = armnn.ArmnnRunner(tflite, name="fc.tflite")
             assert runner.run(feeds[0])["y"].shape == (1, 10)
@@ -105,7 +112,9 @@ def test_fp32_needs_no_calibration_and_matches_closely(model: tuple[Path, Path],
     result = run_edgecc("compile", path, "--target", "armnn", "--precision", "fp32", "-o", out, "--samples", "2")
     assert result.returncode == 0, result.stderr
     parts = [p for p in json.loads((out / "manifest.json").read_text())["partitions"] if p["device"] == "armnn"]
-    assert parts and all(o["kind"] == "float" and o["passed"] for p in parts for o in p["vendor"]["armnn_verification"]["outputs"])
+    assert parts and all(
+        o["kind"] == "float" and o["passed"] for p in parts for o in p["vendor"]["armnn_verification"]["outputs"]
+    )
 
 
 def test_backends_missing_here_are_exit_6(model: tuple[Path, Path], tmp_path: Path) -> None:
@@ -114,7 +123,9 @@ def test_backends_missing_here_are_exit_6(model: tuple[Path, Path], tmp_path: Pa
     assert result.returncode == 6 and "CpuAcc" in result.stderr and "available: CpuRef" in result.stderr
     assert not (tmp_path / "acc.edgecc").exists()
     out = tmp_path / "gpu.edgecc"
-    result = run_edgecc("compile", path, "--target", "armnn-gpuacc", "--calibration", f"x={cal}", "--no-vendor-compile", "-o", out)
+    result = run_edgecc(
+        "compile", path, "--target", "armnn-gpuacc", "--calibration", f"x={cal}", "--no-vendor-compile", "-o", out
+    )
     assert result.returncode == 0, result.stderr
     part = json.loads((out / "manifest.json").read_text())["partitions"][0]
     assert "TFLite interpreter" in part["execution"] and part["vendor"]["armnn"] == "not run (--no-vendor-compile)"
@@ -133,14 +144,23 @@ def _relu_pad(channels: int = 4) -> object:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(11)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("Pad", ["r", "pads"], ["y"], name="pad", mode="constant")]
-    inits = [numpy_helper.from_array(np.array([0, 2, 0, 0, 0, 2, 0, 0], np.int64), "pads"),
-             numpy_helper.from_array((rng.standard_normal((channels, channels, 1, 1)) / 2).astype(np.float32), "w"),
-             numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32) / 10, "b")]
-    graph = helper.make_graph(nodes, "relu_pad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels + 4, 8, 8])], initializer=inits)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Pad", ["r", "pads"], ["y"], name="pad", mode="constant"),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([0, 2, 0, 0, 0, 2, 0, 0], np.int64), "pads"),
+        numpy_helper.from_array((rng.standard_normal((channels, channels, 1, 1)) / 2).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32) / 10, "b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "relu_pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels + 4, 8, 8])],
+        initializer=inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -165,7 +185,9 @@ def test_arm_nn_pads_quantised_tensors_with_raw_zero_so_the_target_quantises_act
     for symmetric in (False, True):
         scheme = dataclasses.replace(target.quant_scheme, symmetric_activations=symmetric)
         tflite = tmp_path / f"pad_{symmetric}.tflite"
-        tflite.write_bytes(emit_tflite(convert_precision(model, "int8", scheme, feeds), io_type="int8", always_bias=True, name="pad").data)
+        tflite.write_bytes(
+            emit_tflite(convert_precision(model, "int8", scheme, feeds), io_type="int8", always_bias=True, name="pad").data
+        )
         reference, arm = TfliteRunner(tflite, name="interpreter"), armnn.ArmnnRunner(tflite, name=tflite.name)
         try:
             step = arm.output_steps()["y"]
@@ -180,8 +202,18 @@ def test_arm_nn_pads_quantised_tensors_with_raw_zero_so_the_target_quantises_act
     onnx.save(model, tmp_path / "pad.onnx")
     np.save(tmp_path / "x.npy", feeds[0]["x"])
     out = tmp_path / "pad.edgecc"
-    result = run_edgecc("compile", tmp_path / "pad.onnx", "--target", "armnn", "--calibration", f"x={tmp_path / 'x.npy'}",
-                        "--partitioner", "greedy", "-o", out)
+    result = run_edgecc(
+        "compile",
+        tmp_path / "pad.onnx",
+        "--target",
+        "armnn",
+        "--calibration",
+        f"x={tmp_path / 'x.npy'}",
+        "--partitioner",
+        "greedy",
+        "-o",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert next(n for n in manifest["placement"] if n["node"] == "pad")["device"] == "armnn"
@@ -216,11 +248,16 @@ def test_quantised_models_keep_arm_nn_defects_on_the_cpu(tmp_path: Path) -> None
         assert pad.supported is expected, pad.reason
         if not expected:
             assert "zero point" in pad.reason and "pad with 0" in pad.reason
-    fc = helper.make_graph([helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)], "fc",
-                           [helper.make_tensor_value_info("f", TensorProto.FLOAT, [1, 64])],
-                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
-                           initializer=[numpy_helper.from_array(rng.standard_normal((10, 64)).astype(np.float32), "fw"),
-                                        numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "fb")])
+    fc = helper.make_graph(
+        [helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)],
+        "fc",
+        [helper.make_tensor_value_info("f", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        initializer=[
+            numpy_helper.from_array(rng.standard_normal((10, 64)).astype(np.float32), "fw"),
+            numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "fb"),
+        ],
+    )
     fc_model = helper.make_model(fc, opset_imports=[helper.make_opsetid("", 17)])
     fc_feeds = [{"f": rng.standard_normal((1, 64)).astype(np.float32)} for _ in range(3)]
     per_channel = _quantised_for_armnn_check(fc_model, fc_feeds, activation_type="int8", per_channel=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from edgecc import targets
 from edgecc.targets import BUILTIN_MODULES, builtin_targets, get_target, load_targets

@@ -87,10 +87,22 @@ def test_unsupported_op_in_the_middle_splits_the_graph(models: dict[str, Path], 
 
 
 def test_partitioner_choice_and_partition_limit(models: dict[str, Path], tmp_path: Path) -> None:
-    first = run_cmd("compile", models["mixed"], "--target", "hisilicon-npu", "--partitioner", "first-split", "-o", tmp_path / "a.edgecc", "--json")
+    first = run_cmd(
+        "compile",
+        models["mixed"],
+        "--target",
+        "hisilicon-npu",
+        "--partitioner",
+        "first-split",
+        "-o",
+        tmp_path / "a.edgecc",
+        "--json",
+    )
     assert first.returncode == 0, first.stderr
     assert [p["device"] for p in first.json()["partitions"]] == ["hisilicon-npu", "cpu"]
-    limited = run_cmd("compile", models["mixed"], "--target", "hisilicon-npu", "--max-partitions", "2", "-o", tmp_path / "b.edgecc", "--json")
+    limited = run_cmd(
+        "compile", models["mixed"], "--target", "hisilicon-npu", "--max-partitions", "2", "-o", tmp_path / "b.edgecc", "--json"
+    )
     assert limited.returncode == 0, limited.stderr
     assert len(limited.json()["partitions"]) <= 2
 

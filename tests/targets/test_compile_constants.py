@@ -8,12 +8,12 @@ import numpy as np
 import onnx
 import pytest
 
+from edgecc.pipeline.compile import CompileOptions, compile_model
 from edgecc.quantization import QuantOptions, quantize_model
 from edgecc.quantization.scheme import QuantScheme
 from edgecc.targets import get_target
-from edgecc.pipeline.compile import CompileOptions, compile_model
-from edgecc.targets.plan import constant_nodes, sink_constant_nodes
 from edgecc.targets.graph import analyse
+from edgecc.targets.plan import constant_nodes, sink_constant_nodes
 from tests.targets.helpers import mixed_model
 
 
@@ -22,7 +22,9 @@ def quantised_mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[onnx.Mode
     model = onnx.load(mixed_model(tmp_path_factory.mktemp("c") / "mixed.onnx"))
     rng = np.random.default_rng(0)
     feeds = [{"x": rng.standard_normal((1, 3, 96, 96)).astype(np.float32)} for _ in range(4)]
-    quantised, _ = quantize_model(model, QuantScheme(activation_type="int8"), feeds, QuantOptions(holdout=0.0, per_layer_report=False))
+    quantised, _ = quantize_model(
+        model, QuantScheme(activation_type="int8"), feeds, QuantOptions(holdout=0.0, per_layer_report=False)
+    )
     return quantised, feeds
 
 
@@ -41,10 +43,14 @@ def test_sinking_puts_each_weight_dequantize_just_before_its_consumer(quantised_
         assert consumers and min(consumers) == index + 1 or views[index + 1].outputs[0] in producers, tensor
 
 
-def test_split_quantised_model_keeps_weights_inside_partitions(quantised_mixed: tuple[onnx.ModelProto, list], tmp_path: Path) -> None:
+def test_split_quantised_model_keeps_weights_inside_partitions(
+    quantised_mixed: tuple[onnx.ModelProto, list], tmp_path: Path
+) -> None:
     model, feeds = quantised_mixed
     out = tmp_path / "q.edgecc"
-    result = compile_model(model, get_target("hisilicon-npu"), str(out), options=CompileOptions(), path="q.onnx", calibration=feeds)
+    result = compile_model(
+        model, get_target("hisilicon-npu"), str(out), options=CompileOptions(), path="q.onnx", calibration=feeds
+    )
     manifest = result.manifest
     assert manifest["verification"]["passed"]
     devices = [p["device"] for p in manifest["partitions"]]

@@ -12,9 +12,9 @@ import onnx
 import pytest
 
 from edgecc.errors import InvalidInputError, UsageError
+from edgecc.pipeline.compile import CompileOptions, compile_model
 from edgecc.targets import get_target
 from edgecc.targets.api import EmitOptions, Emitted, Target
-from edgecc.pipeline.compile import CompileOptions, compile_model
 from edgecc.targets.plan import check_support
 from edgecc.targets.precision import convert_precision, is_quantized
 from tests.targets.helpers import mixed_model
@@ -30,12 +30,19 @@ class _RecordingTarget(Target):
 
     seen: list[EmitOptions]
 
-    def emit(self, model: Any, precision: str, directory: Path, stem: str, calibration: Any, options: EmitOptions | None = None) -> Emitted:
+    def emit(
+        self, model: Any, precision: str, directory: Path, stem: str, calibration: Any, options: EmitOptions | None = None
+    ) -> Emitted:
         files = super().emit(model, precision, directory, stem, calibration, options).files
         assert options is not None
         self.seen.append(options)
-        return Emitted(list(files), {"summary": f"{stem}: {len(options.feeds)} feeds", "conversions": [
-            {"tensor": model.graph.input[0].name, "from_dtype": "float32", "to_dtype": "float32"}]})
+        return Emitted(
+            list(files),
+            {
+                "summary": f"{stem}: {len(options.feeds)} feeds",
+                "conversions": [{"tensor": model.graph.input[0].name, "from_dtype": "float32", "to_dtype": "float32"}],
+            },
+        )
 
 
 def _recording(**changes: Any) -> _RecordingTarget:
@@ -76,9 +83,9 @@ def test_prefix_only_target_maps_nothing_after_the_first_unsupported_node(mixed:
     _, prefix = check_support(mixed, _recording(maps_prefix_only=True))
     first = next(i for i, v in enumerate(plain) if not v.supported)
     assert graph.views[first].op_type == "Erf"
-    assert [v.supported for v in prefix[:first + 1]] == [v.supported for v in plain[:first + 1]]
-    assert any(v.supported for v in plain[first + 1:]), "the model has supported nodes after Erf"
-    for verdict in prefix[first + 1:]:
+    assert [v.supported for v in prefix[: first + 1]] == [v.supported for v in plain[: first + 1]]
+    assert any(v.supported for v in plain[first + 1 :]), "the model has supported nodes after Erf"
+    for verdict in prefix[first + 1 :]:
         assert not verdict.supported and f"after '{graph.views[first].name}' (Erf)" in verdict.reason
 
 
@@ -91,7 +98,9 @@ def test_requires_calibration_refuses_a_float_model_without_data(mixed: onnx.Mod
     assert not out.exists()
     rng = np.random.default_rng(0)
     data = [{"x": rng.standard_normal((1, 3, 96, 96)).astype(np.float32)} for _ in range(2)]
-    assert compile_model(mixed, target, str(out), options=CompileOptions(), path="mixed.onnx", calibration=data).manifest["verification"]["passed"]
+    assert compile_model(mixed, target, str(out), options=CompileOptions(), path="mixed.onnx", calibration=data).manifest[
+        "verification"
+    ]["passed"]
 
 
 def test_already_quantised_partition_keeps_its_scales(mixed: onnx.ModelProto) -> None:
@@ -119,7 +128,9 @@ def test_vendor_cpu_fallback_lands_in_the_placement_report(mixed: onnx.ModelProt
     """A vendor compiler's CPU-fallback entry (Vela names the operator by its output tensor) marks that node."""
 
     class _FallbackTarget(_RecordingTarget):
-        def emit(self, model: Any, precision: str, directory: Path, stem: str, calibration: Any, options: EmitOptions | None = None) -> Emitted:
+        def emit(
+            self, model: Any, precision: str, directory: Path, stem: str, calibration: Any, options: EmitOptions | None = None
+        ) -> Emitted:
             emitted = super().emit(model, precision, directory, stem, calibration, options)
             conv = next(n for n in model.graph.node if n.op_type == "Conv")
             emitted.info["cpu_fallback"] = [{"op": "CONV_2D", "tensor": conv.output[0], "reason": "too many weights", "rule": ""}]

@@ -22,12 +22,16 @@ def test_coral_rules_reject_what_the_edge_tpu_cannot_map() -> None:
     assert not verdict.supported and "Supports only 1-D input tensor with a max of 16,000 elements." in verdict.reason
     assert "16,000" in tpu.check(view("Softmax", [(1, 20000)], [(1, 20000)], axis=-1)).reason
     assert "all but the 3 innermost dimensions are 1" in tpu.check(view("Relu", [(2, 8, 4, 4)], [(2, 8, 4, 4)])).reason
-    assert "Must use the same dilation in x and y dimensions." in tpu.check(
-        view("Conv", [(1, 8, 16, 16), (8, 8, 3, 3), (8,)], [(1, 8, 12, 14)], dilations=[2, 1])).reason
+    assert (
+        "Must use the same dilation in x and y dimensions."
+        in tpu.check(view("Conv", [(1, 8, 16, 16), (8, 8, 3, 3), (8,)], [(1, 8, 12, 14)], dilations=[2, 1])).reason
+    )
     assert "Output tensor is one-dimensional" in tpu.check(view("Gemm", [(4, 8), (10, 8), (10,)], [(4, 10)], transB=1)).reason
     assert tpu.check(view("GlobalAveragePool", [(1, 8, 7, 7)], [(1, 8, 1, 1)])).supported
-    assert "Supports reduction along x- and/or y-dimensions only" in tpu.check(
-        view("ReduceMean", [(1, 8, 7, 7)], [(1, 1, 7, 7)], axes=[1], keepdims=1)).reason
+    assert (
+        "Supports reduction along x- and/or y-dimensions only"
+        in tpu.check(view("ReduceMean", [(1, 8, 7, 7)], [(1, 1, 7, 7)], axes=[1], keepdims=1)).reason
+    )
     assert "Erf is not in edgetpu's operator list" in tpu.check(view("Erf", [(1, 8)], [(1, 8)])).reason
 
 
@@ -51,7 +55,9 @@ def test_everything_after_the_first_unsupported_node_runs_on_the_cpu(mixed: tupl
     part = manifest["partitions"][0]
     vendor = part["vendor"]
     assert vendor["io_type"] == "uint8" and vendor["verification"]["passed"]
-    assert {"tensor": "x", "from_dtype": "float32", "to_dtype": "uint8", "from_layout": "NCHW", "to_layout": "NHWC"} in part["conversions"]
+    assert {"tensor": "x", "from_dtype": "float32", "to_dtype": "uint8", "from_layout": "NCHW", "to_layout": "NHWC"} in part[
+        "conversions"
+    ]
     assert "edgetpu_compiler -s p0_edgetpu.tflite" in vendor["edgetpu_compiler"]
     assert vendor["tflite_operators"] == ["CONV_2D", "QUANTIZE"]  # uint8 input -> int8 inside, as TF's converter does it
     assert manifest["verification"]["passed"]
@@ -60,12 +66,24 @@ def test_everything_after_the_first_unsupported_node_runs_on_the_cpu(mixed: tupl
 def test_int8_io_vendor_option_and_bad_value(mixed: tuple[Path, Path], tmp_path: Path) -> None:
     model, sample = mixed
     out = tmp_path / "int8io.edgecc"
-    result = run_edgecc("compile", model, "--target", "edgetpu", "--calibration", f"x={sample}", "--vendor-option", "io=int8", "-o", out)
+    result = run_edgecc(
+        "compile", model, "--target", "edgetpu", "--calibration", f"x={sample}", "--vendor-option", "io=int8", "-o", out
+    )
     assert result.returncode == 0, result.stderr
     part = json.loads((out / "manifest.json").read_text())["partitions"][0]
     assert part["vendor"]["io_type"] == "int8" and part["vendor"]["tflite_operators"] == ["CONV_2D"]
-    bad = run_edgecc("compile", model, "--target", "edgetpu", "--calibration", f"x={sample}", "--vendor-option", "io=float",
-                     "-o", tmp_path / "bad.edgecc")
+    bad = run_edgecc(
+        "compile",
+        model,
+        "--target",
+        "edgetpu",
+        "--calibration",
+        f"x={sample}",
+        "--vendor-option",
+        "io=float",
+        "-o",
+        tmp_path / "bad.edgecc",
+    )
     assert bad.returncode == 2 and "io=uint8 or io=int8" in bad.stderr
 
 

@@ -16,15 +16,31 @@ from tests.targets.helpers import convert_pnet, face_image, mixed_model
 
 def view(op: str, inputs: list[tuple], outputs: list[tuple], *, const: tuple[int, ...] = (1, 2), **attrs) -> NodeView:
     names = tuple(f"t{i}" for i in range(len(inputs)))
-    return NodeView(name=f"{op.lower()}0", op_type=op, domain="", attrs=attrs, inputs=names, outputs=tuple(f"o{i}" for i in range(len(outputs))),
-                    input_shapes=tuple(inputs), output_shapes=tuple(outputs), input_dtypes=("float32",) * len(inputs),
-                    output_dtypes=("float32",) * len(outputs), constant_inputs=frozenset(names[i] for i in const if i < len(names)))
+    return NodeView(
+        name=f"{op.lower()}0",
+        op_type=op,
+        domain="",
+        attrs=attrs,
+        inputs=names,
+        outputs=tuple(f"o{i}" for i in range(len(outputs))),
+        input_shapes=tuple(inputs),
+        output_shapes=tuple(outputs),
+        input_dtypes=("float32",) * len(inputs),
+        output_dtypes=("float32",) * len(outputs),
+        constant_inputs=frozenset(names[i] for i in const if i < len(names)),
+    )
 
 
 def conv(stride: int, pads: int = 1, group: int = 1, channels: int = 8) -> NodeView:
     out = (32 + 2 * pads - 3) // stride + 1
-    return view("Conv", [(1, channels, 32, 32), (8, channels // group, 3, 3), (8,)], [(1, 8, out, out)], strides=[stride, stride],
-                pads=[pads] * 4, group=group)
+    return view(
+        "Conv",
+        [(1, channels, 32, 32), (8, channels // group, 3, 3), (8,)],
+        [(1, 8, out, out)],
+        strides=[stride, stride],
+        pads=[pads] * 4,
+        group=group,
+    )
 
 
 def test_conv_stride_above_3_needs_valid_padding_on_u55_not_on_u85() -> None:
@@ -41,7 +57,11 @@ def test_depthwise_stride_range_and_dynamic_weights() -> None:
     u55 = get_target("ethos-u")
     assert u55.check(conv(2, group=8)).supported
     verdict = u55.check(conv(4, pads=0, group=8))
-    assert not verdict.supported and "DEPTHWISE_CONV_2D" in verdict.reason and "Kernel stride must be in the range (1,3)." in verdict.reason
+    assert (
+        not verdict.supported
+        and "DEPTHWISE_CONV_2D" in verdict.reason
+        and "Kernel stride must be in the range (1,3)." in verdict.reason
+    )
     dynamic = view("Conv", [(1, 8, 32, 32), (8, 8, 3, 3), (8,)], [(1, 8, 30, 30)], const=(2,))
     assert "weights 't1' are not constant" in u55.check(dynamic).reason
 
@@ -53,10 +73,22 @@ def test_pool_softmax_resize_and_mean_rules() -> None:
     assert u55.check(view("AveragePool", [(1, 8, 32, 32)], [(1, 8, 4, 4)], kernel_shape=[8, 8], strides=[8, 8])).supported
     assert not u55.check(view("Softmax", [(1, 8, 300, 300)], [(1, 8, 300, 300)], axis=1)).supported
     assert u55.check(view("Softmax", [(1, 1000)], [(1, 1000)], axis=-1)).supported
-    up3 = view("Resize", [(1, 8, 10, 10), (0,), (4,)], [(1, 8, 30, 30)], mode="nearest", coordinate_transformation_mode="asymmetric",
-               nearest_mode="floor")
-    up2 = view("Resize", [(1, 8, 10, 10), (0,), (4,)], [(1, 8, 20, 20)], mode="nearest", coordinate_transformation_mode="asymmetric",
-               nearest_mode="floor")
+    up3 = view(
+        "Resize",
+        [(1, 8, 10, 10), (0,), (4,)],
+        [(1, 8, 30, 30)],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+    up2 = view(
+        "Resize",
+        [(1, 8, 10, 10), (0,), (4,)],
+        [(1, 8, 20, 20)],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
     assert "scale factor 3, need 2, 4 or 8" in u55.check(up3).reason and u55.check(up2).supported
     assert u55.check(view("GlobalAveragePool", [(1, 8, 32, 32)], [(1, 8, 1, 1)])).supported
     assert "Batch must be 1." in u55.check(view("GlobalAveragePool", [(2, 8, 32, 32)], [(2, 8, 1, 1)])).reason
@@ -100,12 +132,14 @@ def test_compile_mixed_model_runs_vela_and_splits_around_erf(mixed: tuple[Path, 
         assert vendor["cpu_fallback"] == [] and vendor["npu_operators"] >= 1
         assert vendor["estimates"]["cycles_total"] > 0 and vendor["estimates"]["inferences_per_second"] > 0
         assert vendor["vela_version"] and "--accelerator-config ethos-u55-128" in vendor["command"]
-        assert {"tensor": "x", "from_dtype": "float32", "to_dtype": "int8", "from_layout": "NCHW", "to_layout": "NHWC"} in part["conversions"] \
-            or part["index"] == 2
+        assert {"tensor": "x", "from_dtype": "float32", "to_dtype": "int8", "from_layout": "NCHW", "to_layout": "NHWC"} in part[
+            "conversions"
+        ] or part["index"] == 2
         assert "pre-Vela int8 TFLite" in part["execution"]
     assert manifest["verification"]["passed"]
     assert manifest["partitions"][2]["vendor"]["tflite_operators"] == sorted(
-        set(manifest["partitions"][2]["vendor"]["tflite_operators"]) & {"CONV_2D", "MEAN", "FULLY_CONNECTED", "RESHAPE", "RELU"})
+        set(manifest["partitions"][2]["vendor"]["tflite_operators"]) & {"CONV_2D", "MEAN", "FULLY_CONNECTED", "RESHAPE", "RELU"}
+    )
     ran = run_edgecc("run", out, "--data", f"x={next(cal.iterdir())}", "-o", tmp_path / "y.npz")
     assert ran.returncode == 0, ran.stderr
     assert np.load(tmp_path / "y.npz")["logits"].shape == (1, 10)
@@ -120,8 +154,9 @@ def test_without_vela_compile_exits_6_unless_no_vendor_compile(mixed: tuple[Path
     assert "pip install 'edgecc[ethos-u]'" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()  # no partial bundle
     fresh = tmp_path / "c.edgecc"
-    result = run_edgecc("compile", model, "--target", "ethos-u65-256", "--calibration", f"x={cal}", "-o", fresh, "--no-vendor-compile",
-                        env=env)
+    result = run_edgecc(
+        "compile", model, "--target", "ethos-u65-256", "--calibration", f"x={cal}", "-o", fresh, "--no-vendor-compile", env=env
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((fresh / "manifest.json").read_text())
     vendor = manifest["partitions"][0]["vendor"]
@@ -137,8 +172,18 @@ def test_float_model_without_calibration_is_exit_3(mixed: tuple[Path, Path], tmp
 
 def test_unknown_vendor_option_is_a_usage_error(mixed: tuple[Path, Path], tmp_path: Path) -> None:
     model, cal = mixed
-    result = run_edgecc("compile", model, "--target", "ethos-u85-256", "--calibration", f"x={cal}", "--vendor-option", "turbo=1",
-                        "-o", tmp_path / "x.edgecc")
+    result = run_edgecc(
+        "compile",
+        model,
+        "--target",
+        "ethos-u85-256",
+        "--calibration",
+        f"x={cal}",
+        "--vendor-option",
+        "turbo=1",
+        "-o",
+        tmp_path / "x.edgecc",
+    )
     assert result.returncode == 2 and "turbo" in result.stderr and "memory-mode" in result.stderr
 
 
@@ -147,8 +192,20 @@ def test_real_pnet_on_u85_with_vendor_options(tmp_path: Path) -> None:
     model = convert_pnet(tmp_path / "pnet.onnx")
     face = face_image(tmp_path / "data.npy")
     out = tmp_path / "pnet.edgecc"
-    result = run_edgecc("compile", model, "--target", "ethos-u85-256", "--calibration", f"data={face}", "--vendor-option", "optimise=Size",
-                        "--vendor-option", "memory-mode=Shared_Sram", "-o", out)
+    result = run_edgecc(
+        "compile",
+        model,
+        "--target",
+        "ethos-u85-256",
+        "--calibration",
+        f"data={face}",
+        "--vendor-option",
+        "optimise=Size",
+        "--vendor-option",
+        "memory-mode=Shared_Sram",
+        "-o",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     vendor = manifest["partitions"][0]["vendor"]
@@ -172,6 +229,8 @@ def test_the_planned_op_map_comes_from_the_writer_and_covers_every_op_it_writes(
         assert entry.planned is not None, f"{onnx_op}: the writer emits {entry.tflite} but planning has no TFLite op for it"
         assert tflite_variants(onnx_op) == entry.planned.ops and onnx_op in onnx_ops_for(entry.planned.ops)
         refused = {"BATCH_MATMUL"} if onnx_op == "MatMul" else set()  # dynamic MatMul: the writer's check refuses it
-        assert set(entry.planned.ops) - refused <= set(entry.tflite), f"{onnx_op}: plans with {entry.planned.ops}, writes {entry.tflite}"
+        assert set(entry.planned.ops) - refused <= set(entry.tflite), (
+            f"{onnx_op}: plans with {entry.planned.ops}, writes {entry.tflite}"
+        )
     assert tflite_op(conv(1, group=8)) == "DEPTHWISE_CONV_2D" and tflite_op(conv(1)) == "CONV_2D"
     assert tflite_op(view("Erf", [(1, 8)], [(1, 8)])) is None

@@ -24,8 +24,15 @@ from edgecc.targets.partition import (
 
 def _random_case(seed: int, max_nodes: int) -> Problem:
     rng = random.Random(seed)
-    return random_problem(rng.randint(1, max_nodes), seed, support=rng.uniform(0.3, 0.95), fan_in=rng.randint(1, 3),
-                          window=rng.randint(1, 7), dma=seed % 2 == 0, outputs=rng.randint(1, 3))
+    return random_problem(
+        rng.randint(1, max_nodes),
+        seed,
+        support=rng.uniform(0.3, 0.95),
+        fan_in=rng.randint(1, 3),
+        window=rng.randint(1, 7),
+        dma=seed % 2 == 0,
+        outputs=rng.randint(1, 3),
+    )
 
 
 @pytest.mark.parametrize("block", range(4))
@@ -69,8 +76,16 @@ def _chain(memory: Memory, supported: list[bool]) -> Problem:
     accel = Device("npu", 100.0, memory, bytes_per_element=1)
     n = len(supported)
     compute = [[50.0, 10.0 if ok else math.inf] for ok in supported]
-    return Problem([host, accel], compute, [[n]] + [[i - 1] for i in range(1, n)], [[i] for i in range(n)],
-                   [1000] * n + [1000], list(range(n)) + [-1], {n - 1}, [f"t{i}" for i in range(n)] + ["x"])
+    return Problem(
+        [host, accel],
+        compute,
+        [[n]] + [[i - 1] for i in range(1, n)],
+        [[i] for i in range(n)],
+        [1000] * n + [1000],
+        list(range(n)) + [-1],
+        {n - 1},
+        [f"t{i}" for i in range(n)] + ["x"],
+    )
 
 
 def test_shared_memory_pays_synchronisation_only() -> None:
@@ -96,7 +111,9 @@ def test_a_tensor_read_twice_by_one_partition_is_moved_once() -> None:
     host = Device("cpu", 0.0, Memory(kind="host"))
     accel = Device("npu", 0.0, Memory(kind="shared", sync_us=1.0))
     # x -> a (cpu) -> b, c (npu) both read a; output c
-    problem = Problem([host, accel], [[1, math.inf], [1, 1], [1, 1]], [[3], [0], [0, 1]], [[0], [1], [2]], [1, 1, 1, 1], [0, 1, 2, -1], {2})
+    problem = Problem(
+        [host, accel], [[1, math.inf], [1, 1], [1, 1]], [[3], [0], [0, 1]], [[0], [1], [2]], [1, 1, 1, 1], [0, 1, 2, -1], {2}
+    )
     cost = score(problem, [0, 1, 1])
     assert cost.transfer_us == pytest.approx(2.0)  # a in once, c out once
     assert optimal(problem)[0] in ([0, 1, 1], [0, 0, 0])

@@ -40,7 +40,9 @@ def test_an_edgecc_error_of_the_quantiser_propagates_unchanged(partition: tuple,
     assert info.value is error and info.value.exit_code == 4
 
 
-def test_any_other_quantiser_exception_stays_a_visible_bug_naming_the_partition(partition: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_other_quantiser_exception_stays_a_visible_bug_naming_the_partition(
+    partition: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, feeds = partition
     monkeypatch.setattr(quantization, "quantize_model", _failing(ZeroDivisionError("scale of 0")))
     with pytest.raises(ZeroDivisionError, match="scale of 0") as info:

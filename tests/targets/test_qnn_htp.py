@@ -33,8 +33,10 @@ def test_qnn_htp_bundle_runs_on_the_htp_backend_or_says_it_emulates(tmp_path: Pa
         ctx = next(out / f["path"] for f in part["files"] if f["path"].endswith("_ctx.onnx"))
         qdq = _HtpRunner(out / part["artifact"], "qdq")
         compiled = _HtpRunner(ctx, "ctx")
-        feed = {i.name: np.random.default_rng(0).standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-                for i in qdq.inputs}
+        feed = {
+            i.name: np.random.default_rng(0).standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+            for i in qdq.inputs
+        }
         a, b = qdq.run(feed), compiled.run(feed)
         for name in a:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-5)

@@ -26,8 +26,13 @@ def _conv_model(kernel: int, stride: int, batch: int = 1) -> onnx.ModelProto:
 
     w = numpy_helper.from_array(np.ones((4, 3, kernel, kernel), np.float32), "w")
     node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", strides=[stride, stride], dilations=[2, 2])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 40, 40])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 40, 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[w],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -69,7 +74,9 @@ def test_toml_target_file_loads_and_checks(tmp_path: Path) -> None:
     _, support = check_support(_conv_model(kernel=5, stride=1), target)
     assert any("kernel 5x5" in r for r in support[0].reasons)
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "x"\nprecisions = ["int8"]\n[cost]\nlaunch_us = 1\nmemory_gbps = 1\ngmacs = { int8 = 1 }\n[ops.Conv]\nwobble = 3\n')
+    bad.write_text(
+        'name = "x"\nprecisions = ["int8"]\n[cost]\nlaunch_us = 1\nmemory_gbps = 1\ngmacs = { int8 = 1 }\n[ops.Conv]\nwobble = 3\n'
+    )
     result = run_cmd("targets", "show", bad)
     assert result.returncode == 3
     assert "unknown constraint 'wobble'" in result.stderr and "Traceback" not in result.stderr
@@ -96,10 +103,30 @@ def test_toml_target_from_environment_and_entry_point_plugin(tmp_path: Path) -> 
     package = tmp_path / "pkg"
     shutil.copytree(FIXTURES / "acme_target_pkg", package)
     site = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q", "--target", str(site), str(package)],
-                         capture_output=True, text=True, check=False, timeout=240)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "--target",
+            str(site),
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+    )
     assert pip.returncode == 0, pip.stderr
-    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), "EDGECC_TARGET_FILES": str(FIXTURES / "vendor_npu.toml")}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "EDGECC_TARGET_FILES": str(FIXTURES / "vendor_npu.toml"),
+    }
     listed = run_cmd("targets", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     by_name = {t["name"]: t for t in listed.json()["targets"]}

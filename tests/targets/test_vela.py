@@ -35,7 +35,9 @@ def test_every_check_is_velas_rule_text_for_that_op(report: dict, family: str) -
         rules = [_norm(r) for r in report[family]["specific"].get(op, [])]
         for check in checks:
             text = _norm(check.__doc__ or "")
-            assert text and any(text in rule for rule in rules), f"{family} {op}: {text!r} is not among Vela's rules for {op}: {rules}"
+            assert text and any(text in rule for rule in rules), (
+                f"{family} {op}: {text!r} is not among Vela's rules for {op}: {rules}"
+            )
 
 
 @pytest.mark.parametrize("family", ["ethos-u55", "ethos-u85"])

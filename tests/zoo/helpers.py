@@ -30,11 +30,19 @@ def make_slow_cnn(path: Path, *, layers: int = 40, seed: int = 0) -> None:
     onnx.save(model, str(path))
 
 
-def write_zoo(folder: Path, models: dict[str, str], *, targets: tuple[str, ...] = ("cpu", "hisilicon-npu"), runs: int = 10,
-              repeats: int = 5) -> Path:
+def write_zoo(
+    folder: Path, models: dict[str, str], *, targets: tuple[str, ...] = ("cpu", "hisilicon-npu"), runs: int = 10, repeats: int = 5
+) -> Path:
     """A zoo file over `models` (name -> file in `folder`)."""
-    lines = ["[zoo]", 'name = "test"', f"targets = [{', '.join(repr(t).replace(chr(39), chr(34)) for t in targets)}]", f"runs = {runs}",
-             f"repeats = {repeats}", "samples = 4", ""]
+    lines = [
+        "[zoo]",
+        'name = "test"',
+        f"targets = [{', '.join(repr(t).replace(chr(39), chr(34)) for t in targets)}]",
+        f"runs = {runs}",
+        f"repeats = {repeats}",
+        "samples = 4",
+        "",
+    ]
     for name, file in models.items():
         lines += ["[[model]]", f'name = "{name}"', f'files = ["{file}"]', ""]
     path = folder / "zoo.toml"

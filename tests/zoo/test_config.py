@@ -49,15 +49,18 @@ def test_good_zoo(folder: Path) -> None:
     assert config.runs == 5 and config.repeats == 5 and Path(config.models[0].files[0]).is_file()
 
 
-@pytest.mark.parametrize(("old", "new", "line", "words"), [
-    ('files = ["cnn.onnx"]\ntargets', 'files = ["cnn.onnx"]\nflies = 1\ntargets', 14, ["unknown key 'flies'", "[model] #2"]),
-    ("runs = 5", "runs = 5\nrepeat = 3", 6, ["unknown key 'repeat'", "known keys"]),
-    ('name = "b"\nfiles = ["cnn.onnx"]', 'name = "b"\nfiles = ["missing.onnx"]', 13, ["missing.onnx", "does not exist"]),
-    ('targets = ["cpu"]', 'targets = ["cpu", "tpu9000"]', 14, ["unknown target 'tpu9000'"]),
-    ("runs = 5", 'runs = "five"', 5, ["'runs' must be an integer"]),
-    ('name = "b"', 'name = "a"', 12, ["used twice"]),
-    ("# a zoo", "[zooo]\nx = 1", 1, ["unknown table or key 'zooo'"]),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        ('files = ["cnn.onnx"]\ntargets', 'files = ["cnn.onnx"]\nflies = 1\ntargets', 14, ["unknown key 'flies'", "[model] #2"]),
+        ("runs = 5", "runs = 5\nrepeat = 3", 6, ["unknown key 'repeat'", "known keys"]),
+        ('name = "b"\nfiles = ["cnn.onnx"]', 'name = "b"\nfiles = ["missing.onnx"]', 13, ["missing.onnx", "does not exist"]),
+        ('targets = ["cpu"]', 'targets = ["cpu", "tpu9000"]', 14, ["unknown target 'tpu9000'"]),
+        ("runs = 5", 'runs = "five"', 5, ["'runs' must be an integer"]),
+        ('name = "b"', 'name = "a"', 12, ["used twice"]),
+        ("# a zoo", "[zooo]\nx = 1", 1, ["unknown table or key 'zooo'"]),
+    ],
+)
 def test_zoo_errors_name_the_line(folder: Path, old: str, new: str, line: int, words: list[str]) -> None:
     message = _error(folder, GOOD.replace(old, new, 1))
     assert f"zoo.toml:{line}:" in message

@@ -36,7 +36,9 @@ def detect(paths: Sequence[str]) -> bool:
 
 #: what verification needs after a conversion (the net without its weights, naming, random blobs, inputs),
 #: keyed by (paths, options); the last few conversions only
-_AFTER: OrderedDict[tuple[tuple[str, ...], ConvertOptions], tuple[CaffeNet, Plan, dict[str, Any], list[TensorInfo]]] = OrderedDict()
+_AFTER: OrderedDict[tuple[tuple[str, ...], ConvertOptions], tuple[CaffeNet, Plan, dict[str, Any], list[TensorInfo]]] = (
+    OrderedDict()
+)
 
 
 def _build(paths: tuple[str, ...], options: ConvertOptions) -> onnx.ModelProto:

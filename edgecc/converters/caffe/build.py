@@ -26,9 +26,23 @@ log = logging.getLogger(__name__)
 SKIPPED_TYPES = ("Silence",)
 #: training-only layer types, dropped (logged at info level)
 TRAINING_TYPES = (
-    "Data", "ImageData", "HDF5Data", "WindowData", "MemoryData", "AnnotatedData", "DummyData",
-    "SoftmaxWithLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss", "MultinomialLogisticLoss",
-    "SigmoidCrossEntropyLoss", "ContrastiveLoss", "Accuracy", "MultiBoxLoss", "HDF5Output",
+    "Data",
+    "ImageData",
+    "HDF5Data",
+    "WindowData",
+    "MemoryData",
+    "AnnotatedData",
+    "DummyData",
+    "SoftmaxWithLoss",
+    "EuclideanLoss",
+    "HingeLoss",
+    "InfogainLoss",
+    "MultinomialLogisticLoss",
+    "SigmoidCrossEntropyLoss",
+    "ContrastiveLoss",
+    "Accuracy",
+    "MultiBoxLoss",
+    "HDF5Output",
 )
 
 
@@ -102,7 +116,9 @@ def _input_shapes(net: CaffeNet, options: ConvertOptions) -> dict[str, Shape]:
     known = {i.name for i in net.inputs}
     for spec in options.inputs:
         if spec.name not in known:
-            raise UsageError(f"--input names '{spec.name}', which is not an input of the net (inputs: {', '.join(sorted(known)) or 'none'})")
+            raise UsageError(
+                f"--input names '{spec.name}', which is not an input of the net (inputs: {', '.join(sorted(known)) or 'none'})"
+            )
     for net_input in net.inputs:
         spec = options.input_spec(net_input.name)
         shape: Any = net_input.shape
@@ -119,7 +135,8 @@ def _input_shapes(net: CaffeNet, options: ConvertOptions) -> dict[str, Shape]:
 
 def _check_types(plan: Plan) -> None:
     unknown = unregistered(
-        ((p.layer.name, p.layer.type) for p in plan.layers if p.layer.type not in SKIPPED_TYPES), LAYERS,
+        ((p.layer.name, p.layer.type) for p in plan.layers if p.layer.type not in SKIPPED_TYPES),
+        LAYERS,
         "no converter for this Caffe layer type",
     )
     if unknown:
@@ -141,7 +158,8 @@ def build_model(net: CaffeNet, options: ConvertOptions) -> tuple[onnx.ModelProto
     _check_types(plan)
     if net.caffemodel is None and not options.random_weights:
         needs = [
-            p.layer.name for p in plan.layers
+            p.layer.name
+            for p in plan.layers
             if p.layer.type in _WEIGHTED and not (p.layer.type in _OPTIONAL_WEIGHTS and len(p.layer.bottom) > 1)
         ]
         if needs:
@@ -159,7 +177,9 @@ def build_model(net: CaffeNet, options: ConvertOptions) -> tuple[onnx.ModelProto
             continue
         in_shapes: list[Shape] = [graph.shapes[i] for i in layer_plan.inputs]  # type: ignore[misc]
         if any(d < 0 for shape in in_shapes for d in shape):
-            graph.fail(layer.name, layer.type, "input with a size only known at run time (after DetectionOutput)", layer_plan.outputs)
+            graph.fail(
+                layer.name, layer.type, "input with a size only known at run time (after DetectionOutput)", layer_plan.outputs
+            )
             continue
         blobs = net.weights.get(layer.name) if net.caffemodel is not None else None
         if net.caffemodel is not None and blobs is None and layer.type in _WEIGHTED:
@@ -190,7 +210,9 @@ def build_model(net: CaffeNet, options: ConvertOptions) -> tuple[onnx.ModelProto
         )
     graph.raise_unsupported(where="Caffe net")
     outputs = [
-        helper.make_tensor_value_info(n, TensorProto.FLOAT, [d if d >= 0 else f"{n}_dim{i}" for i, d in enumerate(graph.shapes[n])])
+        helper.make_tensor_value_info(
+            n, TensorProto.FLOAT, [d if d >= 0 else f"{n}_dim{i}" for i, d in enumerate(graph.shapes[n])]
+        )
         for n in plan.outputs
     ]
     return graph.finish(net.name or "caffe", outputs), graph.generated
@@ -200,4 +222,3 @@ def build_model(net: CaffeNet, options: ConvertOptions) -> tuple[onnx.ModelProto
 _WEIGHTED = {"Convolution", "Deconvolution", "InnerProduct", "PReLU", "BatchNorm", "Scale", "Bias", "Normalize"}
 #: of those, the ones that may legitimately have no blobs (Scale/Bias with two bottoms)
 _OPTIONAL_WEIGHTS = {"Scale", "Bias"}
-

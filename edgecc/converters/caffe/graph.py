@@ -57,7 +57,16 @@ class Graph(GraphBuilder):
 class LayerContext:
     """What a layer converter sees: the layer, its input tensors/shapes, output names, weights and the graph."""
 
-    def __init__(self, graph: Graph, plan: LayerPlan, shapes: list[Shape], blobs: list[Any] | None, options: ConvertOptions, net_path: str, weights_path: str | None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        plan: LayerPlan,
+        shapes: list[Shape],
+        blobs: list[Any] | None,
+        options: ConvertOptions,
+        net_path: str,
+        weights_path: str | None,
+    ) -> None:
         self.graph = graph
         self.layer = plan.layer
         self.name: str = plan.layer.name
@@ -113,7 +122,8 @@ class LayerContext:
             array = self._blobs[index].array()
         except ValueError as exc:
             raise InvalidInputError(
-                f"caffemodel '{self._weights_path}': layer '{self.name}' ({self.layer.type}) {label}: {exc}", path=self._weights_path
+                f"caffemodel '{self._weights_path}': layer '{self.name}' ({self.layer.type}) {label}: {exc}",
+                path=self._weights_path,
             ) from None
         want = int(np.prod(shape)) if shape else 1
         squeezed = tuple(d for d in array.shape if d != 1)
@@ -127,7 +137,9 @@ class LayerContext:
 
     def node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1, **attrs: Any) -> list[str]:
         """Add a node named after the layer."""
-        return self.graph.node(op_type, inputs, outputs, name=f"{self.name}/{op_type}" if outputs != self.outputs else self.name, **attrs)
+        return self.graph.node(
+            op_type, inputs, outputs, name=f"{self.name}/{op_type}" if outputs != self.outputs else self.name, **attrs
+        )
 
     def const(self, suffix: str, value: Any, dtype: str = "float32") -> str:
         """An initializer named `<layer>/<suffix>`."""

@@ -30,6 +30,7 @@ def _per_axis(values: Any, h_field: tuple[Any, bool], w_field: tuple[Any, bool],
 
 def conv_geometry(param: Any, n: int) -> tuple[list[int], list[int], list[int], list[int]]:
     """(kernel, pad, stride, dilation) of a ConvolutionParameter for `n` spatial axes."""
+
     def field(name: str) -> tuple[Any, bool]:
         return getattr(param, name), param.HasField(name)
 
@@ -77,9 +78,7 @@ def convolution(ctx: LayerContext) -> list[Shape]:
     """Convolution (group, dilation, per-axis kernel/pad/stride, bias_term) -> Conv."""
     shape, kernel, pad, stride, dilation, group, channels, num_output = _conv_setup(ctx, "convolution")
     inputs = _weights_and_bias(ctx, (num_output, channels // group, *kernel), num_output)
-    ctx.node(
-        "Conv", inputs, ctx.outputs, kernel_shape=kernel, pads=pad + pad, strides=stride, dilations=dilation, group=group
-    )
+    ctx.node("Conv", inputs, ctx.outputs, kernel_shape=kernel, pads=pad + pad, strides=stride, dilations=dilation, group=group)
     out = [(size + 2 * p - (d * (k - 1) + 1)) // s + 1 for size, k, p, s, d in zip(shape[2:], kernel, pad, stride, dilation)]
     if any(o <= 0 for o in out):
         raise LayerError(f"output size {out} is empty for input {shape}")
@@ -195,7 +194,13 @@ def pooling(ctx: LayerContext) -> list[Shape]:
             ctx.node("MaxPool", [ctx.inputs[0]], ctx.outputs, kernel_shape=kernel, pads=pad + end, strides=stride)
         else:
             ctx.node(
-                "AveragePool", [ctx.inputs[0]], ctx.outputs, kernel_shape=kernel, pads=pad + end, strides=stride, count_include_pad=1
+                "AveragePool",
+                [ctx.inputs[0]],
+                ctx.outputs,
+                kernel_shape=kernel,
+                pads=pad + end,
+                strides=stride,
+                count_include_pad=1,
             )
         return [out_shape]
     source = ctx.inputs[0]

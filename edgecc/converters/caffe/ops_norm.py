@@ -71,7 +71,9 @@ def _affine_layer(ctx: LayerContext, op: str, axis_value: int, num_axes: int, bi
     else:
         axis, param_shape = _param_shape(ctx, axis_value, num_axes)
         kind = "one" if op == "Mul" else "normal"
-        factor = ctx.const("scale" if op == "Mul" else "bias", ctx.blob(0, param_shape, kind=kind, what="scale" if op == "Mul" else "bias"))
+        factor = ctx.const(
+            "scale" if op == "Mul" else "bias", ctx.blob(0, param_shape, kind=kind, what="scale" if op == "Mul" else "bias")
+        )
         blob_index = 1
     factor = _broadcast(ctx, factor, param_shape, axis, "param")
     if not bias_term:
@@ -112,9 +114,7 @@ def lrn(ctx: LayerContext) -> list[Shape]:
         return [shape]
     pad = (size - 1) // 2
     square = ctx.node("Mul", [ctx.inputs[0], ctx.inputs[0]])[0]
-    pooled = ctx.node(
-        "AveragePool", [square], kernel_shape=[size, size], pads=[pad] * 4, strides=[1, 1], count_include_pad=1
-    )[0]
+    pooled = ctx.node("AveragePool", [square], kernel_shape=[size, size], pads=[pad] * 4, strides=[1, 1], count_include_pad=1)[0]
     scaled = ctx.node("Mul", [pooled, ctx.const("alpha", alpha)])[0]
     shifted = ctx.node("Add", [scaled, ctx.const("one", 1.0)])[0]
     denominator = ctx.node("Pow", [shifted, ctx.const("beta", beta)])[0]

@@ -58,12 +58,14 @@ def prior_boxes(param: object, layer_hw: tuple[int, int], image_hw: tuple[int, i
                     sizes.append((side, side))
                 sizes += [(min_size * math.sqrt(r), min_size / math.sqrt(r)) for r in ratios if abs(r - 1.0) >= 1e-6]
                 for box_w, box_h in sizes:
-                    boxes.append([
-                        (center_x - box_w / 2.0) / img_w,
-                        (center_y - box_h / 2.0) / img_h,
-                        (center_x + box_w / 2.0) / img_w,
-                        (center_y + box_h / 2.0) / img_h,
-                    ])
+                    boxes.append(
+                        [
+                            (center_x - box_w / 2.0) / img_w,
+                            (center_y - box_h / 2.0) / img_h,
+                            (center_x + box_w / 2.0) / img_w,
+                            (center_y + box_h / 2.0) / img_h,
+                        ]
+                    )
     coords = np.asarray(boxes, dtype=np.float32).reshape(-1)
     if p.clip:  # type: ignore[attr-defined]
         coords = np.clip(coords, 0.0, 1.0)
@@ -196,7 +198,9 @@ def detection_output(ctx: LayerContext) -> list[Shape]:
     box = ctx.node("Gather", [boxes, ctx.node("Gather", [original, order], axis=0)[0]], axis=0)[0]  # (M, 4)
     column = ctx.ints("column", [-1, 1])
     image = ctx.node("Mul", [ctx.node("Reshape", [score, column])[0], ctx.const("zero_f", [0.0])])[0]
-    rows7 = ctx.node("Concat", [image, ctx.node("Reshape", [label, column])[0], ctx.node("Reshape", [score, column])[0], box], axis=1)[0]
+    rows7 = ctx.node(
+        "Concat", [image, ctx.node("Reshape", [label, column])[0], ctx.node("Reshape", [score, column])[0], box], axis=1
+    )[0]
     # no detection: SSD writes one row [0, -1, -1, -1, -1, -1, -1]
     fake = ctx.const("empty_row", [[0.0] + [-1.0] * 6])
     padded = ctx.node("Concat", [rows7, fake], axis=0)[0]

@@ -46,7 +46,9 @@ def concat(ctx: LayerContext) -> list[Shape]:
     """Concat along axis (or legacy concat_dim) -> Concat."""
     param = ctx.layer.concat_param
     rank = len(ctx.shape())
-    axis = ctx.axis(int(param.concat_dim) if param.HasField("concat_dim") and not param.HasField("axis") else int(param.axis), rank)
+    axis = ctx.axis(
+        int(param.concat_dim) if param.HasField("concat_dim") and not param.HasField("axis") else int(param.axis), rank
+    )
     shapes = ctx.shapes
     for shape in shapes[1:]:
         if len(shape) != rank or any(a != b for i, (a, b) in enumerate(zip(shape, shapes[0])) if i != axis):
@@ -65,7 +67,9 @@ def slice_layer(ctx: LayerContext) -> list[Shape]:
     """Slice at slice_point (or into equal parts) along axis -> Split."""
     param = ctx.layer.slice_param
     shape = ctx.shape()
-    axis = ctx.axis(int(param.slice_dim) if param.HasField("slice_dim") and not param.HasField("axis") else int(param.axis), len(shape))
+    axis = ctx.axis(
+        int(param.slice_dim) if param.HasField("slice_dim") and not param.HasField("axis") else int(param.axis), len(shape)
+    )
     size, count = shape[axis], len(ctx.outputs)
     points = [int(p) for p in param.slice_point]
     if points:
@@ -194,9 +198,7 @@ def crop(ctx: LayerContext) -> list[Shape]:
     ends = [s + reference[a] for s, a in zip(starts, cropped)]
     if any(e > shape[a] for e, a in zip(ends, cropped)):
         raise LayerError(f"crop of {reference} at offsets {starts} exceeds input {shape}")
-    ctx.node(
-        "Slice", [ctx.inputs[0], ctx.ints("starts", starts), ctx.ints("ends", ends), ctx.ints("axes", cropped)], ctx.outputs
-    )
+    ctx.node("Slice", [ctx.inputs[0], ctx.ints("starts", starts), ctx.ints("ends", ends), ctx.ints("axes", cropped)], ctx.outputs)
     return [tuple(shape[:axis]) + tuple(reference[axis:])]
 
 
@@ -238,8 +240,11 @@ def interp(ctx: LayerContext) -> list[Shape]:
         raise LayerError(f"output size {height}x{width} is empty")
     out = (shape[0], shape[1], height, width)
     ctx.node(
-        "Resize", [ctx.inputs[0], "", "", ctx.ints("sizes", out)], ctx.outputs,
-        mode="linear", coordinate_transformation_mode="align_corners",
+        "Resize",
+        [ctx.inputs[0], "", "", ctx.ints("sizes", out)],
+        ctx.outputs,
+        mode="linear",
+        coordinate_transformation_mode="align_corners",
     )
     return [out]
 
@@ -254,8 +259,14 @@ def upsample(ctx: LayerContext) -> list[Shape]:
     if len(shape) != 4 or factor <= 0:
         raise LayerError(f"Upsample of a rank-{len(shape)} input by {factor}")
     out = (shape[0], shape[1], shape[2] * factor, shape[3] * factor)
-    ctx.node("Resize", [ctx.inputs[0], "", "", ctx.ints("sizes", out)], ctx.outputs, mode="nearest", nearest_mode="floor",
-             coordinate_transformation_mode="asymmetric")
+    ctx.node(
+        "Resize",
+        [ctx.inputs[0], "", "", ctx.ints("sizes", out)],
+        ctx.outputs,
+        mode="nearest",
+        nearest_mode="floor",
+        coordinate_transformation_mode="asymmetric",
+    )
     return [out]
 
 

@@ -105,6 +105,7 @@ def _all_layers(net: Any) -> list[Any]:
 
 def _in_test_phase(layer: Any) -> bool:
     """Caffe's NetStateRule check for the TEST phase (level 0, no stages)."""
+
     def meets(rule: Any) -> bool:
         if rule.HasField("phase") and rule.phase != 1:
             return False
@@ -277,7 +278,11 @@ def _layer(buf: memoryview, span: tuple[int, int], v1: bool, v1_types: dict[int,
         if number == name_field and wire == 2:
             name = bytes(buf[value[0] : value[1]]).decode("utf-8", errors="replace")
         elif number == type_field:
-            kind = v1_types.get(value, str(value)) if v1 and wire == 0 else (bytes(buf[value[0] : value[1]]).decode("utf-8", errors="replace") if wire == 2 else kind)
+            kind = (
+                v1_types.get(value, str(value))
+                if v1 and wire == 0
+                else (bytes(buf[value[0] : value[1]]).decode("utf-8", errors="replace") if wire == 2 else kind)
+            )
         elif number == blobs_field and wire == 2:
             blobs.append(_blob(buf, value))
     return TrainedLayer(name, kind, blobs)

@@ -29,7 +29,9 @@ def import_cv2() -> Any:
         raise MissingDependencyError("opencv-python-headless", feature="verifying Caffe conversions", extra="caffe") from None
     if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):
         error = MissingDependencyError("opencv-python-headless<5", feature="verifying Caffe conversions", extra="caffe")
-        error.message = f"OpenCV {cv2.__version__} has no Caffe importer (OpenCV 5 removed it); verifying Caffe conversions needs OpenCV 4"
+        error.message = (
+            f"OpenCV {cv2.__version__} has no Caffe importer (OpenCV 5 removed it); verifying Caffe conversions needs OpenCV 4"
+        )
         raise error
     return cv2
 
@@ -60,7 +62,11 @@ class OpenCVReference:
             self._net = self._cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
         except self._cv2.error as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-            raise InvalidInputError(f"OpenCV cannot load '{net.prototxt}' for verification: {first}", path=net.prototxt, hint="convert with --no-verify") from None
+            raise InvalidInputError(
+                f"OpenCV cannot load '{net.prototxt}' for verification: {first}",
+                path=net.prototxt,
+                hint="convert with --no-verify",
+            ) from None
         self._net.enableFusion(False)
         self._layer_of = probes
         types = {plan.layer.name: plan.layer.type for plan in self._plan.layers}
@@ -69,7 +75,10 @@ class OpenCVReference:
     def _probed_prototxt(self, net: CaffeNet, wanted: Sequence[str]) -> tuple[str, dict[str, str]]:
         """The prototxt with a Split 'probe' layer after every wanted tensor that is not a layer's first output."""
         text = Path(net.prototxt).read_text(encoding="utf-8")
-        if any(layer.type == "PriorBox" and (not layer.prior_box_param.HasField("clip") or not layer.prior_box_param.variance) for layer in net.layers):
+        if any(
+            layer.type == "PriorBox" and (not layer.prior_box_param.HasField("clip") or not layer.prior_box_param.variance)
+            for layer in net.layers
+        ):
             text = _with_ssd_defaults(net)
         v1 = "layers {" in text.replace("layers{", "layers {") and "\nlayer {" not in text
         layer_of: dict[str, str] = {}
@@ -116,7 +125,9 @@ class OpenCVReference:
             values = self._net.forward(names)
         except self._cv2.error as exc:
             lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-            raise InvalidInputError(f"OpenCV failed to run the Caffe net: {lines[-1] if lines else exc}", hint="convert with --no-verify") from None
+            raise InvalidInputError(
+                f"OpenCV failed to run the Caffe net: {lines[-1] if lines else exc}", hint="convert with --no-verify"
+            ) from None
         results = {o.name: np.array(v) for o, v in zip(self.outputs, values)}
         for name in self._detections:
             results[name] = _caffe_detection_order(results[name])

@@ -45,14 +45,46 @@ ENUMS: dict[str, list[tuple[str, int]]] = {
     "PriorBoxParameter.CodeType": [("CORNER", 1), ("CENTER_SIZE", 2), ("CORNER_SIZE", 3)],
     "DataParameter.DB": [("LEVELDB", 0), ("LMDB", 1)],
     "V1LayerParameter.LayerType": [
-        ("NONE", 0), ("ABSVAL", 35), ("ACCURACY", 1), ("ARGMAX", 30), ("BNLL", 2), ("CONCAT", 3),
-        ("CONTRASTIVE_LOSS", 37), ("CONVOLUTION", 4), ("DATA", 5), ("DECONVOLUTION", 39), ("DROPOUT", 6),
-        ("DUMMY_DATA", 32), ("EUCLIDEAN_LOSS", 7), ("ELTWISE", 25), ("EXP", 38), ("FLATTEN", 8),
-        ("HDF5_DATA", 9), ("HDF5_OUTPUT", 10), ("HINGE_LOSS", 28), ("IM2COL", 11), ("IMAGE_DATA", 12),
-        ("INFOGAIN_LOSS", 13), ("INNER_PRODUCT", 14), ("LRN", 15), ("MEMORY_DATA", 29),
-        ("MULTINOMIAL_LOGISTIC_LOSS", 16), ("MVN", 34), ("POOLING", 17), ("POWER", 26), ("RELU", 18),
-        ("SIGMOID", 19), ("SIGMOID_CROSS_ENTROPY_LOSS", 27), ("SILENCE", 36), ("SOFTMAX", 20),
-        ("SOFTMAX_LOSS", 21), ("SPLIT", 22), ("SLICE", 33), ("TANH", 23), ("WINDOW_DATA", 24), ("THRESHOLD", 31),
+        ("NONE", 0),
+        ("ABSVAL", 35),
+        ("ACCURACY", 1),
+        ("ARGMAX", 30),
+        ("BNLL", 2),
+        ("CONCAT", 3),
+        ("CONTRASTIVE_LOSS", 37),
+        ("CONVOLUTION", 4),
+        ("DATA", 5),
+        ("DECONVOLUTION", 39),
+        ("DROPOUT", 6),
+        ("DUMMY_DATA", 32),
+        ("EUCLIDEAN_LOSS", 7),
+        ("ELTWISE", 25),
+        ("EXP", 38),
+        ("FLATTEN", 8),
+        ("HDF5_DATA", 9),
+        ("HDF5_OUTPUT", 10),
+        ("HINGE_LOSS", 28),
+        ("IM2COL", 11),
+        ("IMAGE_DATA", 12),
+        ("INFOGAIN_LOSS", 13),
+        ("INNER_PRODUCT", 14),
+        ("LRN", 15),
+        ("MEMORY_DATA", 29),
+        ("MULTINOMIAL_LOGISTIC_LOSS", 16),
+        ("MVN", 34),
+        ("POOLING", 17),
+        ("POWER", 26),
+        ("RELU", 18),
+        ("SIGMOID", 19),
+        ("SIGMOID_CROSS_ENTROPY_LOSS", 27),
+        ("SILENCE", 36),
+        ("SOFTMAX", 20),
+        ("SOFTMAX_LOSS", 21),
+        ("SPLIT", 22),
+        ("SLICE", 33),
+        ("TANH", 23),
+        ("WINDOW_DATA", 24),
+        ("THRESHOLD", 31),
     ],
     "V1LayerParameter.DimCheckMode": [("STRICT", 0), ("PERMISSIVE", 1)],
 }
@@ -119,7 +151,11 @@ MESSAGES: dict[str, list[Field]] = {
         ("moving_average_fraction", 2, "o", "float", 0.999),
         ("eps", 3, "o", "float", 1e-5),
     ],
-    "BiasParameter": [("axis", 1, "o", "int32", 1), ("num_axes", 2, "o", "int32", 1), ("filler", 3, "o", "msg:FillerParameter", None)],
+    "BiasParameter": [
+        ("axis", 1, "o", "int32", 1),
+        ("num_axes", 2, "o", "int32", 1),
+        ("filler", 3, "o", "msg:FillerParameter", None),
+    ],
     "ConvolutionParameter": [
         ("num_output", 1, "o", "uint32", None),
         ("bias_term", 2, "o", "bool", True),
@@ -178,7 +214,11 @@ MESSAGES: dict[str, list[Field]] = {
         ("k", 5, "o", "float", 1.0),
         _ENGINE("LRNParameter", 6),
     ],
-    "MVNParameter": [("normalize_variance", 1, "o", "bool", True), ("across_channels", 2, "o", "bool", False), ("eps", 3, "o", "float", 1e-9)],
+    "MVNParameter": [
+        ("normalize_variance", 1, "o", "bool", True),
+        ("across_channels", 2, "o", "bool", False),
+        ("eps", 3, "o", "float", 1e-9),
+    ],
     "NormalizeParameter": [
         ("across_spatial", 1, "o", "bool", True),
         ("scale_filler", 2, "o", "msg:FillerParameter", None),
@@ -251,7 +291,11 @@ MESSAGES: dict[str, list[Field]] = {
         ("coeff", 3, "o", "float", 1.0),
     ],
     "ReLUParameter": [("negative_slope", 1, "o", "float", 0.0), _ENGINE("ReLUParameter", 2)],
-    "ReshapeParameter": [("shape", 1, "o", "msg:BlobShape", None), ("axis", 2, "o", "int32", 0), ("num_axes", 3, "o", "int32", -1)],
+    "ReshapeParameter": [
+        ("shape", 1, "o", "msg:BlobShape", None),
+        ("axis", 2, "o", "int32", 0),
+        ("num_axes", 3, "o", "int32", -1),
+    ],
     "ScaleParameter": [
         ("axis", 1, "o", "int32", 1),
         ("num_axes", 2, "o", "int32", 1),
@@ -367,7 +411,15 @@ MESSAGES["NetParameter"] = [
 FIELD_TABLE = MESSAGES
 
 _SCALARS = {
-    "double": 1, "float": 2, "int64": 3, "uint64": 4, "int32": 5, "bool": 8, "string": 9, "bytes": 12, "uint32": 13,
+    "double": 1,
+    "float": 2,
+    "int64": 3,
+    "uint64": 4,
+    "int32": 5,
+    "bool": 8,
+    "string": 9,
+    "bytes": 12,
+    "uint32": 13,
 }
 _PACKAGE = "edgecc_caffe"
 
@@ -429,17 +481,46 @@ def messages() -> dict[str, type]:
 
 #: V1LayerParameter.LayerType names -> the type strings of the current format
 V1_TYPES: dict[str, str] = {
-    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL", "CONCAT": "Concat",
-    "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution", "DATA": "Data",
-    "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData",
-    "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten",
-    "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col",
-    "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
-    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN",
-    "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence", "SOFTMAX": "Softmax",
-    "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice", "TANH": "TanH",
-    "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold", "NONE": "",
+    "ABSVAL": "AbsVal",
+    "ACCURACY": "Accuracy",
+    "ARGMAX": "ArgMax",
+    "BNLL": "BNLL",
+    "CONCAT": "Concat",
+    "CONTRASTIVE_LOSS": "ContrastiveLoss",
+    "CONVOLUTION": "Convolution",
+    "DATA": "Data",
+    "DECONVOLUTION": "Deconvolution",
+    "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData",
+    "EUCLIDEAN_LOSS": "EuclideanLoss",
+    "ELTWISE": "Eltwise",
+    "EXP": "Exp",
+    "FLATTEN": "Flatten",
+    "HDF5_DATA": "HDF5Data",
+    "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss",
+    "IM2COL": "Im2col",
+    "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss",
+    "INNER_PRODUCT": "InnerProduct",
+    "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData",
+    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN",
+    "POOLING": "Pooling",
+    "POWER": "Power",
+    "RELU": "ReLU",
+    "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss",
+    "SILENCE": "Silence",
+    "SOFTMAX": "Softmax",
+    "SOFTMAX_LOSS": "SoftmaxWithLoss",
+    "SPLIT": "Split",
+    "SLICE": "Slice",
+    "TANH": "TanH",
+    "WINDOW_DATA": "WindowData",
+    "THRESHOLD": "Threshold",
+    "NONE": "",
 }
 
 _TEXT_HINT = re.compile(rb"^\s*(layers?\s*\{|input\s*:|input_shape\s*\{|input_dim\s*:|name\s*:\s*\")", re.MULTILINE)
@@ -470,6 +551,7 @@ def sniff(path: str) -> str | None:
 
 # --- a parsed net ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Blob:
     """One blob: its declared shape and its values (a float32 or float64 view, or a list for unpacked data)."""
@@ -483,7 +565,9 @@ class Blob:
 
         count = int(np.prod(self.shape)) if self.shape else 1
         if self.data.size != count:
-            raise ValueError(f"a blob of shape {'x'.join(map(str, self.shape)) or 'scalar'} holds {self.data.size} values instead of {count}")
+            raise ValueError(
+                f"a blob of shape {'x'.join(map(str, self.shape)) or 'scalar'} holds {self.data.size} values instead of {count}"
+            )
         return self.data.astype(np.float32, copy=False).reshape(self.shape)
 
 

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 def unsupported_ops(files: Caffe2Files) -> list[UnsupportedNode]:
     """Every operator of both nets that has no converter."""
-    nodes = unregistered(((Op(i, p).name, p.type) for i, p in enumerate(files.predict.op)), OPS, "no Caffe2 converter for this op type")
+    nodes = unregistered(
+        ((Op(i, p).name, p.type) for i, p in enumerate(files.predict.op)), OPS, "no Caffe2 converter for this op type"
+    )
     if files.init is not None:
         nodes += unregistered(
             ((Op(i, p).name, p.type) for i, p in enumerate(files.init.op)), FILLS, "init_net operator is not a supported fill"
@@ -55,7 +57,9 @@ def _fill_initializers(files: Caffe2Files, options: ConvertOptions, graph: Graph
             random_ops.append(f"{op.outputs[0]} ({op.type})")
             continue
         except OpInvalid as exc:
-            raise InvalidInputError(f"'{files.init_path}': {op.describe()} filling '{op.outputs[0]}' {exc}", path=files.init_path) from None
+            raise InvalidInputError(
+                f"'{files.init_path}': {op.describe()} filling '{op.outputs[0]}' {exc}", path=files.init_path
+            ) from None
         except OpUnsupported as exc:
             unsupported.append(UnsupportedNode(op.name, op.type, str(exc)))
             continue
@@ -70,7 +74,8 @@ def _fill_initializers(files: Caffe2Files, options: ConvertOptions, graph: Graph
     if random_ops:
         raise UsageError(
             f"'{files.init_path}' fills {len(random_ops)} blob(s) randomly instead of holding trained weights: "
-            + ", ".join(random_ops[:10]) + (" ..." if len(random_ops) > 10 else ""),
+            + ", ".join(random_ops[:10])
+            + (" ..." if len(random_ops) > 10 else ""),
             hint="pass --random-weights to convert it anyway (for testing only)",
         )
     return defined
@@ -117,7 +122,8 @@ def _check_blobs(files: Caffe2Files, ops: Sequence[Op], available: set[str]) -> 
     if missing:
         where = f"init_net '{files.init_path}'" if files.init_path else "the nets"
         raise InvalidInputError(
-            f"{where} has no blob {missing[0]}" + (f" (and {len(missing) - 1} more: {'; '.join(missing[1:6])})" if len(missing) > 1 else ""),
+            f"{where} has no blob {missing[0]}"
+            + (f" (and {len(missing) - 1} more: {'; '.join(missing[1:6])})" if len(missing) > 1 else ""),
             path=files.init_path or files.predict_path,
             hint="the init_net does not belong to this predict_net, or it is truncated",
         )

@@ -126,7 +126,11 @@ def _int8_given(op: Op, random_weights: bool) -> Blob:
     if arg is None:
         raise OpInvalid("has no 'values' argument")
     dims = _shape(op)
-    flat = np.frombuffer(arg.s, dtype=np.uint8).copy() if arg.HasField("s") else np.asarray(arg.ints, dtype=np.int64).astype(np.uint8)
+    flat = (
+        np.frombuffer(arg.s, dtype=np.uint8).copy()
+        if arg.HasField("s")
+        else np.asarray(arg.ints, dtype=np.int64).astype(np.uint8)
+    )
     if flat.size != _count(dims):
         raise OpInvalid(f"has {flat.size} values for shape {'x'.join(map(str, dims))} ({_count(dims)} elements)")
     return Blob(flat.reshape(dims), _quant(op))
@@ -201,4 +205,3 @@ for _kind in RANDOM_FILLS:
 def run_fill(op: Op, random_weights: bool) -> Blob:
     """The tensor one fill operator produces."""
     return FILLS.get(op.type)(op, random_weights)
-

@@ -94,7 +94,9 @@ def emit_conv(
         raise OpUnsupported("legacy_pad CAFFE_LEGACY_POOLING on a convolution")
     if order == "NHWC":
         x = g.to_nchw(x, rank)
-        w = w if weight_oihw else _weight_to_oihw(g, w, nd)  # [M, k..., C] and ConvTranspose's [C, k..., M] both move the last dim to 1
+        w = (
+            w if weight_oihw else _weight_to_oihw(g, w, nd)
+        )  # [M, k..., C] and ConvTranspose's [C, k..., M] both move the last dim to 1
     _check_channels(g, op, x, w, params.group, transpose)
     attrs: dict[str, object] = {"strides": params.strides, "group": params.group, **_pad_attrs(params)}
     if params.kernel is not None:
@@ -120,8 +122,10 @@ def _check_channels(g: Graph, op: Op, x: str, w: str, group: int, transpose: boo
     channels = x_shape[1]
     expected = w_shape[0] if transpose else w_shape[1] * group  # type: ignore[operator]
     if channels != expected:
-        raise OpInvalid(f"input '{op.inputs[0]}' has {channels} channels but filter '{op.inputs[1]}' of shape "
-                        f"{'x'.join(map(str, w_shape))} (group {group}) expects {expected}")
+        raise OpInvalid(
+            f"input '{op.inputs[0]}' has {channels} channels but filter '{op.inputs[1]}' of shape "
+            f"{'x'.join(map(str, w_shape))} (group {group}) expects {expected}"
+        )
     if not transpose and w_shape[0] is not None and w_shape[0] % group:
         raise OpInvalid(f"{w_shape[0]} filters do not split into {group} groups")
 
@@ -138,7 +142,9 @@ OPS.register("Conv2D", conv)
 @OPS.register("ConvTranspose")
 def conv_transpose(g: Graph, op: Op) -> None:
     """Transposed convolution; the filter is [C_in, C_out/group, k...] as in ONNX; `adj` becomes output_padding."""
-    emit_conv(g, op, op.input(0), op.input(1), op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None, op.output(), transpose=True)
+    emit_conv(
+        g, op, op.input(0), op.input(1), op.onnx_inputs[2] if len(op.onnx_inputs) > 2 else None, op.output(), transpose=True
+    )
 
 
 def emit_fc(g: Graph, op: Op, x: str, w: str, b: str | None, output: str) -> str:
@@ -157,8 +163,10 @@ def emit_fc(g: Graph, op: Op, x: str, w: str, b: str | None, output: str) -> str
     if x_shape and w_shape and len(w_shape) == 2 and all(d is not None for d in x_shape[axis:]) and w_shape[1] is not None:
         k = int(np.prod([d for d in x_shape[axis:]], dtype=np.int64))
         if k != w_shape[1]:
-            raise OpInvalid(f"input '{op.inputs[0]}' gives {k} features per row (axis {axis}) but weight '{op.inputs[1]}' "
-                            f"of shape {'x'.join(map(str, w_shape))} expects {w_shape[1]}")
+            raise OpInvalid(
+                f"input '{op.inputs[0]}' gives {k} features per row (axis {axis}) but weight '{op.inputs[1]}' "
+                f"of shape {'x'.join(map(str, w_shape))} expects {w_shape[1]}"
+            )
     flat = x if rank == 2 and axis == 1 else g.one("Flatten", [x], g.unique(f"{x}_2d"), axis=axis)
     if b is None:
         b = g.const(np.zeros(1, np.float32), f"{op.name}_nobias")
@@ -377,7 +385,9 @@ def channel_shuffle(g: Graph, op: Op) -> None:
     if channels % group:
         raise OpInvalid(f"{channels} channels do not split into {group} groups")
     src = g.to_nchw(x, rank) if nhwc else x
-    split = g.one("Reshape", [src, g.ints([0, group, channels // group, -1], f"{op.name}_grouped")], g.unique(f"{op.name}_grouped"))
+    split = g.one(
+        "Reshape", [src, g.ints([0, group, channels // group, -1], f"{op.name}_grouped")], g.unique(f"{op.name}_grouped")
+    )
     swapped = g.one("Transpose", [split], g.unique(f"{op.name}_swapped"), perm=[0, 2, 1, 3])
     shape = g.one("Shape", [src], g.unique(f"{op.name}_shape"))
     if nhwc:

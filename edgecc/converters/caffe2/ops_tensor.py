@@ -117,7 +117,9 @@ def concat(g: Graph, op: Op) -> None:
         if add_axis:
             from onnx import TensorProto, helper
 
-            g.one("Constant", [], op.output(1), value=helper.make_tensor("sizes", TensorProto.INT32, [len(parts)], [1] * len(parts)))
+            g.one(
+                "Constant", [], op.output(1), value=helper.make_tensor("sizes", TensorProto.INT32, [len(parts)], [1] * len(parts))
+            )
         else:
             _split_info(g, op, parts, axis)
 
@@ -163,8 +165,10 @@ def reshape(g: Graph, op: Op) -> None:
     x = op.input(0)
     if len(op.onnx_inputs) > 1:
         source = op.input(1)
-        shape = g.const(g.consts[source].astype(np.int64), f"{source}_i64") if source in g.consts else g.one(
-            "Cast", [source], g.unique(f"{source}_i64"), to=7
+        shape = (
+            g.const(g.consts[source].astype(np.int64), f"{source}_i64")
+            if source in g.consts
+            else g.one("Cast", [source], g.unique(f"{source}_i64"), to=7)
         )
     else:
         dims = op.ints("shape")
@@ -196,8 +200,16 @@ def transpose(g: Graph, op: Op) -> None:
 
 
 OPS.register("NCHW2NHWC", lambda g, op: g.to_nhwc(op.input(0), op.output(), g.rank(op.input(0))))
-OPS.register("NHWC2NCHW", lambda g, op: g.one("Transpose", [op.input(0)], op.output(), name=op.name,
-                                                 perm=[0, g.rank(op.input(0)) - 1] + list(range(1, g.rank(op.input(0)) - 1))))
+OPS.register(
+    "NHWC2NCHW",
+    lambda g, op: g.one(
+        "Transpose",
+        [op.input(0)],
+        op.output(),
+        name=op.name,
+        perm=[0, g.rank(op.input(0)) - 1] + list(range(1, g.rank(op.input(0)) - 1)),
+    ),
+)
 OPS.get("NCHW2NHWC").__doc__ = "Transpose channels-first to channels-last."
 OPS.get("NHWC2NCHW").__doc__ = "Transpose channels-last to channels-first."
 
@@ -222,9 +234,15 @@ def _identity(g: Graph, op: Op) -> None:
     g.one("Identity", [op.input(0)], op.output(), name=op.name)
 
 
-for _name, _doc in (("Copy", "A copy of the input."), ("Alias", "The same tensor under another name."),
-                    ("StopGradient", "Identity at inference."), ("EnsureDense", "Identity for dense tensors."),
-                    ("CopyCPUToGPU", "Identity (device copy)."), ("CopyGPUToCPU", "Identity (device copy).")):
+for _name, _doc in (
+    ("Copy", "A copy of the input."),
+    ("Alias", "The same tensor under another name."),
+    ("StopGradient", "Identity at inference."),
+    ("EnsureDense", "Identity for dense tensors."),
+    ("CopyCPUToGPU", "Identity (device copy)."),
+    ("CopyGPUToCPU", "Identity (device copy)."),
+):
+
     def _make(doc: str):
         def convert(g: Graph, op: Op) -> None:
             _identity(g, op)

@@ -38,7 +38,9 @@ def read_netdef(path: str | Path, *, what: str = "Caffe2 net") -> Any:
         raise InvalidInputError(f"'{path}' holds no Caffe2 operators", path=path, hint="the file is truncated or not a NetDef")
     for index, op in enumerate(net.op):
         if not op.type:
-            raise InvalidInputError(f"'{path}': operator #{index} has no type", path=path, hint="the file is truncated or corrupt")
+            raise InvalidInputError(
+                f"'{path}': operator #{index} has no type", path=path, hint="the file is truncated or corrupt"
+            )
     return net
 
 

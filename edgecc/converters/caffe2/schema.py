@@ -22,8 +22,16 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from edgecc.protowire import WireTruncated, read_varint
 
 __all__ = [
-    "DATA_TYPES", "Argument", "Caffe2Files", "NetDef", "OperatorDef", "TensorProto", "is_text", "looks_like_netdef",
-    "parse_text", "sniff",
+    "DATA_TYPES",
+    "Argument",
+    "Caffe2Files",
+    "NetDef",
+    "OperatorDef",
+    "TensorProto",
+    "is_text",
+    "looks_like_netdef",
+    "parse_text",
+    "sniff",
 ]
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -90,8 +98,18 @@ _FIELDS: dict[str, list[tuple[str, int, int, int, str | None, bool]]] = {
 
 #: caffe2 TensorProto.DataType -> numpy dtype name (as used by ConstantFill's `dtype` argument)
 DATA_TYPES: dict[int, str] = {
-    1: "float32", 2: "int32", 3: "uint8", 4: "object", 5: "bool", 6: "uint8", 7: "int8",
-    8: "uint16", 9: "int16", 10: "int64", 12: "float16", 13: "float64",
+    1: "float32",
+    2: "int32",
+    3: "uint8",
+    4: "object",
+    5: "bool",
+    6: "uint8",
+    7: "int8",
+    8: "uint16",
+    9: "int16",
+    10: "int64",
+    12: "float16",
+    13: "float64",
 }
 
 
@@ -180,7 +198,7 @@ def _looks_like_op(raw: bytes, *, complete: bool = True) -> bool:
             op_type = raw[start:end]
         elif number in (1, 2, 3):
             raw[start:end].decode("utf-8")
-        elif number == 5 and raw[start:start + 1] != b"\x0a":
+        elif number == 5 and raw[start : start + 1] != b"\x0a":
             return False  # an Argument starts with its name (field 1); its values are not walked (cheap on big fills)
     return op_type is not None and _is_identifier(op_type)
 

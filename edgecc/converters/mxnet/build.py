@@ -32,8 +32,7 @@ def _check_params(symbol: Symbol, params: ParamFile) -> None:
             have = tuple(params.arrays[node.name].shape)
             if want and all(d > 0 for d in want) and tuple(want) != have:
                 raise InvalidInputError(
-                    f"{symbol.path}: variable '{node.name}' has shape {tuple(want)} in the symbol, "
-                    f"{have} in {params.path}",
+                    f"{symbol.path}: variable '{node.name}' has shape {tuple(want)} in the symbol, {have} in {params.path}",
                     path=symbol.path,
                 )
 
@@ -58,7 +57,9 @@ def build_model(symbol: Symbol, params: ParamFile, options: ConvertOptions) -> o
         else:
             name = ctx.tensors.get((source, index))
         if name is None:
-            raise InvalidInputError(f"{symbol.path}: head refers to output {index} of '{node.name}', which does not exist", path=symbol.path)
+            raise InvalidInputError(
+                f"{symbol.path}: head refers to output {index} of '{node.name}', which does not exist", path=symbol.path
+            )
         outputs.append(name)
     inputs = ctx.ordered_inputs()
     unknown_specs = [s.name for s in options.inputs if s.name not in {i.name for i in inputs}]
@@ -67,7 +68,9 @@ def build_model(symbol: Symbol, params: ParamFile, options: ConvertOptions) -> o
             f"--input names {', '.join(unknown_specs)}, not an input of {symbol.path}",
             hint=f"inputs: {', '.join(i.name for i in inputs) or 'none'}",
         )
-    return ctx.finish(Path(symbol.path).name.replace(SYMBOL_SUFFIX, ""), [ctx.output_info(name) for name in outputs], inputs=inputs)
+    return ctx.finish(
+        Path(symbol.path).name.replace(SYMBOL_SUFFIX, ""), [ctx.output_info(name) for name in outputs], inputs=inputs
+    )
 
 
 class _HeadProbe:
@@ -89,6 +92,10 @@ def _needed_nodes(symbol: Symbol) -> set[int]:
             continue
         needed.add(index)
         node = symbol.nodes[index]
-        inputs = node.inputs[:1] if node.op in ("SoftmaxOutput", "Softmax", "LinearRegressionOutput", "LogisticRegressionOutput") else node.inputs
+        inputs = (
+            node.inputs[:1]
+            if node.op in ("SoftmaxOutput", "Softmax", "LinearRegressionOutput", "LogisticRegressionOutput")
+            else node.inputs
+        )
         stack.extend(source for source, _ in inputs)
     return needed

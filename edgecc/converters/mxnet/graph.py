@@ -186,7 +186,9 @@ class Graph(GraphBuilder):
         return super().const(np.ascontiguousarray(np.asarray(value, dtype=dtype)), base, dtype)
 
     # --- nodes ------------------------------------------------------------------------------
-    def add(self, op_type: str, inputs: Sequence[str], base: str, *, outputs: int = 1, name: str | None = None, **attrs: Any) -> str:
+    def add(
+        self, op_type: str, inputs: Sequence[str], base: str, *, outputs: int = 1, name: str | None = None, **attrs: Any
+    ) -> str:
         """Append an ONNX node and return its (first) output name; `base` is the output's name."""
         names = [self.unique(base if outputs == 1 else f"{base}{i}") for i in range(outputs)]
         return self.node(op_type, inputs, names, name=name or f"{base}__{op_type}", **attrs)[0]

@@ -71,9 +71,22 @@ def _unary(onnx_op: str):
 
 
 _UNARIES = {
-    "Exp": ("exp",), "Log": ("log",), "Sqrt": ("sqrt",), "Abs": ("abs",), "Neg": ("negative",), "Relu": ("relu",),
-    "Sigmoid": ("sigmoid",), "Tanh": ("tanh",), "Reciprocal": ("reciprocal",), "Floor": ("floor",), "Ceil": ("ceil",),
-    "Sin": ("sin",), "Cos": ("cos",), "Erf": ("erf",), "Softsign": ("softsign",), "Sign": ("sign",),
+    "Exp": ("exp",),
+    "Log": ("log",),
+    "Sqrt": ("sqrt",),
+    "Abs": ("abs",),
+    "Neg": ("negative",),
+    "Relu": ("relu",),
+    "Sigmoid": ("sigmoid",),
+    "Tanh": ("tanh",),
+    "Reciprocal": ("reciprocal",),
+    "Floor": ("floor",),
+    "Ceil": ("ceil",),
+    "Sin": ("sin",),
+    "Cos": ("cos",),
+    "Erf": ("erf",),
+    "Softsign": ("softsign",),
+    "Sign": ("sign",),
 }
 for _op, _names in _UNARIES.items():
     register(*_names)(_unary(_op))
@@ -121,8 +134,11 @@ def _reduce(onnx_op: str):
 
 
 _REDUCTIONS = {
-    "ReduceSum": ("sum", "sum_axis"), "ReduceMean": ("mean",), "ReduceMax": ("max", "max_axis"),
-    "ReduceMin": ("min", "min_axis"), "ReduceProd": ("prod",),
+    "ReduceSum": ("sum", "sum_axis"),
+    "ReduceMean": ("mean",),
+    "ReduceMax": ("max", "max_axis"),
+    "ReduceMin": ("min", "min_axis"),
+    "ReduceProd": ("prod",),
 }
 for _op, _names in _REDUCTIONS.items():
     register(*_names)(_reduce(_op))
@@ -171,9 +187,6 @@ def batch_dot(ctx: Graph, node: SymNode) -> list[str]:
     if node.attrs.bool("transpose_b"):
         b = _swap_last(ctx, b, node, "b")
     return [ctx.add("MatMul", [a, b], ctx.out(node))]
-
-
-
 
 
 def _compare(onnx_op: str, negate: bool = False):
@@ -241,8 +254,13 @@ def norm(ctx: Graph, node: SymNode) -> list[str]:
 def hard_sigmoid(ctx: Graph, node: SymNode) -> list[str]:
     """max(0, min(1, alpha * x + beta))."""
     return [
-        ctx.add("HardSigmoid", [ctx.inp(node, 0)], ctx.out(node), alpha=node.attrs.float("alpha", 0.2),
-                beta=node.attrs.float("beta", 0.5))
+        ctx.add(
+            "HardSigmoid",
+            [ctx.inp(node, 0)],
+            ctx.out(node),
+            alpha=node.attrs.float("alpha", 0.2),
+            beta=node.attrs.float("beta", 0.5),
+        )
     ]
 
 
@@ -251,5 +269,9 @@ def round_(ctx: Graph, node: SymNode) -> list[str]:
     """Round half away from zero (ONNX Round rounds half to even): sign(x) * floor(|x| + 0.5)."""
     x = ctx.inp(node, 0)
     half = ctx.const(0.5, f"{node.name}__half", ctx.np_dtype(x))
-    floor = ctx.add("Floor", [ctx.add("Add", [ctx.add("Abs", [x], f"{node.name}__abs"), half], f"{node.name}__shifted")], f"{node.name}__floor")
+    floor = ctx.add(
+        "Floor",
+        [ctx.add("Add", [ctx.add("Abs", [x], f"{node.name}__abs"), half], f"{node.name}__shifted")],
+        f"{node.name}__floor",
+    )
     return [ctx.add("Mul", [ctx.add("Sign", [x], f"{node.name}__sign"), floor], ctx.out(node))]

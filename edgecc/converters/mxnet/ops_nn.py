@@ -41,8 +41,14 @@ def convolution(ctx: Graph, node: SymNode) -> list[str]:
         raise _unsupported(ctx, node, f"layout {a.str('layout')}")
     return [
         ctx.add(
-            "Conv", inputs, ctx.out(node), kernel_shape=kernel, strides=_spatial(node, "stride", n, 1),
-            dilations=_spatial(node, "dilate", n, 1), pads=pad + pad, group=groups,
+            "Conv",
+            inputs,
+            ctx.out(node),
+            kernel_shape=kernel,
+            strides=_spatial(node, "stride", n, 1),
+            dilations=_spatial(node, "dilate", n, 1),
+            pads=pad + pad,
+            group=groups,
         )
     ]
 
@@ -76,8 +82,15 @@ def deconvolution(ctx: Graph, node: SymNode) -> list[str]:
             pad.append((total + 1) // 2)
     return [
         ctx.add(
-            "ConvTranspose", inputs, ctx.out(node), kernel_shape=kernel, strides=stride, dilations=dilate,
-            pads=pad + pad, output_padding=adj, group=groups,
+            "ConvTranspose",
+            inputs,
+            ctx.out(node),
+            kernel_shape=kernel,
+            strides=stride,
+            dilations=dilate,
+            pads=pad + pad,
+            output_padding=adj,
+            group=groups,
         )
     ]
 
@@ -129,7 +142,9 @@ def batch_norm(ctx: Graph, node: SymNode) -> list[str]:
             return [ctx.add("Add", [mul, ctx.const(shift, f"{node.name}__shift", gamma.dtype)], ctx.out(node))]
     names = [
         ctx.const(gamma, f"{node.name}__gamma", gamma.dtype) if a.bool("fix_gamma", True) else ctx.param(node, 1),
-        ctx.param(node, 2), ctx.param(node, 3), ctx.param(node, 4),
+        ctx.param(node, 2),
+        ctx.param(node, 3),
+        ctx.param(node, 4),
     ]
     return [ctx.add("BatchNormalization", [x, *names], ctx.out(node), epsilon=eps)]
 
@@ -316,8 +331,13 @@ def lrn(ctx: Graph, node: SymNode) -> list[str]:
     a = node.attrs
     return [
         ctx.add(
-            "LRN", [ctx.inp(node, 0)], ctx.out(node), size=a.int("nsize", 5), alpha=a.float("alpha", 1e-4),
-            beta=a.float("beta", 0.75), bias=a.float("knorm", 2.0),
+            "LRN",
+            [ctx.inp(node, 0)],
+            ctx.out(node),
+            size=a.int("nsize", 5),
+            alpha=a.float("alpha", 1e-4),
+            beta=a.float("beta", 0.75),
+            bias=a.float("knorm", 2.0),
         )
     ]
 
@@ -335,8 +355,16 @@ def upsampling(ctx: Graph, node: SymNode) -> list[str]:
     if count == 1:
         rank = ctx.rank(x, node)
         scales = ctx.const([1.0, 1.0] + [float(scale)] * (rank - 2), f"{node.name}__scales")
-        return [ctx.add("Resize", [x, "", scales], ctx.out(node), mode="nearest", nearest_mode="floor",
-                        coordinate_transformation_mode="asymmetric")]
+        return [
+            ctx.add(
+                "Resize",
+                [x, "", scales],
+                ctx.out(node),
+                mode="nearest",
+                nearest_mode="floor",
+                coordinate_transformation_mode="asymmetric",
+            )
+        ]
     # several inputs: each is brought to the first input's size times scale, then concatenated or summed
     target = ctx.static_shape(x, node, "upsampling several inputs")[2:]
     parts = []
@@ -345,8 +373,16 @@ def upsampling(ctx: Graph, node: SymNode) -> list[str]:
         spatial = ctx.static_shape(xi, node, "upsampling several inputs")[2:]
         factors = [t * scale / s for t, s in zip(target, spatial)]
         scales = ctx.const([1.0, 1.0] + factors, f"{node.name}__scales{i}")
-        parts.append(ctx.add("Resize", [xi, "", scales], f"{node.name}__up{i}", mode="nearest", nearest_mode="floor",
-                             coordinate_transformation_mode="asymmetric"))
+        parts.append(
+            ctx.add(
+                "Resize",
+                [xi, "", scales],
+                f"{node.name}__up{i}",
+                mode="nearest",
+                nearest_mode="floor",
+                coordinate_transformation_mode="asymmetric",
+            )
+        )
     if a.str("multi_input_mode", "concat").lower() == "sum":
         return [ctx.add("Sum", parts, ctx.out(node))]
     return [ctx.add("Concat", parts, ctx.out(node), axis=1)]
@@ -373,8 +409,13 @@ def bilinear_resize(ctx: Graph, node: SymNode) -> list[str]:
     align = a.bool("align_corners", True)
     sizes = ctx.ints([n, c, out_h, out_w], f"{node.name}__sizes")
     return [
-        ctx.add("Resize", [x, "", "", sizes], ctx.out(node), mode="linear",
-                coordinate_transformation_mode="align_corners" if align else "half_pixel")
+        ctx.add(
+            "Resize",
+            [x, "", "", sizes],
+            ctx.out(node),
+            mode="linear",
+            coordinate_transformation_mode="align_corners" if align else "half_pixel",
+        )
     ]
 
 

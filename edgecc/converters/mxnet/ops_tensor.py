@@ -145,7 +145,9 @@ def _dynamic_reshape(ctx: Graph, node: SymNode, x: str, rank: int, target: list[
                 s += 1
             i += 1
     except IndexError:
-        raise InvalidInputError(f"{ctx.path}: node '{node.name}' (Reshape): shape {tuple(target)} does not fit a rank-{rank} input", path=ctx.path) from None
+        raise InvalidInputError(
+            f"{ctx.path}: node '{node.name}' (Reshape): shape {tuple(target)} does not fit a rank-{rank} input", path=ctx.path
+        ) from None
     if reverse:
         out.reverse()
     shape = ctx.add("Shape", [x], f"{node.name}__in_shape")
@@ -246,8 +248,11 @@ def slice_(ctx: Graph, node: SymNode) -> list[str]:
     starts = [(0 if st > 0 else _INT_MAX) if b is None else b for b, st in zip(begin, steps)]
     ends = [(_INT_MAX if st > 0 else _INT_MIN) if e is None else e for e, st in zip(end, steps)]
     inputs = [
-        ctx.inp(node, 0), ctx.ints(starts, f"{node.name}__starts"), ctx.ints(ends, f"{node.name}__ends"),
-        ctx.ints(list(range(len(starts))), f"{node.name}__axes"), ctx.ints(steps, f"{node.name}__steps"),
+        ctx.inp(node, 0),
+        ctx.ints(starts, f"{node.name}__starts"),
+        ctx.ints(ends, f"{node.name}__ends"),
+        ctx.ints(list(range(len(starts))), f"{node.name}__axes"),
+        ctx.ints(steps, f"{node.name}__steps"),
     ]
     return [ctx.add("Slice", inputs, ctx.out(node))]
 
@@ -258,8 +263,10 @@ def slice_axis(ctx: Graph, node: SymNode) -> list[str]:
     a = node.attrs
     end = a.opt_ints("end", (None,))[0] if a.has("end") else None
     inputs = [
-        ctx.inp(node, 0), ctx.ints([a.int("begin")], f"{node.name}__starts"),
-        ctx.ints([_INT_MAX if end is None else end], f"{node.name}__ends"), ctx.ints([a.int("axis")], f"{node.name}__axes"),
+        ctx.inp(node, 0),
+        ctx.ints([a.int("begin")], f"{node.name}__starts"),
+        ctx.ints([_INT_MAX if end is None else end], f"{node.name}__ends"),
+        ctx.ints([a.int("axis")], f"{node.name}__axes"),
     ]
     return [ctx.add("Slice", inputs, ctx.out(node))]
 

@@ -167,9 +167,7 @@ def read_params(path: str | Path) -> ParamFile:
         raise reader._fail("shorter than the 16-byte header")
     magic = reader.scalar("<u8", "list magic")
     if magic != LIST_MAGIC:
-        raise InvalidInputError(
-            f"'{path}' is not an MXNet params file: magic 0x{magic:x}, expected 0x{LIST_MAGIC:x}", path=path
-        )
+        raise InvalidInputError(f"'{path}' is not an MXNet params file: magic 0x{magic:x}, expected 0x{LIST_MAGIC:x}", path=path)
     reader.scalar("<u8", "reserved")
     count = reader.scalar("<u8", "array count")
     if count > buffer.size // 4:
@@ -287,10 +285,15 @@ def resolve_files(paths: Sequence[str], options: ConvertOptions) -> tuple[str, s
     if len(paths) == 1 and match and looks_like_params(Path(first)):
         symbol = match.group("prefix") + SYMBOL_SUFFIX
         if not Path(symbol).is_file():
-            raise UsageError(f"'{first}' holds MXNet parameters; its symbol file '{symbol}' does not exist", hint="give the symbol file first")
+            raise UsageError(
+                f"'{first}' holds MXNet parameters; its symbol file '{symbol}' does not exist", hint="give the symbol file first"
+            )
         return symbol, first
     if looks_like_params(Path(first)):
-        raise UsageError(f"'{first}' holds MXNet parameters only", hint="give the symbol file first: edgecc convert prefix-symbol.json prefix-NNNN.params")
+        raise UsageError(
+            f"'{first}' holds MXNet parameters only",
+            hint="give the symbol file first: edgecc convert prefix-symbol.json prefix-NNNN.params",
+        )
     if looks_like_symbol(Path(first)):
         symbol = first
         prefix = first[: -len(SYMBOL_SUFFIX)] if first.endswith(SYMBOL_SUFFIX) else first[: -len(".json")]
@@ -298,7 +301,9 @@ def resolve_files(paths: Sequence[str], options: ConvertOptions) -> tuple[str, s
         symbol = first + SYMBOL_SUFFIX
         prefix = first
     if len(paths) > 2:
-        raise UsageError("MXNet takes a symbol file and one params file", hint="edgecc convert prefix-symbol.json prefix-0000.params")
+        raise UsageError(
+            "MXNet takes a symbol file and one params file", hint="edgecc convert prefix-symbol.json prefix-0000.params"
+        )
     if len(paths) == 2:
         if options.epoch is not None and not paths[1].endswith(f"-{options.epoch:04d}.params"):
             raise UsageError(f"--epoch {options.epoch} conflicts with the params file '{paths[1]}'", hint="give one of them")
@@ -306,7 +311,9 @@ def resolve_files(paths: Sequence[str], options: ConvertOptions) -> tuple[str, s
     if options.epoch is not None:
         params = f"{prefix}-{options.epoch:04d}.params"
         if not Path(params).exists():
-            raise UsageError(f"params file '{params}' for --epoch {options.epoch} does not exist", hint="check the prefix and epoch")
+            raise UsageError(
+                f"params file '{params}' for --epoch {options.epoch} does not exist", hint="check the prefix and epoch"
+            )
         return symbol, params
     found = sorted(Path(prefix).parent.glob(Path(prefix).name + "-[0-9][0-9][0-9][0-9].params"))
     if len(found) == 1:

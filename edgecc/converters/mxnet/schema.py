@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "LIST_MAGIC", "PARAMS_RE", "SYMBOL_SUFFIX", "Attrs", "ParamFile", "SymNode", "Symbol", "looks_like_params",
+    "LIST_MAGIC",
+    "PARAMS_RE",
+    "SYMBOL_SUFFIX",
+    "Attrs",
+    "ParamFile",
+    "SymNode",
+    "Symbol",
+    "looks_like_params",
     "looks_like_symbol",
 ]
 

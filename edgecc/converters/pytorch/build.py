@@ -53,8 +53,12 @@ def _quiet_torch() -> Iterator[io.StringIO]:
     """Keep torch.onnx's progress prints and warnings off stdout/stderr (logged at debug level)."""
     captured = io.StringIO()
     try:
-        with quiet_loggers("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "onnxscript"), warnings.catch_warnings(), \
-                contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        with (
+            quiet_loggers("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "onnxscript"),
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(captured),
+            contextlib.redirect_stderr(captured),
+        ):
             warnings.simplefilter("ignore")
             yield captured
     finally:
@@ -198,7 +202,10 @@ def export(loaded: LoadedModule, opset: int) -> onnx.ModelProto:
     except Exception as dynamo_exc:
         if not _is_capture_failure(dynamo_exc) or loaded.kind == schema.EXPORTED_PROGRAM:
             raise _translation_error(loaded, dynamo_exc) from dynamo_exc
-        log.warning("torch.export could not capture the model (%s); trying the TorchScript exporter", _summary(dynamo_exc) or _first_line(dynamo_exc))
+        log.warning(
+            "torch.export could not capture the model (%s); trying the TorchScript exporter",
+            _summary(dynamo_exc) or _first_line(dynamo_exc),
+        )
         try:
             return _export_torchscript(loaded, names, opset)
         except Exception as script_exc:

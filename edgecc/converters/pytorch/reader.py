@@ -75,7 +75,9 @@ def _bind_specs(arg_names: Sequence[str], specs: Sequence[InputSpec], source: st
     infos = []
     for spec in ordered:
         if spec.shape is None:
-            raise UsageError(f"--input '{spec.text()}' needs dimensions for a PyTorch model", hint=f"e.g. {spec.name}:1x3x224x224")
+            raise UsageError(
+                f"--input '{spec.text()}' needs dimensions for a PyTorch model", hint=f"e.g. {spec.name}:1x3x224x224"
+            )
         infos.append(TensorInfo(spec.name, spec.shape, spec.dtype or "float32"))
     return infos
 
@@ -86,7 +88,9 @@ def _dynamic_dims(infos: Sequence[TensorInfo]) -> dict[str, dict[int, str]]:
 
 def _guard_torch_errors(path: Path, what: str, exc: Exception) -> InvalidInputError:
     message = " ".join(str(exc).split())[:300]
-    return InvalidInputError(f"'{path}' is not a readable {what}: {message}", path=path, hint="the file is truncated, corrupt or of another format")
+    return InvalidInputError(
+        f"'{path}' is not a readable {what}: {message}", path=path, hint="the file is truncated, corrupt or of another format"
+    )
 
 
 def _load_torchscript(path: Path, specs: Sequence[InputSpec]) -> LoadedModule:
@@ -230,7 +234,7 @@ def _strip_to_match(state: dict[str, torch.Tensor], expected: set[str]) -> dict[
         return state
     for prefix in ("module.", "model.", "net."):
         if all(k.startswith(prefix) for k in state):
-            stripped = {k[len(prefix):]: v for k, v in state.items()}
+            stripped = {k[len(prefix) :]: v for k, v in state.items()}
             if set(stripped) & expected:
                 return stripped
     return state
@@ -258,13 +262,19 @@ def _load_factory(paths: Sequence[str], specs: Sequence[InputSpec]) -> LoadedMod
             raise InvalidInputError(
                 f"weights '{paths[1]}' do not fit the architecture from '{paths[0]}': "
                 + (f"missing {len(missing)} ({', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}) " if missing else "")
-                + (f"unexpected {len(unexpected)} ({', '.join(unexpected[:5])}{'...' if len(unexpected) > 5 else ''})" if unexpected else ""),
+                + (
+                    f"unexpected {len(unexpected)} ({', '.join(unexpected[:5])}{'...' if len(unexpected) > 5 else ''})"
+                    if unexpected
+                    else ""
+                ),
                 path=paths[1],
             )
         try:
             module.load_state_dict(state, strict=False)
         except RuntimeError as exc:
-            raise InvalidInputError(f"weights '{paths[1]}' do not fit the architecture: {' '.join(str(exc).split())[:400]}", path=paths[1]) from None
+            raise InvalidInputError(
+                f"weights '{paths[1]}' do not fit the architecture: {' '.join(str(exc).split())[:400]}", path=paths[1]
+            ) from None
     module.eval()
     parameters = [
         p.name
@@ -282,7 +292,13 @@ def describe_torch_save(path: str | Path) -> dict[str, Any]:
     params = sum(int(t.numel()) for t in state.values())
     size = sum(int(t.numel()) * t.element_size() for t in state.values())
     prefixes = sorted({k.split(".")[0] for k in state})
-    return {"kind": "state dict", "tensors": len(state), "parameters": params, "parameter_bytes": size, "top_level_keys": prefixes[:20]}
+    return {
+        "kind": "state dict",
+        "tensors": len(state),
+        "parameters": params,
+        "parameter_bytes": size,
+        "top_level_keys": prefixes[:20],
+    }
 
 
 def load(paths: Sequence[str], options: ConvertOptions) -> LoadedModule:

@@ -55,7 +55,9 @@ def sniff(path_text: str) -> str | None:
     members = _zip_members(path)
     if members is None:
         # a truncated zip keeps its local headers: judge by the suffix then
-        return {".pt2": EXPORTED_PROGRAM, ".ptl": TORCHSCRIPT}.get(path.suffix.lower(), TORCH_SAVE if path.suffix.lower() in (".pt", ".pth", ".th", ".bin", ".ckpt") else None)
+        return {".pt2": EXPORTED_PROGRAM, ".ptl": TORCHSCRIPT}.get(
+            path.suffix.lower(), TORCH_SAVE if path.suffix.lower() in (".pt", ".pth", ".th", ".bin", ".ckpt") else None
+        )
     inner = [m.split("/", 1)[1] for m in members if "/" in m]
     if any(m.startswith("code/") for m in inner):
         return TORCHSCRIPT

@@ -54,8 +54,11 @@ def export_keras(source: Source, opset: int, options: ConvertOptions) -> onnx.Mo
     signature = None
     if options.inputs:
         signature = tuple(
-            tfm.TensorSpec([d if isinstance(d, int) else None for d in info.shape] if info.shape is not None else None,
-                           tfm.as_dtype(info.dtype), name=info.name)
+            tfm.TensorSpec(
+                [d if isinstance(d, int) else None for d in info.shape] if info.shape is not None else None,
+                tfm.as_dtype(info.dtype),
+                name=info.name,
+            )
             for info in source.inputs
         )
     model_proto, _ = tf2onnx().convert.from_keras(source.model, input_signature=signature, opset=opset)
@@ -70,15 +73,25 @@ def export_saved_model(source: Source, opset: int, options: ConvertOptions) -> o
     """SavedModel signature -> frozen graph (tf2onnx.tf_loader) -> ONNX, tensors named by the signature keys."""
     t2o = tf2onnx()
     graph_def, inputs, outputs, tables, renames = t2o.tf_loader.from_saved_model(
-        source.path, None, None, signatures=[source.extra["signature"]],
-        return_initialized_tables=True, return_tensors_to_rename=True,
+        source.path,
+        None,
+        None,
+        signatures=[source.extra["signature"]],
+        return_initialized_tables=True,
+        return_tensors_to_rename=True,
     )
     reverse = {v: k for k, v in renames.items()}
     overrides = _shape_override(source)
     shape_override = {reverse.get(k, k): v for k, v in overrides.items()} if options.inputs and overrides else None
     model_proto, _ = t2o.convert._convert_common(
-        graph_def, name=source.extra["signature"], opset=opset, input_names=inputs, output_names=outputs,
-        tensors_to_rename=renames, initialized_tables=tables, shape_override=shape_override,
+        graph_def,
+        name=source.extra["signature"],
+        opset=opset,
+        input_names=inputs,
+        output_names=outputs,
+        tensors_to_rename=renames,
+        initialized_tables=tables,
+        shape_override=shape_override,
     )
     return model_proto
 
@@ -88,8 +101,12 @@ def export_graphdef(source: Source, opset: int, options: ConvertOptions) -> onnx
     """Frozen GraphDef -> tf2onnx.convert.from_graph_def between the chosen inputs and outputs."""
     shape_override = _shape_override(source) if options.inputs else None
     model_proto, _ = tf2onnx().convert.from_graph_def(
-        source.model, name="graph", input_names=[i.name for i in source.inputs], output_names=list(source.outputs),
-        opset=opset, shape_override=shape_override,
+        source.model,
+        name="graph",
+        input_names=[i.name for i in source.inputs],
+        output_names=list(source.outputs),
+        opset=opset,
+        shape_override=shape_override,
     )
     return model_proto
 
@@ -103,7 +120,11 @@ def export_tflite(source: Source, opset: int, options: ConvertOptions) -> onnx.M
     """TFLite flatbuffer -> tf2onnx's TFLite reader; quantised tensors stay QuantizeLinear/DequantizeLinear."""
     shape_override = _shape_override(source) if options.inputs else None
     model_proto, _ = tf2onnx().convert._convert_common(
-        None, tflite_path=source.path, name="tflite", opset=opset, shape_override=shape_override,
+        None,
+        tflite_path=source.path,
+        name="tflite",
+        opset=opset,
+        shape_override=shape_override,
         dequantize=dequantize_requested(options),
     )
     return model_proto
@@ -132,8 +153,9 @@ def _nchw(model: onnx.ModelProto, names: Sequence[str], path: str) -> None:
     by_name = {i.name: i for i in graph.input}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise UsageError(f"--nchw-inputs names {', '.join(unknown)}, not inputs of the converted model",
-                         hint=f"inputs: {', '.join(by_name)}")
+        raise UsageError(
+            f"--nchw-inputs names {', '.join(unknown)}, not inputs of the converted model", hint=f"inputs: {', '.join(by_name)}"
+        )
     new_nodes = []
     for name in names:
         value = by_name[name]
@@ -184,7 +206,8 @@ def export(source: Source, options: ConvertOptions) -> onnx.ModelProto:
         raise
     except Exception as exc:  # noqa: BLE001 -- TensorFlow, Keras and tf2onnx raise errors of many types
         raise UnsupportedError(
-            f"tf2onnx cannot convert this {schema.KIND_NAMES[source.kind]}: {one_line(exc)}", path=source.path,
+            f"tf2onnx cannot convert this {schema.KIND_NAMES[source.kind]}: {one_line(exc)}",
+            path=source.path,
             hint="run with --debug for the full tf2onnx error",
         ) from None
     missing = _unsupported_nodes(model)
@@ -198,7 +221,9 @@ def export(source: Source, options: ConvertOptions) -> onnx.ModelProto:
     else:
         _set_prop(model, LAYOUT_KEY, "as in the source model (TensorFlow: NHWC)")
     if source.kind == schema.TFLITE:
-        _set_prop(model, "edgecc.tflite_quantization", "dequantized (float graph)" if dequantize_requested(options) else "kept as QDQ")
+        _set_prop(
+            model, "edgecc.tflite_quantization", "dequantized (float graph)" if dequantize_requested(options) else "kept as QDQ"
+        )
     return model
 
 

@@ -25,8 +25,17 @@ from edgecc.inputs import TensorInfo
 from edgecc.registry import Registry
 
 __all__ = [
-    "DTYPE_BYTES", "LOADERS", "describe_source", "load", "load_tfjs_model", "one_line", "read_manifest_weights",
-    "signature_name", "tensor_name", "tflite_interpreter", "tflite_tensors",
+    "DTYPE_BYTES",
+    "LOADERS",
+    "describe_source",
+    "load",
+    "load_tfjs_model",
+    "one_line",
+    "read_manifest_weights",
+    "signature_name",
+    "tensor_name",
+    "tflite_interpreter",
+    "tflite_tensors",
 ]
 
 log = logging.getLogger(__name__)
@@ -35,7 +44,17 @@ log = logging.getLogger(__name__)
 LOADERS: Registry[Callable[[str, ConvertOptions], Source]] = Registry("TensorFlow format")
 
 DEFAULT_SIGNATURE = "serving_default"
-_SKIP_SINKS = {"Const", "NoOp", "Assert", "SaveV2", "RestoreV2", "VarHandleOp", "VariableV2", "Placeholder", "PlaceholderWithDefault"}
+_SKIP_SINKS = {
+    "Const",
+    "NoOp",
+    "Assert",
+    "SaveV2",
+    "RestoreV2",
+    "VarHandleOp",
+    "VariableV2",
+    "Placeholder",
+    "PlaceholderWithDefault",
+}
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
@@ -79,9 +98,7 @@ def _load_keras_model(path: str, kind: str) -> Any:
         with quiet():
             return k.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 -- TensorFlow, Keras and tf2onnx raise errors of many types
-        raise InvalidInputError(
-            f"'{path}' cannot be read as a {schema.KIND_NAMES[kind]}: {one_line(exc)}", path=path
-        ) from None
+        raise InvalidInputError(f"'{path}' cannot be read as a {schema.KIND_NAMES[kind]}: {one_line(exc)}", path=path) from None
 
 
 def keras_source(model: Any, path: str, kind: str, options: ConvertOptions) -> Source:
@@ -90,14 +107,20 @@ def keras_source(model: Any, path: str, kind: str, options: ConvertOptions) -> S
     for tensor in model.inputs:
         name = tensor.name.split(":")[0]
         shape, dtype = _spec_dims(tuple(tensor.shape), options, name)
-        inputs.append(TensorInfo(name, tuple(shape) if shape is not None else None, dtype or str(getattr(tensor.dtype, "name", tensor.dtype))))
+        inputs.append(
+            TensorInfo(
+                name, tuple(shape) if shape is not None else None, dtype or str(getattr(tensor.dtype, "name", tensor.dtype))
+            )
+        )
     names = list(getattr(model, "output_names", None) or [])
     if len(names) != len(model.outputs):
         names = [t.name.split(":")[0] for t in model.outputs]
     unknown = [s.name for s in options.inputs if s.name not in {i.name for i in inputs}]
     if unknown:
-        raise UsageError(f"--input names {', '.join(unknown)}, which the Keras model does not have",
-                         hint=f"its inputs: {', '.join(i.name for i in inputs)}")
+        raise UsageError(
+            f"--input names {', '.join(unknown)}, which the Keras model does not have",
+            hint=f"its inputs: {', '.join(i.name for i in inputs)}",
+        )
     return Source(kind, path, inputs, names, model)
 
 
@@ -111,9 +134,13 @@ def load_keras(path: str, options: ConvertOptions) -> Source:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInputError(f"'{path}' is a truncated or corrupt {schema.KIND_NAMES[schema.KERAS]} ({one_line(exc)})", path=path) from None
+        raise InvalidInputError(
+            f"'{path}' is a truncated or corrupt {schema.KIND_NAMES[schema.KERAS]} ({one_line(exc)})", path=path
+        ) from None
     if bad is not None:
-        raise InvalidInputError(f"'{path}' is a corrupt {schema.KIND_NAMES[schema.KERAS]} (member '{bad}' fails its CRC)", path=path)
+        raise InvalidInputError(
+            f"'{path}' is a corrupt {schema.KIND_NAMES[schema.KERAS]} (member '{bad}' fails its CRC)", path=path
+        )
     return keras_source(_load_keras_model(path, schema.KERAS), path, schema.KERAS, options)
 
 
@@ -153,8 +180,14 @@ def load_saved_model(path: str, options: ConvertOptions) -> Source:
         shape, dtype = _spec_dims(tuple(_dims(specs[name].shape) or ()), options, name)
         inputs.append(TensorInfo(name, shape, dtype or specs[name].dtype.name))
     outputs = sorted(function.structured_outputs)
-    return Source(schema.SAVED_MODEL, str(directory), inputs, outputs, function,
-                  extra={"loaded": loaded, "signature": wanted, "signatures": sorted(signatures)})
+    return Source(
+        schema.SAVED_MODEL,
+        str(directory),
+        inputs,
+        outputs,
+        function,
+        extra={"loaded": loaded, "signature": wanted, "signatures": sorted(signatures)},
+    )
 
 
 # --- frozen GraphDef ---------------------------------------------------------------------------------
@@ -175,8 +208,9 @@ def parse_graphdef(data: bytes, path: str) -> Any:
     return graph_def
 
 
-def graphdef_source(graph_def: Any, path: str, options: ConvertOptions, kind: str = schema.GRAPHDEF,
-                    default_outputs: Sequence[str] = ()) -> Source:
+def graphdef_source(
+    graph_def: Any, path: str, options: ConvertOptions, kind: str = schema.GRAPHDEF, default_outputs: Sequence[str] = ()
+) -> Source:
     """Inputs (placeholders, or --input) and outputs (sinks, or --output) of a frozen graph."""
     tfm = tf()
     graph = tfm.Graph()
@@ -275,7 +309,7 @@ def load_tflite(path: str, options: ConvertOptions) -> Source:
 
 # --- TF.js -------------------------------------------------------------------------------------------
 # edgecc's own TF.js reader: `model.json` (layers or graph model) + little-endian binary weight shards.
-# 
+#
 # No tensorflowjs dependency. Weights may be stored as float32/int32/bool or quantised
 # (`quantization: {dtype: uint8|uint16, scale, min}` -> q * scale + min, or
 # `{dtype: float16}`). Every shard path, size and weight extent is checked before any
@@ -344,8 +378,11 @@ def read_manifest_weights(json_path: Path, manifest: Any) -> dict[str, Any]:
             count = math.prod(shape)
             end = offset + count * size
             if end > len(data):
-                raise _fail(json_path, f"weight shards of group {group_index} ({', '.join(map(str, group['paths']))}) hold "
-                                       f"{len(data)} bytes; weight '{name}' needs bytes {offset}..{end}")
+                raise _fail(
+                    json_path,
+                    f"weight shards of group {group_index} ({', '.join(map(str, group['paths']))}) hold "
+                    f"{len(data)} bytes; weight '{name}' needs bytes {offset}..{end}",
+                )
             raw = np.frombuffer(data, dtype=np_dtype, count=count, offset=offset).reshape(shape)
             offset = end
             if stored in ("uint8", "uint16") and stored != dtype:
@@ -362,8 +399,11 @@ def read_manifest_weights(json_path: Path, manifest: Any) -> dict[str, Any]:
                 raise _fail(json_path, f"weight '{name}' appears twice in weightsManifest")
             weights[name] = value
         if offset != len(data):
-            raise _fail(json_path, f"weight shards of group {group_index} ({', '.join(map(str, group['paths']))}) hold "
-                                   f"{len(data)} bytes, the manifest describes {offset}")
+            raise _fail(
+                json_path,
+                f"weight shards of group {group_index} ({', '.join(map(str, group['paths']))}) hold "
+                f"{len(data)} bytes, the manifest describes {offset}",
+            )
     return weights
 
 
@@ -415,8 +455,9 @@ def _graph_model(json_path: Path, document: dict[str, Any], weights: dict[str, A
         raise _fail(json_path, "modelTopology holds no graph nodes")
     graph_def = tfm.compat.v1.GraphDef()
     try:
-        json_format.ParseDict({k: v for k, v in topology.items() if k in ("node", "versions", "library")}, graph_def,
-                              ignore_unknown_fields=True)
+        json_format.ParseDict(
+            {k: v for k, v in topology.items() if k in ("node", "versions", "library")}, graph_def, ignore_unknown_fields=True
+        )
     except json_format.ParseError as exc:
         raise _fail(json_path, f"modelTopology is not a GraphDef: {one_line(exc)}") from None
     for node in graph_def.node:
@@ -459,8 +500,9 @@ def load_tfjs_model(path: str, options: ConvertOptions) -> Source:
     elif kind in ("layers-model", "") and isinstance(topology, dict):
         source = _layers_model(json_path, document, weights, options)
     else:
-        raise UnsupportedError(f"TF.js model '{json_path}' has format '{kind}', edgecc reads layers-model and graph-model",
-                               path=json_path)
+        raise UnsupportedError(
+            f"TF.js model '{json_path}' has format '{kind}', edgecc reads layers-model and graph-model", path=json_path
+        )
     source.extra["weights_summary"] = summary
     return source
 
@@ -503,14 +545,16 @@ def tflite_tensors(interpreter: Any) -> list[dict[str, Any]]:
     rows = []
     for detail in interpreter.get_tensor_details():
         params = detail.get("quantization_parameters") or {}
-        rows.append({
-            "name": detail["name"],
-            "dtype": detail["dtype"].__name__,
-            "shape": [int(d) for d in detail["shape"]],
-            "scales": [float(s) for s in params.get("scales", [])],
-            "zero_points": [int(z) for z in params.get("zero_points", [])],
-            "quantized_dimension": int(params.get("quantized_dimension", 0)),
-        })
+        rows.append(
+            {
+                "name": detail["name"],
+                "dtype": detail["dtype"].__name__,
+                "shape": [int(d) for d in detail["shape"]],
+                "scales": [float(s) for s in params.get("scales", [])],
+                "zero_points": [int(z) for z in params.get("zero_points", [])],
+                "quantized_dimension": int(params.get("quantized_dimension", 0)),
+            }
+        )
     return rows
 
 
@@ -529,10 +573,16 @@ def _describe_tflite(source: Source) -> dict[str, Any]:
         "operators": _histogram(ops),
         "tensors": len(tensors),
         "quantised tensors": f"{len(quantised)} ({', '.join(f'{k} x{v}' for k, v in sorted(dtypes.items())) or 'none'}), "
-                             f"{len(per_channel)} per-channel",
-        "quantisation": [f"{t['name']}: {t['dtype']} " + (
-            f"scale {t['scales'][0]:.6g} zero point {t['zero_points'][0]}" if len(t["scales"]) == 1
-            else f"per-channel axis {t['quantized_dimension']}, {len(t['scales'])} scales") for t in quantised],
+        f"{len(per_channel)} per-channel",
+        "quantisation": [
+            f"{t['name']}: {t['dtype']} "
+            + (
+                f"scale {t['scales'][0]:.6g} zero point {t['zero_points'][0]}"
+                if len(t["scales"]) == 1
+                else f"per-channel axis {t['quantized_dimension']}, {len(t['scales'])} scales"
+            )
+            for t in quantised
+        ],
     }
 
 
@@ -561,7 +611,9 @@ def describe_source(source: Source) -> dict[str, Any]:
     """A dict of rows for `edgecc inspect`."""
     if source.kind == schema.TFLITE:
         return _describe_tflite(source)
-    if source.kind in (schema.KERAS, schema.KERAS_H5) or (source.kind == schema.TFJS and source.extra.get("tfjs_format") == "layers"):
+    if source.kind in (schema.KERAS, schema.KERAS_H5) or (
+        source.kind == schema.TFJS and source.extra.get("tfjs_format") == "layers"
+    ):
         details = _describe_keras(source)
     elif source.kind == schema.SAVED_MODEL:
         details = {

@@ -62,7 +62,9 @@ class TensorFlowReference:
         except InvalidInputError:
             raise
         except Exception as exc:  # noqa: BLE001 -- TensorFlow, Keras and tf2onnx raise errors of many types
-            raise InvalidInputError(f"{self.name} failed to run '{self.source.path}': {one_line(exc)}", path=self.source.path) from None
+            raise InvalidInputError(
+                f"{self.name} failed to run '{self.source.path}': {one_line(exc)}", path=self.source.path
+            ) from None
         return results
 
 

@@ -30,7 +30,11 @@ def quiet() -> Iterator[None]:
     and chatty loggers off the terminal for the block."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     native = contextlib.nullcontext() if os.environ.get("EDGECC_DEBUG") else native_stderr(log)
-    with native, quiet_loggers("tensorflow", "tf2onnx", "absl", "h5py", "keras", level=logging.CRITICAL), warnings.catch_warnings():
+    with (
+        native,
+        quiet_loggers("tensorflow", "tf2onnx", "absl", "h5py", "keras", level=logging.CRITICAL),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         yield
 

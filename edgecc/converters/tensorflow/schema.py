@@ -48,6 +48,7 @@ KIND_NAMES = {
     TFJS: "TF.js model",
 }
 
+
 @dataclass
 class Source:
     """A loaded model: its kind, the framework object(s), and its input/output signature."""

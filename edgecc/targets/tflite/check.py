@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 __all__ = ["agreement_report", "compare_with_onnx"]
 
 
-def agreement_report(candidate: Sequence[Mapping[str, np.ndarray]], reference: Sequence[Mapping[str, np.ndarray]],
-                     steps: Mapping[str, float | None]) -> dict[str, Any]:
+def agreement_report(
+    candidate: Sequence[Mapping[str, np.ndarray]],
+    reference: Sequence[Mapping[str, np.ndarray]],
+    steps: Mapping[str, float | None],
+) -> dict[str, Any]:
     """Per-output agreement of two runs of the same partition over the same samples (`steps`: output -> step, None: float)."""
     from edgecc.verify import compare_outputs, tolerance_for
 
@@ -28,8 +31,12 @@ def agreement_report(candidate: Sequence[Mapping[str, np.ndarray]], reference: S
     report = compare_outputs(list(reference), list(candidate), tolerances, names=list(steps), steps=steps)
     outputs = []
     for metrics in report.outputs:
-        entry = {"name": metrics.name, "kind": "int8" if metrics.step else "float", "elements": int(_elements(metrics.shape)),
-                 **{k: v for k, v in metrics.to_dict().items() if k not in ("name", "shape")}}
+        entry = {
+            "name": metrics.name,
+            "kind": "int8" if metrics.step else "float",
+            "elements": int(_elements(metrics.shape)),
+            **{k: v for k, v in metrics.to_dict().items() if k not in ("name", "shape")},
+        }
         outputs.append(entry)
     return {"passed": report.passed, "outputs": outputs}
 
@@ -41,7 +48,9 @@ def _elements(shape: Sequence[int]) -> int:
     return count
 
 
-def compare_with_onnx(tflite: TfliteArtifact | bytes, onnx_model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Any]:
+def compare_with_onnx(
+    tflite: TfliteArtifact | bytes, onnx_model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
+) -> dict[str, Any]:
     """Run the TFLite interpreter and onnxruntime on `onnx_model` with the same `feeds`; JSON-ready report with `passed`."""
     import numpy as np
 
@@ -65,7 +74,9 @@ def compare_with_onnx(tflite: TfliteArtifact | bytes, onnx_model: onnx.ModelProt
             array = inputs[info.name]
             if info.dtype in ("int8", "uint8") and array.dtype.kind == "f":
                 entry = next(e for e in runner.meta["inputs"] if e["name"] == info.name)
-                zero = entry["zero_point"] + {("int8", "uint8"): 128, ("uint8", "int8"): -128}.get((entry["dtype"], info.dtype), 0)
+                zero = entry["zero_point"] + {("int8", "uint8"): 128, ("uint8", "int8"): -128}.get(
+                    (entry["dtype"], info.dtype), 0
+                )
                 iinfo = np.iinfo(info.dtype)
                 array = np.clip(np.round(array / entry["scale"]) + zero, iinfo.min, iinfo.max).astype(info.dtype)
                 inputs[info.name] = array
@@ -73,5 +84,9 @@ def compare_with_onnx(tflite: TfliteArtifact | bytes, onnx_model: onnx.ModelProt
         got.append(runner.run(inputs, names))
         ref.append(ort.run(ort_inputs, names))
     report = agreement_report(got, ref, steps)
-    report.update(samples=len(feeds), reference="onnxruntime CPU on the same ONNX partition", candidate="TFLite interpreter (ai_edge_litert)")
+    report.update(
+        samples=len(feeds),
+        reference="onnxruntime CPU on the same ONNX partition",
+        candidate="TFLite interpreter (ai_edge_litert)",
+    )
     return report

@@ -136,8 +136,13 @@ class Context:
     # -- tensors ---------------------------------------------------------------------------------------------------
     def bind(self, name: str, tensor: int, perm: Sequence[int], quant: QuantParams | None = None, **extra: Any) -> Value:
         """Record that ONNX tensor `name` is TFLite tensor `tensor` in layout `perm`."""
-        value = Value(shape=self.shape(name) if name in self.shapes or name in self.values else self.builder_shape(tensor, perm),
-                      tensor=tensor, perm=tuple(perm), quant=quant, **extra)
+        value = Value(
+            shape=self.shape(name) if name in self.shapes or name in self.values else self.builder_shape(tensor, perm),
+            tensor=tensor,
+            perm=tuple(perm),
+            quant=quant,
+            **extra,
+        )
         self.values[name] = value
         return value
 
@@ -145,8 +150,9 @@ class Context:
         """The ONNX shape of a TFLite tensor in layout `perm`."""
         return layout.tfl_shape(self.builder.tensors[tensor].shape, layout.inverse(perm))
 
-    def new_tensor(self, name: str, onnx_shape: Sequence[int], perm: Sequence[int], quant: QuantParams | None,
-                   dtype: str | None = None) -> int:
+    def new_tensor(
+        self, name: str, onnx_shape: Sequence[int], perm: Sequence[int], quant: QuantParams | None, dtype: str | None = None
+    ) -> int:
         """A fresh activation tensor for ONNX shape `onnx_shape` stored in layout `perm`."""
         dtype = dtype or (quant.dtype if quant is not None else "float32")
         return self.builder.tensor(name, layout.tfl_shape(onnx_shape, perm), dtype, quant=quant)
@@ -156,8 +162,15 @@ class Context:
         dtype = dtype or (quant.dtype if quant is not None else str(data.dtype) if str(data.dtype) != "float64" else "float32")
         return self.builder.tensor(name, data.shape, dtype, data=data, quant=quant)
 
-    def tensor(self, name: str, perm: Sequence[int] | None = None, *, quantized: bool | None = None, rank: int | None = None,
-               quantize_with: QuantParams | None = None) -> int:
+    def tensor(
+        self,
+        name: str,
+        perm: Sequence[int] | None = None,
+        *,
+        quantized: bool | None = None,
+        rank: int | None = None,
+        quantize_with: QuantParams | None = None,
+    ) -> int:
         """Tensor index of ONNX tensor `name` in layout `perm` (identity when None) and kind (int8 / float / as is).
 
         Inserts TRANSPOSE (counted in the report) or DEQUANTIZE when the value is held differently; constants are
@@ -170,7 +183,9 @@ class Context:
         perm = tuple(perm) if perm is not None else layout.identity(want_rank)
         if value.is_const:
             if quantized is True and value.qconst is None:
-                raise NotExpressible(f"float constant '{name}' feeds an int8 operator (give it as DequantizeLinear(int8 initializer))")
+                raise NotExpressible(
+                    f"float constant '{name}' feeds an int8 operator (give it as DequantizeLinear(int8 initializer))"
+                )
             kind = "q" if (value.qconst is not None and quantized is not False) else "f"
             key = (name, perm, kind)
             if key not in self._cache:
@@ -181,7 +196,12 @@ class Context:
                         shift = 128 if self.act_dtype == "uint8" else -128
                         data, quant = (data.astype(np.int16) + shift).astype(self.act_dtype), quant.with_dtype(self.act_dtype)
                     if quant.per_channel:
-                        quant = QuantParams(quant.scale, quant.zero_point, layout.tfl_axis(quant.axis + want_rank - value.qconst.data.ndim, perm), quant.dtype)
+                        quant = QuantParams(
+                            quant.scale,
+                            quant.zero_point,
+                            layout.tfl_axis(quant.axis + want_rank - value.qconst.data.ndim, perm),
+                            quant.dtype,
+                        )
                     self._cache[key] = self.const_tensor(name, layout.to_tfl(data, perm), quant)
                 else:
                     data = np.asarray(self.array(name))
@@ -218,8 +238,9 @@ class Context:
                 out = self.new_tensor(f"{name}_transposed", value.shape, perm, spec.quant, spec.dtype)
                 if layout.only_unit_moves(spec.shape, relative):  # same element order: a RESHAPE, not a TRANSPOSE
                     shape = self.const_tensor(f"{name}_shape", np.asarray(self.builder.tensors[out].shape, dtype=np.int32))
-                    self.builder.operator("RESHAPE", [index, shape], [out], "ReshapeOptions",
-                                          NewShape=list(self.builder.tensors[out].shape))
+                    self.builder.operator(
+                        "RESHAPE", [index, shape], [out], "ReshapeOptions", NewShape=list(self.builder.tensors[out].shape)
+                    )
                 else:
                     shape = self.const_tensor(f"{name}_perm", np.asarray(relative, dtype=np.int32))
                     self.builder.operator("TRANSPOSE", [index, shape], [out])
@@ -281,7 +302,9 @@ class Context:
         plan = OutputPlan(name=name, quant=None)
         if self.dtypes.get(name) in ("int8", "uint8") and node.op_type != "QuantizeLinear":
             # data movement on integer tensors (tf2onnx writes Concat/Transpose/Reshape between Q and DQ): same params
-            plan.quant = next((self.values[i].quant for i in node.input if i in self.values and self.values[i].quant is not None), None)
+            plan.quant = next(
+                (self.values[i].quant for i in node.input if i in self.values and self.values[i].quant is not None), None
+            )
             return plan
         nxt = self.single_consumer(name)
         if fusable and nxt is not None:
@@ -300,8 +323,19 @@ class Context:
         """True when every non-constant input is an int8 tensor (the op may run in int8)."""
         return all(self.value(n).quant is not None for n in names if n and not self.is_const(n))
 
-    def emit(self, op: str, inputs: list[int], plan: OutputPlan, onnx_shape: Sequence[int], perm: Sequence[int],
-             options: str | None = None, *, out_quant: QuantParams | None = None, version: int = 1, **fields: Any) -> int:
+    def emit(
+        self,
+        op: str,
+        inputs: list[int],
+        plan: OutputPlan,
+        onnx_shape: Sequence[int],
+        perm: Sequence[int],
+        options: str | None = None,
+        *,
+        out_quant: QuantParams | None = None,
+        version: int = 1,
+        **fields: Any,
+    ) -> int:
         """Add operator `op` writing `plan.name` in layout `perm`; `out_quant` forces the op's own output params.
 
         When the kernel needs output params other than the ones the graph chose (e.g. int8 SOFTMAX's 1/256),
@@ -326,8 +360,9 @@ class Context:
             quant = out_quant if final_quant is not None and out_quant is not None else final_quant
             out = self.new_tensor(plan.name, onnx_shape, perm, quant)
             index = self.builder.operator(op, inputs, [out], options, version, **fields)
-        self.values[plan.name] = Value(shape=tuple(int(d) for d in onnx_shape), tensor=out, perm=tuple(perm),
-                                       quant=self.builder.tensors[out].quant)
+        self.values[plan.name] = Value(
+            shape=tuple(int(d) for d in onnx_shape), tensor=out, perm=tuple(perm), quant=self.builder.tensors[out].quant
+        )
         return index
 
 
@@ -337,8 +372,10 @@ def _activation_dtype(model: onnx.ModelProto, io_type: str) -> str:
 
     inits = {t.name: t for t in model.graph.initializer}
     uint8_acts = any(i.type.tensor_type.elem_type == TensorProto.UINT8 for i in model.graph.input) or any(
-        inits[n.input[2]].data_type == TensorProto.UINT8 for n in model.graph.node
-        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits)
+        inits[n.input[2]].data_type == TensorProto.UINT8
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits
+    )
     if not uint8_acts:
         return "int8"
     if io_type == "uint8":
@@ -359,6 +396,16 @@ def _activation_dtype(model: onnx.ModelProto, io_type: str) -> str:
 #: options tables with a fused_activation_function field
 _ACT_OPTIONS: dict[str, tuple[str, ...]] = {
     name: ("FusedActivationFunction",)
-    for name in ("Conv2DOptions", "DepthwiseConv2DOptions", "FullyConnectedOptions", "AddOptions", "SubOptions", "MulOptions",
-                 "DivOptions", "ConcatenationOptions", "Pool2DOptions", "TransposeConvOptions")
+    for name in (
+        "Conv2DOptions",
+        "DepthwiseConv2DOptions",
+        "FullyConnectedOptions",
+        "AddOptions",
+        "SubOptions",
+        "MulOptions",
+        "DivOptions",
+        "ConcatenationOptions",
+        "Pool2DOptions",
+        "TransposeConvOptions",
+    )
 }

@@ -29,8 +29,26 @@ IO_TYPES = ("float32", "int8", "uint8")
 METADATA_NAME = "edgecc"
 #: ops that need NCHW (conv-class): a 4-D graph input reaching one through layout-agnostic ops is stored NHWC
 _SPATIAL = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Resize", "Upsample"}
-_AGNOSTIC = {"QuantizeLinear", "DequantizeLinear", "Relu", "Clip", "Add", "Sub", "Mul", "Div", "Max", "Min", "Sigmoid", "Tanh",
-             "LeakyRelu", "PRelu", "HardSwish", "Pad", "Identity", "Concat"}
+_AGNOSTIC = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "Relu",
+    "Clip",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Max",
+    "Min",
+    "Sigmoid",
+    "Tanh",
+    "LeakyRelu",
+    "PRelu",
+    "HardSwish",
+    "Pad",
+    "Identity",
+    "Concat",
+}
 #: ops that only move elements: quantising before them is exact
 _LAYOUT_ONLY = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 
@@ -79,7 +97,11 @@ def _setup_inputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str]
                 raise NotExpressible(f"integer input '{name}' is not dequantised (directly or through Transpose/Reshape)")
             quant = ctx.quant_of(dq)
             tfl_dtype = "int8" if ctx.io_type == "int8" else onnx_dtype  # int8 io: uint8 re-expressed as int8 (exact)
-        elif ctx.io_type != "float32" and name not in ctx.graph_outputs and _behind_layout_ops(ctx, name, "QuantizeLinear") is not None:
+        elif (
+            ctx.io_type != "float32"
+            and name not in ctx.graph_outputs
+            and _behind_layout_ops(ctx, name, "QuantizeLinear") is not None
+        ):
             # integer io: the input's QuantizeLinear, also behind layout-only ops (quantising first is exact), is the host's
             q = _behind_layout_ops(ctx, name, "QuantizeLinear")
             quant = ctx.quant_of(q)
@@ -107,7 +129,9 @@ def _setup_inputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str]
         if not layout.is_identity(perm):
             conversions.append(f"input {name}: transpose {_layout_text(perm)} (host)")
         if io_quant is not None and onnx_dtype == "float32":
-            conversions.append(f"input {name}: quantise float32 -> {tfl_dtype} (scale {io_quant.scale[0]:.6g}, zero point {io_quant.zero_point[0]}) (host)")
+            conversions.append(
+                f"input {name}: quantise float32 -> {tfl_dtype} (scale {io_quant.scale[0]:.6g}, zero point {io_quant.zero_point[0]}) (host)"
+            )
         io.append(entry)
 
 
@@ -153,12 +177,20 @@ def _setup_outputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str
         if spec.name != name and name not in {t.name for t in ctx.builder.tensors}:
             spec.name = name
         ctx.builder.outputs.append(index)
-        entry: dict[str, Any] = {"name": name, "shape": list(value.shape), "onnx_dtype": onnx_dtype, "perm": list(value.perm),
-                                 "tensor": index, "dtype": spec.dtype}
+        entry: dict[str, Any] = {
+            "name": name,
+            "shape": list(value.shape),
+            "onnx_dtype": onnx_dtype,
+            "perm": list(value.perm),
+            "tensor": index,
+            "dtype": spec.dtype,
+        }
         if quant is not None:
             entry.update(scale=quant.scale[0], zero_point=quant.zero_point[0], step=quant.scale[0])
             if onnx_dtype == "float32":
-                conversions.append(f"output {name}: dequantise {spec.dtype} -> float32 (scale {quant.scale[0]:.6g}, zero point {quant.zero_point[0]}) (host)")
+                conversions.append(
+                    f"output {name}: dequantise {spec.dtype} -> float32 (scale {quant.scale[0]:.6g}, zero point {quant.zero_point[0]}) (host)"
+                )
         elif name in ctx.steps:
             entry.update(step=ctx.steps[name][0])
         if not layout.is_identity(value.perm):
@@ -183,8 +215,10 @@ def _views(model: onnx.ModelProto) -> dict[int, Any]:
 
     inits = {t.name for t in model.graph.initializer}
     qweights = frozenset(n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits)
-    return {i: dataclasses.replace(v, constant_inputs=v.constant_inputs | (qweights & set(v.inputs)))
-            for i, v in enumerate(analyse(model).views)}
+    return {
+        i: dataclasses.replace(v, constant_inputs=v.constant_inputs | (qweights & set(v.inputs)))
+        for i, v in enumerate(analyse(model).views)
+    }
 
 
 def _float_nodes(ctx: Context, mapping: dict[str, list[int]]) -> list[str]:
@@ -207,8 +241,11 @@ def _pin_batch(model: onnx.ModelProto) -> onnx.ModelProto:
     """A symbolic leading (batch) dimension of graph inputs/outputs becomes 1, as TensorFlow's converter writes it."""
     import copy
 
-    symbolic = [vi for vi in [*model.graph.input, *model.graph.output]
-                if vi.type.tensor_type.shape.dim and not vi.type.tensor_type.shape.dim[0].HasField("dim_value")]
+    symbolic = [
+        vi
+        for vi in [*model.graph.input, *model.graph.output]
+        if vi.type.tensor_type.shape.dim and not vi.type.tensor_type.shape.dim[0].HasField("dim_value")
+    ]
     if not symbolic:
         return model
     model = copy.deepcopy(model)
@@ -220,7 +257,9 @@ def _pin_batch(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias: bool = False, name: str = "model") -> TfliteArtifact:
+def emit_tflite(
+    model: onnx.ModelProto, *, io_type: str = "float32", always_bias: bool = False, name: str = "model"
+) -> TfliteArtifact:
     """Write `model` (shape-inferred, static shapes, float or QDQ int8) as a TFLite flatbuffer.
 
     Raises UnsupportedOperator listing every node the writer cannot express (exit 4).
@@ -256,13 +295,17 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
     try:
         _setup_inputs(ctx, io_inputs, conversions)
     except NotExpressible as exc:
-        raise UnsupportedOperator([UnsupportedNode("<inputs>", "graph input", str(exc))], where=f"TFLite writer ({name})") from None
+        raise UnsupportedOperator(
+            [UnsupportedNode("<inputs>", "graph input", str(exc))], where=f"TFLite writer ({name})"
+        ) from None
     mapping: dict[str, list[int]] = {}
     poisoned: set[str] = set()
     for node in model.graph.node:  # constants first: DQ(initializer) weights and biases, Constant
         if node.op_type == "Constant" or (node.op_type == "DequantizeLinear" and node.input[0] in ctx.inits):
             if node.op_type == "DequantizeLinear":
-                registry.get("DequantizeLinear").convert(ctx, node, {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute})
+                registry.get("DequantizeLinear").convert(
+                    ctx, node, {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+                )
             ctx.absorbed.add(id(node))
     for index, node in enumerate(model.graph.node):
         label = node.name or f"{node.op_type}_{index}"
@@ -289,8 +332,15 @@ def emit_tflite(model: onnx.ModelProto, *, io_type: str = "float32", always_bias
     if problems:
         raise UnsupportedOperator(problems, where=f"TFLite writer ({name})")
     quantized = any(t.quant is not None for t in ctx.builder.tensors)
-    metadata = {"format": "edgecc-tflite", "version": 1, "name": name, "io_type": io_type, "quantized": quantized,
-                "inputs": io_inputs, "outputs": io_outputs}
+    metadata = {
+        "format": "edgecc-tflite",
+        "version": 1,
+        "name": name,
+        "io_type": io_type,
+        "quantized": quantized,
+        "inputs": io_inputs,
+        "outputs": io_outputs,
+    }
     ctx.builder.add_metadata(METADATA_NAME, json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode())
     data = ctx.builder.to_bytes()
     operators = list(ctx.builder.op_names)

@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["NHWC", "axis_permutation", "compose", "equivalent", "identity", "inverse", "is_identity", "only_unit_moves", "tfl_axis",
-           "tfl_shape", "to_tfl"]
+__all__ = [
+    "NHWC",
+    "axis_permutation",
+    "compose",
+    "equivalent",
+    "identity",
+    "inverse",
+    "is_identity",
+    "only_unit_moves",
+    "tfl_axis",
+    "tfl_shape",
+    "to_tfl",
+]
 
 Perm = tuple[int, ...]
 

@@ -62,7 +62,8 @@ def weight_int8(const: QConst) -> tuple[np.ndarray, QuantParams] | str:
     q = const.quant
     if q.dtype == "uint8":
         centred = const.data.astype(np.int32) - np.asarray(q.zero_point, dtype=np.int32).reshape(
-            [-1 if i == q.axis and q.per_channel else 1 for i in range(const.data.ndim)])
+            [-1 if i == q.axis and q.per_channel else 1 for i in range(const.data.ndim)]
+        )
         if int(centred.min(initial=0)) < -128 or int(centred.max(initial=0)) > 127:
             return "asymmetric uint8 weights without an exact int8 form (TFLite's int8 kernels need weight zero point 0)"
         return centred.astype(np.int8), QuantParams(q.scale, (0,) * len(q.scale), q.axis, "int8")
@@ -87,7 +88,9 @@ def weight_uint8(const: QConst) -> tuple[np.ndarray, QuantParams] | str:
     return const.data.astype(np.uint8), q
 
 
-def bias_int32(bias: QConst | np.ndarray | None, input_scale: float, weight_scales: tuple[float, ...], channels: int) -> tuple[np.ndarray, QuantParams]:
+def bias_int32(
+    bias: QConst | np.ndarray | None, input_scale: float, weight_scales: tuple[float, ...], channels: int
+) -> tuple[np.ndarray, QuantParams]:
     """int32 bias with scale input_scale x weight_scale per channel (re-quantised unless it already is; zeros when absent)."""
     import numpy as np
 
@@ -101,7 +104,11 @@ def bias_int32(bias: QConst | np.ndarray | None, input_scale: float, weight_scal
     if isinstance(bias, QConst) and bias.quant.dtype == "int32":
         stored = np.broadcast_to(np.asarray(bias.quant.scale, dtype=np.float64), (channels,))
         if np.allclose(stored, scales, rtol=1e-5, atol=0) and not any(bias.quant.zero_point):
-            kept = QuantParams(bias.quant.scale, bias.quant.zero_point, 0, "int32") if len(bias.quant.scale) == len(params.scale) else params
+            kept = (
+                QuantParams(bias.quant.scale, bias.quant.zero_point, 0, "int32")
+                if len(bias.quant.scale) == len(params.scale)
+                else params
+            )
             return bias.data.astype(np.int32).reshape(channels), kept  # the stored scale (e.g. a converted TFLite file's)
     real = bias.real() if isinstance(bias, QConst) else np.asarray(bias, dtype=np.float64)
     values = np.clip(np.round(real.astype(np.float64).reshape(channels) / scales), -(2**31), 2**31 - 1)

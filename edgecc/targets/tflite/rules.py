@@ -18,8 +18,20 @@ from edgecc.targets.constraints import tensor_dtypes
 if TYPE_CHECKING:
     from edgecc.targets.tflite.ops import PlannedOp
 
-__all__ = ["QDQ_OPS", "activation_types", "conv_padding", "in_table", "nhwc_hw", "onnx_ops_for", "reduced_axes", "tflite_op",
-           "tflite_variants", "vendor_ops", "when_tflite_op", "writer_expresses"]
+__all__ = [
+    "QDQ_OPS",
+    "activation_types",
+    "conv_padding",
+    "in_table",
+    "nhwc_hw",
+    "onnx_ops_for",
+    "reduced_axes",
+    "tflite_op",
+    "tflite_variants",
+    "vendor_ops",
+    "when_tflite_op",
+    "writer_expresses",
+]
 
 
 @functools.cache
@@ -56,8 +68,11 @@ def writer_expresses(view: NodeView) -> tuple[bool, str]:
     return bool(ok), (reason or "edgecc's TFLite writer cannot express it")
 
 
-activation_types = tensor_dtypes(("float32", "int8", "uint8"), "Activations are float32 (edgecc quantises them) or int8/uint8 "
-                                 "(a model quantised already, with Q/DQ nodes).", "activation_types")
+activation_types = tensor_dtypes(
+    ("float32", "int8", "uint8"),
+    "Activations are float32 (edgecc quantises them) or int8/uint8 (a model quantised already, with Q/DQ nodes).",
+    "activation_types",
+)
 
 
 #: Q/DQ nodes of an already-quantised model: the writer folds them into tensor quantisation parameters
@@ -128,8 +143,15 @@ def in_table(supported: Collection[str], *, name: str, rule: str, missing: str) 
     return check
 
 
-def vendor_ops(supported: Collection[str], table_check: Check, *, vendor: str, rules: Mapping[str, Sequence[Check]] = {},
-               common: Sequence[Check] = (), extra: Mapping[str, Sequence[Check]] = {}) -> dict[str, tuple[Check, ...]]:
+def vendor_ops(
+    supported: Collection[str],
+    table_check: Check,
+    *,
+    vendor: str,
+    rules: Mapping[str, Sequence[Check]] = {},
+    common: Sequence[Check] = (),
+    extra: Mapping[str, Sequence[Check]] = {},
+) -> dict[str, tuple[Check, ...]]:
     """ONNX op -> checks of a TFLite-consuming target, for every ONNX op whose TFLite op is in `supported` (Q/DQ aside,
     see QDQ_OPS): the writer expresses it, `table_check`, the `common` checks, the op's `extra` checks, then the
     vendor's `rules` for each TFLite op it may become (applied when it becomes that op)."""
@@ -137,6 +159,8 @@ def vendor_ops(supported: Collection[str], table_check: Check, *, vendor: str, r
     for onnx_op in onnx_ops_for(supported):
         if onnx_op in QDQ_OPS:
             continue
-        variant_rules = [when_tflite_op(op, rule, vendor) for op in sorted(tflite_variants(onnx_op)) for rule in rules.get(op, ())]
+        variant_rules = [
+            when_tflite_op(op, rule, vendor) for op in sorted(tflite_variants(onnx_op)) for rule in rules.get(op, ())
+        ]
         ops[onnx_op] = (writer_expresses, table_check, *common, *extra.get(onnx_op, ()), *variant_rules)
     return ops

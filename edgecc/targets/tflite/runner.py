@@ -71,7 +71,9 @@ class TfliteRunner:
                 self.interpreter = interpreter(model_content=data, num_threads=num_threads)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise InvalidInputError(f"{name}: the TFLite interpreter rejected the model: {' '.join(str(exc).split())[:300]}") from None
+            raise InvalidInputError(
+                f"{name}: the TFLite interpreter rejected the model: {' '.join(str(exc).split())[:300]}"
+            ) from None
         details_in = {d["index"]: d for d in self.interpreter.get_input_details()}
         details_out = {d["index"]: d for d in self.interpreter.get_output_details()}
         if not self.meta:  # a TFLite file not written by edgecc: describe its own tensors
@@ -88,9 +90,12 @@ class TfliteRunner:
         missing = [n for n in self._in if n not in feeds]
         unknown = [n for n in feeds if n not in self._in]
         if missing or unknown:
-            raise UsageError(f"inputs do not match {self.name}: " + (f"unknown {', '.join(unknown)}; " if unknown else "")
-                             + (f"missing {', '.join(missing)}" if missing else ""),
-                             hint=f"the model takes {', '.join(i.name + ':' + i.shape_text() for i in self.inputs)}")
+            raise UsageError(
+                f"inputs do not match {self.name}: "
+                + (f"unknown {', '.join(unknown)}; " if unknown else "")
+                + (f"missing {', '.join(missing)}" if missing else ""),
+                hint=f"the model takes {', '.join(i.name + ':' + i.shape_text() for i in self.inputs)}",
+            )
         for name, entry in self._in.items():
             array = np.asarray(feeds[name])
             if tuple(array.shape) != tuple(entry["shape"]):
@@ -109,10 +114,14 @@ class TfliteRunner:
 
 def _plain(detail: Mapping[str, Any]) -> dict[str, Any]:
     scale, zero = detail.get("quantization", (0.0, 0))
-    entry = {"name": detail["name"], "tensor": detail["index"], "shape": [int(d) for d in detail["shape"]],
-             "onnx_dtype": detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__") else str(detail["dtype"]),
-             "dtype": detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__") else str(detail["dtype"]),
-             "perm": list(range(len(detail["shape"])))}
+    entry = {
+        "name": detail["name"],
+        "tensor": detail["index"],
+        "shape": [int(d) for d in detail["shape"]],
+        "onnx_dtype": detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__") else str(detail["dtype"]),
+        "dtype": detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__") else str(detail["dtype"]),
+        "perm": list(range(len(detail["shape"]))),
+    }
     if scale:
         entry.update(scale=float(scale), zero_point=int(zero))
     return entry

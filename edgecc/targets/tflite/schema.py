@@ -46,10 +46,16 @@ class QuantParams:
 
     def same_as(self, other: QuantParams | None, rtol: float = 1e-6) -> bool:
         """Equal scales (to `rtol`), zero points, axis and dtype."""
-        if other is None or other.dtype != self.dtype or other.zero_point != self.zero_point or len(other.scale) != len(self.scale):
+        if (
+            other is None
+            or other.dtype != self.dtype
+            or other.zero_point != self.zero_point
+            or len(other.scale) != len(self.scale)
+        ):
             return False
         return all(abs(a - b) <= rtol * max(abs(a), abs(b)) for a, b in zip(self.scale, other.scale)) and (
-            not self.per_channel or self.axis == other.axis)
+            not self.per_channel or self.axis == other.axis
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -100,8 +106,9 @@ class ModelBuilder:
             candidate, index = f"{name}_{index}", index + 1
         return candidate
 
-    def tensor(self, name: str, shape: tuple[int, ...], dtype: str, *, data: np.ndarray | None = None,
-               quant: QuantParams | None = None) -> int:
+    def tensor(
+        self, name: str, shape: tuple[int, ...], dtype: str, *, data: np.ndarray | None = None, quant: QuantParams | None = None
+    ) -> int:
         """Add a tensor (constant when `data` is given); returns its index."""
         buffer = 0
         if data is not None:
@@ -115,8 +122,9 @@ class ModelBuilder:
         self.tensors.append(TensorSpec(name, tuple(int(d) for d in shape), dtype, buffer, quant))
         return len(self.tensors) - 1
 
-    def operator(self, op: str, inputs: list[int], outputs: list[int], options: str | None = None, version: int = 1,
-                 **fields: Any) -> int:
+    def operator(
+        self, op: str, inputs: list[int], outputs: list[int], options: str | None = None, version: int = 1, **fields: Any
+    ) -> int:
         """Add operator `op` (a BuiltinOperator name, e.g. "CONV_2D"); returns its index in execution order."""
         code = getattr(importlib.import_module("tflite.BuiltinOperator").BuiltinOperator, op)
         key = (code, version)
@@ -135,9 +143,11 @@ class ModelBuilder:
         """The model as a TFLite flatbuffer (file identifier TFL3)."""
         import flatbuffers
         import numpy as np
+
         Buffer, Metadata, Model, Operator, OperatorCode, QuantizationParameters, SubGraph, Tensor = (
-            importlib.import_module(f"tflite.{m}") for m in
-            ("Buffer", "Metadata", "Model", "Operator", "OperatorCode", "QuantizationParameters", "SubGraph", "Tensor"))
+            importlib.import_module(f"tflite.{m}")
+            for m in ("Buffer", "Metadata", "Model", "Operator", "OperatorCode", "QuantizationParameters", "SubGraph", "Tensor")
+        )
 
         b = flatbuffers.Builder(1024 + sum(len(x) for x in self.buffers))
 
@@ -158,7 +168,7 @@ class ModelBuilder:
             if data:
                 b.StartVector(1, len(data), 16)
                 b.head = b.head - len(data)
-                b.Bytes[b.head:b.head + len(data)] = data
+                b.Bytes[b.head : b.head + len(data)] = data
                 data_off = b.EndVector()
             Buffer.BufferStart(b)
             if data_off is not None:

@@ -45,7 +45,9 @@ def float_operators(path: Path) -> list[str]:
     interpreter = interpreter_class()(model_path=str(path))
     found = []
     for op in interpreter._get_ops_details():  # noqa: SLF001 -- the only per-operator view the interpreter offers
-        types = [t.__name__ if hasattr(t, "__name__") else str(t) for t in (*op.get("operand_types", ()), *op.get("result_types", ()))]
+        types = [
+            t.__name__ if hasattr(t, "__name__") else str(t) for t in (*op.get("operand_types", ()), *op.get("result_types", ()))
+        ]
         if "float32" in types:
             found.append(f"{op['index']}:{op['op_name']}")
     return found
@@ -73,8 +75,9 @@ def boundary_conversions(io: Mapping[str, Any]) -> list[dict[str, str]]:
                 item = {"tensor": entry["name"], "from_dtype": tfl_dtype, "to_dtype": onnx_dtype}
             if transposed:
                 onnx_layout, tfl_layout = _layouts(perm)
-                item.update(from_layout=onnx_layout, to_layout=tfl_layout) if direction == "inputs" else \
-                    item.update(from_layout=tfl_layout, to_layout=onnx_layout)
+                item.update(from_layout=onnx_layout, to_layout=tfl_layout) if direction == "inputs" else item.update(
+                    from_layout=tfl_layout, to_layout=onnx_layout
+                )
             found.append(item)
     return found
 
@@ -98,8 +101,15 @@ class TfliteTarget(Target):
             known = ", ".join(self.vendor_option_keys) or "none"
             raise UsageError(f"target '{self.name}' has no --vendor-option {', '.join(unknown)}", hint=f"known options: {known}")
 
-    def emit(self, model: onnx.ModelProto, precision: str, directory: Path, stem: str,
-             calibration: Sequence[Mapping[str, np.ndarray]], options: EmitOptions | None = None) -> Emitted:
+    def emit(
+        self,
+        model: onnx.ModelProto,
+        precision: str,
+        directory: Path,
+        stem: str,
+        calibration: Sequence[Mapping[str, np.ndarray]],
+        options: EmitOptions | None = None,
+    ) -> Emitted:
         """Write `<stem>.tflite` (verified against onnxruntime), then run the target's vendor step."""
         from edgecc.targets.precision import convert_precision
         from edgecc.targets.tflite import compare_with_onnx, emit_tflite
@@ -121,19 +131,26 @@ class TfliteTarget(Target):
         }
         if options.feeds:
             verification = compare_with_onnx(artifact, converted, [dict(f) for f in options.feeds])
-            info["verification"] = {"artifact": path.name, "reference": "onnxruntime on the partition's ONNX ("
-                                    + ("QDQ" if precision != "fp32" else "float") + ")", **verification}
+            info["verification"] = {
+                "artifact": path.name,
+                "reference": "onnxruntime on the partition's ONNX (" + ("QDQ" if precision != "fp32" else "float") + ")",
+                **verification,
+            }
             if not verification.get("passed", False):
-                raise NumericsError(f"the TFLite file edgecc wrote for partition {stem} ({self.name}) differs from onnxruntime on the "
-                                    f"same {precision} partition beyond tolerance", report=info["verification"],
-                                    hint="report this as an edgecc TFLite writer bug; --precision fp32 (where the target allows it) avoids it")
+                raise NumericsError(
+                    f"the TFLite file edgecc wrote for partition {stem} ({self.name}) differs from onnxruntime on the "
+                    f"same {precision} partition beyond tolerance",
+                    report=info["verification"],
+                    hint="report this as an edgecc TFLite writer bug; --precision fp32 (where the target allows it) avoids it",
+                )
         if precision != "fp32":
             info["float_operators"] = float_operators(path)
         vendor = self.vendor_step(path, precision, options, MappingProxyType(info), converted)
         return Emitted([path, *vendor.files], {**info, **vendor.info})
 
-    def vendor_step(self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any],
-                    converted: onnx.ModelProto) -> VendorResult:
+    def vendor_step(
+        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+    ) -> VendorResult:
         """Run the vendor tool on the verified `tflite` (`report`: what emit recorded so far, read-only; `converted`: the
         partition's ONNX in `precision`); its outputs go beside `tflite`. None by default."""
         return VendorResult()
@@ -143,4 +160,3 @@ class TfliteTarget(Target):
         from edgecc.targets.tflite import TfliteRunner
 
         return TfliteRunner(artifact, name=name)
-

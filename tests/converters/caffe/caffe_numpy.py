@@ -16,7 +16,9 @@ def pool_output_size(size: int, kernel: int, pad: int, stride: int, ceil: bool =
     return count
 
 
-def pool(x: np.ndarray, kernel: tuple[int, int], pad: tuple[int, int], stride: tuple[int, int], method: str, ceil: bool = True) -> np.ndarray:
+def pool(
+    x: np.ndarray, kernel: tuple[int, int], pad: tuple[int, int], stride: tuple[int, int], method: str, ceil: bool = True
+) -> np.ndarray:
     """PoolingLayer::Forward_cpu for MAX and AVE, loop for loop."""
     n, c, h, w = x.shape
     oh = pool_output_size(h, kernel[0], pad[0], stride[0], ceil)
@@ -40,7 +42,9 @@ def pool(x: np.ndarray, kernel: tuple[int, int], pad: tuple[int, int], stride: t
     return out.astype(np.float32)
 
 
-def inner_product(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, axis: int = 1, transpose: bool = False) -> np.ndarray:
+def inner_product(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, axis: int = 1, transpose: bool = False
+) -> np.ndarray:
     """InnerProductLayer::Forward_cpu: top = bottom * W^T (or bottom * W with transpose) + b."""
     outer = x.shape[:axis]
     flat = x.reshape(int(np.prod(outer)), -1).astype(np.float64)
@@ -71,6 +75,7 @@ def normalize(x: np.ndarray, scale: np.ndarray, across_spatial: bool, channel_sh
 
 def scale_bias(x: np.ndarray, scale: np.ndarray | None, bias: np.ndarray | None, axis: int) -> np.ndarray:
     """ScaleLayer / BiasLayer: broadcast the parameter over x's axes [axis, axis + ndim)."""
+
     def expand(p: np.ndarray) -> np.ndarray:
         return p.reshape(p.shape + (1,) * (x.ndim - axis - p.ndim)) if p.ndim else p
 
@@ -84,6 +89,7 @@ def scale_bias(x: np.ndarray, scale: np.ndarray | None, bias: np.ndarray | None,
 
 def interp_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
     """PSPNet's caffe_cpu_interp2: bilinear with corners aligned (ratio (in-1)/(out-1), 0 for a 1-pixel output)."""
+
     def taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ratio = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
         pos = ratio * np.arange(size_out)
@@ -115,9 +121,18 @@ def argmax(x: np.ndarray, top_k: int = 1, out_max_val: bool = False, axis: int |
     return index.astype(np.float32)[:, None, :]
 
 
-def prior_box(layer_hw: tuple[int, int], image_hw: tuple[int, int], min_sizes: list[float], max_sizes: list[float],
-              aspect_ratios: list[float], flip: bool, clip: bool, variance: list[float], step_hw: tuple[float, float] | None = None,
-              offset: float = 0.5) -> np.ndarray:
+def prior_box(
+    layer_hw: tuple[int, int],
+    image_hw: tuple[int, int],
+    min_sizes: list[float],
+    max_sizes: list[float],
+    aspect_ratios: list[float],
+    flip: bool,
+    clip: bool,
+    variance: list[float],
+    step_hw: tuple[float, float] | None = None,
+    offset: float = 0.5,
+) -> np.ndarray:
     """SSD's PriorBoxLayer::Forward_cpu, loop for loop (img_h/img_w given as image_hw)."""
     ratios = [1.0]
     for ar in aspect_ratios:

@@ -18,7 +18,9 @@ from edgecc.verify import TOLERANCE_PRESETS, compute_metrics
 TOLERANCE = TOLERANCE_PRESETS["fp32"]
 
 
-def write_net(tmp_path: Path, prototxt: str, blobs: Mapping[str, tuple[str, Sequence[np.ndarray]]] = {}, name: str = "net") -> tuple[Path, Path]:
+def write_net(
+    tmp_path: Path, prototxt: str, blobs: Mapping[str, tuple[str, Sequence[np.ndarray]]] = {}, name: str = "net"
+) -> tuple[Path, Path]:
     """Write `name`.prototxt and `name`.caffemodel (blobs: layer name -> (type, arrays))."""
     proto = tmp_path / f"{name}.prototxt"
     proto.write_text(prototxt)
@@ -33,7 +35,11 @@ def run_onnx(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], tensors: S
 
 
 def compare_with_opencv(
-    paths: Sequence[Path], feeds: Mapping[str, np.ndarray], *, options: ConvertOptions | None = None, tensors: Sequence[str] | None = None
+    paths: Sequence[Path],
+    feeds: Mapping[str, np.ndarray],
+    *,
+    options: ConvertOptions | None = None,
+    tensors: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Convert, run ONNX and OpenCV on the same feeds, assert every layer output matches; return max abs errors."""
     options = options or ConvertOptions(framework="caffe")
@@ -60,7 +66,9 @@ def rand(*shape: int, seed: int = 0, low: float = -1.0, high: float = 1.0) -> np
     return np.random.default_rng(seed).uniform(low, high, size=shape).astype(np.float32)
 
 
-def converted_outputs(paths: Sequence[Path], feeds: Mapping[str, np.ndarray], tensors: Sequence[str], options: ConvertOptions | None = None) -> dict[str, np.ndarray]:
+def converted_outputs(
+    paths: Sequence[Path], feeds: Mapping[str, np.ndarray], tensors: Sequence[str], options: ConvertOptions | None = None
+) -> dict[str, np.ndarray]:
     """Convert and run the named tensors under onnxruntime (for layers checked against a numpy oracle)."""
     model = convert(tuple(str(p) for p in paths), options or ConvertOptions(framework="caffe"))
     onnx.checker.check_model(model, full_check=True)

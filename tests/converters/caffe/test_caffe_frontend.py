@@ -43,7 +43,18 @@ def test_mtcnn_pnet_matches_caffe_reference_outputs(ref_name: str, shape: str, t
     ref = np.load(PNET / "ref" / f"{ref_name}.npz")
     np.save(tmp_path / "data.npy", ref["in__data"])
     out = tmp_path / "pnet.onnx"
-    result = run_edgecc("convert", PROTOTXT, CAFFEMODEL, "--input", f"data:{shape}", "--data", f"data={tmp_path / 'data.npy'}", "-o", out, "--json")
+    result = run_edgecc(
+        "convert",
+        PROTOTXT,
+        CAFFEMODEL,
+        "--input",
+        f"data:{shape}",
+        "--data",
+        f"data={tmp_path / 'data.npy'}",
+        "-o",
+        out,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = result.json()["verification"]
     assert report["passed"] and report["reference"].startswith("OpenCV")
@@ -103,7 +114,10 @@ def test_legacy_v1_layers_format(tmp_path: Path) -> None:
     )
     (tmp_path / "old.prototxt").write_text(proto)
     net = messages()["NetParameter"](name="old")
-    for name, kind, arrays in [("conv", 4, [rand(3, 2, 3, 3, seed=1), rand(1, 1, 1, 3, seed=2)]), ("fc", 14, [rand(1, 1, 2, 12, seed=3), rand(1, 1, 1, 2, seed=4)])]:
+    for name, kind, arrays in [
+        ("conv", 4, [rand(3, 2, 3, 3, seed=1), rand(1, 1, 1, 3, seed=2)]),
+        ("fc", 14, [rand(1, 1, 2, 12, seed=3), rand(1, 1, 1, 2, seed=4)]),
+    ]:
         layer = net.layers.add(name=name, type=kind)
         for array in arrays:
             blob = layer.blobs.add(num=array.shape[0], channels=array.shape[1], height=array.shape[2], width=array.shape[3])
@@ -133,7 +147,11 @@ def test_caffemodel_first_is_accepted(tmp_path: Path) -> None:
 
 def test_random_weights_prototxt_only(tmp_path: Path) -> None:
     proto = tmp_path / "net.prototxt"
-    proto.write_text(SMALL.replace("ReLU", "PReLU").replace('kernel_size: 3 }', 'kernel_size: 3 } }\nlayer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv"'))
+    proto.write_text(
+        SMALL.replace("ReLU", "PReLU").replace(
+            "kernel_size: 3 }", 'kernel_size: 3 } }\nlayer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv"'
+        )
+    )
     out = tmp_path / "random.onnx"
     refused = run_edgecc("convert", proto, "-o", out)
     assert refused.returncode == 2
@@ -245,7 +263,9 @@ def test_every_registered_layer_type_has_a_test() -> None:
     from edgecc.converters.caffe import supported_layers
 
     tested = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
-    missing = [name for name, _ in supported_layers() if f'type: "{name}"' not in tested and f"type: {name.upper()}" not in tested]
+    missing = [
+        name for name, _ in supported_layers() if f'type: "{name}"' not in tested and f"type: {name.upper()}" not in tested
+    ]
     assert not missing, f"layer types without a test: {missing}"
     assert all(doc for _, doc in supported_layers())
 
@@ -286,11 +306,21 @@ def test_verify_runs_a_caffe_model_against_its_onnx(tmp_path):
 
     folder = SAMPLES / "models" / "caffe_mtcnn_pnet"
     out = tmp_path / "pnet.onnx"
-    converted = run_edgecc("convert", folder / "det1.prototxt", folder / "det1.caffemodel", "--input", "data:1x3x12x12", "-o", out)
+    converted = run_edgecc(
+        "convert", folder / "det1.prototxt", folder / "det1.caffemodel", "--input", "data:1x3x12x12", "-o", out
+    )
     assert converted.returncode == 0, converted.stderr
     result = run_edgecc(
-        "verify", folder / "det1.prototxt", out, "--reference-weights", folder / "det1.caffemodel",
-        "--input", "data:1x3x12x12", "--samples", "2", "--json",
+        "verify",
+        folder / "det1.prototxt",
+        out,
+        "--reference-weights",
+        folder / "det1.caffemodel",
+        "--input",
+        "data:1x3x12x12",
+        "--samples",
+        "2",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     report = result.json()

@@ -33,8 +33,13 @@ CONV_CASES = {
 @pytest.mark.parametrize("case", sorted(CONV_CASES))
 def test_convolution(case: str, tmp_path: Path) -> None:
     param, shape, group = CONV_CASES[case]
-    proto = _input(shape) + f'layer {{ name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param {{ {param} }} }}\n'
-    kh, kw = (3, 1) if case == "per_axis" else ((3, 2) if case == "repeated_fields" else ((2, 2) if case == "no_bias" else (3, 3)))
+    proto = (
+        _input(shape)
+        + f'layer {{ name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param {{ {param} }} }}\n'
+    )
+    kh, kw = (
+        (3, 1) if case == "per_axis" else ((3, 2) if case == "repeated_fields" else ((2, 2) if case == "no_bias" else (3, 3)))
+    )
     out = int(param.split("num_output: ")[1].split()[0])
     blobs = [rand(out, shape[1] // group, kh, kw, seed=1)]
     if "bias_term: false" not in param:
@@ -53,7 +58,9 @@ DECONV_CASES = {
 @pytest.mark.parametrize("case", sorted(DECONV_CASES))
 def test_deconvolution(case: str, tmp_path: Path) -> None:
     param, shape, group = DECONV_CASES[case]
-    proto = _input(shape) + f'layer {{ name: "up" type: "Deconvolution" bottom: "data" top: "up" convolution_param {{ {param} }} }}\n'
+    proto = (
+        _input(shape) + f'layer {{ name: "up" type: "Deconvolution" bottom: "data" top: "up" convolution_param {{ {param} }} }}\n'
+    )
     out = int(param.split("num_output: ")[1].split()[0])
     k = int(param.split("kernel_size: ")[1].split()[0])
     blobs = [rand(shape[1], out // group, k, k, seed=1)]
@@ -63,13 +70,19 @@ def test_deconvolution(case: str, tmp_path: Path) -> None:
     compare_with_opencv(paths, {"data": rand(*shape, seed=3)})
 
 
-@pytest.mark.parametrize(("param", "shape", "weight_shape"), [
-    ("num_output: 5", (2, 3, 4, 4), (5, 48)),
-    ("num_output: 5 bias_term: false", (3, 7), (5, 7)),
-    ("num_output: 3 axis: 2", (2, 3, 4), (3, 4)),
-])
+@pytest.mark.parametrize(
+    ("param", "shape", "weight_shape"),
+    [
+        ("num_output: 5", (2, 3, 4, 4), (5, 48)),
+        ("num_output: 5 bias_term: false", (3, 7), (5, 7)),
+        ("num_output: 3 axis: 2", (2, 3, 4), (3, 4)),
+    ],
+)
 def test_inner_product(param: str, shape: tuple[int, ...], weight_shape: tuple[int, ...], tmp_path: Path) -> None:
-    proto = _input(shape) + f'layer {{ name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param {{ {param} }} }}\n'
+    proto = (
+        _input(shape)
+        + f'layer {{ name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param {{ {param} }} }}\n'
+    )
     blobs = [rand(*weight_shape, seed=1)]
     if "bias_term: false" not in param:
         blobs.append(rand(int(param.split()[1]), seed=2))
@@ -79,7 +92,10 @@ def test_inner_product(param: str, shape: tuple[int, ...], weight_shape: tuple[i
 
 def test_inner_product_transpose_matches_caffe_semantics(tmp_path: Path) -> None:
     # OpenCV 4.14 ignores `transpose` (it reads the KxN blob as NxK), so the oracle is Caffe's forward in numpy.
-    proto = _input((2, 6)) + 'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 4 transpose: true } }\n'
+    proto = (
+        _input((2, 6))
+        + 'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 4 transpose: true } }\n'
+    )
     weight, bias, x = rand(6, 4, seed=1), rand(4, seed=2), rand(2, 6, seed=3)
     paths = write_net(tmp_path, proto, {"fc": ("InnerProduct", [weight, bias])})
     model = convert([str(p) for p in paths], ConvertOptions(framework="caffe"))
@@ -88,7 +104,10 @@ def test_inner_product_transpose_matches_caffe_semantics(tmp_path: Path) -> None
 
 
 def test_inner_product_legacy_4d_blobs(tmp_path: Path) -> None:
-    proto = _input((2, 6)) + 'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 3 } }\n'
+    proto = (
+        _input((2, 6))
+        + 'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 3 } }\n'
+    )
     paths = write_net(tmp_path, proto, {"fc": ("InnerProduct", [rand(1, 1, 3, 6, seed=1), rand(1, 1, 1, 3, seed=2)])})
     compare_with_opencv(paths, {"data": rand(2, 6, seed=3)})
 
@@ -123,11 +142,18 @@ def test_pooling(case: str, tmp_path: Path) -> None:
 def _pool_args(param: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], str]:
     words = param.split()
     values = {words[i].rstrip(":"): words[i + 1] for i in range(0, len(words) - 1, 2)}
+
     def pair(name: str, default: int) -> tuple[int, int]:
         if f"{name}_h" in values:
             return int(values[f"{name}_h"]), int(values[f"{name}_w"])
         return (int(values.get(name, default)),) * 2  # type: ignore[return-value]
-    return pair("kernel", 0) if "kernel_h" in values else (int(values["kernel_size"]),) * 2, pair("pad", 0), pair("stride", 1), values["pool"]
+
+    return (
+        pair("kernel", 0) if "kernel_h" in values else (int(values["kernel_size"]),) * 2,
+        pair("pad", 0),
+        pair("stride", 1),
+        values["pool"],
+    )
 
 
 @pytest.mark.parametrize("case", sorted(c for c in POOL_CASES if not c.startswith("global")))
@@ -147,7 +173,7 @@ def test_pooling_floor_round_mode(method: str, shape: tuple[int, ...], tmp_path:
     # OpenCV 4.14 rejects round_mode: FLOOR ("kernel[i] > 0"), so the oracle is Caffe's loops in numpy.
     proto = _input(shape) + (
         f'layer {{ name: "pool" type: "Pooling" bottom: "data" top: "pool" '
-        f'pooling_param {{ pool: {method} kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR }} }}\n'
+        f"pooling_param {{ pool: {method} kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR }} }}\n"
     )
     paths = write_net(tmp_path, proto)
     x = rand(*shape, seed=5)

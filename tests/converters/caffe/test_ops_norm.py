@@ -94,12 +94,15 @@ def test_bias_two_bottoms(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, caffe_numpy.scale_bias(x, None, bias, 2), rtol=1e-6)
 
 
-@pytest.mark.parametrize("param", [
-    "local_size: 5 alpha: 0.0001 beta: 0.75",
-    "local_size: 3 alpha: 0.5 beta: 0.6",
-    "local_size: 3 alpha: 0.3 beta: 0.75 norm_region: WITHIN_CHANNEL",
-    "local_size: 5 alpha: 1.0 beta: 0.5 norm_region: WITHIN_CHANNEL",
-])
+@pytest.mark.parametrize(
+    "param",
+    [
+        "local_size: 5 alpha: 0.0001 beta: 0.75",
+        "local_size: 3 alpha: 0.5 beta: 0.6",
+        "local_size: 3 alpha: 0.3 beta: 0.75 norm_region: WITHIN_CHANNEL",
+        "local_size: 5 alpha: 1.0 beta: 0.5 norm_region: WITHIN_CHANNEL",
+    ],
+)
 def test_lrn(param: str, tmp_path: Path) -> None:
     proto = 'input: "data"\ninput_shape { dim: 2 dim: 7 dim: 6 dim: 5 }\n'
     proto += f'layer {{ name: "lrn" type: "LRN" bottom: "data" top: "lrn" lrn_param {{ {param} }} }}\n'
@@ -117,7 +120,10 @@ def test_lrn_k(tmp_path: Path) -> None:
 
 def test_normalize_across_spatial_per_channel_scale(tmp_path: Path) -> None:
     # OpenCV 4.14 asserts on across_spatial with a per-channel scale; the oracle is SSD's NormalizeLayer in numpy.
-    proto = HEAD + 'layer { name: "norm" type: "Normalize" bottom: "data" top: "norm" norm_param { across_spatial: true channel_shared: false } }\n'
+    proto = (
+        HEAD
+        + 'layer { name: "norm" type: "Normalize" bottom: "data" top: "norm" norm_param { across_spatial: true channel_shared: false } }\n'
+    )
     x, scale = rand(2, 3, 4, 5, seed=3), rand(3, seed=1, low=1, high=20)
     got = converted_outputs(write_net(tmp_path, proto, {"norm": ("Normalize", [scale])}), {"data": x}, ["norm"])["norm"]
     np.testing.assert_allclose(got, caffe_numpy.normalize(x, scale, True, False), rtol=1e-5, atol=1e-6)
@@ -127,7 +133,7 @@ def test_normalize_across_spatial_per_channel_scale(tmp_path: Path) -> None:
 def test_normalize(across: bool, shared: bool, tmp_path: Path) -> None:
     proto = HEAD + (
         f'layer {{ name: "norm" type: "Normalize" bottom: "data" top: "norm" '
-        f'norm_param {{ across_spatial: {str(across).lower()} channel_shared: {str(shared).lower()} }} }}\n'
+        f"norm_param {{ across_spatial: {str(across).lower()} channel_shared: {str(shared).lower()} }} }}\n"
     )
     scale = rand(1 if shared else 3, seed=1, low=1, high=20)
     compare_with_opencv(write_net(tmp_path, proto, {"norm": ("Normalize", [scale])}), {"data": rand(2, 3, 4, 5, seed=3)})

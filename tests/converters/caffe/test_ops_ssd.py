@@ -16,16 +16,19 @@ IMAGE = 'input: "data"\ninput_shape { dim: 1 dim: 3 dim: 60 dim: 80 }\n'
 def _feature(name: str, bottom: str, channels: int, stride: int) -> str:
     return (
         f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}" '
-        f'convolution_param {{ num_output: {channels} kernel_size: 3 pad: 1 stride: {stride} }} }}\n'
+        f"convolution_param {{ num_output: {channels} kernel_size: 3 pad: 1 stride: {stride} }} }}\n"
     )
 
 
-@pytest.mark.parametrize("param", [
-    "min_size: 20 aspect_ratio: 2 flip: true clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2",
-    "min_size: 20 max_size: 40 aspect_ratio: 2 aspect_ratio: 3 flip: true clip: true variance: 0.1",
-    "min_size: 10 min_size: 25 max_size: 20 max_size: 45 aspect_ratio: 2 flip: false clip: true step: 8 offset: 0.5 variance: 0.2",
-    "min_size: 12 aspect_ratio: 3 clip: false step: 7.5 offset: 0.25 variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2",
-])
+@pytest.mark.parametrize(
+    "param",
+    [
+        "min_size: 20 aspect_ratio: 2 flip: true clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2",
+        "min_size: 20 max_size: 40 aspect_ratio: 2 aspect_ratio: 3 flip: true clip: true variance: 0.1",
+        "min_size: 10 min_size: 25 max_size: 20 max_size: 45 aspect_ratio: 2 flip: false clip: true step: 8 offset: 0.5 variance: 0.2",
+        "min_size: 12 aspect_ratio: 3 clip: false step: 7.5 offset: 0.25 variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2",
+    ],
+)
 def test_prior_box(param: str, tmp_path: Path) -> None:
     proto = IMAGE + _feature("f", "data", 4, 8)
     proto += f'layer {{ name: "prior" type: "PriorBox" bottom: "f" bottom: "data" top: "prior" prior_box_param {{ {param} }} }}\n'
@@ -74,15 +77,18 @@ def _ssd_head(classes: int, nms: str, extra: str = "") -> tuple[str, dict]:
             name = f"{feature}_{kind}"
             proto += (
                 f'layer {{ name: "{name}" type: "Convolution" bottom: "{feature}" top: "{name}" '
-                f'convolution_param {{ num_output: {count * per} kernel_size: 1 }} }}\n'
+                f"convolution_param {{ num_output: {count * per} kernel_size: 1 }} }}\n"
                 f'layer {{ name: "{name}_perm" type: "Permute" bottom: "{name}" top: "{name}_perm" permute_param {{ order: 0 order: 2 order: 3 order: 1 }} }}\n'
                 f'layer {{ name: "{name}_flat" type: "Flatten" bottom: "{name}_perm" top: "{name}_flat" flatten_param {{ axis: 1 }} }}\n'
             )
             scale = 0.3 if kind == "loc" else 0.1
-            blobs[name] = ("Convolution", [rand(count * per, 8, 1, 1, seed=10 + index * 3 + per) * scale, rand(count * per, seed=20 + index + per)])
+            blobs[name] = (
+                "Convolution",
+                [rand(count * per, 8, 1, 1, seed=10 + index * 3 + per) * scale, rand(count * per, seed=20 + index + per)],
+            )
         proto += (
             f'layer {{ name: "{feature}_prior" type: "PriorBox" bottom: "{feature}" bottom: "data" top: "{feature}_prior" '
-            f'prior_box_param {{ min_size: {15 * (index + 1)} {ratios} clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 }} }}\n'
+            f"prior_box_param {{ min_size: {15 * (index + 1)} {ratios} clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 }} }}\n"
         )
     proto += (
         'layer { name: "loc" type: "Concat" bottom: "f1_loc_flat" bottom: "f2_loc_flat" top: "loc" concat_param { axis: 1 } }\n'
@@ -92,21 +98,26 @@ def _ssd_head(classes: int, nms: str, extra: str = "") -> tuple[str, dict]:
         'layer { name: "conf_softmax" type: "Softmax" bottom: "conf_reshape" top: "conf_softmax" softmax_param { axis: 2 } }\n'
         'layer { name: "conf_flatten" type: "Flatten" bottom: "conf_softmax" top: "conf_flatten" flatten_param { axis: 1 } }\n'
         f'layer {{ name: "detection_out" type: "DetectionOutput" bottom: "loc" bottom: "conf_flatten" bottom: "prior" top: "detection_out" '
-        f'detection_output_param {{ num_classes: {classes} share_location: true background_label_id: 0 {nms} {extra} }} }}\n'
+        f"detection_output_param {{ num_classes: {classes} share_location: true background_label_id: 0 {nms} {extra} }} }}\n"
     )
     return proto, blobs
 
 
-@pytest.mark.parametrize(("nms", "extra"), [
-    ("nms_param { nms_threshold: 0.45 top_k: 100 }", "code_type: CENTER_SIZE keep_top_k: 50 confidence_threshold: 0.05"),
-    ("nms_param { nms_threshold: 0.3 top_k: 20 }", "code_type: CENTER_SIZE keep_top_k: 10 confidence_threshold: 0.01"),
-    ("nms_param { nms_threshold: 0.5 }", "code_type: CORNER keep_top_k: 200 confidence_threshold: 0.1"),
-])
+@pytest.mark.parametrize(
+    ("nms", "extra"),
+    [
+        ("nms_param { nms_threshold: 0.45 top_k: 100 }", "code_type: CENTER_SIZE keep_top_k: 50 confidence_threshold: 0.05"),
+        ("nms_param { nms_threshold: 0.3 top_k: 20 }", "code_type: CENTER_SIZE keep_top_k: 10 confidence_threshold: 0.01"),
+        ("nms_param { nms_threshold: 0.5 }", "code_type: CORNER keep_top_k: 200 confidence_threshold: 0.1"),
+    ],
+)
 def test_mobilenet_ssd_style_head(nms: str, extra: str, tmp_path: Path) -> None:
     proto, blobs = _ssd_head(5, nms, extra)
     errors = compare_with_opencv(write_net(tmp_path, proto, blobs), {"data": rand(1, 3, 60, 80, seed=7)})
     assert {"prior", "loc", "conf_flatten", "detection_out"} <= set(errors)
-    got = converted_outputs(write_net(tmp_path, proto, blobs, name="again"), {"data": rand(1, 3, 60, 80, seed=7)}, ["detection_out"])
+    got = converted_outputs(
+        write_net(tmp_path, proto, blobs, name="again"), {"data": rand(1, 3, 60, 80, seed=7)}, ["detection_out"]
+    )
     rows = got["detection_out"].reshape(-1, 7)
     assert len(rows) > 1 and np.all(rows[:, 1] >= 1)  # real detections, no background label
 
@@ -121,7 +132,9 @@ def test_detection_output_with_nothing_above_threshold(tmp_path: Path) -> None:
 def test_ssd_head_converts_end_to_end_and_verifies(tmp_path: Path) -> None:
     from tests.conftest import run_edgecc
 
-    proto, blobs = _ssd_head(4, "nms_param { nms_threshold: 0.45 top_k: 100 }", "code_type: CENTER_SIZE keep_top_k: 30 confidence_threshold: 0.05")
+    proto, blobs = _ssd_head(
+        4, "nms_param { nms_threshold: 0.45 top_k: 100 }", "code_type: CENTER_SIZE keep_top_k: 30 confidence_threshold: 0.05"
+    )
     paths = write_net(tmp_path, proto, blobs)
     out = tmp_path / "ssd.onnx"
     result = run_edgecc("convert", *paths, "-o", out, "--json")

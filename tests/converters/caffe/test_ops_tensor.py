@@ -18,12 +18,15 @@ def _feeds(*names: str, shape: tuple[int, ...] = (2, 6, 4, 5)) -> dict[str, np.n
     return {name: rand(*shape, seed=i + 10) for i, name in enumerate(names)}
 
 
-@pytest.mark.parametrize("param", [
-    "operation: SUM",
-    "operation: SUM coeff: 0.5 coeff: -2",
-    "operation: PROD",
-    "operation: MAX",
-])
+@pytest.mark.parametrize(
+    "param",
+    [
+        "operation: SUM",
+        "operation: SUM coeff: 0.5 coeff: -2",
+        "operation: PROD",
+        "operation: MAX",
+    ],
+)
 def test_eltwise(param: str, tmp_path: Path) -> None:
     proto = TWO + f'layer {{ name: "e" type: "Eltwise" bottom: "data" bottom: "other" top: "e" eltwise_param {{ {param} }} }}\n'
     compare_with_opencv(write_net(tmp_path, proto), _feeds("data", "other"))
@@ -43,7 +46,9 @@ def test_concat(param: str, tmp_path: Path) -> None:
     compare_with_opencv(write_net(tmp_path, proto), _feeds("data", "other"))
 
 
-@pytest.mark.parametrize(("param", "tops"), [("slice_point: 2 slice_point: 5", 3), ("axis: 2", 2), ("axis: 3 slice_point: 1", 2), ("slice_dim: 1", 3)])
+@pytest.mark.parametrize(
+    ("param", "tops"), [("slice_point: 2 slice_point: 5", 3), ("axis: 2", 2), ("axis: 3 slice_point: 1", 2), ("slice_dim: 1", 3)]
+)
 def test_slice(param: str, tops: int, tmp_path: Path) -> None:
     top_text = " ".join(f'top: "s{i}"' for i in range(tops))
     proto = HEAD + f'layer {{ name: "sl" type: "Slice" bottom: "data" {top_text} slice_param {{ {param} }} }}\n'
@@ -77,13 +82,16 @@ def test_flatten(param: str, tmp_path: Path) -> None:
     compare_with_opencv(write_net(tmp_path, proto), _feeds("data"))
 
 
-@pytest.mark.parametrize("param", [
-    "shape { dim: 0 dim: -1 }",
-    "shape { dim: 2 dim: 3 dim: 2 dim: 20 }",
-    "shape { dim: 0 dim: 2 dim: 3 dim: -1 }",
-    "shape { dim: 3 dim: 2 } axis: 1 num_axes: 1",
-    "shape { dim: -1 } axis: 2",
-])
+@pytest.mark.parametrize(
+    "param",
+    [
+        "shape { dim: 0 dim: -1 }",
+        "shape { dim: 2 dim: 3 dim: 2 dim: 20 }",
+        "shape { dim: 0 dim: 2 dim: 3 dim: -1 }",
+        "shape { dim: 3 dim: 2 } axis: 1 num_axes: 1",
+        "shape { dim: -1 } axis: 2",
+    ],
+)
 def test_reshape(param: str, tmp_path: Path) -> None:
     proto = HEAD + f'layer {{ name: "r" type: "Reshape" bottom: "data" top: "r" reshape_param {{ {param} }} }}\n'
     compare_with_opencv(write_net(tmp_path, proto), _feeds("data"))
@@ -96,7 +104,9 @@ def test_permute_partial_order(tmp_path: Path) -> None:
     np.testing.assert_array_equal(converted_outputs(write_net(tmp_path, proto), {"data": x}, ["p"])["p"], x.transpose(0, 2, 1, 3))
 
 
-@pytest.mark.parametrize("order", ["order: 0 order: 2 order: 3 order: 1", "order: 0 order: 3 order: 1 order: 2", "order: 1 order: 0 order: 2 order: 3"])
+@pytest.mark.parametrize(
+    "order", ["order: 0 order: 2 order: 3 order: 1", "order: 0 order: 3 order: 1 order: 2", "order: 1 order: 0 order: 2 order: 3"]
+)
 def test_permute(order: str, tmp_path: Path) -> None:
     proto = HEAD + f'layer {{ name: "p" type: "Permute" bottom: "data" top: "p" permute_param {{ {order} }} }}\n'
     compare_with_opencv(write_net(tmp_path, proto), _feeds("data"))
@@ -145,17 +155,23 @@ def test_interp(param: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("group", [2, 3])
 def test_shuffle_channel(group: int, tmp_path: Path) -> None:
-    proto = HEAD + f'layer {{ name: "sh" type: "ShuffleChannel" bottom: "data" top: "sh" shuffle_channel_param {{ group: {group} }} }}\n'
+    proto = (
+        HEAD
+        + f'layer {{ name: "sh" type: "ShuffleChannel" bottom: "data" top: "sh" shuffle_channel_param {{ group: {group} }} }}\n'
+    )
     compare_with_opencv(write_net(tmp_path, proto), _feeds("data"))
 
 
-@pytest.mark.parametrize(("param", "kwargs"), [
-    ("", {}),
-    ("top_k: 3", {"top_k": 3}),
-    ("out_max_val: true top_k: 2", {"top_k": 2, "out_max_val": True}),
-    ("axis: 1", {"axis": 1}),
-    ("axis: 1 top_k: 2 out_max_val: true", {"axis": 1, "top_k": 2, "out_max_val": True}),
-])
+@pytest.mark.parametrize(
+    ("param", "kwargs"),
+    [
+        ("", {}),
+        ("top_k: 3", {"top_k": 3}),
+        ("out_max_val: true top_k: 2", {"top_k": 2, "out_max_val": True}),
+        ("axis: 1", {"axis": 1}),
+        ("axis: 1 top_k: 2 out_max_val: true", {"axis": 1, "top_k": 2, "out_max_val": True}),
+    ],
+)
 def test_argmax(param: str, kwargs: dict, tmp_path: Path) -> None:
     # OpenCV 4.14's Caffe importer has no ArgMax layer; the oracle is ArgMaxLayer::Forward_cpu in numpy.
     proto = HEAD + f'layer {{ name: "am" type: "ArgMax" bottom: "data" top: "am" argmax_param {{ {param} }} }}\n'

@@ -11,8 +11,8 @@ import onnxruntime as ort
 
 from edgecc.converters.caffe2 import schema
 from edgecc.converters.options import ConvertOptions
-from edgecc.pipeline.convert import convert
 from edgecc.inputs import InputSpec
+from edgecc.pipeline.convert import convert
 
 
 def arg(name: str, value: Any) -> Any:
@@ -68,8 +68,13 @@ def net(ops: Sequence[Any], inputs: Sequence[str] = (), outputs: Sequence[str] =
 
 
 def write_pair(
-    directory: Path, ops: Sequence[Any], weights: Mapping[str, np.ndarray], inputs: Sequence[str], outputs: Sequence[str],
-    *, init_ops: Sequence[Any] = (),
+    directory: Path,
+    ops: Sequence[Any],
+    weights: Mapping[str, np.ndarray],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    *,
+    init_ops: Sequence[Any] = (),
 ) -> tuple[Path, Path]:
     """predict_net.pb and init_net.pb in `directory`."""
     init = net([fill(k, v) for k, v in weights.items()] + list(init_ops), outputs=list(weights), name="init")
@@ -83,8 +88,14 @@ def write_pair(
 
 
 def run_net(
-    directory: Path, ops: Sequence[Any], weights: Mapping[str, np.ndarray], feeds: Mapping[str, np.ndarray],
-    outputs: Sequence[str], *, init_ops: Sequence[Any] = (), **options: Any,
+    directory: Path,
+    ops: Sequence[Any],
+    weights: Mapping[str, np.ndarray],
+    feeds: Mapping[str, np.ndarray],
+    outputs: Sequence[str],
+    *,
+    init_ops: Sequence[Any] = (),
+    **options: Any,
 ) -> dict[str, np.ndarray]:
     """Convert the net in-process with the real pipeline, run the ONNX model with onnxruntime."""
     predict, init = write_pair(directory, ops, weights, list(feeds), outputs, init_ops=init_ops)

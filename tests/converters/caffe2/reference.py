@@ -11,7 +11,9 @@ import math
 import numpy as np
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), group=1) -> np.ndarray:
+def conv2d(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), group=1
+) -> np.ndarray:
     """NCHW convolution; pads are [t, l, b, r]; w is [M, C/group, kH, kW]."""
     n, _, h, wd = x.shape
     m, cg, kh, kw = w.shape
@@ -24,22 +26,31 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride=(1, 1), pa
     for g in range(group):
         for i in range(oh):
             for j in range(ow):
-                patch = xp[:, g * cg:(g + 1) * cg, i * stride[0]:i * stride[0] + ekh:dilation[0], j * stride[1]:j * stride[1] + ekw:dilation[1]]
-                y[:, g * mg:(g + 1) * mg, i, j] = np.einsum("nchw,mchw->nm", patch, w[g * mg:(g + 1) * mg])
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i * stride[0] : i * stride[0] + ekh : dilation[0],
+                    j * stride[1] : j * stride[1] + ekw : dilation[1],
+                ]
+                y[:, g * mg : (g + 1) * mg, i, j] = np.einsum("nchw,mchw->nm", patch, w[g * mg : (g + 1) * mg])
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
     return y.astype(np.float32)
 
 
-def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride=(1, 1), pads=(0, 0, 0, 0), adj=(0, 0)) -> np.ndarray:
+def conv_transpose2d(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride=(1, 1), pads=(0, 0, 0, 0), adj=(0, 0)
+) -> np.ndarray:
     """NCHW transposed convolution (group 1); w is [C_in, C_out, kH, kW]; output (H-1)*s - pad_t - pad_b + k + adj."""
     n, _, h, wd = x.shape
     _, m, kh, kw = w.shape
     full = np.zeros((n, m, (h - 1) * stride[0] + kh + adj[0], (wd - 1) * stride[1] + kw + adj[1]), np.float64)
     for i in range(h):
         for j in range(wd):
-            full[:, :, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw] += np.einsum("nc,cmhw->nmhw", x[:, :, i, j], w)
-    y = full[:, :, pads[0]:full.shape[2] - pads[2], pads[1]:full.shape[3] - pads[3]]
+            full[:, :, i * stride[0] : i * stride[0] + kh, j * stride[1] : j * stride[1] + kw] += np.einsum(
+                "nc,cmhw->nmhw", x[:, :, i, j], w
+            )
+    y = full[:, :, pads[0] : full.shape[2] - pads[2], pads[1] : full.shape[3] - pads[3]]
     if b is not None:
         y = y + b.reshape(1, -1, 1, 1)
     return y.astype(np.float32)

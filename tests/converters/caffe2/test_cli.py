@@ -38,7 +38,9 @@ def small_cnn() -> tuple[object, object]:
         ["prob"],
         name="small_cnn",
     )
-    init = net([fill("conv_w", W), fill("conv_b", B), fill("fc_w", FW), fill("fc_b", FB)], outputs=["conv_w", "conv_b", "fc_w", "fc_b"])
+    init = net(
+        [fill("conv_w", W), fill("conv_b", B), fill("fc_w", FW), fill("fc_b", FB)], outputs=["conv_w", "conv_b", "fc_w", "fc_b"]
+    )
     return predict, init
 
 
@@ -88,7 +90,9 @@ def test_text_netdefs_and_value_info(tmp_path: Path) -> None:
     assert detect([str(tmp_path / "predict_net.pbtxt"), str(tmp_path / "init_net.pbtxt")])
     out = tmp_path / "model.onnx"
     # --framework: the Caffe frontend, detected first, currently claims any text protobuf with `type:` (see the report)
-    result = run_edgecc("convert", tmp_path / "predict_net.pbtxt", tmp_path / "init_net.pbtxt", "--framework", "caffe2", "-o", out)
+    result = run_edgecc(
+        "convert", tmp_path / "predict_net.pbtxt", tmp_path / "init_net.pbtxt", "--framework", "caffe2", "-o", out
+    )
     assert result.returncode == 0, result.stderr
     x = RNG.standard_normal((1, 3, 6, 6)).astype(np.float32)
     assert_close(_run(out, x), expected(x))
@@ -108,6 +112,7 @@ def test_inspect_pair_and_single_predict_net(pair: tuple[Path, Path]) -> None:
 
 
 # ----------------------------------------------------------------------------- detection
+
 
 def _varint(n: int) -> bytes:
     out = b""
@@ -131,7 +136,9 @@ def test_detection_tells_netdef_from_other_protobufs(pair: tuple[Path, Path], tm
     graphdef = tmp_path / "graph.pb"  # TensorFlow GraphDef: node (1) {name, op}, versions (4) {producer}
     graphdef.write_bytes(_field(1, _field(1, b"x") + _field(2, b"Placeholder")) + _field(4, b"\x08\x1b"))
     caffemodel = tmp_path / "net.caffemodel"  # Caffe NetParameter: name (1), layer (100) {name, type, bottom, top}
-    caffemodel.write_bytes(_field(1, b"lenet") + _field(100, _field(1, b"conv1") + _field(2, b"Convolution") + _field(3, b"data")))
+    caffemodel.write_bytes(
+        _field(1, b"lenet") + _field(100, _field(1, b"conv1") + _field(2, b"Convolution") + _field(3, b"data"))
+    )
     v1 = tmp_path / "v1.caffemodel"  # V1 layers (2) {bottom 2, top 3, name 4, type 5 as an enum}
     v1.write_bytes(_field(1, b"old") + _field(2, _field(2, b"data") + _field(3, b"conv") + _field(4, b"conv1") + b"\x28\x04"))
     for other in (onnx_file, graphdef, caffemodel, v1):
@@ -145,6 +152,7 @@ def test_detection_tells_netdef_from_other_protobufs(pair: tuple[Path, Path], tm
 
 
 # ----------------------------------------------------------------------------- bad input
+
 
 def _single_error(result) -> str:
     assert "Traceback" not in result.stderr, result.stderr
@@ -200,24 +208,37 @@ def test_truncated_files(which: int, keep: float, pair: tuple[Path, Path], tmp_p
 
 def test_unknown_ops_are_all_listed(tmp_path: Path) -> None:
     predict = net(
-        [op("Relu", ["data"], ["a"]), op("FancyOp", ["a"], ["b"], name="fancy1"), op("OtherOp", ["b"], ["c"], name="other1"),
-         op("FancyOp", ["c"], ["d"], name="fancy2")],
-        ["data"], ["d"],
+        [
+            op("Relu", ["data"], ["a"]),
+            op("FancyOp", ["a"], ["b"], name="fancy1"),
+            op("OtherOp", ["b"], ["c"], name="other1"),
+            op("FancyOp", ["c"], ["d"], name="fancy2"),
+        ],
+        ["data"],
+        ["d"],
     )
     init = net([op("GivenTensorFill", [], ["unused"], shape=[1], values=[0.0]), op("WeirdFill", [], ["z"], name="weird")])
     (tmp_path / "p.pb").write_bytes(predict.SerializeToString())
     (tmp_path / "i.pb").write_bytes(init.SerializeToString())
-    result = run_edgecc("convert", tmp_path / "p.pb", tmp_path / "i.pb", "--input", "data:1x2", "-o", tmp_path / "m.onnx", "--json")
+    result = run_edgecc(
+        "convert", tmp_path / "p.pb", tmp_path / "i.pb", "--input", "data:1x2", "-o", tmp_path / "m.onnx", "--json"
+    )
     assert result.returncode == 4
-    nodes = {(n["node"], n["op_type"]) for n in result.json()["error"]["nodes"]} if "error" in result.json() else {
-        (n["node"], n["op_type"]) for n in result.json()["nodes"]}
+    nodes = (
+        {(n["node"], n["op_type"]) for n in result.json()["error"]["nodes"]}
+        if "error" in result.json()
+        else {(n["node"], n["op_type"]) for n in result.json()["nodes"]}
+    )
     assert nodes == {("fancy1", "FancyOp"), ("other1", "OtherOp"), ("fancy2", "FancyOp"), ("weird", "WeirdFill")}
     assert not (tmp_path / "m.onnx").exists()
 
 
 def test_training_mode_ops_are_unsupported_with_a_reason(tmp_path: Path) -> None:
-    predict = net([op("SpatialBN", ["x", "s", "b", "m", "v"], ["y"], name="bn1"), op("Dropout", ["y"], ["z", "mask"], name="drop1")],
-                  ["x", "s", "b", "m", "v"], ["z"])
+    predict = net(
+        [op("SpatialBN", ["x", "s", "b", "m", "v"], ["y"], name="bn1"), op("Dropout", ["y"], ["z", "mask"], name="drop1")],
+        ["x", "s", "b", "m", "v"],
+        ["z"],
+    )
     init = net([fill(n, np.ones(3, np.float32)) for n in "sbmv"])
     (tmp_path / "p.pb").write_bytes(predict.SerializeToString())
     (tmp_path / "i.pb").write_bytes(init.SerializeToString())

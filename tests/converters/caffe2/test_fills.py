@@ -35,8 +35,14 @@ def test_given_tensor_fill_variants(tmp_path: Path) -> None:
         op("ConstantFill", [], ["cb"], shape=[1], value=1, dtype=5),
     ]
     names = ["f", "d", "i", "l", "b", "u", "h", "s16", "c", "ci", "cb"]
-    got = run_net(tmp_path, _copy_all(names) + [op("Relu", ["x"], ["y"])], {}, {"x": np.zeros((1,), np.float32)},
-                  [f"{n}_out" for n in names], init_ops=init_ops)
+    got = run_net(
+        tmp_path,
+        _copy_all(names) + [op("Relu", ["x"], ["y"])],
+        {},
+        {"x": np.zeros((1,), np.float32)},
+        [f"{n}_out" for n in names],
+        init_ops=init_ops,
+    )
     np.testing.assert_array_equal(got["f_out"], floats)
     assert got["d_out"].dtype == np.float64 and list(got["d_out"]) == [0.5, -1.25]
     assert got["i_out"].dtype == np.int32 and list(got["i_out"]) == [1, -2, 2**31 - 1]
@@ -68,7 +74,14 @@ def test_int8_fills_keep_scale_and_zero_point(tmp_path: Path) -> None:
         op("Int8GivenIntTensorFill", [], ["bias"], shape=[2], values=[-300, 40], Y_scale=0.25, Y_zero_point=0),
     ]
     ops = [op("Int8Dequantize", ["w"], ["w_f"]), op("Int8Dequantize", ["bias"], ["b_f"]), op("Copy", ["w"], ["w_q"])]
-    got = run_net(tmp_path, ops + [op("Relu", ["x"], ["y"])], {}, {"x": np.zeros((1,), np.float32)}, ["w_f", "b_f", "w_q"], init_ops=init_ops)
+    got = run_net(
+        tmp_path,
+        ops + [op("Relu", ["x"], ["y"])],
+        {},
+        {"x": np.zeros((1,), np.float32)},
+        ["w_f", "b_f", "w_q"],
+        init_ops=init_ops,
+    )
     np.testing.assert_array_equal(got["w_q"], q)
     np.testing.assert_allclose(got["w_f"], (q.astype(np.float32) - 128) * 0.5)
     np.testing.assert_allclose(got["b_f"], [-75.0, 10.0])
@@ -86,7 +99,9 @@ def test_random_fills_need_random_weights(kind: str, tmp_path: Path) -> None:
     assert refused.returncode == 2, refused.stderr
     assert "randomly" in refused.stderr and "--random-weights" in refused.stderr and f"w ({kind})" in refused.stderr
     assert not out.exists()
-    accepted = run_edgecc("convert", tmp_path / "predict.pb", tmp_path / "init.pb", "--input", "x:2x3", "--random-weights", "-o", out)
+    accepted = run_edgecc(
+        "convert", tmp_path / "predict.pb", tmp_path / "init.pb", "--input", "x:2x3", "--random-weights", "-o", out
+    )
     assert accepted.returncode == 0, accepted.stderr
     weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer}
     w = weights["w"]
@@ -98,11 +113,21 @@ def test_random_fills_need_random_weights(kind: str, tmp_path: Path) -> None:
 
 
 def test_fill_with_wrong_value_count_is_invalid(tmp_path: Path) -> None:
-    predict, init = write_pair(tmp_path, [op("FC", ["x", "w", "b"], ["y"])], {}, ["x"], ["y"],
-                               init_ops=[op("GivenTensorFill", [], ["w"], shape=[4, 3], values=[1.0] * 11),
-                                         op("GivenTensorFill", [], ["b"], shape=[4], values=[0.0] * 4)])
+    predict, init = write_pair(
+        tmp_path,
+        [op("FC", ["x", "w", "b"], ["y"])],
+        {},
+        ["x"],
+        ["y"],
+        init_ops=[
+            op("GivenTensorFill", [], ["w"], shape=[4, 3], values=[1.0] * 11),
+            op("GivenTensorFill", [], ["b"], shape=[4], values=[0.0] * 4),
+        ],
+    )
     predict_net = net([op("FC", ["x", "w", "b"], ["y"])], ["x", "w", "b"], ["y"])
     predict.write_bytes(predict_net.SerializeToString())
     result = run_edgecc("convert", predict, init, "--input", "x:1x3", "-o", tmp_path / "m.onnx")
     assert result.returncode == 3, result.stderr
-    assert "has 11 values for shape 4x3 (12 elements)" in result.stderr and "'w'" in result.stderr and "init_net.pb" in result.stderr
+    assert (
+        "has 11 values for shape 4x3 (12 elements)" in result.stderr and "'w'" in result.stderr and "init_net.pb" in result.stderr
+    )

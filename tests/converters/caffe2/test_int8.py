@@ -16,12 +16,27 @@ RNG = np.random.default_rng(77)
 
 
 def q_fill(name: str, values: np.ndarray, scale: float, zero: int) -> object:
-    return op("Int8GivenTensorFill", [], [name], shape=list(values.shape), values=values.astype(np.uint8).tobytes(),
-              Y_scale=scale, Y_zero_point=zero)
+    return op(
+        "Int8GivenTensorFill",
+        [],
+        [name],
+        shape=list(values.shape),
+        values=values.astype(np.uint8).tobytes(),
+        Y_scale=scale,
+        Y_zero_point=zero,
+    )
 
 
 def bias_fill(name: str, values: np.ndarray, scale: float) -> object:
-    return op("Int8GivenIntTensorFill", [], [name], shape=list(values.shape), values=[int(v) for v in values], Y_scale=scale, Y_zero_point=0)
+    return op(
+        "Int8GivenIntTensorFill",
+        [],
+        [name],
+        shape=list(values.shape),
+        values=[int(v) for v in values],
+        Y_scale=scale,
+        Y_zero_point=0,
+    )
 
 
 def within_one_step(got: np.ndarray, want: np.ndarray) -> None:
@@ -83,8 +98,17 @@ def test_int8_fc_relu_pool_add_concat_softmax(tmp_path: Path) -> None:
     x = RNG.uniform(-2, 2, (1, 4, 4, 3)).astype(np.float32)
     fc_w = RNG.integers(60, 200, (5, 24)).astype(np.uint8)
     fc_b = RNG.integers(-200, 200, 5).astype(np.int32)
-    s = {"x": (0.03, 128), "relu": (0.03, 128), "max": (0.03, 128), "avg": (0.02, 110), "add": (0.05, 100), "sum": (0.06, 90),
-         "cat": (0.06, 90), "fc": (0.1, 120), "soft": (1 / 256, 0)}
+    s = {
+        "x": (0.03, 128),
+        "relu": (0.03, 128),
+        "max": (0.03, 128),
+        "avg": (0.02, 110),
+        "add": (0.05, 100),
+        "sum": (0.06, 90),
+        "cat": (0.06, 90),
+        "fc": (0.1, 120),
+        "soft": (1 / 256, 0),
+    }
     ops = [
         op("Int8Quantize", ["x"], ["xq"], Y_scale=s["x"][0], Y_zero_point=s["x"][1]),
         op("Int8Relu", ["xq"], ["relu"], Y_scale=s["relu"][0], Y_zero_point=s["relu"][1]),

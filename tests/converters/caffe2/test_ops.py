@@ -30,15 +30,31 @@ def nchw(x: np.ndarray) -> np.ndarray:
 
 CONV_CASES = [
     ("plain", dict(kernel=3), dict()),
-    ("strides_pads_dilation", dict(kernels=[3, 3], strides=[2, 1], pads=[1, 0, 2, 1], dilations=[1, 2]), dict(stride=(2, 1), pads=(1, 0, 2, 1), dilation=(1, 2))),
-    ("pad_tlbr_stride_hw", dict(kernel_h=3, kernel_w=2, stride_h=1, stride_w=2, pad_t=1, pad_l=0, pad_b=0, pad_r=1), dict(stride=(1, 2), pads=(1, 0, 0, 1))),
-    ("single_stride_pad_dilation", dict(kernel=3, stride=2, pad=1, dilation=2), dict(stride=(2, 2), pads=(1, 1, 1, 1), dilation=(2, 2))),
+    (
+        "strides_pads_dilation",
+        dict(kernels=[3, 3], strides=[2, 1], pads=[1, 0, 2, 1], dilations=[1, 2]),
+        dict(stride=(2, 1), pads=(1, 0, 2, 1), dilation=(1, 2)),
+    ),
+    (
+        "pad_tlbr_stride_hw",
+        dict(kernel_h=3, kernel_w=2, stride_h=1, stride_w=2, pad_t=1, pad_l=0, pad_b=0, pad_r=1),
+        dict(stride=(1, 2), pads=(1, 0, 0, 1)),
+    ),
+    (
+        "single_stride_pad_dilation",
+        dict(kernel=3, stride=2, pad=1, dilation=2),
+        dict(stride=(2, 2), pads=(1, 1, 1, 1), dilation=(2, 2)),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "args", "ref_args"), CONV_CASES, ids=[c[0] for c in CONV_CASES])
 def test_conv_nchw(case: str, args: dict, ref_args: dict, tmp_path: Path) -> None:
-    x, w, b = rand(2, 4, 9, 8), rand(6, 4, args.get("kernel_h", 3), args.get("kernel_w", 3 if "kernel_w" not in args else 2)), rand(6)
+    x, w, b = (
+        rand(2, 4, 9, 8),
+        rand(6, 4, args.get("kernel_h", 3), args.get("kernel_w", 3 if "kernel_w" not in args else 2)),
+        rand(6),
+    )
     if "kernel_w" in args:
         w = rand(6, 4, 3, 2)
     got = run_net(tmp_path, [op("Conv", ["x", "w", "b"], ["y"], **args)], {"w": w, "b": b}, {"x": x}, ["y"])["y"]
@@ -47,7 +63,9 @@ def test_conv_nchw(case: str, args: dict, ref_args: dict, tmp_path: Path) -> Non
 
 def test_conv_group_no_bias_and_legacy_same(tmp_path: Path) -> None:
     x, w = rand(1, 6, 7, 7), rand(6, 2, 3, 3)
-    got = run_net(tmp_path, [op("Conv", ["x", "w"], ["y"], kernel=3, group=3, stride=2, legacy_pad=2)], {"w": w}, {"x": x}, ["y"])["y"]
+    got = run_net(
+        tmp_path, [op("Conv", ["x", "w"], ["y"], kernel=3, group=3, stride=2, legacy_pad=2)], {"w": w}, {"x": x}, ["y"]
+    )["y"]
     # SAME: out = ceil(7/2) = 4, pad needed = (4-1)*2 + 3 - 7 = 2 -> 1 before, 1 after
     assert_close(got, ref.conv2d(x, w, None, stride=(2, 2), pads=(1, 1, 1, 1), group=3))
 
@@ -61,36 +79,52 @@ def test_conv_legacy_valid_ignores_pads(tmp_path: Path) -> None:
 def test_conv_nhwc(tmp_path: Path) -> None:
     x, w, b = rand(2, 4, 9, 8), rand(6, 4, 3, 3), rand(6)
     got = run_net(
-        tmp_path, [op("Conv", ["x", "w", "b"], ["y"], kernel=3, pad=1, stride=2, order="NHWC")],
-        {"w": np.ascontiguousarray(w.transpose(0, 2, 3, 1)), "b": b}, {"x": nhwc(x)}, ["y"],
+        tmp_path,
+        [op("Conv", ["x", "w", "b"], ["y"], kernel=3, pad=1, stride=2, order="NHWC")],
+        {"w": np.ascontiguousarray(w.transpose(0, 2, 3, 1)), "b": b},
+        {"x": nhwc(x)},
+        ["y"],
     )["y"]
     assert_close(got, nhwc(ref.conv2d(x, w, b, stride=(2, 2), pads=(1, 1, 1, 1))))
 
 
 def test_conv_transpose_with_adj(tmp_path: Path) -> None:
     x, w, b = rand(1, 3, 5, 4), rand(3, 2, 3, 3), rand(2)
-    got = run_net(tmp_path, [op("ConvTranspose", ["x", "w", "b"], ["y"], kernel=3, stride=2, pad=1, adj=1)], {"w": w, "b": b}, {"x": x}, ["y"])["y"]
+    got = run_net(
+        tmp_path,
+        [op("ConvTranspose", ["x", "w", "b"], ["y"], kernel=3, stride=2, pad=1, adj=1)],
+        {"w": w, "b": b},
+        {"x": x},
+        ["y"],
+    )["y"]
     assert_close(got, ref.conv_transpose2d(x, w, b, stride=(2, 2), pads=(1, 1, 1, 1), adj=(1, 1)))
 
 
 def test_conv_transpose_nhwc(tmp_path: Path) -> None:
     x, w = rand(1, 3, 4, 4), rand(3, 2, 2, 2)
     got = run_net(
-        tmp_path, [op("ConvTranspose", ["x", "w"], ["y"], kernel=2, stride=2, order="NHWC")],
-        {"w": np.ascontiguousarray(w.transpose(0, 2, 3, 1))}, {"x": nhwc(x)}, ["y"],
+        tmp_path,
+        [op("ConvTranspose", ["x", "w"], ["y"], kernel=2, stride=2, order="NHWC")],
+        {"w": np.ascontiguousarray(w.transpose(0, 2, 3, 1))},
+        {"x": nhwc(x)},
+        ["y"],
     )["y"]
     assert_close(got, nhwc(ref.conv_transpose2d(x, w, None, stride=(2, 2))))
 
 
 # ----------------------------------------------------------------------------- fully connected
 
-@pytest.mark.parametrize(("x_shape", "w_shape", "axis", "axis_w"), [
-    ((4, 10), (3, 10), 1, 1),
-    ((2, 3, 4, 5), (6, 60), 1, 1),
-    ((2, 3, 4, 5), (6, 20), 2, 1),
-    ((2, 3, 4), (6, 2, 2), 2, 1),
-    ((2, 12), (2, 3, 12), 1, 2),
-])
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "axis", "axis_w"),
+    [
+        ((4, 10), (3, 10), 1, 1),
+        ((2, 3, 4, 5), (6, 60), 1, 1),
+        ((2, 3, 4, 5), (6, 20), 2, 1),
+        ((2, 3, 4), (6, 2, 2), 2, 1),
+        ((2, 12), (2, 3, 12), 1, 2),
+    ],
+)
 def test_fc(x_shape, w_shape, axis, axis_w, tmp_path: Path) -> None:
     x, w = rand(*x_shape), rand(*w_shape)
     n = int(np.prod(w_shape[:axis_w]))
@@ -104,15 +138,33 @@ def test_fc(x_shape, w_shape, axis, axis_w, tmp_path: Path) -> None:
 
 POOL_CASES = [
     ("max", "MaxPool", dict(kernel=3, stride=2), dict(kernel=(3, 3), stride=(2, 2))),
-    ("max_pads", "MaxPool", dict(kernels=[2, 3], strides=[2, 1], pads=[1, 0, 1, 1]), dict(kernel=(2, 3), stride=(2, 1), pads=(1, 0, 1, 1))),
+    (
+        "max_pads",
+        "MaxPool",
+        dict(kernels=[2, 3], strides=[2, 1], pads=[1, 0, 1, 1]),
+        dict(kernel=(2, 3), stride=(2, 1), pads=(1, 0, 1, 1)),
+    ),
     ("avg_exclude_pad", "AveragePool", dict(kernel=3, stride=1, pad=1), dict(kernel=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1))),
-    ("avg_include_pad", "AveragePool", dict(kernel=3, stride=2, pad=1, count_include_pad=1),
-     dict(kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1), count_include_pad=True)),
+    (
+        "avg_include_pad",
+        "AveragePool",
+        dict(kernel=3, stride=2, pad=1, count_include_pad=1),
+        dict(kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1), count_include_pad=True),
+    ),
     ("max_legacy_ceil", "MaxPool", dict(kernel=3, stride=2, legacy_pad=3), dict(kernel=(3, 3), stride=(2, 2), legacy=True)),
-    ("max_legacy_pad", "MaxPool", dict(kernel=3, stride=2, pad=1, legacy_pad=3), dict(kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1), legacy=True)),
+    (
+        "max_legacy_pad",
+        "MaxPool",
+        dict(kernel=3, stride=2, pad=1, legacy_pad=3),
+        dict(kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1), legacy=True),
+    ),
     ("avg_legacy_ceil", "AveragePool", dict(kernel=2, stride=2, legacy_pad=3), dict(kernel=(2, 2), stride=(2, 2), legacy=True)),
-    ("avg_legacy_pad_include", "AveragePool", dict(kernel=3, stride=2, pad=1, legacy_pad=3, count_include_pad=1),
-     dict(kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1), legacy=True, count_include_pad=True)),
+    (
+        "avg_legacy_pad_include",
+        "AveragePool",
+        dict(kernel=3, stride=2, pad=1, legacy_pad=3, count_include_pad=1),
+        dict(kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1), legacy=True, count_include_pad=True),
+    ),
 ]
 
 
@@ -143,6 +195,7 @@ def test_pool_global_and_nhwc(op_type: str, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- normalisation, activations
 
+
 @pytest.mark.parametrize("order", ["NCHW", "NHWC"])
 def test_spatial_bn(order: str, tmp_path: Path) -> None:
     x = rand(2, 4, 3, 3)
@@ -150,8 +203,11 @@ def test_spatial_bn(order: str, tmp_path: Path) -> None:
     var = np.abs(rand(4)) + 0.5
     feed = nhwc(x) if order == "NHWC" else x
     got = run_net(
-        tmp_path, [op("SpatialBN", ["x", "s", "b", "m", "v"], ["y"], is_test=1, epsilon=1e-3, order=order)],
-        {"s": scale, "b": bias, "m": mean, "v": var}, {"x": feed}, ["y"],
+        tmp_path,
+        [op("SpatialBN", ["x", "s", "b", "m", "v"], ["y"], is_test=1, epsilon=1e-3, order=order)],
+        {"s": scale, "b": bias, "m": mean, "v": var},
+        {"x": feed},
+        ["y"],
     )["y"]
     assert_close(got, ref.spatial_bn(feed, scale, bias, mean, var, 1e-3, nhwc=order == "NHWC"))
 
@@ -191,8 +247,13 @@ def test_unary(op_type: str, tmp_path: Path) -> None:
 
 def test_leaky_relu_default_and_alpha(tmp_path: Path) -> None:
     x = rand(3, 5)
-    got = run_net(tmp_path, [op("LeakyRelu", ["x"], ["a"]), op("LeakyRelu", ["x"], ["b"], alpha=0.3), op("Elu", ["x"], ["c"], alpha=0.5)],
-                  {}, {"x": x}, ["a", "b", "c"])
+    got = run_net(
+        tmp_path,
+        [op("LeakyRelu", ["x"], ["a"]), op("LeakyRelu", ["x"], ["b"], alpha=0.3), op("Elu", ["x"], ["c"], alpha=0.5)],
+        {},
+        {"x": x},
+        ["a", "b", "c"],
+    )
     assert_close(got["a"], np.where(x > 0, x, 0.01 * x))
     assert_close(got["b"], np.where(x > 0, x, 0.3 * x))
     assert_close(got["c"], np.where(x > 0, x, 0.5 * (np.exp(x) - 1)))
@@ -202,8 +263,13 @@ def test_leaky_relu_default_and_alpha(tmp_path: Path) -> None:
 def test_prelu_per_channel_and_shared(order: str, tmp_path: Path) -> None:
     x, slope, shared = rand(2, 3, 4, 4), rand(3), rand(1)
     feed = nhwc(x) if order == "NHWC" else x
-    got = run_net(tmp_path, [op("PRelu", ["x", "s"], ["y"], order=order), op("PRelu", ["x", "t"], ["z"], order=order)],
-                  {"s": slope, "t": shared}, {"x": feed}, ["y", "z"])
+    got = run_net(
+        tmp_path,
+        [op("PRelu", ["x", "s"], ["y"], order=order), op("PRelu", ["x", "t"], ["z"], order=order)],
+        {"s": slope, "t": shared},
+        {"x": feed},
+        ["y", "z"],
+    )
     per_channel = np.where(x > 0, x, slope.reshape(1, 3, 1, 1) * x)
     assert_close(got["y"], nhwc(per_channel) if order == "NHWC" else per_channel)
     assert_close(got["z"], np.where(feed > 0, feed, shared[0] * feed))
@@ -242,7 +308,9 @@ def test_resize_nearest(hs: float, ws: float, tmp_path: Path) -> None:
 
 def test_resize_nearest_nhwc(tmp_path: Path) -> None:
     x = rand(1, 2, 3, 3)
-    got = run_net(tmp_path, [op("ResizeNearest", ["x"], ["y"], height_scale=2.0, width_scale=2.0, order="NHWC")], {}, {"x": nhwc(x)}, ["y"])["y"]
+    got = run_net(
+        tmp_path, [op("ResizeNearest", ["x"], ["y"], height_scale=2.0, width_scale=2.0, order="NHWC")], {}, {"x": nhwc(x)}, ["y"]
+    )["y"]
     np.testing.assert_array_equal(got, nhwc(ref.resize_nearest(x, 2.0, 2.0)))
 
 

@@ -42,7 +42,9 @@ def test_binary_broadcast_axis_runtime_operand_and_suffix(tmp_path: Path) -> Non
 
 def test_binary_axis_str_with_order(tmp_path: Path) -> None:
     a, b = rand(2, 4, 4, 3), rand(3)
-    got = run_net(tmp_path, [op("Add", ["a", "b"], ["y"], broadcast=1, axis_str="C", order="NHWC")], {"b": b}, {"a": a}, ["y"])["y"]
+    got = run_net(tmp_path, [op("Add", ["a", "b"], ["y"], broadcast=1, axis_str="C", order="NHWC")], {"b": b}, {"a": a}, ["y"])[
+        "y"
+    ]
     assert_close(got, a + b)
 
 
@@ -63,8 +65,10 @@ def test_sum_max_scale_clip(tmp_path: Path) -> None:
     assert_close(got["u"], np.maximum(a, 0))
 
 
-@pytest.mark.parametrize(("args", "axis", "op_type"), [({}, 1, "Concat"), ({"axis": 2}, 2, "Concat"), ({"order": "NHWC"}, 3, "Concat"),
-                                                        ({"axis": -1}, 3, "DepthConcat")])
+@pytest.mark.parametrize(
+    ("args", "axis", "op_type"),
+    [({}, 1, "Concat"), ({"axis": 2}, 2, "Concat"), ({"order": "NHWC"}, 3, "Concat"), ({"axis": -1}, 3, "DepthConcat")],
+)
 def test_concat_and_split_info(args: dict, axis: int, op_type: str, tmp_path: Path) -> None:
     shapes = [[2, 3, 4, 5], [2, 3, 4, 5]]
     shapes[1][axis] = 2
@@ -90,7 +94,9 @@ def test_split_by_argument_input_and_equally(tmp_path: Path) -> None:
         op("Split", ["x"], ["u", "v", "w"]),  # no axis: channel dim of NCHW = 1, equal parts
         op("Split", ["x"], ["e", "f", "g"], axis=2, add_axis=1),
     ]
-    got = run_net(tmp_path, ops, {"sizes": np.array([1, 2, 3], np.int32)}, {"x": x}, ["p", "q", "r", "s", "t", "u", "v", "w", "e", "f", "g"])
+    got = run_net(
+        tmp_path, ops, {"sizes": np.array([1, 2, 3], np.int32)}, {"x": x}, ["p", "q", "r", "s", "t", "u", "v", "w", "e", "f", "g"]
+    )
     for names, cuts in ((("p", "q"), [2]), (("r", "s", "t"), [1, 3]), (("u", "v", "w"), [2, 4])):
         for name, part in zip(names, np.split(x, cuts, axis=1)):
             np.testing.assert_array_equal(got[name], part)

@@ -176,14 +176,24 @@ def test_unknown_operators_are_all_listed_exit_4(tmp_path: Path) -> None:
 
 def test_sparse_params_are_exit_4(tmp_path: Path) -> None:
     symbol = tmp_path / "sparse-symbol.json"
-    symbol.write_text(json.dumps({
-        "nodes": [
-            {"op": "null", "name": "data", "inputs": []},
-            {"op": "null", "name": "csr_weight", "inputs": []},
-            {"op": "FullyConnected", "name": "fc", "attrs": {"num_hidden": "3", "no_bias": "True"}, "inputs": [[0, 0, 0], [1, 0, 0]]},
-        ],
-        "arg_nodes": [0, 1], "heads": [[2, 0, 0]],
-    }))
+    symbol.write_text(
+        json.dumps(
+            {
+                "nodes": [
+                    {"op": "null", "name": "data", "inputs": []},
+                    {"op": "null", "name": "csr_weight", "inputs": []},
+                    {
+                        "op": "FullyConnected",
+                        "name": "fc",
+                        "attrs": {"num_hidden": "3", "no_bias": "True"},
+                        "inputs": [[0, 0, 0], [1, 0, 0]],
+                    },
+                ],
+                "arg_nodes": [0, 1],
+                "heads": [[2, 0, 0]],
+            }
+        )
+    )
     result = _convert(tmp_path, symbol, FIXTURES / "sparse.params")
     _assert_one_line_error(result, 4, "sparse", "csr_weight")
 

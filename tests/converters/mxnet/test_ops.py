@@ -10,8 +10,8 @@ import pytest
 from edgecc.converters.mxnet import supported_ops
 from edgecc.converters.mxnet.graph import OPS
 from edgecc.converters.options import ConvertOptions
-from edgecc.pipeline.convert import convert
 from edgecc.inputs import InputSpec
+from edgecc.pipeline.convert import convert
 from tests.converters.mxnet.helpers import CASES, FIXTURES, assert_close, files, reference, run_onnx
 
 

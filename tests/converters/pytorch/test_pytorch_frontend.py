@@ -96,8 +96,16 @@ def test_real_resnet20_checkpoint_matches_original_outputs(tmp_path: Path) -> No
     np.save(tmp_path / "cat.npy", ref["in__input"])
     out = tmp_path / "resnet20.onnx"
     result = run_edgecc(
-        "convert", f"{SAMPLES / 'pytorch' / 'resnet20.py'}:resnet20", model_dir / "resnet20-12fca82f.th",
-        "--input", "input:1x3x32x32", "--data", f"input={tmp_path / 'cat.npy'}", "-o", out, "--json",
+        "convert",
+        f"{SAMPLES / 'pytorch' / 'resnet20.py'}:resnet20",
+        model_dir / "resnet20-12fca82f.th",
+        "--input",
+        "input:1x3x32x32",
+        "--data",
+        f"input={tmp_path / 'cat.npy'}",
+        "-o",
+        out,
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     assert result.json()["verification"]["outputs"][0]["top1"] == 1.0
@@ -150,7 +158,11 @@ def test_weights_that_do_not_fit_are_invalid_input(artefacts: dict[str, Path], t
     out = tmp_path / "x.onnx"
     result = run_edgecc("convert", f"{NETS}:two_heads", artefacts["state"], "--input", "x:1x3x8x8", "-o", out)
     assert result.returncode == 3
-    assert "do not fit" in result.stderr and "missing 2 (body.bias, body.weight)" in result.stderr and "unexpected 16" in result.stderr
+    assert (
+        "do not fit" in result.stderr
+        and "missing 2 (body.bias, body.weight)" in result.stderr
+        and "unexpected 16" in result.stderr
+    )
     assert not out.exists()
 
 

@@ -35,8 +35,13 @@ class Converted:
     report: VerificationReport
 
 
-def convert_and_verify(path: Path | str, options: ConvertOptions | None = None, *,
-                       feeds: Sequence[Mapping[str, np.ndarray]] | None = None, tolerance: Tolerance | None = None) -> Converted:
+def convert_and_verify(
+    path: Path | str,
+    options: ConvertOptions | None = None,
+    *,
+    feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
+    tolerance: Tolerance | None = None,
+) -> Converted:
     """frontend.convert -> opset 17 -> shapes -> checker -> onnxruntime vs frontend.reference on the same feeds."""
     options = options or TFOptions()
     paths = [str(path)]
@@ -56,7 +61,12 @@ def qdq_scales(model) -> list[np.ndarray]:
     from onnx import numpy_helper
 
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node if n.op_type == "Constant" and n.attribute}
+    consts = {
+        n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node if n.op_type == "Constant" and n.attribute
+    }
     values = {**consts, **inits}
-    return [np.atleast_1d(values[n.input[1]]) for n in model.graph.node
-            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[1] in values]
+    return [
+        np.atleast_1d(values[n.input[1]])
+        for n in model.graph.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[1] in values
+    ]

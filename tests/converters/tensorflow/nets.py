@@ -51,8 +51,14 @@ def cnn(seed: int = 0):
     for layer in (model.get_layer("bn1"), model.get_layer("bn2")):
         gamma, beta, mean, var = layer.get_weights()
         rng = np.random.default_rng(seed + 1)
-        layer.set_weights([gamma * rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
-                           rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2.0, var.shape)])
+        layer.set_weights(
+            [
+                gamma * rng.uniform(0.5, 1.5, gamma.shape),
+                rng.normal(0, 0.1, beta.shape),
+                rng.normal(0, 0.2, mean.shape),
+                rng.uniform(0.5, 2.0, var.shape),
+            ]
+        )
     return model
 
 
@@ -84,7 +90,9 @@ def custom_module():
         def serve(self, x):
             return {"y": tfm.nn.relu(tfm.matmul(x, self.w) + self.b)}
 
-        @tfm.function(input_signature=[tfm.TensorSpec([2, 4], tfm.float32, name="a"), tfm.TensorSpec([2, 4], tfm.float32, name="b")])
+        @tfm.function(
+            input_signature=[tfm.TensorSpec([2, 4], tfm.float32, name="a"), tfm.TensorSpec([2, 4], tfm.float32, name="b")]
+        )
         def scaled(self, a, b):
             return {"sum": tfm.tanh(a * 2.0 + b), "prod": tfm.reduce_sum(a * b, axis=1)}
 

@@ -91,8 +91,11 @@ def test_graphdef_cut_at_input(tmp_path):
 def _bad_inputs(tmp_path, cnn_files):
     """name -> (path, words the message must hold)."""
     cases = {}
-    for name, source, kind in (("tflite", MOBILENET, "TFLite"), ("pb", KWS, "GraphDef"),
-                               ("h5", MODELS / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5", "HDF5")):
+    for name, source, kind in (
+        ("tflite", MOBILENET, "TFLite"),
+        ("pb", KWS, "GraphDef"),
+        ("h5", MODELS / "keras_gender_mini_xception" / "gender_mini_XCEPTION.21-0.95.hdf5", "HDF5"),
+    ):
         path = tmp_path / f"truncated_{source.name}"
         path.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
         cases[name] = (path, kind)

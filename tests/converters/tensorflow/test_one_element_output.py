@@ -24,7 +24,9 @@ def _logit_model(path):
     model = keras.Model(inputs, keras.layers.Dense(1, name="logit")(x))
     for layer in model.layers:
         if layer.get_weights():
-            layer.set_weights([rng.standard_normal(w.shape).astype(np.float32) * (1.0 if w.ndim > 1 else 0.1) for w in layer.get_weights()])
+            layer.set_weights(
+                [rng.standard_normal(w.shape).astype(np.float32) * (1.0 if w.ndim > 1 else 0.1) for w in layer.get_weights()]
+            )
     model.save(path)
     return path
 

@@ -46,8 +46,14 @@ def test_graph_model(cnn_files, tmp_path):
 def test_uint8_dequantisation_formula(tmp_path):
     """q * scale + min, read little-endian from the shard."""
     (tmp_path / "w.bin").write_bytes(bytes([0, 1, 255, 10]))
-    manifest = [{"paths": ["w.bin"], "weights": [
-        {"name": "w", "shape": [2, 2], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}}]}]
+    manifest = [
+        {
+            "paths": ["w.bin"],
+            "weights": [
+                {"name": "w", "shape": [2, 2], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}}
+            ],
+        }
+    ]
     weights = read_manifest_weights(tmp_path / "model.json", manifest)
     np.testing.assert_array_equal(weights["w"], np.array([[-1.0, -0.5], [126.5, 4.0]], np.float32))
 

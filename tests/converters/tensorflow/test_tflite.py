@@ -7,7 +7,6 @@ from collections import Counter
 import numpy as np
 import pytest
 
-
 from edgecc.converters import tensorflow as frontend
 from edgecc.converters.tensorflow.reader import tflite_interpreter
 from edgecc.errors import UsageError

@@ -25,8 +25,18 @@ def _f(name: str, values) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(values, dtype=np.float32), name)
 
 
-def _single(op: str, out_shape: list[int], *, inputs: list[str] | None = None, inits: list | None = None,
-            in_shape: list[int] = X4, conv_in: bool = True, extra_nodes: list | None = None, outputs: int = 1, **attrs) -> Callable[[np.random.Generator], onnx.ModelProto]:
+def _single(
+    op: str,
+    out_shape: list[int],
+    *,
+    inputs: list[str] | None = None,
+    inits: list | None = None,
+    in_shape: list[int] = X4,
+    conv_in: bool = True,
+    extra_nodes: list | None = None,
+    outputs: int = 1,
+    **attrs,
+) -> Callable[[np.random.Generator], onnx.ModelProto]:
     """x -> Conv 1x1 (so that int8 models have a real producer) -> OP -> y."""
 
     def make(rng: np.random.Generator) -> onnx.ModelProto:
@@ -45,8 +55,13 @@ def _single(op: str, out_shape: list[int], *, inputs: list[str] | None = None, i
         ins = [src if i == "$" else i for i in (inputs or ["$"])]
         names = ["y", *(f"y{i + 1}" for i in range(1, outputs))]
         nodes.append(helper.make_node(op, ins, names, name=f"the_{op.lower()}", **attrs))
-        graph = helper.make_graph(nodes, op, [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
-                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, out_shape) for n in names], initializer=init)
+        graph = helper.make_graph(
+            nodes,
+            op,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, out_shape) for n in names],
+            initializer=init,
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         onnx.checker.check_model(model, full_check=True)
         return model
@@ -66,17 +81,63 @@ NCHW_ORDER = {"flatten", "reshape", "squeeze"}
 
 #: case id -> (model factory, expected TFLite op in the float artifact)
 CASES: dict[str, tuple[Callable[[np.random.Generator], onnx.ModelProto], str]] = {
-    "conv": (_with(lambda r: [_w(r, "w", 16, 8, 3, 3), _w(r, "b", 16, scale=0.1)], op="Conv", out_shape=[1, 16, 10, 10],
-                   inputs=["$", "w", "b"], pads=[1, 1, 1, 1]), "CONV_2D"),
-    "conv_stride2_pad": (_with(lambda r: [_w(r, "w", 16, 8, 3, 3)], op="Conv", out_shape=[1, 16, 5, 5], inputs=["$", "w"],
-                               pads=[1, 1, 1, 1], strides=[2, 2]), "CONV_2D"),
-    "depthwise": (_with(lambda r: [_w(r, "w", 16, 1, 3, 3), _w(r, "b", 16, scale=0.1)], op="Conv", out_shape=[1, 16, 10, 10],
-                        inputs=["$", "w", "b"], pads=[1, 1, 1, 1], group=8), "DEPTHWISE_CONV_2D"),
-    "conv_transpose": (_with(lambda r: [_w(r, "w", 8, 4, 2, 2), _w(r, "b", 4, scale=0.1)], op="ConvTranspose", out_shape=[1, 4, 20, 20],
-                             inputs=["$", "w", "b"], strides=[2, 2]), "TRANSPOSE_CONV"),
-    "gemm": (_with(lambda r: [_w(r, "w", 6, 16), _w(r, "b", 6, scale=0.1)], op="Gemm", out_shape=[1, 6], inputs=["$", "w", "b"],
-                   in_shape=[1, 16], transB=1), "FULLY_CONNECTED"),
-    "matmul": (_with(lambda r: [_w(r, "w", 16, 6)], op="MatMul", out_shape=[1, 6], inputs=["$", "w"], in_shape=[1, 16]), "FULLY_CONNECTED"),
+    "conv": (
+        _with(
+            lambda r: [_w(r, "w", 16, 8, 3, 3), _w(r, "b", 16, scale=0.1)],
+            op="Conv",
+            out_shape=[1, 16, 10, 10],
+            inputs=["$", "w", "b"],
+            pads=[1, 1, 1, 1],
+        ),
+        "CONV_2D",
+    ),
+    "conv_stride2_pad": (
+        _with(
+            lambda r: [_w(r, "w", 16, 8, 3, 3)],
+            op="Conv",
+            out_shape=[1, 16, 5, 5],
+            inputs=["$", "w"],
+            pads=[1, 1, 1, 1],
+            strides=[2, 2],
+        ),
+        "CONV_2D",
+    ),
+    "depthwise": (
+        _with(
+            lambda r: [_w(r, "w", 16, 1, 3, 3), _w(r, "b", 16, scale=0.1)],
+            op="Conv",
+            out_shape=[1, 16, 10, 10],
+            inputs=["$", "w", "b"],
+            pads=[1, 1, 1, 1],
+            group=8,
+        ),
+        "DEPTHWISE_CONV_2D",
+    ),
+    "conv_transpose": (
+        _with(
+            lambda r: [_w(r, "w", 8, 4, 2, 2), _w(r, "b", 4, scale=0.1)],
+            op="ConvTranspose",
+            out_shape=[1, 4, 20, 20],
+            inputs=["$", "w", "b"],
+            strides=[2, 2],
+        ),
+        "TRANSPOSE_CONV",
+    ),
+    "gemm": (
+        _with(
+            lambda r: [_w(r, "w", 6, 16), _w(r, "b", 6, scale=0.1)],
+            op="Gemm",
+            out_shape=[1, 6],
+            inputs=["$", "w", "b"],
+            in_shape=[1, 16],
+            transB=1,
+        ),
+        "FULLY_CONNECTED",
+    ),
+    "matmul": (
+        _with(lambda r: [_w(r, "w", 16, 6)], op="MatMul", out_shape=[1, 6], inputs=["$", "w"], in_shape=[1, 16]),
+        "FULLY_CONNECTED",
+    ),
     "add": (_single("Add", X4, inputs=["$", "x"]), "ADD"),
     "sub_const": (_with(lambda r: [_w(r, "k", 8, 1, 1)], op="Sub", out_shape=X4, inputs=["$", "k"]), "SUB"),
     "mul": (_single("Mul", X4, inputs=["$", "x"]), "MUL"),
@@ -86,7 +147,10 @@ CASES: dict[str, tuple[Callable[[np.random.Generator], onnx.ModelProto], str]] =
     "maxpool_same": (_single("MaxPool", [1, 8, 5, 5], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1]), "MAX_POOL_2D"),
     "globalaveragepool": (_single("GlobalAveragePool", [1, 8, 1, 1]), "MEAN"),
     "reducemean": (_single("ReduceMean", [1, 8], axes=[2, 3], keepdims=0), "MEAN"),
-    "reshape": (_with(lambda r: [_i64("shape", [1, 8, 100])], op="Reshape", out_shape=[1, 8, 100], inputs=["$", "shape"]), "RESHAPE"),
+    "reshape": (
+        _with(lambda r: [_i64("shape", [1, 8, 100])], op="Reshape", out_shape=[1, 8, 100], inputs=["$", "shape"]),
+        "RESHAPE",
+    ),
     "flatten": (_single("Flatten", [1, 800]), "RESHAPE"),
     "squeeze": (_with(lambda r: [_i64("axes", [0])], op="Squeeze", out_shape=[8, 10, 10], inputs=["$", "axes"]), "RESHAPE"),
     "softmax": (_single("Softmax", [1, 16], in_shape=[1, 16], axis=-1), "SOFTMAX"),
@@ -94,27 +158,87 @@ CASES: dict[str, tuple[Callable[[np.random.Generator], onnx.ModelProto], str]] =
     "sigmoid": (_single("Sigmoid", X4), "LOGISTIC"),
     "tanh": (_single("Tanh", X4), "TANH"),
     "relu": (_single("Relu", X4, inputs=["p"], extra_nodes=[helper.make_node("LeakyRelu", ["h"], ["p"], alpha=0.5)]), "RELU"),
-    "relu6": (_with(lambda r: [_f("lo", 0.0), _f("hi", 6.0)], op="Clip", out_shape=X4, inputs=["p", "lo", "hi"],
-                    extra_nodes=[helper.make_node("LeakyRelu", ["h"], ["p"], alpha=0.5)]), "RELU6"),
-    "relu_n1_to_1": (_with(lambda r: [_f("lo", -1.0), _f("hi", 1.0)], op="Clip", out_shape=X4, inputs=["p", "lo", "hi"],
-                           extra_nodes=[helper.make_node("LeakyRelu", ["h"], ["p"], alpha=0.5)]), "RELU_N1_TO_1"),
+    "relu6": (
+        _with(
+            lambda r: [_f("lo", 0.0), _f("hi", 6.0)],
+            op="Clip",
+            out_shape=X4,
+            inputs=["p", "lo", "hi"],
+            extra_nodes=[helper.make_node("LeakyRelu", ["h"], ["p"], alpha=0.5)],
+        ),
+        "RELU6",
+    ),
+    "relu_n1_to_1": (
+        _with(
+            lambda r: [_f("lo", -1.0), _f("hi", 1.0)],
+            op="Clip",
+            out_shape=X4,
+            inputs=["p", "lo", "hi"],
+            extra_nodes=[helper.make_node("LeakyRelu", ["h"], ["p"], alpha=0.5)],
+        ),
+        "RELU_N1_TO_1",
+    ),
     "leakyrelu": (_single("LeakyRelu", X4, alpha=0.2), "LEAKY_RELU"),
-    "prelu": (_with(lambda r: [_f("slope", np.linspace(0.05, 0.4, 8).reshape(8, 1, 1))], op="PRelu", out_shape=X4, inputs=["$", "slope"]), "PRELU"),
+    "prelu": (
+        _with(
+            lambda r: [_f("slope", np.linspace(0.05, 0.4, 8).reshape(8, 1, 1))], op="PRelu", out_shape=X4, inputs=["$", "slope"]
+        ),
+        "PRELU",
+    ),
     "hardswish": (_single("HardSwish", X4), "HARD_SWISH"),
     "concat": (_single("Concat", [1, 16, 10, 10], inputs=["$", "x"], axis=1), "CONCATENATION"),
-    "pad": (_with(lambda r: [_i64("pads", [0, 0, 1, 2, 0, 0, 2, 1])], op="Pad", out_shape=[1, 8, 13, 13], inputs=["$", "pads"]), "PAD"),
-    "resize_nearest": (_with(lambda r: [_f("scales", [1, 1, 2, 2])], op="Resize", out_shape=[1, 8, 20, 20], inputs=["$", "", "scales"],
-                             mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"), "RESIZE_NEAREST_NEIGHBOR"),
-    "resize_bilinear": (_with(lambda r: [_f("scales", [1, 1, 2, 2])], op="Resize", out_shape=[1, 8, 20, 20], inputs=["$", "", "scales"],
-                              mode="linear", coordinate_transformation_mode="half_pixel"), "RESIZE_BILINEAR"),
+    "pad": (
+        _with(lambda r: [_i64("pads", [0, 0, 1, 2, 0, 0, 2, 1])], op="Pad", out_shape=[1, 8, 13, 13], inputs=["$", "pads"]),
+        "PAD",
+    ),
+    "resize_nearest": (
+        _with(
+            lambda r: [_f("scales", [1, 1, 2, 2])],
+            op="Resize",
+            out_shape=[1, 8, 20, 20],
+            inputs=["$", "", "scales"],
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        ),
+        "RESIZE_NEAREST_NEIGHBOR",
+    ),
+    "resize_bilinear": (
+        _with(
+            lambda r: [_f("scales", [1, 1, 2, 2])],
+            op="Resize",
+            out_shape=[1, 8, 20, 20],
+            inputs=["$", "", "scales"],
+            mode="linear",
+            coordinate_transformation_mode="half_pixel",
+        ),
+        "RESIZE_BILINEAR",
+    ),
     "transpose": (_single("Transpose", [1, 10, 10, 8], perm=[0, 2, 3, 1]), "CONV_2D"),
-    "slice": (_with(lambda r: [_i64("st", [1, 2]), _i64("en", [7, 9]), _i64("ax", [1, 3]), _i64("sp", [2, 1])], op="Slice",
-                    out_shape=[1, 3, 10, 7], inputs=["$", "st", "en", "ax", "sp"]), "STRIDED_SLICE"),
-    "split": (_with(lambda r: [_i64("sizes", [4, 4])], op="Split", out_shape=[1, 4, 10, 10], inputs=["$", "sizes"], axis=1,
-                    outputs=2), "SPLIT"),
-    "pack": (_with(lambda r: [_i64("a0", [0])], op="Concat", out_shape=[2, 1, 8, 10, 10], inputs=["u1", "u2"], axis=0,
-                     extra_nodes=[helper.make_node("Unsqueeze", ["h", "a0"], ["u1"]), helper.make_node("Unsqueeze", ["x", "a0"], ["u2"])]),
-             "PACK"),
+    "slice": (
+        _with(
+            lambda r: [_i64("st", [1, 2]), _i64("en", [7, 9]), _i64("ax", [1, 3]), _i64("sp", [2, 1])],
+            op="Slice",
+            out_shape=[1, 3, 10, 7],
+            inputs=["$", "st", "en", "ax", "sp"],
+        ),
+        "STRIDED_SLICE",
+    ),
+    "split": (
+        _with(lambda r: [_i64("sizes", [4, 4])], op="Split", out_shape=[1, 4, 10, 10], inputs=["$", "sizes"], axis=1, outputs=2),
+        "SPLIT",
+    ),
+    "pack": (
+        _with(
+            lambda r: [_i64("a0", [0])],
+            op="Concat",
+            out_shape=[2, 1, 8, 10, 10],
+            inputs=["u1", "u2"],
+            axis=0,
+            extra_nodes=[helper.make_node("Unsqueeze", ["h", "a0"], ["u1"]), helper.make_node("Unsqueeze", ["x", "a0"], ["u2"])],
+        ),
+        "PACK",
+    ),
 }
 
 

@@ -17,13 +17,19 @@ from edgecc.targets.tflite import TFLITE_OP_FOR, TfliteRunner, emit_tflite, writ
 def _model() -> onnx.ModelProto:
     w = numpy_helper.from_array(np.ones((4, 4, 3, 3), np.float32), "w")
     g = numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "g")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("Erf", ["a"], ["b"], name="the_erf"),
-             helper.make_node("Conv", ["b", "g"], ["c"], name="grouped", pads=[1, 1, 1, 1], group=2),
-             helper.make_node("Resize", ["c", "", "s"], ["y"], name="cubic", mode="cubic")]
-    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
-                              initializer=[w, g, numpy_helper.from_array(np.asarray([1, 1, 2, 2], np.float32), "s")])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Erf", ["a"], ["b"], name="the_erf"),
+        helper.make_node("Conv", ["b", "g"], ["c"], name="grouped", pads=[1, 1, 1, 1], group=2),
+        helper.make_node("Resize", ["c", "", "s"], ["y"], name="cubic", mode="cubic"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "bad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        initializer=[w, g, numpy_helper.from_array(np.asarray([1, 1, 2, 2], np.float32), "s")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 

@@ -5,7 +5,6 @@ Reshape); every artifact is run with the TFLite interpreter against onnxruntime.
 
 from __future__ import annotations
 
-
 import numpy as np
 import onnx
 import pytest
@@ -25,10 +24,19 @@ def _nhwc_one_channel(rng: np.random.Generator) -> onnx.ModelProto:
     b = numpy_helper.from_array((rng.standard_normal(4) * 0.1).astype(np.float32), "b")
     shape = numpy_helper.from_array(np.asarray([1, 1, 8, 8], dtype=np.int64), "shape")
     perm = helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1])
-    nodes = [helper.make_node("Reshape", ["x", "shape"], ["xr"]), helper.make_node("Conv", ["xr", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["r"]), perm]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 4])], initializer=[w, b, shape])
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["xr"]),
+        helper.make_node("Conv", ["xr", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        perm,
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 4])],
+        initializer=[w, b, shape],
+    )
     return infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
 
 
@@ -43,7 +51,11 @@ def test_unit_axis_reshape_is_bookkeeping(io_type: str) -> None:
     qmodel = infer_shapes(quantized(model, feeds[:4]))
     assert [n.op_type for n in qmodel.graph.node][:2] == ["Reshape", "QuantizeLinear"]  # a float Reshape before the input's Q
     art = emit_tflite(qmodel, io_type=io_type)
-    expected = {"float32": ["QUANTIZE", "CONV_2D", "DEQUANTIZE"], "int8": ["CONV_2D"], "uint8": ["QUANTIZE", "CONV_2D", "QUANTIZE"]}
+    expected = {
+        "float32": ["QUANTIZE", "CONV_2D", "DEQUANTIZE"],
+        "int8": ["CONV_2D"],
+        "uint8": ["QUANTIZE", "CONV_2D", "QUANTIZE"],
+    }
     assert art.operators == expected[io_type], art.operators
     assert art.report["internal_transposes"] == 0
     io = art.report["io"]

@@ -30,7 +30,9 @@ def signature(data: bytes) -> list[tuple[str, list]]:
             if q is None or q.ScaleLength() == 0:
                 quants.append(None)
             else:
-                quants.append((tuple(np.float32(q.ScaleAsNumpy())), tuple(int(z) for z in q.ZeroPointAsNumpy()), q.QuantizedDimension()))
+                quants.append(
+                    (tuple(np.float32(q.ScaleAsNumpy())), tuple(int(z) for z in q.ZeroPointAsNumpy()), q.QuantizedDimension())
+                )
         ops.append((BUILTIN_OPCODE2NAME[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())], quants))
     return ops
 
@@ -52,7 +54,9 @@ def _round_trip(tflite: Path, tmp_path: Path, input_name: str, shape: tuple[int,
     assert report["passed"], report
 
 
-@pytest.mark.parametrize("sample", ["tflite_hello_world_int8/hello_world_int8.tflite", "tflite_hello_world_float/hello_world_float.tflite"])
+@pytest.mark.parametrize(
+    "sample", ["tflite_hello_world_int8/hello_world_int8.tflite", "tflite_hello_world_float/hello_world_float.tflite"]
+)
 def test_hello_world_round_trip(sample: str, tmp_path: Path) -> None:
     _round_trip(SAMPLES / "models" / sample, tmp_path, "serving_default_dense_input:0", (1, 1))
 
@@ -85,5 +89,14 @@ def test_tensorflow_int8_cnn_round_trip(tmp_path: Path) -> None:
     """A tiny Keras CNN made full-int8 by TensorFlow's own converter (per-channel conv weights, int8 io quantise)."""
     path = make_tensorflow_int8_cnn(tmp_path / "cnn_int8.tflite")
     ops = [op for op, _ in signature(path.read_bytes())]
-    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "CONCATENATION", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"} <= set(ops)
+    assert {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "ADD",
+        "MAX_POOL_2D",
+        "CONCATENATION",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    } <= set(ops)
     _round_trip(path, tmp_path, "serving_default_image:0", (1, 12, 12, 3))

@@ -63,7 +63,9 @@ def _original_outputs(feeds: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
 
 def test_uint8_io_reproduces_the_original(mobilenet: tuple[Path, onnx.ModelProto]) -> None:
     _, model = mobilenet
-    assert model.graph.node[0].op_type == "Transpose" and model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert (
+        model.graph.node[0].op_type == "Transpose" and model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    )
     art = emit_tflite(model, io_type="uint8", name="mn")
     assert art.report["activation_type"] == "uint8" and art.report["internal_transposes"] == 0
     assert signature(art.data) == signature(MOBILENET.read_bytes())  # same operators, scales and zero points

@@ -66,12 +66,15 @@ def _planned(op_type: str, tflite: tuple[str, ...], planned: Planned | Mapping[s
     if choice is not None or not tflite:
         return choice
     if len(tflite) > 1:
-        raise ValueError(f"TFLite converter of {op_type} may write {', '.join(tflite)}: say which one targets plan with (planned=...)")
+        raise ValueError(
+            f"TFLite converter of {op_type} may write {', '.join(tflite)}: say which one targets plan with (planned=...)"
+        )
     return PlannedOp(tflite)
 
 
-def converter(*op_types: str, tflite: tuple[str, ...], check: Check | None = None,
-              planned: Planned | Mapping[str, Planned] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def converter(
+    *op_types: str, tflite: tuple[str, ...], check: Check | None = None, planned: Planned | Mapping[str, Planned] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the converter of `op_types`.
 
     `planned`: the builtin targets plan with (a name, a `PlannedOp`, or one of those per op type); by default the

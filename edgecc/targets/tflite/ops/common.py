@@ -32,15 +32,23 @@ def static_input(view: NodeView, index: int, what: str) -> tuple[bool, str]:
     return True, ""
 
 
-def spatial_padding(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-                    pads: Sequence[int], auto_pad: str = "NOTSET") -> tuple[str, list[int] | None]:
+def spatial_padding(
+    in_hw: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[int],
+    auto_pad: str = "NOTSET",
+) -> tuple[str, list[int] | None]:
     """("SAME"|"VALID", None) when TFLite's padding modes express the ONNX pads, else ("VALID", explicit pads)."""
     if auto_pad in ("SAME_UPPER",):
         return "SAME", None
     if auto_pad == "VALID":
         return "VALID", None
     if auto_pad == "SAME_LOWER":
-        totals = [max((math.ceil(sz / s) - 1) * s + (k - 1) * d + 1 - sz, 0) for sz, k, s, d in zip(in_hw, kernel, strides, dilations)]
+        totals = [
+            max((math.ceil(sz / s) - 1) * s + (k - 1) * d + 1 - sz, 0) for sz, k, s, d in zip(in_hw, kernel, strides, dilations)
+        ]
         pads = [t - t // 2 for t in totals] + [t // 2 for t in totals]
     n = len(in_hw)
     if not any(pads):
@@ -54,8 +62,15 @@ def spatial_padding(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequen
     return ("SAME", None) if same else ("VALID", list(pads))
 
 
-def pad_tensor(ctx: Context, tensor: int, name: str, onnx_shape: Sequence[int], perm: Sequence[int], spatial_pads: Sequence[int],
-               value: float | None = None) -> tuple[int, tuple[int, ...]]:
+def pad_tensor(
+    ctx: Context,
+    tensor: int,
+    name: str,
+    onnx_shape: Sequence[int],
+    perm: Sequence[int],
+    spatial_pads: Sequence[int],
+    value: float | None = None,
+) -> tuple[int, tuple[int, ...]]:
     """PAD (or PADV2 with `value`) the spatial axes 2.. of an NCHW tensor held as `perm`; returns (tensor, new ONNX shape)."""
     import numpy as np
 

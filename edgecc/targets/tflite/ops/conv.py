@@ -42,15 +42,27 @@ def _weights(ctx: Context, name: str, quantized: bool, axis_hint: int = 0) -> tu
     if not quantized:
         return ctx.array(name).astype("float32"), None
     if value.qconst is None:
-        raise NotExpressible(f"float weight '{name}' in an int8 operator (quantise weights with DequantizeLinear(int8 initializer))")
+        raise NotExpressible(
+            f"float weight '{name}' in an int8 operator (quantise weights with DequantizeLinear(int8 initializer))"
+        )
     result = weight_uint8(value.qconst) if ctx.act_dtype == "uint8" else weight_int8(value.qconst)
     if isinstance(result, str):
         raise NotExpressible(result)
     return result
 
 
-def _bias(ctx: Context, node: onnx.NodeProto, index: int, channels: int, quantized: bool, in_quant: QuantParams | None,
-          w_quant: QuantParams | None, name: str, extra: np.ndarray | None = None, required: bool = False) -> int | None:
+def _bias(
+    ctx: Context,
+    node: onnx.NodeProto,
+    index: int,
+    channels: int,
+    quantized: bool,
+    in_quant: QuantParams | None,
+    w_quant: QuantParams | None,
+    name: str,
+    extra: np.ndarray | None = None,
+    required: bool = False,
+) -> int | None:
     """The bias tensor (int32 in int8 mode, float otherwise), a zero bias when required / always_bias, or None."""
     import numpy as np
 
@@ -76,8 +88,12 @@ def _conv_op(view: NodeView) -> str:
     return "DEPTHWISE_CONV_2D" if group > 1 and group == channels else "CONV_2D"
 
 
-@converter("Conv", tflite=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD"), check=_conv_check,
-           planned=PlannedOp(("CONV_2D", "DEPTHWISE_CONV_2D"), _conv_op))
+@converter(
+    "Conv",
+    tflite=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD"),
+    check=_conv_check,
+    planned=PlannedOp(("CONV_2D", "DEPTHWISE_CONV_2D"), _conv_op),
+)
 def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Conv (2-D, group 1 or depthwise) with fused Relu/Relu6/ReluN1To1; explicit pads TFLite cannot express -> PAD."""
     import numpy as np
@@ -95,8 +111,16 @@ def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     channels = x_shape[1]
     strides = list(attrs.get("strides", [1, 1]))
     dilations = list(attrs.get("dilations", [1, 1]))
-    padding, explicit = spatial_padding(x_shape[2:], [kh, kw], strides, dilations, list(attrs.get("pads", [0, 0, 0, 0])),
-                                        attrs.get("auto_pad", b"NOTSET").decode() if isinstance(attrs.get("auto_pad"), bytes) else attrs.get("auto_pad", "NOTSET"))
+    padding, explicit = spatial_padding(
+        x_shape[2:],
+        [kh, kw],
+        strides,
+        dilations,
+        list(attrs.get("pads", [0, 0, 0, 0])),
+        attrs.get("auto_pad", b"NOTSET").decode()
+        if isinstance(attrs.get("auto_pad"), bytes)
+        else attrs.get("auto_pad", "NOTSET"),
+    )
     x = ctx.tensor(node.input[0], layout.NHWC, quantized=quantized)
     in_quant = ctx.builder.tensors[x].quant
     if explicit is not None:
@@ -109,8 +133,20 @@ def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         w_t = ctx.const_tensor(f"{name}_weights", filt, w_params)
         b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name, required=True)
         inputs = [x, w_t, b_t if b_t is not None else -1]
-        ctx.emit("CONV_2D", inputs, plan, out_shape, layout.NHWC, "Conv2DOptions", Padding=_PAD[padding], StrideH=strides[0],
-                 StrideW=strides[1], DilationHFactor=dilations[0], DilationWFactor=dilations[1], version=3 if quantized else 1)
+        ctx.emit(
+            "CONV_2D",
+            inputs,
+            plan,
+            out_shape,
+            layout.NHWC,
+            "Conv2DOptions",
+            Padding=_PAD[padding],
+            StrideH=strides[0],
+            StrideW=strides[1],
+            DilationHFactor=dilations[0],
+            DilationWFactor=dilations[1],
+            version=3 if quantized else 1,
+        )
         return
     if group != channels or in_per_group != 1:
         raise NotExpressible(f"grouped convolution (group={group}, {channels} channels): only group 1 or depthwise")
@@ -118,9 +154,21 @@ def conv(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     w_params = QuantParams(wq.scale, wq.zero_point, 3 if wq.per_channel else 0, wq.dtype) if wq else None
     w_t = ctx.const_tensor(f"{name}_weights", filt, w_params)
     b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name, required=True)
-    ctx.emit("DEPTHWISE_CONV_2D", [x, w_t, b_t if b_t is not None else -1], plan, out_shape, layout.NHWC, "DepthwiseConv2DOptions",
-             Padding=_PAD[padding], StrideH=strides[0], StrideW=strides[1], DepthMultiplier=out_c // channels,
-             DilationHFactor=dilations[0], DilationWFactor=dilations[1], version=3 if quantized else 1)
+    ctx.emit(
+        "DEPTHWISE_CONV_2D",
+        [x, w_t, b_t if b_t is not None else -1],
+        plan,
+        out_shape,
+        layout.NHWC,
+        "DepthwiseConv2DOptions",
+        Padding=_PAD[padding],
+        StrideH=strides[0],
+        StrideW=strides[1],
+        DepthMultiplier=out_c // channels,
+        DilationHFactor=dilations[0],
+        DilationWFactor=dilations[1],
+        version=3 if quantized else 1,
+    )
 
 
 _PAD = {"SAME": 0, "VALID": 1}
@@ -181,8 +229,18 @@ def conv_transpose(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     shape_t = ctx.const_tensor(f"{name}_output_shape", np.asarray(layout.tfl_shape(out_shape, layout.NHWC), dtype=np.int32))
     b_t = _bias(ctx, node, 2, out_c, quantized, in_quant, wq, name)
     inputs = [shape_t, w_t, x] + ([b_t] if b_t is not None else [])
-    ctx.emit("TRANSPOSE_CONV", inputs, plan, out_shape, layout.NHWC, "TransposeConvOptions", Padding=_PAD[padding],
-             StrideH=strides[0], StrideW=strides[1], version=3 if b_t is not None else 1)
+    ctx.emit(
+        "TRANSPOSE_CONV",
+        inputs,
+        plan,
+        out_shape,
+        layout.NHWC,
+        "TransposeConvOptions",
+        Padding=_PAD[padding],
+        StrideH=strides[0],
+        StrideW=strides[1],
+        version=3 if b_t is not None else 1,
+    )
 
 
 def _gemm_check(view: NodeView) -> tuple[bool, str]:
@@ -217,8 +275,13 @@ def _matmul_op(view: NodeView) -> str:
 
 
 #: a dynamic MatMul plans as BATCH_MATMUL, which the writer does not write (_gemm_check refuses it)
-@converter("Gemm", "MatMul", tflite=("FULLY_CONNECTED",), check=_gemm_check,
-           planned={"Gemm": "FULLY_CONNECTED", "MatMul": PlannedOp(("FULLY_CONNECTED", "BATCH_MATMUL"), _matmul_op)})
+@converter(
+    "Gemm",
+    "MatMul",
+    tflite=("FULLY_CONNECTED",),
+    check=_gemm_check,
+    planned={"Gemm": "FULLY_CONNECTED", "MatMul": PlannedOp(("FULLY_CONNECTED", "BATCH_MATMUL"), _matmul_op)},
+)
 def fully_connected(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Gemm / MatMul with constant 2-D weights (+ a following bias Add) -> FULLY_CONNECTED with fused activation."""
     if int(attrs.get("transA", 0)) or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:
@@ -265,7 +328,19 @@ def fully_connected(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         if isinstance(extra, QConst):
             extra = QConst(extra.data.reshape(out_features), extra.quant)
     b_t = _bias(ctx, node, 2, out_features, quantized, in_quant, wq, name, extra)
-    out_shape = ctx.shape(plan.absorbed[-1].output[0] if plan.absorbed else node.output[0]) if plan.name not in ctx.shapes else ctx.shapes[plan.name]
+    out_shape = (
+        ctx.shape(plan.absorbed[-1].output[0] if plan.absorbed else node.output[0])
+        if plan.name not in ctx.shapes
+        else ctx.shapes[plan.name]
+    )
     keep = len(out_shape) > 2
-    ctx.emit("FULLY_CONNECTED", [x, w_t, b_t if b_t is not None else -1], plan, out_shape, layout.identity(len(out_shape)),
-             "FullyConnectedOptions", KeepNumDims=keep, version=5 if quantized and wq.per_channel else (4 if quantized else 1))
+    ctx.emit(
+        "FULLY_CONNECTED",
+        [x, w_t, b_t if b_t is not None else -1],
+        plan,
+        out_shape,
+        layout.identity(len(out_shape)),
+        "FullyConnectedOptions",
+        KeepNumDims=keep,
+        version=5 if quantized and wq.per_channel else (4 if quantized else 1),
+    )

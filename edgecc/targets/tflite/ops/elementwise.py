@@ -14,9 +14,14 @@ if TYPE_CHECKING:
 
     from edgecc.targets.api import NodeView
 
-_BINARY = {"Add": ("ADD", "AddOptions", True), "Sub": ("SUB", "SubOptions", True), "Mul": ("MUL", "MulOptions", True),
-           "Div": ("DIV", "DivOptions", True), "Max": ("MAXIMUM", "MaximumMinimumOptions", False),
-           "Min": ("MINIMUM", "MaximumMinimumOptions", False)}
+_BINARY = {
+    "Add": ("ADD", "AddOptions", True),
+    "Sub": ("SUB", "SubOptions", True),
+    "Mul": ("MUL", "MulOptions", True),
+    "Div": ("DIV", "DivOptions", True),
+    "Max": ("MAXIMUM", "MaximumMinimumOptions", False),
+    "Min": ("MINIMUM", "MaximumMinimumOptions", False),
+}
 
 
 def _binary_check(view: NodeView) -> tuple[bool, str]:
@@ -48,7 +53,9 @@ def operand(ctx: Context, name: str, perm: tuple[int, ...], quantized: bool) -> 
     raise NotExpressible(f"broadcasting the rank-{len(value.shape)} tensor '{name}' against a permuted rank-{rank} tensor")
 
 
-@converter(*_BINARY, tflite=tuple(v[0] for v in _BINARY.values()), check=_binary_check, planned={k: v[0] for k, v in _BINARY.items()})
+@converter(
+    *_BINARY, tflite=tuple(v[0] for v in _BINARY.values()), check=_binary_check, planned={k: v[0] for k, v in _BINARY.items()}
+)
 def binary(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Element-wise binary op with numpy broadcasting, operands in the layout of the first tensor input."""
     op, options, fusable = _BINARY[node.op_type]
@@ -69,8 +76,17 @@ def binary(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         a, b = (_requantized(ctx, t, plan.quant) for t in (a, b))
         out_quant = plan.quant
     fields = {} if options == "MaximumMinimumOptions" else {}
-    ctx.emit(op, [a, b], plan, out_shape, perm, options if options != "MaximumMinimumOptions" else None, out_quant=out_quant,
-             version=2 if quantized else 1, **fields)
+    ctx.emit(
+        op,
+        [a, b],
+        plan,
+        out_shape,
+        perm,
+        options if options != "MaximumMinimumOptions" else None,
+        out_quant=out_quant,
+        version=2 if quantized else 1,
+        **fields,
+    )
 
 
 def _requantized(ctx: Context, tensor: int, quant: QuantParams) -> int:
@@ -91,8 +107,16 @@ def _requantized(ctx: Context, tensor: int, quant: QuantParams) -> int:
     return out
 
 
-def unary(ctx: Context, node: onnx.NodeProto, op: str, options: str | None = None, *, out_quant: QuantParams | None = None,
-          extra_inputs: list[int] | None = None, **fields) -> None:
+def unary(
+    ctx: Context,
+    node: onnx.NodeProto,
+    op: str,
+    options: str | None = None,
+    *,
+    out_quant: QuantParams | None = None,
+    extra_inputs: list[int] | None = None,
+    **fields,
+) -> None:
     """A one-input op in the layout its input already has."""
     plan = ctx.plan_output(node)
     quantized = plan.quant is not None
@@ -103,8 +127,17 @@ def unary(ctx: Context, node: onnx.NodeProto, op: str, options: str | None = Non
         raise NotExpressible("constant input (fold it first)")
     perm = value.perm
     x = ctx.tensor(node.input[0], perm, quantized=quantized)
-    ctx.emit(op, [x, *(extra_inputs or [])], plan, ctx.shape(node.output[0]), perm, options, out_quant=out_quant if quantized else None,
-             version=2 if quantized else 1, **fields)
+    ctx.emit(
+        op,
+        [x, *(extra_inputs or [])],
+        plan,
+        ctx.shape(node.output[0]),
+        perm,
+        options,
+        out_quant=out_quant if quantized else None,
+        version=2 if quantized else 1,
+        **fields,
+    )
 
 
 def _clip_check(view: NodeView) -> tuple[bool, str]:
@@ -122,7 +155,9 @@ def relu(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
 
 #: planned as RELU6: the bounds are inputs the planner does not see; the writer picks RELU/RELU6/RELU_N1_TO_1/RELU_0_TO_1
 #: or MINIMUM/MAXIMUM, and the vendor compilers report any they leave on the CPU
-@converter("Clip", tflite=("RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "RELU", "MINIMUM", "MAXIMUM"), check=_clip_check, planned="RELU6")
+@converter(
+    "Clip", tflite=("RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "RELU", "MINIMUM", "MAXIMUM"), check=_clip_check, planned="RELU6"
+)
 def clip(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Clip 0..6 -> RELU6, -1..1 -> RELU_N1_TO_1, 0..1 -> RELU_0_TO_1, 0..inf -> RELU; other bounds -> MAXIMUM/MINIMUM (float)."""
     import numpy as np
@@ -233,5 +268,13 @@ def softmax(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     plan = ctx.plan_output(node)
     quantized = plan.quant is not None
     x = ctx.tensor(node.input[0], perm, quantized=quantized)
-    ctx.emit("SOFTMAX", [x], plan, ctx.shape(node.output[0]), perm, "SoftmaxOptions",
-             out_quant=QuantParams((1 / 256,), (-128,)) if quantized else None, Beta=1.0)
+    ctx.emit(
+        "SOFTMAX",
+        [x],
+        plan,
+        ctx.shape(node.output[0]),
+        perm,
+        "SoftmaxOptions",
+        out_quant=QuantParams((1 / 256,), (-128,)) if quantized else None,
+        Beta=1.0,
+    )

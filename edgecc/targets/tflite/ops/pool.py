@@ -28,8 +28,13 @@ def _pool_check(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-@converter("MaxPool", "AveragePool", tflite=("MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2"), check=_pool_check,
-           planned={"MaxPool": "MAX_POOL_2D", "AveragePool": "AVERAGE_POOL_2D"})
+@converter(
+    "MaxPool",
+    "AveragePool",
+    tflite=("MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2"),
+    check=_pool_check,
+    planned={"MaxPool": "MAX_POOL_2D", "AveragePool": "AVERAGE_POOL_2D"},
+)
 def pool(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """2-D pooling in NHWC; pads TFLite's SAME cannot express become an explicit PAD (AveragePool: count_include_pad=1)."""
     x_shape = ctx.shape(node.input[0])
@@ -63,9 +68,21 @@ def pool(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     if list(out_shape[2:]) != expect:
         raise NotExpressible(f"output size {list(out_shape[2:])} (ceil_mode or pads) differs from TFLite's {expect}")
     # int8 pooling keeps the input's quantisation; a different output scale is re-quantised after it
-    ctx.emit("MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D", [x], plan, out_shape, layout.NHWC, "Pool2DOptions",
-             out_quant=in_quant, Padding=_PAD[padding], StrideH=strides[0], StrideW=strides[1], FilterHeight=kernel[0],
-             FilterWidth=kernel[1], version=2 if quantized else 1)
+    ctx.emit(
+        "MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D",
+        [x],
+        plan,
+        out_shape,
+        layout.NHWC,
+        "Pool2DOptions",
+        out_quant=in_quant,
+        Padding=_PAD[padding],
+        StrideH=strides[0],
+        StrideW=strides[1],
+        FilterHeight=kernel[0],
+        FilterWidth=kernel[1],
+        version=2 if quantized else 1,
+    )
 
 
 def _reduce(ctx: Context, node: onnx.NodeProto, op: str, axes: list[int], keepdims: bool) -> None:
@@ -86,11 +103,24 @@ def _reduce(ctx: Context, node: onnx.NodeProto, op: str, axes: list[int], keepdi
         renumber = {a: i for i, a in enumerate(sorted(kept))}
         out_perm = tuple(renumber[p] for p in kept)
     axes_t = ctx.const_tensor(f"{node.name or node.output[0]}_axes", np.asarray(tfl_axes, dtype=np.int32))
-    ctx.emit(op, [x, axes_t], plan, ctx.shape(node.output[0]), out_perm, "ReducerOptions", KeepDims=bool(keepdims),
-             out_quant=ctx.builder.tensors[x].quant if op == "REDUCE_MAX" else None)
+    ctx.emit(
+        op,
+        [x, axes_t],
+        plan,
+        ctx.shape(node.output[0]),
+        out_perm,
+        "ReducerOptions",
+        KeepDims=bool(keepdims),
+        out_quant=ctx.builder.tensors[x].quant if op == "REDUCE_MAX" else None,
+    )
 
 
-@converter("GlobalAveragePool", "GlobalMaxPool", tflite=("MEAN", "REDUCE_MAX"), planned={"GlobalAveragePool": "MEAN", "GlobalMaxPool": "REDUCE_MAX"})
+@converter(
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    tflite=("MEAN", "REDUCE_MAX"),
+    planned={"GlobalAveragePool": "MEAN", "GlobalMaxPool": "REDUCE_MAX"},
+)
 def global_pool(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """GlobalAveragePool -> MEAN over H, W (keep dims), GlobalMaxPool -> REDUCE_MAX, as TensorFlow's converter writes them."""
     rank = len(ctx.shape(node.input[0]))
@@ -105,9 +135,17 @@ def _reduce_check(view: NodeView) -> tuple[bool, str]:
     return True, ""
 
 
-@converter("ReduceMean", "ReduceMax", tflite=("MEAN", "REDUCE_MAX"), check=_reduce_check, planned={"ReduceMean": "MEAN", "ReduceMax": "REDUCE_MAX"})
+@converter(
+    "ReduceMean",
+    "ReduceMax",
+    tflite=("MEAN", "REDUCE_MAX"),
+    check=_reduce_check,
+    planned={"ReduceMean": "MEAN", "ReduceMax": "REDUCE_MAX"},
+)
 def reduce_mean(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """ReduceMean -> MEAN, ReduceMax -> REDUCE_MAX over the remapped axes."""
     rank = len(ctx.shape(node.input[0]))
-    axes = list(attrs.get("axes", [])) or (ctx.ints(node.input[1]) if len(node.input) > 1 and node.input[1] else list(range(rank)))
+    axes = list(attrs.get("axes", [])) or (
+        ctx.ints(node.input[1]) if len(node.input) > 1 and node.input[1] else list(range(rank))
+    )
     _reduce(ctx, node, "MEAN" if node.op_type == "ReduceMean" else "REDUCE_MAX", axes, bool(attrs.get("keepdims", 1)))

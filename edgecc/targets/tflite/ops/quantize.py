@@ -27,10 +27,15 @@ def quantize_linear(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         ctx.values[out] = Value(shape=tuple(real.shape), qconst=QConst(data, quant))
         return
     if source.quant is not None and source.quant.same_as(quant):
-        ctx.values[out] = Value(shape=source.shape, tensor=source.tensor, perm=source.perm, quant=source.quant, col_perm=source.col_perm)
+        ctx.values[out] = Value(
+            shape=source.shape, tensor=source.tensor, perm=source.perm, quant=source.quant, col_perm=source.col_perm
+        )
         return
-    index = ctx.new_tensor(out, source.shape, source.perm, quant) if source.col_perm is None else \
-        ctx.builder.tensor(out, ctx.builder.tensors[source.tensor].shape, quant.dtype, quant=quant)
+    index = (
+        ctx.new_tensor(out, source.shape, source.perm, quant)
+        if source.col_perm is None
+        else ctx.builder.tensor(out, ctx.builder.tensors[source.tensor].shape, quant.dtype, quant=quant)
+    )
     ctx.builder.operator("QUANTIZE", [source.tensor], [index])
     ctx.values[out] = Value(shape=source.shape, tensor=index, perm=source.perm, quant=quant, col_perm=source.col_perm)
 
@@ -62,7 +67,9 @@ def dequantize_linear(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         ctx.values[out] = Value(shape=source.shape, tensor=index, perm=source.perm)
         ctx.steps[out] = (source.quant.scale[0], source.quant.zero_point[0])
         return
-    ctx.values[out] = Value(shape=source.shape, tensor=source.tensor, perm=source.perm, quant=source.quant, col_perm=source.col_perm)
+    ctx.values[out] = Value(
+        shape=source.shape, tensor=source.tensor, perm=source.perm, quant=source.quant, col_perm=source.col_perm
+    )
 
 
 @converter("Constant", tflite=())

@@ -48,8 +48,13 @@ def _fc_only(ctx: Context, name: str) -> bool:
         if user.op_type in ("QuantizeLinear", "DequantizeLinear"):
             if not _fc_only(ctx, user.output[0]):
                 return False
-        elif user.op_type not in ("Gemm", "MatMul") or user.input[0] != name or not ctx.is_const(user.input[1]) and \
-                user.input[1] not in {n.output[0] for n in ctx.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in ctx.inits}:
+        elif (
+            user.op_type not in ("Gemm", "MatMul")
+            or user.input[0] != name
+            or not ctx.is_const(user.input[1])
+            and user.input[1]
+            not in {n.output[0] for n in ctx.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in ctx.inits}
+        ):
             return False
     return True
 
@@ -80,8 +85,16 @@ def _reshape_to(ctx: Context, node: onnx.NodeProto, out_shape: tuple[int, ...]) 
     else:
         x = ctx.tensor(node.input[0], perm, quantized=quantized, quantize_with=plan.quant)
     shape_t = ctx.const_tensor(f"{name}_shape", np.asarray(out_shape, dtype=np.int32))
-    ctx.emit("RESHAPE", [x, shape_t], plan, out_shape, layout.identity(len(out_shape)), "ReshapeOptions",
-             out_quant=ctx.builder.tensors[x].quant, NewShape=list(out_shape))
+    ctx.emit(
+        "RESHAPE",
+        [x, shape_t],
+        plan,
+        out_shape,
+        layout.identity(len(out_shape)),
+        "ReshapeOptions",
+        out_quant=ctx.builder.tensors[x].quant,
+        NewShape=list(out_shape),
+    )
     if col_perm is not None:
         ctx.values[plan.name].col_perm = col_perm
 
@@ -184,12 +197,23 @@ def concat(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         inputs = _concat_inputs(ctx, sources, perm, quantized)
         # PACK inserts the new axis; in TFLite layout it goes where ONNX axis `axis` lands after the permutation
         tfl_axis = sum(1 for p in perm if p < axis)
-        out_perm = tuple([*(p if p < axis else p + 1 for p in perm[:tfl_axis]), axis, *(p if p < axis else p + 1 for p in perm[tfl_axis:])])
+        out_perm = tuple(
+            [*(p if p < axis else p + 1 for p in perm[:tfl_axis]), axis, *(p if p < axis else p + 1 for p in perm[tfl_axis:])]
+        )
         out_quant = plan.quant
         if quantized:
             inputs = [_requantized(ctx, t, out_quant) for t in inputs]
-        ctx.emit("PACK", inputs, plan, out_shape, out_perm, "PackOptions", out_quant=out_quant, ValuesCount=len(inputs),
-                 Axis=layout.tfl_axis(axis, out_perm))
+        ctx.emit(
+            "PACK",
+            inputs,
+            plan,
+            out_shape,
+            out_perm,
+            "PackOptions",
+            out_quant=out_quant,
+            ValuesCount=len(inputs),
+            Axis=layout.tfl_axis(axis, out_perm),
+        )
         return
     from edgecc.targets.tflite.ops.elementwise import layout_of
 
@@ -199,8 +223,17 @@ def concat(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     inputs = _concat_inputs(ctx, list(node.input), perm, quantized)
     if quantized:  # one scale for inputs and output, as TensorFlow's converter writes int8 concatenations
         inputs = [_requantized(ctx, t, plan.quant) for t in inputs]
-    ctx.emit("CONCATENATION", inputs, plan, out_shape, perm, "ConcatenationOptions", Axis=layout.tfl_axis(axis, perm),
-             out_quant=plan.quant, version=2 if quantized else 1)
+    ctx.emit(
+        "CONCATENATION",
+        inputs,
+        plan,
+        out_shape,
+        perm,
+        "ConcatenationOptions",
+        Axis=layout.tfl_axis(axis, perm),
+        out_quant=plan.quant,
+        version=2 if quantized else 1,
+    )
 
 
 def _pad_check(view: NodeView) -> tuple[bool, str]:
@@ -287,10 +320,20 @@ def slice_(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     perm = value.perm
     x = ctx.tensor(node.input[0], perm, quantized=quantized)
     name = node.name or node.output[0]
-    consts = [ctx.const_tensor(f"{name}_{what}", np.asarray([vec[p] for p in perm], dtype=np.int32))
-              for what, vec in (("begin", begin), ("end", end), ("strides", stride))]
-    ctx.emit("STRIDED_SLICE", [x, *consts], plan, ctx.shape(node.output[0]), perm, "StridedSliceOptions",
-             out_quant=ctx.builder.tensors[x].quant, version=2 if quantized else 1)
+    consts = [
+        ctx.const_tensor(f"{name}_{what}", np.asarray([vec[p] for p in perm], dtype=np.int32))
+        for what, vec in (("begin", begin), ("end", end), ("strides", stride))
+    ]
+    ctx.emit(
+        "STRIDED_SLICE",
+        [x, *consts],
+        plan,
+        ctx.shape(node.output[0]),
+        perm,
+        "StridedSliceOptions",
+        out_quant=ctx.builder.tensors[x].quant,
+        version=2 if quantized else 1,
+    )
 
 
 def _split_op(view: NodeView) -> str:
@@ -317,8 +360,12 @@ def split(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     spec = ctx.builder.tensors[x]
     tfl_axis = layout.tfl_axis(axis, perm)
     name = node.name or node.output[0]
-    outs = [ctx.new_tensor(f"{p.name}_split" if quantized and not p.quant.same_as(spec.quant) else p.name, ctx.shape(o), perm, spec.quant)
-            for p, o in zip(plans, node.output)]
+    outs = [
+        ctx.new_tensor(
+            f"{p.name}_split" if quantized and not p.quant.same_as(spec.quant) else p.name, ctx.shape(o), perm, spec.quant
+        )
+        for p, o in zip(plans, node.output)
+    ]
     axis_t = ctx.const_tensor(f"{name}_axis", np.asarray(tfl_axis, dtype=np.int32))
     if len(set(sizes)) == 1:
         ctx.builder.operator("SPLIT", [axis_t, x], outs, "SplitOptions", NumSplits=len(outs))
@@ -370,8 +417,13 @@ def _resize_op(view: NodeView) -> str:
     return "RESIZE_BILINEAR" if mode == "linear" else "RESIZE_NEAREST_NEIGHBOR"
 
 
-@converter("Resize", "Upsample", tflite=("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"), check=_resize_check,
-           planned=PlannedOp(("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"), _resize_op))
+@converter(
+    "Resize",
+    "Upsample",
+    tflite=("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"),
+    check=_resize_check,
+    planned=PlannedOp(("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"), _resize_op),
+)
 def resize(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Resize of H, W of an NCHW tensor -> RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR with the matching coordinate flags."""
     import numpy as np
@@ -380,8 +432,11 @@ def resize(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         v = attrs.get(key, default)
         return v.decode() if isinstance(v, bytes) else v
 
-    flags, why = _resize_flags(text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric"),
-                               text("nearest_mode", "round_prefer_floor" if node.op_type == "Resize" else "floor"))
+    flags, why = _resize_flags(
+        text("mode", "nearest"),
+        text("coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric"),
+        text("nearest_mode", "round_prefer_floor" if node.op_type == "Resize" else "floor"),
+    )
     if flags is None:
         raise NotExpressible(why)
     op, align, half = flags
@@ -394,5 +449,14 @@ def resize(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     x = ctx.tensor(node.input[0], layout.NHWC, quantized=quantized)
     size_t = ctx.const_tensor(f"{node.name or node.output[0]}_size", np.asarray(out_shape[2:], dtype=np.int32))
     options = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
-    ctx.emit(op, [x, size_t], plan, out_shape, layout.NHWC, options, out_quant=ctx.builder.tensors[x].quant,
-             AlignCorners=align, HalfPixelCenters=half)
+    ctx.emit(
+        op,
+        [x, size_t],
+        plan,
+        out_shape,
+        layout.NHWC,
+        options,
+        out_quant=ctx.builder.tensors[x].quant,
+        AlignCorners=align,
+        HalfPixelCenters=half,
+    )
