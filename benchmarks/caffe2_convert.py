@@ -126,8 +126,8 @@ def main() -> int:
                 f" / {full['peak_rss_above_base'] / 2**20:.1f}"
             )
             print(
-                f"{'':<26} frontend/parse {frontend['seconds'] / parse['seconds']:.2f}x; absolute peak RSS of the convert process "
-                f"{full['peak_rss'] / 2**20:.0f} MiB"
+                f"{'':<26} frontend/parse {frontend['seconds'] / parse['seconds']:.2f}x; "
+                f"absolute peak RSS of the convert process {full['peak_rss'] / 2**20:.0f} MiB"
             )
     print(f"goal: convert <= 5x parse -> worst {worst:.2f}x: {'met' if worst <= 5 else 'NOT met'}")
     return 0

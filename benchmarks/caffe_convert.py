@@ -88,7 +88,10 @@ def _synthetic(folder: Path, megabytes: int) -> tuple[Path, Path]:
     layers = []
     for i in range(count):
         bottom = "data" if i == 0 else f"fc{i - 1}"
-        proto += f'layer {{ name: "fc{i}" type: "InnerProduct" bottom: "{bottom}" top: "fc{i}" inner_product_param {{ num_output: {width} }} }}\n'
+        proto += (
+            f'layer {{ name: "fc{i}" type: "InnerProduct" bottom: "{bottom}" top: "fc{i}" '
+            f"inner_product_param {{ num_output: {width} }} }}\n"
+        )
         proto += f'layer {{ name: "relu{i}" type: "ReLU" bottom: "fc{i}" top: "fc{i}" }}\n'
         layers.append(
             (
@@ -127,14 +130,16 @@ def _report(label: str, prototxt: Path, caffemodel: Path, repeat: int, folder: P
     for mode, numbers in results.items():
         print(
             f"  {mode:9s} {numbers['seconds'] * 1000:9.1f} ms  time x{numbers['seconds'] / base:5.2f} of OpenCV   "
-            f"peak RSS +{numbers['peak_above_base'] / 1024**2:8.1f} MiB = x{numbers['peak_above_base'] / size:5.2f} of the caffemodel"
+            f"peak RSS +{numbers['peak_above_base'] / 1024**2:8.1f} MiB = "
+            f"x{numbers['peak_above_base'] / size:5.2f} of the caffemodel"
         )
     convert = results["convert"]
     print(
         f"  goals: convert <= 3x OpenCV time: {'met' if convert['seconds'] <= 3 * base else 'NOT met'} "
         f"(x{convert['seconds'] / base:.2f}); convert peak RSS <= 3x caffemodel: "
         f"{'met' if convert['peak_above_base'] <= 3 * size else 'NOT met'} (x{convert['peak_above_base'] / size:.2f}); "
-        f"frontend alone x{results['frontend']['seconds'] / base:.2f} time, x{results['frontend']['peak_above_base'] / size:.2f} RSS"
+        f"frontend alone x{results['frontend']['seconds'] / base:.2f} time, "
+        f"x{results['frontend']['peak_above_base'] / size:.2f} RSS"
     )
 
 

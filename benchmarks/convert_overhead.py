@@ -112,10 +112,12 @@ def main() -> None:
         api_edgecc, api_direct = in_process(args.repeat, work)
     print("model: ResNet-20 (CIFAR-10, real checkpoint), verification off, median of", args.repeat)
     print(
-        f"command line : edgecc convert {cli_edgecc:6.2f} s | torch.onnx.export script {cli_direct:6.2f} s | ratio {cli_edgecc / cli_direct:.2f} (goal <= 1.3)"
+        f"command line : edgecc convert {cli_edgecc:6.2f} s | torch.onnx.export script {cli_direct:6.2f} s | "
+        f"ratio {cli_edgecc / cli_direct:.2f} (goal <= 1.3)"
     )
     print(
-        f"in process   : edgecc API     {api_edgecc:6.2f} s | torch.onnx.export        {api_direct:6.2f} s | ratio {api_edgecc / api_direct:.2f} (goal <= 1.3)"
+        f"in process   : edgecc API     {api_edgecc:6.2f} s | torch.onnx.export        {api_direct:6.2f} s | "
+        f"ratio {api_edgecc / api_direct:.2f} (goal <= 1.3)"
     )
 
 

@@ -128,7 +128,8 @@ def compare_models(repeat: int = 200) -> None:
                     times.append(time.perf_counter() - start)
             ratio = statistics.median(opt_times) / statistics.median(raw_times)
             print(
-                f"{label:24} {len(model.graph.node):5d} {len(ours.graph.node):10d} {len(simplified.graph.node):8d} {len(slimmed.graph.node):8d} {ratio:16.3f}"
+                f"{label:24} {len(model.graph.node):5d} {len(ours.graph.node):10d} {len(simplified.graph.node):8d} "
+                f"{len(slimmed.graph.node):8d} {ratio:16.3f}"
             )
 
 
@@ -173,7 +174,8 @@ def time_large_graph() -> None:
     optimized, report = run_passes(model, LEVELS[3])
     seconds = time.perf_counter() - start
     print(
-        f"10,000-node graph: -O3 took {seconds:.1f} s (goal < 10 s), {report.nodes_before} -> {report.nodes_after} nodes, {report.iterations} iteration(s)"
+        f"10,000-node graph: -O3 took {seconds:.1f} s (goal < 10 s), {report.nodes_before} -> {report.nodes_after} nodes, "
+        f"{report.iterations} iteration(s)"
     )
 
 

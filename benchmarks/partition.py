@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgecc.targets import get_target
-from edgecc.targets.partition import random_problem, solve
-from edgecc.targets.plan import plan_model
+from edgecc.targets import get_target  # noqa: E402 -- after the sys.path insert above, so the script runs from a checkout
+from edgecc.targets.partition import random_problem, solve  # noqa: E402 -- after the sys.path insert above
+from edgecc.targets.plan import plan_model  # noqa: E402 -- after the sys.path insert above
 
 ACCELERATORS = ("mali-gpu", "qnn-htp", "hisilicon-npu")
 

@@ -105,7 +105,10 @@ def models(tmp: Path, samples: int) -> list[tuple[str, Path, str, np.ndarray, np
             tmp / "resnet20.onnx",
         )
         if path:
-            prep = lambda c: ((c / 255 - mean) / std).transpose(0, 3, 1, 2)[:, None].astype(np.float32)
+
+            def prep(c: np.ndarray) -> np.ndarray:
+                return ((c / 255 - mean) / std).transpose(0, 3, 1, 2)[:, None].astype(np.float32)
+
             found.append(
                 ("resnet20", path, "input", prep(_crops(imagenet, samples, 32, 1)), prep(_crops(imagenet, samples, 32, 2)), False)
             )
@@ -115,7 +118,10 @@ def models(tmp: Path, samples: int) -> list[tuple[str, Path, str, np.ndarray, np
             import onnx
 
             name = onnx.load(str(path)).graph.input[0].name
-            prep = lambda c: ((c / 255 - 0.5) * 2)[:, None].astype(np.float32)
+
+            def prep(c: np.ndarray) -> np.ndarray:
+                return ((c / 255 - 0.5) * 2)[:, None].astype(np.float32)
+
             found.append(
                 (
                     "mini_xception",
@@ -136,7 +142,10 @@ def models(tmp: Path, samples: int) -> list[tuple[str, Path, str, np.ndarray, np
             tmp / "pnet.onnx",
         )
         if path:
-            prep = lambda c: ((c - 127.5) / 128).transpose(0, 3, 1, 2)[:, None].astype(np.float32)
+
+            def prep(c: np.ndarray) -> np.ndarray:
+                return ((c - 127.5) / 128).transpose(0, 3, 1, 2)[:, None].astype(np.float32)
+
             found.append(
                 ("mtcnn_pnet", path, "data", prep(_crops(faces, samples, 48, 5)), prep(_crops(faces, samples, 48, 6)), False)
             )
@@ -147,7 +156,10 @@ def models(tmp: Path, samples: int) -> list[tuple[str, Path, str, np.ndarray, np
             tmp / "lenet.onnx",
         )
         if path:
-            prep = lambda c: (255 - c if c.mean() > 127 else c)[:, None].transpose(0, 1, 4, 2, 3).astype(np.float32) / 256
+
+            def prep(c: np.ndarray) -> np.ndarray:
+                return (255 - c if c.mean() > 127 else c)[:, None].transpose(0, 1, 4, 2, 3).astype(np.float32) / 256
+
             found.append(
                 (
                     "lenet_mnist",
@@ -266,8 +278,9 @@ def main() -> None:
             rows.append(result)
             print(
                 f"{name:14s} SQNR dB ort {result['ort']['sqnr_db']:7.2f}  edgecc {result['edgecc']['sqnr_db']:7.2f}  "
-                f"edgecc+ {result['edgecc+']['sqnr_db']:7.2f} | top-1 ort {result['ort']['top1']:.3f} edgecc {result['edgecc']['top1']:.3f} "
-                f"edgecc+ {result['edgecc+']['top1']:.3f} | latency x{result['latency_ratio']:.2f} (ort x{result['ort_latency_ratio']:.2f}, "
+                f"edgecc+ {result['edgecc+']['sqnr_db']:7.2f} | top-1 ort {result['ort']['top1']:.3f} "
+                f"edgecc {result['edgecc']['top1']:.3f} edgecc+ {result['edgecc+']['top1']:.3f} | "
+                f"latency x{result['latency_ratio']:.2f} (ort x{result['ort_latency_ratio']:.2f}, "
                 f"float {result['latency_ms']['float']:.3f} ms) size x{result['size_ratio']:.2f}",
                 flush=True,
             )

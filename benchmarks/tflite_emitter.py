@@ -51,7 +51,10 @@ def _face_sets(samples: int) -> tuple[np.ndarray, np.ndarray]:
     faces = _images(SHARED / "_samples" / "face")
     if faces:
         calib, held = _crops(faces, samples, 64, 11, gray=True), _crops(faces, samples, 64, 12, gray=True)
-        prep = lambda c: ((c / 255 - 0.5) * 2)[:, None].astype(np.float32)
+
+        def prep(c: np.ndarray) -> np.ndarray:
+            return ((c / 255 - 0.5) * 2)[:, None].astype(np.float32)
+
         return prep(calib), prep(held)
     base = np.load(SAMPLES / "keras_gender_mini_xception" / "ref" / "aligned_angelina_jolie.npz")["in__input"]
     rng = np.random.default_rng(11)
@@ -291,8 +294,9 @@ def main() -> None:
             agree = row["agreement"]
             fps = row["vela_inferences_per_second"]
             print(
-                f"{name:14s} latency {row['latency_ms']['edgecc']:.3f} / {row['latency_ms']['tf']:.3f} ms = {row['latency_ratio']:.3f} "
-                f"(goal <= 1.05) | size {row['bytes']['edgecc']} / {row['bytes']['tf']} B = {row['size_ratio']:.3f} (goal <= 1.0) | "
+                f"{name:14s} latency {row['latency_ms']['edgecc']:.3f} / {row['latency_ms']['tf']:.3f} ms = "
+                f"{row['latency_ratio']:.3f} (goal <= 1.05) | size {row['bytes']['edgecc']} / {row['bytes']['tf']} B = "
+                f"{row['size_ratio']:.3f} (goal <= 1.0) | "
                 f"top-1 agreement {agree['edgecc']['top1_agreement']:.3f} vs tf {agree['tf']['top1_agreement']:.3f}, "
                 f"SQNR {agree['edgecc']['sqnr_db']:.1f} vs {agree['tf']['sqnr_db']:.1f} dB | "
                 f"Vela {ACCELERATOR} inf/s {fps['edgecc']} vs {fps['tf']}"

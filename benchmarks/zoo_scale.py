@@ -46,7 +46,8 @@ def main() -> None:
             results[label] = run(zoo, Path(tmp) / label.replace(" ", "_").replace(",", ""), *extra)
             wall, index = results[label]
             print(
-                f"{label:>15}: {wall:7.2f} s process wall, {index['wall_seconds']:7.2f} s run, {index['stage_seconds']:7.2f} s in stages, "
+                f"{label:>15}: {wall:7.2f} s process wall, {index['wall_seconds']:7.2f} s run, "
+                f"{index['stage_seconds']:7.2f} s in stages, "
                 f"{index['counts']['ok']} ok / {index['counts']['failed']} failed of {len(index['pairs'])} pairs"
             )
     one, two, ray = (results[k][0] for k in ("1 worker", "2 workers", "ray, 2 workers"))
@@ -55,8 +56,8 @@ def main() -> None:
     print(f"2 local workers / 1 worker: {two / one:.2f}x (goal <= 0.6)")
     print(f"Ray 2 workers / 1 worker:   {ray / one:.2f}x (includes Ray's start)")
     print(
-        f"orchestration overhead, 1 worker: {overhead:.2f} s = {overhead / index['stage_seconds']:.1%} of the stage times (goal <= 10%); "
-        f"with the CLI start: {(one - index['stage_seconds']) / index['stage_seconds']:.1%}"
+        f"orchestration overhead, 1 worker: {overhead:.2f} s = {overhead / index['stage_seconds']:.1%} of the stage times "
+        f"(goal <= 10%); with the CLI start: {(one - index['stage_seconds']) / index['stage_seconds']:.1%}"
     )
 
 

@@ -318,7 +318,8 @@ class OpenedBundle:
                     )
                 if _sha256(full) != file["sha256"]:
                     raise InvalidInputError(
-                        f"bundle '{self.path}': artifact '{file['path']}' does not match its sha256 in the manifest (edited or corrupt)",
+                        f"bundle '{self.path}': artifact '{file['path']}' does not match its sha256 in the manifest "
+                        "(edited or corrupt)",
                         path=self.path,
                     )
         for ref in (self.manifest["reference"]["inputs"], self.manifest["reference"]["outputs"]):

@@ -74,7 +74,10 @@ def _report_error(exc: BaseException, debug: bool, json_mode: bool) -> int:
         code, line, data = exc.exit_code, exc.one_line(), exc.to_dict()
     else:
         code = EXIT_INTERNAL
-        line = f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:500]} (this is a bug; rerun with --debug for the traceback)"
+        line = (
+            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:500]} "
+            "(this is a bug; rerun with --debug for the traceback)"
+        )
         data = {"kind": "internal", "exit_code": code, "message": line}
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("edgecc: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # every failure becomes one line and an exit code
+    except Exception as exc:  # noqa: BLE001 -- the CLI's last resort: every failure becomes one line and an exit code
         active = common.active_ui()
         json_wanted = json_mode or bool(active and active.json_mode)
         already_emitted = bool(active and active.json_emitted)

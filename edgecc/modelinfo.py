@@ -160,7 +160,7 @@ def _tensor_bytes(tensor: "onnx.TensorProto") -> int:
     count = prod(tensor.dims) if tensor.dims else 1
     try:
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
-    except Exception:
+    except KeyError:  # a data type onnx's dtype table does not know
         itemsize = 1
     if tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
         return (count + 1) // 2

@@ -47,7 +47,7 @@ def _np_dtype_name(elem_type: int) -> str:
         return "bfloat16"
     try:
         return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
-    except Exception:
+    except KeyError:  # a data type onnx's dtype table does not know
         return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
@@ -141,7 +141,7 @@ def load_onnx(path: str | Path, *, load_external_data: bool = True, check: bool 
 
         try:
             edh.load_external_data_for_model(model, str(path.parent))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- onnx's external-data loader has no single error type
             raise InvalidInputError(f"cannot load external data of '{path}': {exc}", path=path) from None
     if check:
         check_model(model, path=path)
@@ -206,7 +206,7 @@ def _check_tensor_sizes(model: "onnx.ModelProto", path: str | Path) -> None:
             continue
         try:
             itemsize = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
-        except Exception:
+        except KeyError:  # a data type onnx's dtype table does not know
             continue
         if len(init.raw_data) != _elements(init) * itemsize:
             raise InvalidInputError(
@@ -228,7 +228,7 @@ def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
     light = _light_copy(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
-    except Exception as exc:  # inference is best effort: a model ORT runs may still confuse it
+    except Exception as exc:  # noqa: BLE001 -- inference is best effort: a model ORT runs may still confuse it
         log.warning("shape inference failed: %s", exc)
         return model
     result = model  # filled in place: copying would double the weights in memory
@@ -264,7 +264,8 @@ def apply_input_specs(model: "onnx.ModelProto", specs: Sequence[InputSpec], *, p
         old = _shape_of(by_name[spec.name])
         if old is not None and len(old) != len(spec.shape):
             raise UsageError(
-                f"--input '{spec.text()}' has rank {len(spec.shape)}, the model's input '{spec.name}' has rank {len(old)} ({'x'.join('?' if d is None else str(d) for d in old)})"
+                f"--input '{spec.text()}' has rank {len(spec.shape)}, the model's input '{spec.name}' has rank {len(old)} "
+                f"({'x'.join('?' if d is None else str(d) for d in old)})"
             )
         if old is not None:
             for index, (was, new) in enumerate(zip(old, spec.shape)):
@@ -311,7 +312,7 @@ def extract_outputs(model: "onnx.ModelProto", outputs: Sequence[str], *, path: s
     inputs = [info.name for info in graph_inputs(model)]
     try:
         extracted = onnx.utils.Extractor(model).extract_model(inputs, list(outputs))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- onnx's Extractor has no single error type; all become UnsupportedError
         raise UnsupportedError(f"cannot cut '{path}' at {', '.join(outputs)}: {exc}", path=path) from None
     extracted.ir_version = model.ir_version
     extracted.producer_name = model.producer_name

@@ -270,7 +270,7 @@ def convert_opset(model: "onnx.ModelProto", target: int, *, path: str | Path = "
         _drop_attributes_unknown_to_target(converted, source, target)
         onnx.checker.check_model(converted)
         return converted
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- onnx's version converter (RuntimeError) or checker (ValidationError), and more
         onnx_reason = " ".join(str(exc).split())[:300]
         if target > source:
             raise UnsupportedError(

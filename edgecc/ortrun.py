@@ -67,7 +67,7 @@ class OrtRunner:
         source = str(model) if isinstance(model, (str, Path)) else serialize_onnx(model)
         try:
             self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
+        except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
             raise _session_error(exc, name, self.model) from None
         self.inputs = [TensorInfo(i.name, _dims(i.shape), ort_type_to_dtype(i.type)) for i in self.session.get_inputs()]
         self.outputs = [TensorInfo(o.name, _dims(o.shape), ort_type_to_dtype(o.type)) for o in self.session.get_outputs()]
@@ -94,7 +94,7 @@ class OrtRunner:
         }
         try:
             values = self.session.run(names, dict(feeds))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own Fail/InvalidArgument/RuntimeException types
             message = " ".join(str(exc).split())
             raise InvalidInputError(f"onnxruntime failed to run {self.name}: {message[:500]}", path=self.name) from None
         return dict(zip(names, values))

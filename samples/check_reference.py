@@ -24,7 +24,8 @@ def main(model: str, reference: str) -> int:
         error = float(np.abs(got - want).max()) / max(float(want.max() - want.min()), 1e-12)
         worst = max(worst, error)
         print(
-            f"{output.name}: max abs error / output range = {error:.2e}; argmax {int(got.argmax())} (reference {int(want.argmax())})"
+            f"{output.name}: max abs error / output range = {error:.2e}; "
+            f"argmax {int(got.argmax())} (reference {int(want.argmax())})"
         )
     print("matches the original framework" if worst <= 1e-4 else "DIFFERS from the original framework")
     return 0 if worst <= 1e-4 else 1

@@ -80,7 +80,8 @@ def _show(ui: Ui, target) -> None:
     ui.message(
         f"precisions {', '.join(target.precisions)}; {link}; launch {target.cost.launch_us} us per partition; "
         f"{', '.join(f'{k} {v} GMAC/s' for k, v in target.cost.gmacs.items())}; memory {target.cost.memory_gbps} GB/s; "
-        f"{target.cost.op_overhead_us} us per op; quantisation {target.quant_scheme.describe()}; static shapes {target.static_shapes}"
+        f"{target.cost.op_overhead_us} us per op; quantisation {target.quant_scheme.describe()}; "
+        f"static shapes {target.static_shapes}"
     )
     rows = [[row["op_type"], "\n".join(row["rules"]) or "-"] for row in data["ops"]]
     ui.table(

@@ -82,7 +82,8 @@ def command(
     ref_inputs = {i.name for i in ref_model.inputs}
     if ref_inputs != {i.name for i in cand_model.inputs}:
         raise UsageError(
-            f"the models take different inputs: {', '.join(sorted(ref_inputs))} vs {', '.join(sorted(i.name for i in cand_model.inputs))}"
+            f"the models take different inputs: {', '.join(sorted(ref_inputs))} "
+            f"vs {', '.join(sorted(i.name for i in cand_model.inputs))}"
         )
     if data:
         feeds = load_samples(data, cand_model.inputs, DataOptions(option="--data", seed=seed, random_count=samples)).feeds

@@ -183,7 +183,8 @@ def report(results: str, out_dir: str | None, no_charts: bool, ui: Ui) -> None:
 @threshold_options
 @common_options
 def compare(results: str, baseline: str, out_path: str | None, ui: Ui, **thresholds: float) -> None:
-    """Flag regressions of RESULTS against --baseline: newly failing pairs, accuracy drops, latency increases beyond the measured noise.
+    """Flag regressions of RESULTS against --baseline: newly failing pairs, accuracy drops, latency
+    increases beyond the measured noise.
 
     Exit 5 when anything regressed (so that make or CI fails).
     """

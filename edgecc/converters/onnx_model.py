@@ -37,7 +37,7 @@ def detect(paths: Sequence[str]) -> bool:
 
         model = onnx.ModelProto()
         model.ParseFromString(path.read_bytes())
-    except Exception:
+    except Exception:  # noqa: BLE001 -- sniffing: failing to import onnx or to parse the bytes means 'not ONNX'
         return False
     return model.HasField("graph") and model.ir_version > 0 and len(model.graph.node) > 0
 

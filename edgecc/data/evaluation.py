@@ -20,7 +20,8 @@ __all__ = ["read_evaluation"]
 def read_evaluation(
     path: str | Path, inputs: Sequence[TensorInfo], *, option: str = "--eval"
 ) -> tuple[list[dict[str, "np.ndarray"]], "np.ndarray | None"]:
-    """Feeds and labels of an evaluation .npz: arrays keyed by input name, sample axis first, plus `labels` [N] (class indices)."""
+    """Feeds and labels of an evaluation .npz: arrays keyed by input name, sample axis first,
+    plus `labels` [N] (class indices)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(

@@ -130,7 +130,7 @@ def _annotate_shapes(ir_model) -> None:  # noqa: ANN001
     try:
         proto = _light_proto(ir_model)
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=True)
-    except Exception as exc:  # inference is an aid to the rules, not a requirement
+    except Exception as exc:  # noqa: BLE001 -- inference is an aid to the rules, not a requirement
         log.debug("shape inference failed: %s", exc)
         return
     values = {v.name: v for node in ir_model.graph for v in node.outputs if v.name}

@@ -45,7 +45,7 @@ def onnxruntime_runs(op_type: str, opset: int) -> bool:
         options = ort.SessionOptions()
         options.log_severity_level = 4
         ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    except Exception:
+    except Exception:  # noqa: BLE001 -- probing: onnxruntime raises its own NotImplemented/InvalidGraph/Fail types
         return False
     return True
 
@@ -161,7 +161,8 @@ def _clip_chain_rules() -> list[Any]:
 
 @register_pass("recognize-patterns", "patterns")
 def recognize_patterns(model: "ir.Model", context: PassContext) -> PassResult:
-    """Replace decomposed LayerNorm (17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains with ONNX ops onnxruntime runs."""
+    """Replace decomposed LayerNorm (17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains \
+with ONNX ops onnxruntime runs."""
     from onnxscript.rewriter.rules import common as rules
     from onnxscript.rewriter.rules.fusion._layer_norm import layer_normalization_rules
 

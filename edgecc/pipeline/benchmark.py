@@ -146,7 +146,8 @@ def robust_noise(values: Sequence[float]) -> float:
 
 
 def measure_latency(runner: Any, feed: Mapping[str, np.ndarray], settings: BenchSettings) -> dict[str, Any]:
-    """Time `runner.run(feed)` (a `BundleRunner`): pooled p50/p90/p99/mean, throughput, per-repeat medians and noise, per partition p50."""
+    """Time `runner.run(feed)` (a `BundleRunner`): pooled p50/p90/p99/mean, throughput, per-repeat
+    medians and noise, per partition p50."""
     import numpy as np
 
     for _ in range(settings.warmup):
@@ -223,7 +224,8 @@ def vendor_latency_us(estimates: Mapping[str, Any]) -> float | None:
 
 
 def estimated_latency(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The bundle's estimated latency (cost model, with vendor figures replacing their partitions' estimates) and speed-up vs all-CPU."""
+    """The bundle's estimated latency (cost model, with vendor figures replacing their partitions'
+    estimates) and speed-up vs all-CPU."""
     estimates = manifest.get("estimates") or {}
     strategy = estimates.get("partitioner", "optimal")
     chosen = estimates.get(strategy) or {}

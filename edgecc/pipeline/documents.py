@@ -64,7 +64,8 @@ def read_document(path: str | Path, kinds: tuple[str, ...]) -> dict[str, Any]:
 
 
 def write_document(path: str | Path, document: dict[str, Any]) -> None:
-    """Write a result document atomically (sorted keys keep files comparable); no fsync: a crash leaves the old file or the new one."""
+    """Write a result document atomically (sorted keys keep files comparable); no fsync: a crash
+    leaves the old file or the new one."""
     from edgecc.fileio import atomic_output
 
     with atomic_output(path) as tmp:

@@ -38,5 +38,8 @@ class QuantScheme:
         if self.precision != "int8":
             return self.precision
         activations = f"{self.activation_type} {'sym' if self.symmetric_activations else 'asym'} activations"
-        weights = f"{self.weight_type} {'sym' if self.symmetric_weights else 'asym'} {'per-channel' if self.per_channel else 'per-tensor'} weights"
+        weights = (
+            f"{self.weight_type} {'sym' if self.symmetric_weights else 'asym'} "
+            f"{'per-channel' if self.per_channel else 'per-tensor'} weights"
+        )
         return f"int8 ({activations}, {weights}{', integer inputs/outputs' if self.integer_io else ''})"

@@ -249,7 +249,8 @@ class Target:
         calibration: Sequence[Mapping[str, np.ndarray]],
         options: EmitOptions | None = None,
     ) -> Emitted:
-        """Write the artifact(s) of one partition (the ONNX partition in `precision` by default); the first file is what the runner loads."""
+        """Write the artifact(s) of one partition (the ONNX partition in `precision` by default); the first
+        file is what the runner loads."""
         from edgecc.onnxutil import save_onnx
         from edgecc.targets.precision import convert_precision
 

@@ -8,15 +8,16 @@ parser supported operators"; tests/targets/test_armnn.py checks every op edgecc 
 `TfLiteParser::Parse<Op>` functions in the installed libarmnnTfLiteParser). Known limits designed for:
 Arm NN 20.08 aborts the process (SIGABRT, an assertion in GetBiasTypeFromWeightsType) on per-channel int8
 FullyConnected weights (per-channel convolutions load) and rejects FullyConnected without a bias tensor, so
-int8 uses per-tensor symmetric weights and the writer always writes biases; and pyarmnn runs in a subprocess of the system Python (`armnn_worker.py`),
-so that a crash becomes an edgecc error naming the signal, never a dead edgecc.
+int8 uses per-tensor symmetric weights and the writer always writes biases; and pyarmnn runs in a subprocess
+of the system Python (`armnn_worker.py`), so that a crash becomes an edgecc error naming the signal, never a dead edgecc.
 
 Precisions: fp32 (float TFLite) and int8 (int8 symmetric activations, int8 symmetric per-tensor
 weights, int8 io). Activations are symmetric (zero point 0) because Arm NN 20.08 pads quantised tensors with
 the raw value 0, not the zero point (TfLiteParser::ParsePad never sets PadDescriptor::m_PadValue): with
-asymmetric activations every PAD after a ReLU is 128 steps off (tests/targets/test_armnn.py shows it). compile verifies the TFLite with the TFLite interpreter against onnxruntime, then (the
-vendor step) runs it with Arm NN on the same samples and compares with onnxruntime again (int8: <= 1
-quantisation step on >= 99.9 % of elements, <= 2 everywhere; fp32: max abs <= 1e-4 of the output range).
+asymmetric activations every PAD after a ReLU is 128 steps off (tests/targets/test_armnn.py shows it). compile
+verifies the TFLite with the TFLite interpreter against onnxruntime, then (the vendor step) runs it with Arm NN
+on the same samples and compares with onnxruntime again (int8: <= 1 quantisation step on >= 99.9 % of elements,
+<= 2 everywhere; fp32: max abs <= 1e-4 of the output range).
 
 Where Arm NN is: EDGECC_ARMNN_PYTHON names the Python that has pyarmnn (a path that does not exist means
 "no Arm NN"); default /usr/bin/python3. Without pyarmnn, compile's vendor step exits 6 with the apt hint
@@ -230,7 +231,8 @@ class ArmnnRunner:
         self.worker = _Worker(Path(artifact), backend, name)
 
     def output_steps(self) -> dict[str, float | None]:
-        """Each output's quantisation step in ONNX units (None for float outputs; 1 where the ONNX output is an integer tensor)."""
+        """Each output's quantisation step in ONNX units (None for float outputs; 1 where the
+        ONNX output is an integer tensor)."""
         return {
             e["name"]: 1.0 if e.get("onnx_dtype") in ("int8", "uint8") else e.get("step") if self.meta.get("quantized") else None
             for e, _ in self._out
@@ -362,7 +364,10 @@ class ArmnnTarget(TfliteTarget):
         if not pyarmnn_available():
             return f"TFLite interpreter ({precision} TFLite; pyarmnn is not installed here, so Arm NN {self.backend} did not run)"
         if self.backend != "CpuRef":
-            return f"Arm NN {self.backend} where available, else the TFLite interpreter ({precision} TFLite; only CpuRef exists on x86-64)"
+            return (
+                f"Arm NN {self.backend} where available, else the TFLite interpreter "
+                f"({precision} TFLite; only CpuRef exists on x86-64)"
+            )
         return f"Arm NN 20.08 {self.backend} via pyarmnn in a system-Python subprocess ({precision} TFLite)"
 
 

@@ -32,7 +32,10 @@ def support_markdown(targets: Iterable[Target]) -> str:
             f"- precisions: {', '.join(target.precisions)}; quantisation: {target.quant_scheme.describe()}",
             f"- memory: {link}",
             f"- launch/context switch: {target.cost.launch_us} us per partition; dispatch {target.cost.op_overhead_us} us per op",
-            f"- compute: {', '.join(f'{k} {v} GMAC/s' for k, v in target.cost.gmacs.items())}; memory traffic {target.cost.memory_gbps} GB/s",
+            (
+                f"- compute: {', '.join(f'{k} {v} GMAC/s' for k, v in target.cost.gmacs.items())}; "
+                f"memory traffic {target.cost.memory_gbps} GB/s"
+            ),
             f"- static shapes required: {'yes' if target.static_shapes else 'no'}",
             "",
         ]

@@ -90,19 +90,20 @@ def _shape(view: NodeView, index: int = 0, output: bool = False) -> tuple[Any, .
 
 
 def innermost_three(view: NodeView) -> tuple[bool, str]:
-    """Tensors are either 1-, 2-, or 3-dimensional. If a tensor has more than 3 dimensions, then only the 3 innermost dimensions may have a size greater than 1."""
+    """Tensors are either 1-, 2-, or 3-dimensional. If a tensor has more than 3 dimensions, then only the 3 innermost dimensions
+    may have a size greater than 1."""
     if view.inputs and all(not name or name in view.constant_inputs for name in view.inputs):
-        return (
-            True,
-            "",
-        )  # a constant-only node (the DequantizeLinear of quantised weights): its output is a parameter, not a tensor the Edge TPU moves
+        # a constant-only node (the DequantizeLinear of quantised weights): its output is a parameter,
+        # not a tensor the Edge TPU moves
+        return True, ""
     for name, shape in [*zip(view.inputs, view.input_shapes), *zip(view.outputs, view.output_shapes)]:
         if name and name not in view.constant_inputs and shape is not None and len(shape) > 3:
             outer = [d for d in shape[:-3] if d != 1]
             if outer:
                 return (
                     False,
-                    f"'{name}' has shape {'x'.join(map(str, shape))}; the Edge TPU allows more than 3 dimensions only when all but the 3 innermost dimensions are 1",
+                    f"'{name}' has shape {'x'.join(map(str, shape))}; the Edge TPU allows more than 3 dimensions only "
+                    "when all but the 3 innermost dimensions are 1",
                 )
     return True, ""
 
@@ -160,7 +161,8 @@ def pad_spatial(view: NodeView) -> tuple[bool, str]:
 
 
 def resize_3d(view: NodeView) -> tuple[bool, str]:
-    """Input/output is a 3-dimensional tensor. Depending on input/output size, this operation may not be mapped to the Edge TPU to avoid loss in precision."""
+    """Input/output is a 3-dimensional tensor. Depending on input/output size, this operation may not be mapped to the Edge
+    TPU to avoid loss in precision."""
     shape = _shape(view)
     if shape is None or len(shape) != 4 or shape[0] != 1:
         return False, f"input {'x'.join(map(str, shape or ()))} is not one 3-D image"
@@ -188,7 +190,8 @@ def split_not_batch(view: NodeView) -> tuple[bool, str]:
 
 
 def slice_unit_strides(view: NodeView) -> tuple[bool, str]:
-    """All strides must be equal to 1 (that is, effectively a Stride op), and with ellipsis-axis-mask == 0, and new-axis-max == 0."""
+    """All strides must be equal to 1 (that is, effectively a Stride op), and with
+    ellipsis-axis-mask == 0, and new-axis-max == 0."""
     if len(view.inputs) > 4 and view.inputs[4]:
         return (
             False,
@@ -246,10 +249,12 @@ class EdgeTpuTarget(TfliteTarget):
         floats = report.get("float_operators", [])
         return VendorResult(
             info={
-                "edgetpu_compiler": f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`",
+                "edgetpu_compiler": (
+                    f"not run: not installable here; compile on an x86-64 Linux host with `edgetpu_compiler -s {tflite.name}`"
+                ),
                 "summary": (
-                    f"full-integer TFLite ({report.get('io_type')} io) ready for edgetpu_compiler; {len(report.get('tflite_operators', []))} "
-                    "operator type(s)"
+                    f"full-integer TFLite ({report.get('io_type')} io) ready for edgetpu_compiler; "
+                    f"{len(report.get('tflite_operators', []))} operator type(s)"
                     + (
                         f"; {len(floats)} float operator(s) ({', '.join(floats[:4])}) that the Edge TPU compiler "
                         "leaves, with everything after them, on the CPU"
@@ -268,7 +273,9 @@ class EdgeTpuTarget(TfliteTarget):
 
 TARGET = EdgeTpuTarget(
     name="edgetpu",
-    description="Google Coral Edge TPU (4 TOPS int8), full-integer TFLite for edgetpu_compiler; maps only up to the first unsupported op",
+    description=(
+        "Google Coral Edge TPU (4 TOPS int8), full-integer TFLite for edgetpu_compiler; maps only up to the first unsupported op"
+    ),
     precisions=("int8",),
     memory=Memory(kind="dma", bandwidth_gbps=0.32, setup_us=100.0),
     cost=CostModel(launch_us=250.0, gmacs={"int8": 240.0}, memory_gbps=8.0, op_overhead_us=1.0),
@@ -285,7 +292,10 @@ TARGET = EdgeTpuTarget(
     requires_calibration=True,
     maps_prefix_only=True,
     references=(
-        "Coral: TensorFlow models on the Edge TPU, model requirements and supported operations (coral.ai/docs/edgetpu/models-intro)",
+        (
+            "Coral: TensorFlow models on the Edge TPU, model requirements and supported operations "
+            "(coral.ai/docs/edgetpu/models-intro)"
+        ),
         "Coral: Edge TPU Compiler (coral.ai/docs/edgetpu/compiler)",
         "Coral: Edge TPU performance benchmarks (coral.ai/docs/edgetpu/benchmarks)",
     ),

@@ -85,7 +85,8 @@ def stride_gt3_needs_valid(view: NodeView) -> tuple[bool, str]:
     if max(strides) > 3 and (any(d != 1 for d in _dilations(view)) or conv_padding(view) != "VALID"):
         return (
             False,
-            f"stride {'x'.join(map(str, strides))} with dilation {'x'.join(map(str, _dilations(view)))}, padding {conv_padding(view)}",
+            f"stride {'x'.join(map(str, strides))} with dilation {'x'.join(map(str, _dilations(view)))}, "
+            f"padding {conv_padding(view)}",
         )
     return True, ""
 
@@ -141,7 +142,8 @@ def _pool_kernel(view: NodeView) -> list[int]:
 
 
 def avgpool_kernel(view: NodeView) -> tuple[bool, str]:
-    """Kernel constraints: IF padding=VALID: Kernel product must be less than or equal to 256*256 Kernel height must be less than or equal to 256. ELSE: Kernel width and height must be less than or equal to 8"""
+    """Kernel constraints: IF padding=VALID: Kernel product must be less than or equal to 256*256 Kernel height must be less than
+    or equal to 256. ELSE: Kernel width and height must be less than or equal to 8"""
     kernel = _pool_kernel(view)
     if len(kernel) != 2:
         return False, "kernel is not 2-D"
@@ -256,12 +258,16 @@ def _resize_u55(view: NodeView, half_pixel_two: bool) -> tuple[bool, str]:
 
 
 def resize_bilinear_u55(view: NodeView) -> tuple[bool, str]:
-    """IF not (IFM H == IFM W == 1) AND not IFM Shape == OFM Shape: IF W Scale-factor != H Scale-factor: OFM W or H must be 1, and scaling in the dim that is must also be 1 IF align corners: Scale-factor is defined as OFM H-1 / IFM H-1 ELSE: Scale-factor is defined as OFM H/IFM H IF half pixel centers: Scale-factor needs to be 2x Else: Scale-factor needs to be one of: 2x/4x/8x"""
+    """IF not (IFM H == IFM W == 1) AND not IFM Shape == OFM Shape: IF W Scale-factor != H Scale-factor: OFM W or H must be 1, and
+    scaling in the dim that is must also be 1 IF align corners: Scale-factor is defined as OFM H-1 / IFM H-1 ELSE: Scale-factor is
+    defined as OFM H/IFM H IF half pixel centers: Scale-factor needs to be 2x Else: Scale-factor needs to be one of: 2x/4x/8x"""
     return _resize_u55(view, True)
 
 
 def resize_nearest_u55(view: NodeView) -> tuple[bool, str]:
-    """IF NOT (IFM H == IFM W == 1) AND NOT IFM Shape == OFM Shape: IF W Scale-factor != H Scale-factor: OFM W or H must be 1, and scaling in the dim that is must also be 1 IF align corners: Scale-factor is defined as OFM H-1 / IFM H-1 ELSE: Scale-factor is defined as OFM H / IFM H Scale-factor must be one of: 2x/4x/8x"""
+    """IF NOT (IFM H == IFM W == 1) AND NOT IFM Shape == OFM Shape: IF W Scale-factor != H Scale-factor: OFM W or H must be 1, and
+    scaling in the dim that is must also be 1 IF align corners: Scale-factor is defined as OFM H-1 / IFM H-1 ELSE: Scale-factor is
+    defined as OFM H / IFM H Scale-factor must be one of: 2x/4x/8x"""
     return _resize_u55(view, False)
 
 
@@ -312,7 +318,8 @@ def transpose_axes_product(view: NodeView) -> tuple[bool, str]:
 
 
 def transpose_conv_shape(view: NodeView) -> tuple[bool, str]:
-    """Shape constraints: IF PADDING=SAME: OFM must be equal to IFM * stride ELSE: OFM must be equal to IFM * stride + (kernel - stride)"""
+    """Shape constraints: IF PADDING=SAME: OFM must be equal to IFM * stride ELSE: OFM must be equal to
+    IFM * stride + (kernel - stride)"""
     src = view.input_shapes[0] if view.input_shapes else None
     dst = view.output_shapes[0] if view.output_shapes else None
     if not (_static(src) and _static(dst)) or len(src) != 4:
@@ -326,7 +333,8 @@ def transpose_conv_shape(view: NodeView) -> tuple[bool, str]:
 
 
 def transpose_conv_stride(view: NodeView) -> tuple[bool, str]:
-    """Stride values WxH must be: 1x1 OR 2x2 OR 2x1 (if IFM height and kernel height is 1) OR 1x2 (if IFM width and kernel width is 1)"""
+    """Stride values WxH must be: 1x1 OR 2x2 OR 2x1 (if IFM height and kernel height is 1) OR 1x2 (if
+    IFM width and kernel width is 1)"""
     sh, sw = (_strides(view) + [1, 1])[:2]
     src = view.input_shapes[0] or (None, None, None, None)
     kernel = _kernel(view) + [1, 1]
@@ -555,7 +563,9 @@ class EthosUTarget(TfliteTarget):
             return VendorResult(
                 info={
                     "accelerator": self.accelerator,
-                    "vela": f"not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config {self.accelerator}`",
+                    "vela": (
+                        f"not run (--no-vendor-compile): the .tflite is ready for `vela --accelerator-config {self.accelerator}`"
+                    ),
                     "summary": f"int8 TFLite ready for Vela ({self.accelerator}); Vela not run (--no-vendor-compile)",
                 }
             )

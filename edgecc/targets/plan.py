@@ -81,7 +81,8 @@ def _prefix_only(graph: ModelGraph, support: list[CheckResult], target: Target) 
 
 
 def precision_of(target: Target, precision: str | None) -> str:
-    """The precision a compile for `target` runs at: `precision` if the target has it (usage error otherwise), else its default."""
+    """The precision a compile for `target` runs at: `precision` if the target has it (usage
+    error otherwise), else its default."""
     if precision is None:
         return target.default_precision
     if precision not in target.precisions:

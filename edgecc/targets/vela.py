@@ -350,7 +350,8 @@ def run_vela(tflite: Path, out_dir: Path, *, accelerator: str, options: Mapping[
     output = out_dir / f"{stem}_vela.tflite"
     if proc.returncode != 0 or not output.is_file():
         raise UnsupportedError(
-            f"Vela could not compile {tflite.name} for {accelerator} (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}"
+            f"Vela could not compile {tflite.name} for {accelerator} (exit {proc.returncode}): "
+            f"{_tail(proc.stderr or proc.stdout)}"
         )
     summaries = sorted(out_dir.glob(f"{stem}_summary_*.csv"))
     per_layer = out_dir / f"{stem}_per-layer.csv"

@@ -117,7 +117,8 @@ def _markdown(
     lines = [
         f"# Zoo report: {index['name']}",
         "",
-        f"{index['counts']['ok']} ok, {index['counts']['failed']} failed of {len(index['pairs'])} pairs; edgecc {index['edgecc_version']}; "
+        f"{index['counts']['ok']} ok, {index['counts']['failed']} failed of {len(index['pairs'])} pairs; "
+        f"edgecc {index['edgecc_version']}; "
         f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores); {index['workers']} {index['backend']} worker(s), "
         f"{index['wall_seconds']:.1f} s.",
         "",
@@ -149,9 +150,10 @@ def _html(
     )
     images = "".join(f'<p><img src="{html.escape(c.name)}" alt="{html.escape(c.stem)}"></p>' for c in charts)
     return (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Zoo report: {html.escape(index["name"])}</title><style>{style}</style>'
-        f"</head><body><h1>Zoo report: {html.escape(index['name'])}</h1><p>{index['counts']['ok']} ok, {index['counts']['failed']} failed; edgecc "
-        f"{html.escape(index['edgecc_version'])}</p><h2>Models x targets</h2>{table(*matrix)}<h2>Pairs</h2>{table(rows[0], rows[1:])}"
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Zoo report: {html.escape(index["name"])}</title>'
+        f"<style>{style}</style></head><body><h1>Zoo report: {html.escape(index['name'])}</h1>"
+        f"<p>{index['counts']['ok']} ok, {index['counts']['failed']} failed; edgecc {html.escape(index['edgecc_version'])}</p>"
+        f"<h2>Models x targets</h2>{table(*matrix)}<h2>Pairs</h2>{table(rows[0], rows[1:])}"
         f"<p>{html.escape(_NOTE)}</p>{images}</body></html>\n"
     )
 

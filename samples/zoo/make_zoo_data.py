@@ -2,7 +2,8 @@
 
 `python samples/zoo/make_zoo_data.py [OUT_DIR]` (default samples/zoo/data) writes, per model, `<name>_eval.npz`
 (an array per ONNX input with a leading sample axis, and int `labels` where the true class is known) and, for the
-ResNet-20, `resnet20_calib/` (one .npz per sample). Augmented samples (flips, shifts, noise) keep the reference image's true label.
+ResNet-20, `resnet20_calib/` (one .npz per sample). Augmented samples (flips, shifts, noise) keep the reference
+image's true label.
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ def test_toml_target_file_loads_and_checks(tmp_path: Path) -> None:
     assert any("kernel 5x5" in r for r in support[0].reasons)
     bad = tmp_path / "bad.toml"
     bad.write_text(
-        'name = "x"\nprecisions = ["int8"]\n[cost]\nlaunch_us = 1\nmemory_gbps = 1\ngmacs = { int8 = 1 }\n[ops.Conv]\nwobble = 3\n'
+        'name = "x"\nprecisions = ["int8"]\n[cost]\nlaunch_us = 1\nmemory_gbps = 1\n'
+        "gmacs = { int8 = 1 }\n[ops.Conv]\nwobble = 3\n"
     )
     result = run_cmd("targets", "show", bad)
     assert result.returncode == 3

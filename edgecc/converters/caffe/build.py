@@ -85,7 +85,8 @@ def plan_net(net: CaffeNet) -> Plan:
                 )
             if bottom not in current:
                 raise InvalidInputError(
-                    f"prototxt '{net.prototxt}': layer '{layer.name}' ({layer.type}) reads blob '{bottom}', which no earlier layer produces",
+                    f"prototxt '{net.prototxt}': layer '{layer.name}' ({layer.type}) reads blob '{bottom}', "
+                    "which no earlier layer produces",
                     path=net.prototxt,
                 )
             ins.append(current[bottom])
@@ -204,7 +205,8 @@ def build_model(net: CaffeNet, options: ConvertOptions) -> tuple[onnx.ModelProto
         raise _no_weights(net, no_weights)
     if missing:
         raise InvalidInputError(
-            f"caffemodel '{net.caffemodel}' does not match prototxt '{net.prototxt}': no weights for layer(s) {', '.join(missing)}",
+            f"caffemodel '{net.caffemodel}' does not match prototxt '{net.prototxt}': "
+            f"no weights for layer(s) {', '.join(missing)}",
             path=net.caffemodel,
             hint="use the caffemodel trained with this prototxt",
         )

@@ -132,7 +132,8 @@ def _decode(ctx: LayerContext, loc: str, prior: str, priors: int, code_type: int
 
 @LAYERS.register("DetectionOutput")
 def detection_output(ctx: LayerContext) -> list[Shape]:
-    """SSD DetectionOutput (decode, per-class top_k + NMS, keep_top_k) -> NonMaxSuppression subgraph, rows [image, label, score, box]."""
+    """SSD DetectionOutput (decode, per-class top_k + NMS, keep_top_k) -> NonMaxSuppression subgraph, \
+rows [image, label, score, box]."""
     param = ctx.layer.detection_output_param
     if len(ctx.inputs) < 3:
         raise LayerError("DetectionOutput needs loc, conf and prior bottoms")

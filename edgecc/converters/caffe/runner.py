@@ -135,7 +135,8 @@ class OpenCVReference:
 
 
 def _with_ssd_defaults(net: CaffeNet) -> str:
-    """The net as prototxt text with SSD's PriorBox defaults written out: `clip: false` (OpenCV defaults to true), `variance: 0.1` (OpenCV requires one)."""
+    """The net as prototxt text with SSD's PriorBox defaults written out: `clip: false` (OpenCV defaults to true),
+    `variance: 0.1` (OpenCV requires one)."""
     from google.protobuf import text_format
 
     from edgecc.converters.caffe.schema import messages

@@ -89,7 +89,10 @@ ENUMS: dict[str, list[tuple[str, int]]] = {
     "V1LayerParameter.DimCheckMode": [("STRICT", 0), ("PERMISSIVE", 1)],
 }
 
-_ENGINE = lambda scope, number: ("engine", number, "o", f"enum:{scope}.Engine", None)
+
+def _ENGINE(scope: str, number: int) -> Field:
+    return ("engine", number, "o", f"enum:{scope}.Engine", None)
+
 
 # Layer-type parameter messages shared by LayerParameter and V1LayerParameter: name -> (field in LayerParameter, number)
 MESSAGES: dict[str, list[Field]] = {

@@ -195,7 +195,7 @@ def _finish(graph: Graph, outputs: Sequence[str], name: str, path: str) -> onnx.
         inferred = onnx.shape_inference.infer_shapes(
             graph.inference_model(nodes, outputs, whole=True), check_type=True, strict_mode=True, data_prop=True
         )
-    except Exception as exc:  # onnx raises InferenceError / ValidationError with the node in the text
+    except Exception as exc:  # noqa: BLE001 -- onnx raises InferenceError / ValidationError (and more), the node in the text
         message = " ".join(str(exc).split())
         raise InvalidInputError(f"'{path}': shapes or types do not fit: {message[:400]}", path=path) from None
     known = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.input)}

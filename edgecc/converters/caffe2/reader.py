@@ -30,7 +30,7 @@ def read_netdef(path: str | Path, *, what: str = "Caffe2 net") -> Any:
     if is_text(data[:4096]):
         try:
             return parse_text(data.decode("utf-8"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- protobuf's text parser has no single error type; all are bad input
             message = " ".join(str(exc).split())
             raise InvalidInputError(f"'{path}' is not a valid text NetDef: {message}", path=path) from None
     net = parse_message(NetDef(), data, path=path, what="Caffe2 NetDef", hint="the file is truncated or corrupt")

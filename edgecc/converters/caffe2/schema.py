@@ -279,7 +279,7 @@ def sniff(path: str | Path, *, allow_cut: bool = False) -> str | None:
             return None
         try:
             parse_text(head.decode("utf-8"))
-        except Exception:
+        except Exception:  # noqa: BLE001 -- sniffing: whatever the text parser raises means 'not a text NetDef'
             return None
         return "text"
     return "binary" if looks_like_netdef(head, complete=size <= limit and not allow_cut) else None

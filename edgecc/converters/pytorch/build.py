@@ -153,7 +153,7 @@ def unsupported_aten_ops(loaded: LoadedModule) -> list[UnsupportedNode]:
                 continue
             try:
                 function, message = _dispatching.dispatch(node, registry)
-            except Exception as exc:  # the dispatcher itself failing counts as unsupported too
+            except Exception as exc:  # noqa: BLE001 -- private torch dispatcher; its failing counts as unsupported too
                 function, message = None, str(exc)
             if function is None:
                 reason = " ".join(str(message).split())[:160] or "no ONNX translation"
@@ -164,7 +164,7 @@ def unsupported_aten_ops(loaded: LoadedModule) -> list[UnsupportedNode]:
 def _translation_error(loaded: LoadedModule, exc: BaseException) -> UnsupportedError:
     try:
         missing = unsupported_aten_ops(loaded)
-    except Exception as analysis_exc:  # private torch API: fall back to the exporter's own message
+    except Exception as analysis_exc:  # noqa: BLE001 -- private torch API: fall back to the exporter's own message
         log.debug("operator analysis failed: %s", analysis_exc)
         missing = []
     if missing:

@@ -70,7 +70,8 @@ def _bind_specs(arg_names: Sequence[str], specs: Sequence[InputSpec], source: st
         ordered = list(specs)
     else:
         raise UsageError(
-            f"{source}: forward takes {len(arg_names)} input(s) ({', '.join(arg_names)}), --input gives {len(specs)} ({', '.join(names)})"
+            f"{source}: forward takes {len(arg_names)} input(s) ({', '.join(arg_names)}), "
+            f"--input gives {len(specs)} ({', '.join(names)})"
         )
     infos = []
     for spec in ordered:
@@ -97,7 +98,7 @@ def _load_torchscript(path: Path, specs: Sequence[InputSpec]) -> LoadedModule:
     torch = _torch()
     try:
         module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- torch.jit.load has no single error type; all become InvalidInputError
         raise _guard_torch_errors(path, "TorchScript archive", exc) from None
     module.eval()
     arguments = [a.name for a in module.forward.schema.arguments[1:]]
@@ -115,7 +116,8 @@ def _check_pt2_is_pickle_free(path: Path) -> None:
             inner = {m.split("/", 1)[1]: m for m in members if "/" in m}
             if "archive_format" not in inner:
                 raise InvalidInputError(
-                    f"'{path}' is an old-style torch.export archive, whose weights are pickled; edgecc does not unpickle model files",
+                    f"'{path}' is an old-style torch.export archive, whose weights are pickled; "
+                    "edgecc does not unpickle model files",
                     path=path,
                     hint="re-save it with torch.export.save on torch >= 2.8",
                 )
@@ -137,7 +139,7 @@ def _check_pt2_is_pickle_free(path: Path) -> None:
                     torch.load(io.BytesIO(archive.read(member)), weights_only=True, map_location="cpu")
     except (InvalidInputError, UnsupportedError):
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- zipfile, json and torch.load errors of a corrupt archive
         raise _guard_torch_errors(path, "torch.export archive", exc) from None
 
 
@@ -146,7 +148,7 @@ def _load_exported_program(path: Path, specs: Sequence[InputSpec]) -> LoadedModu
     _check_pt2_is_pickle_free(path)
     try:
         program = torch.export.load(str(path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- torch.export.load has no single error type; all become InvalidInputError
         raise _guard_torch_errors(path, "torch.export archive", exc) from None
     user_inputs = list(program.graph_signature.user_inputs)
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
@@ -188,7 +190,7 @@ def _import_factory(spec_text: str) -> Any:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- the user's module may raise anything; reported with its type
         raise InvalidInputError(f"importing '{file}' failed: {type(exc).__name__}: {exc}", path=file) from None
     factory = getattr(module, function, None)
     if not callable(factory):
@@ -203,7 +205,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = check_input_file(path, what="weights file")
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- torch.load has no single error type (UnpicklingError, RuntimeError, ...)
         text = " ".join(str(exc).split())
         if "weights_only" in text or "Unsupported global" in text or "UnpicklingError" in type(exc).__name__:
             raise InvalidInputError(
@@ -247,7 +249,7 @@ def _load_factory(paths: Sequence[str], specs: Sequence[InputSpec]) -> LoadedMod
     factory = _import_factory(paths[0])
     try:
         module = factory()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- the user's factory may raise anything; reported with its type
         raise InvalidInputError(f"'{paths[0]}' raised {type(exc).__name__}: {exc}", path=paths[0]) from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"'{paths[0]}' returned {type(module).__name__}, expected a torch.nn.Module")

@@ -130,7 +130,8 @@ def _setup_inputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str]
             conversions.append(f"input {name}: transpose {_layout_text(perm)} (host)")
         if io_quant is not None and onnx_dtype == "float32":
             conversions.append(
-                f"input {name}: quantise float32 -> {tfl_dtype} (scale {io_quant.scale[0]:.6g}, zero point {io_quant.zero_point[0]}) (host)"
+                f"input {name}: quantise float32 -> {tfl_dtype} "
+                f"(scale {io_quant.scale[0]:.6g}, zero point {io_quant.zero_point[0]}) (host)"
             )
         io.append(entry)
 
@@ -189,7 +190,8 @@ def _setup_outputs(ctx: Context, io: list[dict[str, Any]], conversions: list[str
             entry.update(scale=quant.scale[0], zero_point=quant.zero_point[0], step=quant.scale[0])
             if onnx_dtype == "float32":
                 conversions.append(
-                    f"output {name}: dequantise {spec.dtype} -> float32 (scale {quant.scale[0]:.6g}, zero point {quant.zero_point[0]}) (host)"
+                    f"output {name}: dequantise {spec.dtype} -> float32 "
+                    f"(scale {quant.scale[0]:.6g}, zero point {quant.zero_point[0]}) (host)"
                 )
         elif name in ctx.steps:
             entry.update(step=ctx.steps[name][0])

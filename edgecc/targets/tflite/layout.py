@@ -68,7 +68,8 @@ def to_tfl(array, perm: Sequence[int]):
 
 
 def equivalent(shape: Sequence[int], first: Sequence[int], second: Sequence[int]) -> bool:
-    """True when an ONNX tensor of `shape` held as `first` is the same TFLite tensor (shape and element order) as held as `second`."""
+    """True when an ONNX tensor of `shape` held as `first` is the same TFLite tensor (shape and
+    element order) as held as `second`."""
     if len(first) != len(second):
         return False
     return all(a == b or (shape[a] == 1 and shape[b] == 1) for a, b in zip(first, second))

@@ -106,7 +106,8 @@ def test_input_layer_and_input_dim_forms(tmp_path: Path) -> None:
 def test_legacy_v1_layers_format(tmp_path: Path) -> None:
     proto = (
         'name: "old"\ninput: "data"\ninput_dim: 1\ninput_dim: 2\ninput_dim: 6\ninput_dim: 6\n'
-        'layers { name: "conv" type: CONVOLUTION bottom: "data" top: "conv" convolution_param { num_output: 3 kernel_size: 3 } }\n'
+        'layers { name: "conv" type: CONVOLUTION bottom: "data" top: "conv" '
+        "convolution_param { num_output: 3 kernel_size: 3 } }\n"
         'layers { name: "relu" type: RELU bottom: "conv" top: "conv" }\n'
         'layers { name: "pool" type: POOLING bottom: "conv" top: "pool" pooling_param { pool: AVE kernel_size: 3 stride: 2 } }\n'
         'layers { name: "fc" type: INNER_PRODUCT bottom: "pool" top: "fc" inner_product_param { num_output: 2 } }\n'
@@ -252,7 +253,8 @@ def test_missing_opencv_is_exit_6_and_no_verify_still_converts(tmp_path: Path) -
 def test_unsupported_settings_of_known_layers_are_listed_together(tmp_path: Path) -> None:
     proto = SMALL + (
         'layer { name: "stoch" type: "Pooling" bottom: "conv" top: "stoch" pooling_param { pool: STOCHASTIC kernel_size: 2 } }\n'
-        'layer { name: "axis2" type: "Convolution" bottom: "conv" top: "axis2" convolution_param { num_output: 2 kernel_size: 1 axis: 2 } }\n'
+        'layer { name: "axis2" type: "Convolution" bottom: "conv" top: "axis2" '
+        "convolution_param { num_output: 2 kernel_size: 1 axis: 2 } }\n"
     )
     paths = write_net(tmp_path, proto, dict(SMALL_BLOBS, axis2=("Convolution", [rand(2, 4, 1, 1), rand(2)])))
     line = _convert_fails(tmp_path, *paths, code=4)

@@ -42,9 +42,9 @@ def test_activation(case: str, in_place: bool, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_prelu(shared: bool, tmp_path: Path) -> None:
-    proto = (
-        HEAD
-        + f'layer {{ name: "prelu" type: "PReLU" bottom: "data" top: "prelu" prelu_param {{ channel_shared: {str(shared).lower()} }} }}\n'
+    proto = HEAD + (
+        f'layer {{ name: "prelu" type: "PReLU" bottom: "data" top: "prelu" '
+        f"prelu_param {{ channel_shared: {str(shared).lower()} }} }}\n"
     )
     paths = write_net(tmp_path, proto, {"prelu": ("PReLU", [rand(1 if shared else 3, seed=1)])})
     compare_with_opencv(paths, {"data": rand(2, 3, 4, 5, seed=2)})

@@ -92,9 +92,9 @@ def test_inner_product(param: str, shape: tuple[int, ...], weight_shape: tuple[i
 
 def test_inner_product_transpose_matches_caffe_semantics(tmp_path: Path) -> None:
     # OpenCV 4.14 ignores `transpose` (it reads the KxN blob as NxK), so the oracle is Caffe's forward in numpy.
-    proto = (
-        _input((2, 6))
-        + 'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 4 transpose: true } }\n'
+    proto = _input((2, 6)) + (
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" '
+        "inner_product_param { num_output: 4 transpose: true } }\n"
     )
     weight, bias, x = rand(6, 4, seed=1), rand(4, seed=2), rand(2, 6, seed=3)
     paths = write_net(tmp_path, proto, {"fc": ("InnerProduct", [weight, bias])})

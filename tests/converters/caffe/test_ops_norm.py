@@ -23,7 +23,8 @@ def test_batch_norm_with_scale_factor(factor: float, tmp_path: Path) -> None:
 
 def test_batch_norm_then_scale_in_place(tmp_path: Path) -> None:
     proto = HEAD + (
-        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 3 kernel_size: 1 } }\n'
+        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" '
+        "convolution_param { num_output: 3 kernel_size: 1 } }\n"
         'layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }\n'
         'layer { name: "sc" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: true } }\n'
         'layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }\n'
@@ -120,9 +121,9 @@ def test_lrn_k(tmp_path: Path) -> None:
 
 def test_normalize_across_spatial_per_channel_scale(tmp_path: Path) -> None:
     # OpenCV 4.14 asserts on across_spatial with a per-channel scale; the oracle is SSD's NormalizeLayer in numpy.
-    proto = (
-        HEAD
-        + 'layer { name: "norm" type: "Normalize" bottom: "data" top: "norm" norm_param { across_spatial: true channel_shared: false } }\n'
+    proto = HEAD + (
+        'layer { name: "norm" type: "Normalize" bottom: "data" top: "norm" '
+        "norm_param { across_spatial: true channel_shared: false } }\n"
     )
     x, scale = rand(2, 3, 4, 5, seed=3), rand(3, seed=1, low=1, high=20)
     got = converted_outputs(write_net(tmp_path, proto, {"norm": ("Normalize", [scale])}), {"data": x}, ["norm"])["norm"]

@@ -25,7 +25,10 @@ def _feature(name: str, bottom: str, channels: int, stride: int) -> str:
     [
         "min_size: 20 aspect_ratio: 2 flip: true clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2",
         "min_size: 20 max_size: 40 aspect_ratio: 2 aspect_ratio: 3 flip: true clip: true variance: 0.1",
-        "min_size: 10 min_size: 25 max_size: 20 max_size: 45 aspect_ratio: 2 flip: false clip: true step: 8 offset: 0.5 variance: 0.2",
+        (
+            "min_size: 10 min_size: 25 max_size: 20 max_size: 45 aspect_ratio: 2 flip: false clip: true step: 8 offset: 0.5 "
+            "variance: 0.2"
+        ),
         "min_size: 12 aspect_ratio: 3 clip: false step: 7.5 offset: 0.25 variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2",
     ],
 )
@@ -39,7 +42,10 @@ def test_prior_box(param: str, tmp_path: Path) -> None:
 def test_prior_box_without_clip_verifies_with_ssd_default(tmp_path: Path) -> None:
     # OpenCV clips by default; the reference writes SSD's default (clip: false) into the prototxt it gives OpenCV
     proto = IMAGE + _feature("f", "data", 4, 8)
-    proto += 'layer { name: "prior" type: "PriorBox" bottom: "f" bottom: "data" top: "prior" prior_box_param { min_size: 20 max_size: 50 aspect_ratio: 2 } }\n'
+    proto += (
+        'layer { name: "prior" type: "PriorBox" bottom: "f" bottom: "data" top: "prior" '
+        "prior_box_param { min_size: 20 max_size: 50 aspect_ratio: 2 } }\n"
+    )
     blobs = {"f": ("Convolution", [rand(4, 3, 3, 3, seed=1), rand(4, seed=2)])}
     paths = write_net(tmp_path, proto, blobs)
     compare_with_opencv(paths, {"data": rand(1, 3, 60, 80, seed=3)}, tensors=["prior", "f"])
@@ -51,8 +57,14 @@ def test_prior_box_defaults_and_explicit_image_size(tmp_path: Path) -> None:
     # OpenCV 4.14 clips by default (SSD's default is clip: false) and ignores img_h/img_w when normalising,
     # so the oracle is SSD's PriorBoxLayer loops in numpy.
     proto = IMAGE + _feature("f", "data", 4, 8)
-    proto += 'layer { name: "p1" type: "PriorBox" bottom: "f" bottom: "data" top: "p1" prior_box_param { min_size: 20 max_size: 50 aspect_ratio: 2 } }\n'
-    proto += 'layer { name: "p2" type: "PriorBox" bottom: "f" bottom: "data" top: "p2" prior_box_param { min_size: 30 img_h: 100 img_w: 120 step_h: 16 step_w: 12 variance: 0.1 } }\n'
+    proto += (
+        'layer { name: "p1" type: "PriorBox" bottom: "f" bottom: "data" top: "p1" '
+        "prior_box_param { min_size: 20 max_size: 50 aspect_ratio: 2 } }\n"
+    )
+    proto += (
+        'layer { name: "p2" type: "PriorBox" bottom: "f" bottom: "data" top: "p2" '
+        "prior_box_param { min_size: 30 img_h: 100 img_w: 120 step_h: 16 step_w: 12 variance: 0.1 } }\n"
+    )
     blobs = {"f": ("Convolution", [rand(4, 3, 3, 3, seed=1), rand(4, seed=2)])}
     got = converted_outputs(write_net(tmp_path, proto, blobs), {"data": rand(1, 3, 60, 80, seed=3)}, ["p1", "p2"])
     p1 = caffe_numpy.prior_box((8, 10), (60, 80), [20], [50], [2], True, False, [0.1])
@@ -78,8 +90,10 @@ def _ssd_head(classes: int, nms: str, extra: str = "") -> tuple[str, dict]:
             proto += (
                 f'layer {{ name: "{name}" type: "Convolution" bottom: "{feature}" top: "{name}" '
                 f"convolution_param {{ num_output: {count * per} kernel_size: 1 }} }}\n"
-                f'layer {{ name: "{name}_perm" type: "Permute" bottom: "{name}" top: "{name}_perm" permute_param {{ order: 0 order: 2 order: 3 order: 1 }} }}\n'
-                f'layer {{ name: "{name}_flat" type: "Flatten" bottom: "{name}_perm" top: "{name}_flat" flatten_param {{ axis: 1 }} }}\n'
+                f'layer {{ name: "{name}_perm" type: "Permute" bottom: "{name}" top: "{name}_perm" '
+                "permute_param { order: 0 order: 2 order: 3 order: 1 } }\n"
+                f'layer {{ name: "{name}_flat" type: "Flatten" bottom: "{name}_perm" top: "{name}_flat" '
+                "flatten_param { axis: 1 } }\n"
             )
             scale = 0.3 if kind == "loc" else 0.1
             blobs[name] = (
@@ -88,16 +102,20 @@ def _ssd_head(classes: int, nms: str, extra: str = "") -> tuple[str, dict]:
             )
         proto += (
             f'layer {{ name: "{feature}_prior" type: "PriorBox" bottom: "{feature}" bottom: "data" top: "{feature}_prior" '
-            f"prior_box_param {{ min_size: {15 * (index + 1)} {ratios} clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 }} }}\n"
+            f"prior_box_param {{ min_size: {15 * (index + 1)} {ratios} clip: false "
+            "variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 } }\n"
         )
     proto += (
         'layer { name: "loc" type: "Concat" bottom: "f1_loc_flat" bottom: "f2_loc_flat" top: "loc" concat_param { axis: 1 } }\n'
-        'layer { name: "conf" type: "Concat" bottom: "f1_conf_flat" bottom: "f2_conf_flat" top: "conf" concat_param { axis: 1 } }\n'
+        'layer { name: "conf" type: "Concat" bottom: "f1_conf_flat" bottom: "f2_conf_flat" top: "conf" '
+        "concat_param { axis: 1 } }\n"
         'layer { name: "prior" type: "Concat" bottom: "f1_prior" bottom: "f2_prior" top: "prior" concat_param { axis: 2 } }\n'
-        f'layer {{ name: "conf_reshape" type: "Reshape" bottom: "conf" top: "conf_reshape" reshape_param {{ shape {{ dim: 0 dim: -1 dim: {classes} }} }} }}\n'
+        'layer { name: "conf_reshape" type: "Reshape" bottom: "conf" top: "conf_reshape" '
+        f"reshape_param {{ shape {{ dim: 0 dim: -1 dim: {classes} }} }} }}\n"
         'layer { name: "conf_softmax" type: "Softmax" bottom: "conf_reshape" top: "conf_softmax" softmax_param { axis: 2 } }\n'
         'layer { name: "conf_flatten" type: "Flatten" bottom: "conf_softmax" top: "conf_flatten" flatten_param { axis: 1 } }\n'
-        f'layer {{ name: "detection_out" type: "DetectionOutput" bottom: "loc" bottom: "conf_flatten" bottom: "prior" top: "detection_out" '
+        'layer { name: "detection_out" type: "DetectionOutput" bottom: "loc" bottom: "conf_flatten" bottom: "prior" '
+        'top: "detection_out" '
         f"detection_output_param {{ num_classes: {classes} share_location: true background_label_id: 0 {nms} {extra} }} }}\n"
     )
     return proto, blobs

@@ -35,7 +35,8 @@ def test_eltwise(param: str, tmp_path: Path) -> None:
 def test_eltwise_three_bottoms_sum_coeff(tmp_path: Path) -> None:
     proto = TWO + (
         'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n'
-        'layer { name: "e" type: "Eltwise" bottom: "data" bottom: "other" bottom: "r" top: "e" eltwise_param { coeff: 1 coeff: 0.3 coeff: -1 } }\n'
+        'layer { name: "e" type: "Eltwise" bottom: "data" bottom: "other" bottom: "r" top: "e" '
+        "eltwise_param { coeff: 1 coeff: 0.3 coeff: -1 } }\n"
     )
     compare_with_opencv(write_net(tmp_path, proto), _feeds("data", "other"))
 

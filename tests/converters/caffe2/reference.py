@@ -76,8 +76,8 @@ def pool2d(x: np.ndarray, kind: str, kernel, stride, pads=(0, 0, 0, 0), *, legac
     y = np.zeros((n, c, oh, ow), np.float64)
     for i in range(oh):
         for j in range(ow):
-            t, l = i * stride[0] - pads[0], j * stride[1] - pads[1]
-            t0, l0, b0, r0 = max(t, 0), max(l, 0), min(t + kernel[0], h), min(l + kernel[1], w)
+            top, left = i * stride[0] - pads[0], j * stride[1] - pads[1]
+            t0, l0, b0, r0 = max(top, 0), max(left, 0), min(top + kernel[0], h), min(left + kernel[1], w)
             window = x[:, :, t0:b0, l0:r0]
             if kind == "max":
                 y[:, :, i, j] = window.max(axis=(2, 3))
@@ -97,7 +97,10 @@ def fc(x: np.ndarray, w: np.ndarray, b: np.ndarray, axis=1, axis_w=1) -> np.ndar
 def spatial_bn(x, scale, bias, mean, var, eps=1e-5, nhwc=False) -> np.ndarray:
     """(x - mean) / sqrt(var + eps) * scale + bias per channel."""
     shape = (1, 1, 1, -1) if nhwc else (1, -1, 1, 1)
-    r = lambda v: v.reshape(shape).astype(np.float64)
+
+    def r(v: np.ndarray) -> np.ndarray:
+        return v.reshape(shape).astype(np.float64)
+
     return ((x - r(mean)) / np.sqrt(r(var) + eps) * r(scale) + r(bias)).astype(np.float32)
 
 

@@ -42,7 +42,8 @@ def quantize_linear(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
 
 @converter("DequantizeLinear", tflite=("DEQUANTIZE",))
 def dequantize_linear(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
-    """DequantizeLinear of an initializer -> int8 constant; of an int8 tensor -> the same tensor (DEQUANTIZE at float graph outputs)."""
+    """DequantizeLinear of an initializer -> int8 constant; of an int8 tensor -> the same tensor
+    (DEQUANTIZE at float graph outputs)."""
     import numpy as np
 
     out = node.output[0]
