@@ -17,19 +17,28 @@ _FAMILY = {"f": "float", "i": "integer", "u": "integer", "b": "bool", "c": "comp
 
 
 def _cast(value: "np.ndarray", info: TensorInfo, where: str) -> "np.ndarray":
-    """`value` in the input's dtype: casts within a family (float64 -> float32, int32 -> int64) when the values fit."""
+    """`value` in the input's dtype.
+
+    Within a family (float64 -> float32, int32 -> int64) when the values fit; float data for an integer input when
+    every value is a whole number in range (pixels saved as float); integers for a float input are refused (most
+    likely unnormalised data).
+    """
     import numpy as np
 
     want = np.dtype(info.dtype) if info.dtype != "bfloat16" else np.dtype("float32")
     have = value.dtype
-    if _FAMILY.get(have.kind) != _FAMILY.get(want.kind):
+    family, wanted = _FAMILY.get(have.kind), _FAMILY.get(want.kind)
+    lossless_float = (
+        family == "float" and wanted == "integer" and bool(np.all(np.isfinite(value))) and bool(np.all(value == np.round(value)))
+    )
+    if family != wanted and not lossless_float:
         raise InvalidInputError(
             f"{where}: input '{info.name}' has dtype {have}, the model expects {info.dtype}",
             hint=f"save the array as {info.dtype}",
         )
     if want.kind in "iu" and have != want and value.size:
         limits = np.iinfo(want)
-        if int(value.min()) < limits.min or int(value.max()) > limits.max:
+        if float(value.min()) < limits.min or float(value.max()) > limits.max:
             raise InvalidInputError(f"{where}: input '{info.name}' holds values outside the range of {info.dtype}")
     return np.ascontiguousarray(value.astype(want, copy=False))
 

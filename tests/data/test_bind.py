@@ -66,3 +66,15 @@ def test_match_samples_shape_errors(x):
 def test_match_samples_unknown_rank_accepts_any_shape():
     [feed] = match_samples([{"t": np.zeros((2, 2, 2))}], [TensorInfo("t", None, "float32")])
     assert feed["t"].shape == (2, 2, 2)
+
+
+def test_whole_number_floats_bind_to_integer_inputs_and_the_rest_is_refused():
+    pixels = [TensorInfo("image", (1, 4), "uint8")]
+    [feed] = bind([{"image": np.array([[0.0, 17.0, 128.0, 255.0]], np.float32)}], pixels)
+    assert feed["image"].dtype == np.uint8 and feed["image"].tolist() == [[0, 17, 128, 255]]
+    with pytest.raises(InvalidInputError, match="dtype float32"):
+        bind([{"image": np.array([[0.5, 1.0, 2.0, 3.0]], np.float32)}], pixels)
+    with pytest.raises(InvalidInputError, match="outside the range of uint8"):
+        bind([{"image": np.array([[0.0, 1.0, 2.0, 300.0]], np.float32)}], pixels)
+    with pytest.raises(InvalidInputError, match="dtype int64"):
+        bind([{"x": np.zeros((5, 3, 4), np.int64), "ids": np.zeros(2, np.int64)}], INPUTS)
