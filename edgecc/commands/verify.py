@@ -67,7 +67,7 @@ def command(
       edgecc verify deploy.prototxt model.onnx --reference-weights weights.caffemodel
     """
     from edgecc.commands.render import show_per_layer, show_verification
-    from edgecc.data import DataOptions, load_samples, parse_data_values, random_feeds
+    from edgecc.data import DataOptions, parse_data_values, samples_or_random
     from edgecc.errors import NumericsError, UsageError
     from edgecc.inputs import parse_input_specs
     from edgecc.pipeline.convert import open_runnable
@@ -85,10 +85,7 @@ def command(
             f"the models take different inputs: {', '.join(sorted(ref_inputs))} "
             f"vs {', '.join(sorted(i.name for i in cand_model.inputs))}"
         )
-    if data:
-        feeds = load_samples(data, cand_model.inputs, DataOptions(option="--data", seed=seed, random_count=samples)).feeds
-    else:
-        feeds = random_feeds(cand_model.inputs, seed=seed, count=samples)
+    feeds = samples_or_random(data, cand_model.inputs, DataOptions(option="--data", seed=seed, random_count=samples)).feeds
     with ui.status("running both models"):
         report = compare_samples(ref_model, cand_model, feeds, tolerance)
     if not data:

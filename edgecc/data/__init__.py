@@ -33,6 +33,7 @@ __all__ = [
     "parse_size",
     "random_feeds",
     "random_samples",
+    "samples_or_random",
     "read_evaluation",
     "read_samples",
     "to_float_list",
@@ -63,3 +64,11 @@ def random_samples(inputs: Sequence[TensorInfo], *, count: int, seed: int = 0) -
     """`count` deterministic random samples (the default data of commands given none)."""
     feeds = random_feeds(inputs, seed=seed, count=count)
     return SampleSet(feeds, [f"random sample {i}" for i in range(count)], f"random ({count} samples, seed {seed})", random=True)
+
+
+def samples_or_random(values: Any, inputs: Sequence[TensorInfo], options: DataOptions | None = None) -> SampleSet:
+    """The samples of DATA values (`load_samples`), or without any `options.random_count` random ones (`.random` set)."""
+    options = options or DataOptions()
+    if values:
+        return load_samples(values, inputs, options)
+    return random_samples(inputs, count=options.random_count, seed=options.seed)

@@ -50,18 +50,16 @@ def bench_document(model: str, records: list[dict[str, Any]], settings: BenchSet
 def _feeds(
     inputs: Sequence[Any], data: Sequence[str], eval_path: str | None, samples: int, seed: int
 ) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
-    from edgecc.data import DataOptions, load_samples, random_samples, read_evaluation
+    from edgecc.data import DataOptions, read_evaluation, samples_or_random
 
     if eval_path and data:
         raise UsageError("give --data or --eval, not both")
     if eval_path:
         feeds, labels = read_evaluation(eval_path, inputs)
         return feeds, labels, f"{len(feeds)} samples of {eval_path}" + (" with labels" if labels is not None else "")
-    if data:
-        loaded = load_samples(data, inputs, DataOptions(option="--data", random_count=samples, seed=seed))
-        return loaded.feeds, None, f"{loaded.description} from --data"
-    chosen = random_samples(inputs, count=samples, seed=seed)
-    return chosen.feeds, None, f"{samples} random samples (seed {seed})"
+    loaded = samples_or_random(data, inputs, DataOptions(option="--data", random_count=samples, seed=seed))
+    described = f"{loaded.description} from --data" if data else f"{samples} random samples (seed {seed})"
+    return loaded.feeds, None, described
 
 
 def _bench_bundle_file(

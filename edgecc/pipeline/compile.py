@@ -49,13 +49,10 @@ class CompileOptions:
 
 def _samples(model: onnx.ModelProto, calibration: Any, options: CompileOptions) -> SampleSet:
     """The bound calibration/verification samples: the user's, or `options.samples` random ones."""
-    from edgecc.data import load_samples, random_samples
+    from edgecc.data import samples_or_random
     from edgecc.onnxutil import graph_inputs
 
-    inputs = graph_inputs(model)
-    if calibration:
-        return load_samples(calibration, inputs, options.data_options())
-    return random_samples(inputs, count=options.samples, seed=options.seed)
+    return samples_or_random(calibration, graph_inputs(model), options.data_options())
 
 
 def _bundle_tolerance(options: CompileOptions, precisions: Sequence[str], precision: str) -> Tolerance:

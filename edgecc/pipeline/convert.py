@@ -113,7 +113,7 @@ def verify_conversion(
 
     `data`: DATA values (`edgecc.data` grammar) or feeds; none: one random sample. `tolerance` None: `conversion_tolerance`.
     """
-    from edgecc.data import DataOptions, load_samples, random_samples
+    from edgecc.data import DataOptions, samples_or_random
     from edgecc.ortrun import OrtRunner
     from edgecc.verify import compare_samples
 
@@ -122,10 +122,9 @@ def verify_conversion(
         return None
     candidate = OrtRunner(conversion.verifiable_model, name="converted ONNX")
     notes: list[str] = []
-    if data:
-        feeds = load_samples(data, candidate.inputs, DataOptions(option="--data", seed=seed, random_count=1)).feeds
-    else:
-        feeds = random_samples(candidate.inputs, count=1, seed=seed).feeds
+    samples = samples_or_random(data, candidate.inputs, DataOptions(option="--data", seed=seed, random_count=1))
+    feeds = samples.feeds
+    if samples.random:
         notes.append(f"random inputs (seed {seed})")
         if any(not info.is_static() for info in candidate.inputs):
             notes.append("dynamic dimensions set to 1 for verification")

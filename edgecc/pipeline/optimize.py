@@ -44,7 +44,7 @@ def optimize_and_verify(
 
     `data`: DATA values (`edgecc.data` grammar) or feeds for the check; none: one random sample.
     """
-    from edgecc.data import DataOptions, load_samples, random_samples
+    from edgecc.data import DataOptions, samples_or_random
     from edgecc.ortrun import OrtRunner
     from edgecc.passes import PassContext, run_passes
     from edgecc.verify import compare_samples, tolerance_for
@@ -55,13 +55,11 @@ def optimize_and_verify(
         return optimized, report, None
     reference = OrtRunner(model, name=f"input {name}")
     candidate = OrtRunner(optimized, name="optimised model")
-    if data:
-        feeds = load_samples(data, reference.inputs, DataOptions(option="--data", seed=seed, random_count=1)).feeds
-    else:
-        feeds = random_samples(reference.inputs, count=1, seed=seed).feeds
+    samples = samples_or_random(data, reference.inputs, DataOptions(option="--data", seed=seed, random_count=1))
+    feeds = samples.feeds
     tolerance = tolerance_for("fp32").with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
     verification = compare_samples(reference, candidate, feeds, tolerance)
-    if not data:
+    if samples.random:
         verification.notes.insert(0, f"random inputs (seed {seed})")
     if not verification.passed:
         failed = ", ".join(o.name for o in verification.failures())
