@@ -6,12 +6,14 @@ EDGECC := $(VENV)/bin/edgecc
 SHARED_MODELS ?= $(abspath ../shared/models)
 PYTEST_WORKERS ?= 2
 DEMO_DIR ?= build/demo
+# seconds after which make conformance starts no more work (listed as not run, not judged): CI's time guard
+CONFORMANCE_BUDGET ?= 3600
 NODE_TESTS := build/onnx-node-tests/.complete
 # Arm NN 20.08 (Debian): the armnn target runs its TFLite artifacts with it (system python3, CpuRef backend)
 ARMNN_PACKAGES := python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22
 ARMNN := build/.armnn-installed
 
-.PHONY: install demo test lint test-shared bench zoo-ci clean
+.PHONY: install demo test test-fast lint test-shared conformance conformance-accept bench zoo-ci clean
 
 install: $(VENV)/.installed $(NODE_TESTS) $(ARMNN)
 
@@ -53,11 +55,17 @@ demo: install
 	$(MAKE) --no-print-directory -f samples/pipeline/Makefile OUT=$(DEMO_DIR)/pipeline EDGECC=$(EDGECC) PY=$(PY)
 	@echo "== the benchmark/regression loop: one model through convert, quantize, compile, bench; the sample zoo (real models x targets), report, compare with the baseline"
 	$(MAKE) --no-print-directory -f samples/zoo/Makefile OUT=$(DEMO_DIR)/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS)
-	@echo "== the zoo again (every pair re-measured), compared with the accepted baseline: nothing changed, so no regression within the measured noise"
-	$(MAKE) --no-print-directory -f samples/zoo/Makefile zoo-compare OUT=$(DEMO_DIR)/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS) RUN_FLAGS=--force
+	@echo "== the zoo again (every pair re-measured), compared with the accepted baseline, whose bundles are re-measured interleaved with the new ones (valid on a busy machine): nothing changed, so no regression"
+	$(MAKE) --no-print-directory -f samples/zoo/Makefile zoo-compare OUT=$(DEMO_DIR)/zoo EDGECC=$(EDGECC) PY=$(PY) WORKERS=$(PYTEST_WORKERS) RUN_FLAGS=--force COMPARE_FLAGS=--rerun-baseline
 
 test: install lint
 	$(PY) -m pytest -m "not shared" --ignore=tests/shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# the edit-test loop (under a minute): tests that spawn no process and import neither torch nor TensorFlow
+# (tests/conftest.py selects them and makes such an import fail in this lane)
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m fast --ignore=tests/shared -n $(PYTEST_WORKERS) -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # ruff with the rules and line length of pyproject.toml (part of make test)
@@ -68,6 +76,15 @@ test-shared: install
 	@test -d "$(SHARED_MODELS)" || { echo "error: $(SHARED_MODELS) not found (set SHARED_MODELS=...)" >&2; exit 1; }
 	EDGECC_SHARED_MODELS=$(SHARED_MODELS) $(PY) -m pytest tests/shared -m shared -n $(PYTEST_WORKERS) -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no shared-model tests" >&2; exit 1; fi; exit $$rc
+
+# the conformance zoo (conformance/): every entry built or fetched, through convert/optimize/quantize/compile for every
+# target, judged against its original runtime; exit 5 when a result that conformance/accepted.json has ok is not ok now
+conformance: install
+	$(PY) -m conformance --workers $(PYTEST_WORKERS) --out build/conformance --budget $(CONFORMANCE_BUDGET)
+
+# record the current outcomes as the accepted result (after a fix, or when entries are added)
+conformance-accept: install
+	$(PY) -m conformance --workers $(PYTEST_WORKERS) --out build/conformance --accept
 
 bench: install
 	$(PY) benchmarks/convert_overhead.py

@@ -4,8 +4,11 @@ This module is only the file format: the compile driver (`edgecc.pipeline`) deci
 The manifest's JSON Schema ships beside this module as `edgecc/manifest.schema.json`; `validate` checks the
 subset of JSON Schema it uses (type, required, properties, additionalProperties, items, enum,
 const, minimum, minItems, minLength, pattern), so `jsonschema` is not a dependency. Reading a bundle validates the
-manifest, the artifact hashes and every path (no absolute paths, no `..`), and extracts archives with
-size limits; any problem is exit 3.
+manifest, the artifact hashes and every path (no absolute paths, no `..`, no link out of the bundle, regular files
+only). An archive is read manifest first (at most MAX_MANIFEST_BYTES); then only the members the manifest names are
+extracted, each capped by its declared `bytes` (reference samples by the size their declared shapes give), the
+total by the sum of those caps and MAX_ARCHIVE_BYTES, every member by the compression-ratio bound of
+`edgecc.archive`, all counted while streaming. Any problem is exit 3.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_ARCHIVE_BYTES = 8 * 1024**3  # total uncompressed size of an archive
 MAX_ARCHIVE_ENTRIES = 10_000
+MAX_MANIFEST_BYTES = 64 * 1024**2
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -231,47 +235,94 @@ def _safe_member(name: str) -> bool:
 
 
 def _inside(root: Path, relative: str) -> Path:
-    if not _safe_member(relative):
-        raise InvalidInputError(f"bundle path '{relative}' is absolute or leaves the bundle", path=root)
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise InvalidInputError(f"bundle path '{relative}' leaves the bundle", path=root)
-    return path
+    """A file the manifest names: inside the bundle after resolving links, a regular file when it exists."""
+    from edgecc.fileio import resolve_named_path
+
+    return resolve_named_path(root, relative, named_in=root / MANIFEST, what="bundle path")
 
 
-def _extract(archive: Path, into: Path) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            if len(infos) > MAX_ARCHIVE_ENTRIES:
-                raise InvalidInputError(
-                    f"bundle archive '{archive}' has {len(infos)} entries (limit {MAX_ARCHIVE_ENTRIES})", path=archive
-                )
-            total = 0
-            for info in infos:
-                if not _safe_member(info.filename):
-                    raise InvalidInputError(f"bundle archive '{archive}' holds an unsafe path '{info.filename}'", path=archive)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise InvalidInputError(f"bundle archive '{archive}' holds a symbolic link '{info.filename}'", path=archive)
-                total += info.file_size
-                if total > MAX_ARCHIVE_BYTES:
-                    raise InvalidInputError(f"bundle archive '{archive}' expands beyond {MAX_ARCHIVE_BYTES} bytes", path=archive)
-            for info in infos:
-                if info.is_dir():
-                    continue
-                target = into / info.filename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    copied = 0
-                    for chunk in iter(lambda: src.read(1 << 20), b""):
-                        copied += len(chunk)
-                        if copied > info.file_size:
-                            raise InvalidInputError(
-                                f"bundle archive entry '{info.filename}' is larger than it declares", path=archive
-                            )
-                        dst.write(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise InvalidInputError(f"bundle archive '{archive}' is corrupt: {exc}", path=archive) from None
+def _reference_limit(manifest: Mapping[str, Any]) -> int:
+    """The most bytes one reference .npz may hold: the samples' tensors as the manifest declares them, with slack.
+
+    A tensor with a dimension the manifest does not fix gets no bound of its own (MAX_ARCHIVE_BYTES still holds).
+    """
+    import numpy as np
+
+    per_sample = 0
+    for tensor in (*manifest["inputs"], *manifest["outputs"]):
+        shape = tensor.get("shape")
+        try:
+            itemsize = np.dtype(tensor["dtype"]).itemsize
+        except TypeError:
+            itemsize = 8
+        if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape):
+            return MAX_ARCHIVE_BYTES
+        per_sample += itemsize * int(np.prod(shape, dtype=object))
+    samples = int(manifest["reference"].get("samples", 0)) or 1
+    headers = 4096 * samples * len(manifest["inputs"] + manifest["outputs"])  # .npy headers and zip entries
+    return min(MAX_ARCHIVE_BYTES, samples * per_sample * 11 // 10 + headers + (1 << 16))
+
+
+def _declared_members(manifest: Mapping[str, Any]) -> dict[str, int]:
+    """Member name -> the most bytes it may inflate to: its declared size for artifacts, `_reference_limit` for samples."""
+    members = {MANIFEST: MAX_MANIFEST_BYTES}
+    for part in manifest["partitions"]:
+        for file in part["files"]:
+            members[PurePosixPath(file["path"]).as_posix()] = int(file["bytes"])
+    reference = _reference_limit(manifest)
+    for key in ("inputs", "outputs"):
+        members[PurePosixPath(manifest["reference"][key]).as_posix()] = reference
+    return members
+
+
+def _open_archive(archive: Path) -> zipfile.ZipFile:
+    from edgecc.archive import zip_errors
+
+    with zip_errors(archive, "bundle archive"):
+        zf = zipfile.ZipFile(archive)
+    infos = zf.infolist()
+    if len(infos) > MAX_ARCHIVE_ENTRIES:
+        zf.close()
+        raise InvalidInputError(
+            f"bundle archive '{archive}' has {len(infos)} entries (limit {MAX_ARCHIVE_ENTRIES})", path=archive
+        )
+    seen: set[str] = set()
+    for info in infos:
+        if info.filename in seen:
+            zf.close()
+            raise InvalidInputError(f"bundle archive '{archive}' holds '{info.filename}' twice", path=archive)
+        seen.add(info.filename)
+        if not _safe_member(info.filename):
+            zf.close()
+            raise InvalidInputError(f"bundle archive '{archive}' holds an unsafe path '{info.filename}'", path=archive)
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            zf.close()
+            raise InvalidInputError(f"bundle archive '{archive}' holds a symbolic link '{info.filename}'", path=archive)
+    return zf
+
+
+def _read_archive_manifest(zf: zipfile.ZipFile, archive: Path) -> bytes:
+    from edgecc.archive import read_member
+
+    if MANIFEST not in zf.namelist():
+        raise InvalidInputError(f"bundle '{archive}' has no {MANIFEST}", path=archive)
+    return read_member(zf, MANIFEST, limit=MAX_MANIFEST_BYTES, archive=archive, what="bundle archive")
+
+
+def _extract_declared(zf: zipfile.ZipFile, manifest: Mapping[str, Any], archive: Path, into: Path) -> None:
+    """Extract only the members the manifest names, each within its declared size, the total within their sum."""
+    from edgecc.archive import copy_member
+
+    limits = _declared_members(manifest)
+    budget = min(MAX_ARCHIVE_BYTES, sum(limits.values()))
+    total = 0
+    for info in zf.infolist():
+        name = PurePosixPath(info.filename).as_posix()
+        if info.is_dir() or name not in limits or name == MANIFEST:
+            continue  # a member the manifest does not name is never written
+        total += copy_member(
+            zf, info, into / name, limit=min(limits[name], budget - total), archive=archive, what="bundle archive"
+        )
 
 
 class OpenedBundle:
@@ -282,25 +333,48 @@ class OpenedBundle:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if not self.path.exists():
             raise UsageError(f"bundle '{path}' does not exist")
-        if self.path.is_dir():
-            self.root = self.path
-        else:
-            if not zipfile.is_zipfile(self.path):
-                raise InvalidInputError(f"'{path}' is neither a bundle directory nor a .edgecc archive", path=path)
-            self._tmp = tempfile.TemporaryDirectory(prefix="edgecc-bundle-")
-            self.root = Path(self._tmp.name)
-            _extract(self.path, self.root)
-        manifest_path = self.root / MANIFEST
-        if not manifest_path.is_file():
-            raise InvalidInputError(f"bundle '{path}' has no {MANIFEST}", path=path)
         try:
-            self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if self.path.is_dir():
+                self.root = self.path
+                self.manifest = self._parse(self._read_manifest_file())
+            else:
+                self._open_archive()
+            self._check_files()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_manifest_file(self) -> bytes:
+        from edgecc.fileio import check_input_file
+
+        manifest_path = _inside(self.root, MANIFEST)
+        if not manifest_path.is_file():
+            raise InvalidInputError(f"bundle '{self.path}' has no {MANIFEST}", path=self.path)
+        return check_input_file(manifest_path, what="bundle manifest").read_bytes()
+
+    def _open_archive(self) -> None:
+        from edgecc.fileio import check_input_file
+
+        check_input_file(self.path, what="bundle archive")
+        if not zipfile.is_zipfile(self.path):
+            raise InvalidInputError(f"'{self.path}' is neither a bundle directory nor a .edgecc archive", path=self.path)
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgecc-bundle-")
+        self.root = Path(self._tmp.name)
+        with _open_archive(self.path) as zf:
+            raw = _read_archive_manifest(zf, self.path)
+            self.manifest = self._parse(raw)
+            (self.root / MANIFEST).write_bytes(raw)
+            _extract_declared(zf, self.manifest, self.path, self.root)
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"bundle '{path}': {MANIFEST} is not valid JSON: {exc}", path=path) from None
-        errors = validate(self.manifest, schema())
+            raise InvalidInputError(f"bundle '{self.path}': {MANIFEST} is not valid JSON: {exc}", path=self.path) from None
+        errors = validate(manifest, schema())
         if errors:
-            raise InvalidInputError(f"bundle '{path}': invalid manifest: {'; '.join(errors[:5])}", path=path)
-        self._check_files()
+            raise InvalidInputError(f"bundle '{self.path}': invalid manifest: {'; '.join(errors[:5])}", path=self.path)
+        return manifest
 
     def _check_files(self) -> None:
         for part in self.manifest["partitions"]:

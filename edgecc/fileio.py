@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from edgecc.errors import InvalidInputError, UsageError
 
@@ -15,6 +18,7 @@ __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
     "max_input_bytes",
     "check_input_file",
+    "resolve_named_path",
     "read_bytes",
     "atomic_output",
     "atomic_write_bytes",
@@ -38,11 +42,21 @@ def max_input_bytes() -> int:
 def check_input_file(path: str | Path, *, what: str = "model file") -> Path:
     """Return `path` if it is a readable, non-empty regular file within the size limit."""
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{what} '{path}' does not exist", hint="check the path")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{what} '{path}' does not exist", hint="check the path") from None
+    except OSError as exc:  # a symlink loop (ELOOP), a name too long, a path through a non-directory
+        raise InvalidInputError(f"{what} '{path}' cannot be opened: {_reason(exc)}", path=path) from None
+    if stat.S_ISDIR(info.st_mode):
         raise InvalidInputError(f"{what} '{path}' is a directory, expected a file", path=path)
-    size = path.stat().st_size
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInputError(
+            f"{what} '{path}' is not a regular file (a device, pipe or socket)",
+            path=path,
+            hint="inputs must be regular files",
+        )
+    size = info.st_size
     if size == 0:
         raise InvalidInputError(
             f"{what} '{path}' is empty (0 bytes)", path=path, hint="the file was probably not written completely"
@@ -57,6 +71,62 @@ def check_input_file(path: str | Path, *, what: str = "model file") -> Path:
     if not os.access(path, os.R_OK):
         raise InvalidInputError(f"{what} '{path}' is not readable", path=path, hint="check its permissions")
     return path
+
+
+def resolve_named_path(base: str | Path, name: object, *, named_in: str | Path, what: str = "file") -> Path:
+    """The file that `named_in` (a model or manifest file) names as `name`, relative to the folder `base`.
+
+    Refused (InvalidInputError, exit 3): a name that is not a non-empty string, absolute, with `..` or a
+    backslash, not valid UTF-8 (surrogate escapes), whose real path (symbolic links resolved) leaves `base`,
+    that loops, or that is not a regular file. A missing file is returned as is: the caller says what is missing.
+    """
+    where = f"'{named_in}'"
+    if isinstance(name, bytes):  # protobuf hands over a string field that is not valid UTF-8 as bytes
+        try:
+            name = name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{where}: {what} {name!r:.80} is not valid UTF-8", path=named_in) from None
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"{where}: {what} {name!r:.80} is not a file name", path=named_in)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{where}: {what} {name!r:.80} is not valid UTF-8", path=named_in) from None
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in name or "\0" in name or re.match(r"^[A-Za-z]:", name):
+        raise InvalidInputError(
+            f"{where}: {what} '{name}' is absolute or climbs out with '..': outside its folder", path=named_in
+        )
+    folder = Path(base)
+    candidate = folder / Path(*pure.parts)
+    try:
+        real = candidate.resolve(strict=False)
+        root = folder.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on Python < 3.13
+        raise InvalidInputError(f"{where}: {what} '{name}' cannot be resolved ({_reason(exc)})", path=named_in) from None
+    if not real.is_relative_to(root) or real == root:
+        raise InvalidInputError(
+            f"{where}: {what} '{name}' resolves to '{real}', outside the folder '{root}' (through a symbolic link)",
+            path=named_in,
+            hint="keep the files it names inside its folder, without links that leave it",
+        )
+    if not os.path.lexists(candidate):
+        return candidate
+    try:
+        info = real.stat()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{where}: {what} '{name}' is a dangling symbolic link", path=named_in) from None
+    except OSError as exc:
+        raise InvalidInputError(f"{where}: {what} '{name}' cannot be opened: {exc.strerror or exc}", path=named_in) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInputError(f"{where}: {what} '{name}' is not a regular file", path=named_in)
+    return real
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "a loop of symbolic links"
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def read_bytes(path: str | Path, *, what: str = "model file") -> bytes:

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["NATIVE_NOISE", "native_stderr", "quiet_loggers", "quiet_root_records"]
+__all__ = ["NATIVE_NOISE", "captured_records", "native_stderr", "quiet_loggers", "quiet_root_records"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,35 @@ def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
     finally:
         for logger, old in zip(loggers, saved):
             logger.setLevel(old)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
+@contextlib.contextmanager
+def captured_records(name: str) -> Iterator[list[logging.LogRecord]]:
+    """Keep what the logger `name` (and its children) logs during the block in a list instead of printing it.
+
+    For libraries that log a traceback before raising (torch.export.load): the caller turns the exception into one
+    line and may use the records. The logger's handlers, level and propagation are restored after; never the root.
+    """
+    if name in ("", "root"):
+        raise ValueError("captured_records never touches the root logger: name the library's own logger")
+    logger = logging.getLogger(name)
+    records: list[logging.LogRecord] = []
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers = [_Collect(records)]  # the library may have its own stderr handler on this logger (torch does)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.handlers, logger.propagate = saved
 
 
 class _FromPackages(logging.Filter):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import difflib
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +31,8 @@ __all__ = [
     "serialize_onnx",
     "with_outputs",
     "node_output_names",
+    "all_graphs",
+    "dynamic_negative_dims",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def _shape_of(value_info: "onnx.ValueInfoProto") -> tuple[Dim, ...] | None:
         return None
     dims: list[Dim] = []
     for dim in tensor_type.shape.dim:
-        if dim.HasField("dim_value"):
+        if dim.HasField("dim_value") and dim.dim_value >= 0:
             dims.append(int(dim.dim_value))
         elif dim.HasField("dim_param"):
             dims.append(dim.dim_param)
@@ -84,18 +85,13 @@ def graph_outputs(model: "onnx.ModelProto") -> list[TensorInfo]:
 def _check_external_locations(model: "onnx.ModelProto", base_dir: Path, path: Path) -> None:
     import onnx
 
-    base = base_dir.resolve()
+    from edgecc.fileio import resolve_named_path
+
     for tensor in _all_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (base / location).resolve()
-        if not location or os.path.isabs(location) or ".." in Path(location).parts or base not in target.parents:
-            raise InvalidInputError(
-                f"initializer '{tensor.name}' points at external data '{location}' outside the model's folder",
-                path=path,
-                hint="external data must be a relative path beside the model",
-            )
+        target = resolve_named_path(base_dir, location, named_in=path, what=f"initializer '{tensor.name}' external data")
         if not target.is_file():
             raise InvalidInputError(
                 f"initializer '{tensor.name}' needs external data file '{location}', which does not exist",
@@ -105,16 +101,13 @@ def _check_external_locations(model: "onnx.ModelProto", base_dir: Path, path: Pa
 
 
 def _all_tensors(graph: "onnx.GraphProto") -> Iterable["onnx.TensorProto"]:
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _all_tensors(attr.g)
-            for sub in attr.graphs:
-                yield from _all_tensors(sub)
+    for each in all_graphs(graph):
+        yield from each.initializer
+        for node in each.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
 
 
 def parse_onnx_bytes(data: bytes, *, path: str | Path = "<bytes>") -> "onnx.ModelProto":
@@ -216,6 +209,38 @@ def _check_tensor_sizes(model: "onnx.ModelProto", path: str | Path) -> None:
             )
 
 
+def _has_shape(value_info: "onnx.ValueInfoProto") -> bool:
+    return not value_info.type.HasField("tensor_type") or value_info.type.tensor_type.HasField("shape")
+
+
+def all_graphs(graph: "onnx.GraphProto") -> Iterable["onnx.GraphProto"]:
+    """The graph and every subgraph in it (If branches, Loop and Scan bodies), outermost first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from all_graphs(attr.g)
+            for sub in attr.graphs:
+                yield from all_graphs(sub)
+
+
+def dynamic_negative_dims(model: "onnx.ModelProto") -> int:
+    """Make `dim_value: -1` (how Paddle and others write a dynamic dimension) a dynamic dimension, in place.
+
+    Returns how many dimensions were changed. Every graph's inputs, outputs and value-info are covered.
+    """
+    changed = 0
+    for graph in all_graphs(model.graph):
+        for vi in (*graph.input, *graph.output, *graph.value_info):
+            if not vi.type.HasField("tensor_type"):
+                continue
+            for dim in vi.type.tensor_type.shape.dim:
+                if dim.HasField("dim_value") and dim.dim_value < 0:
+                    dim.Clear()
+                    changed += 1
+    return changed
+
+
 def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
     """The model with every tensor's shape and type filled in (ONNX inference with data propagation).
 
@@ -233,7 +258,8 @@ def infer_shapes(model: "onnx.ModelProto") -> "onnx.ModelProto":
         return model
     result = model  # filled in place: copying would double the weights in memory
     del result.graph.value_info[:]
-    result.graph.value_info.extend(inferred.graph.value_info)
+    # entries with a dtype but no shape say nothing the graph does not, and the checker refuses them
+    result.graph.value_info.extend(vi for vi in inferred.graph.value_info if _has_shape(vi))
     outputs = {vi.name: vi for vi in inferred.graph.output}
     for output in result.graph.output:
         better = outputs.get(output.name)
@@ -282,11 +308,18 @@ def apply_input_specs(model: "onnx.ModelProto", specs: Sequence[InputSpec], *, p
             elif isinstance(dim, str):
                 entry.dim_param = dim
     del model.graph.value_info[:]
+    declared = {}
     for output in model.graph.output:
         tensor_type = output.type.tensor_type
         if tensor_type.HasField("shape") and any(not d.HasField("dim_value") for d in tensor_type.shape.dim):
+            declared[output.name] = copy.deepcopy(tensor_type.shape)
             tensor_type.ClearField("shape")
-    return infer_shapes(model)
+    model = infer_shapes(model)
+    for output in model.graph.output:
+        # where inference cannot say (e.g. after control flow), the declared symbolic shape still holds
+        if output.name in declared and not output.type.tensor_type.HasField("shape"):
+            output.type.tensor_type.shape.CopyFrom(declared[output.name])
+    return model
 
 
 def node_output_names(model: "onnx.ModelProto") -> list[str]:

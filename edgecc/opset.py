@@ -5,8 +5,8 @@ opset 18 (Pad, Split, Resize, ...), which every torch.export-based export uses.
 edgecc downgrades those itself: a node whose older schema accepts it unchanged
 (only optional inputs or attributes it does not use were added) is kept, and
 registered adapters rewrite the rest (Reduce* axes input -> attribute, Split
-num_outputs -> split sizes). Every node that cannot be downgraded is reported
-at once.
+num_outputs -> split sizes), in subgraphs (If, Loop, Scan) as in the main graph.
+Every node that cannot be downgraded is reported at once.
 """
 
 from __future__ import annotations
@@ -44,26 +44,44 @@ _REDUCE_OPS = (
 )
 
 
+def _inferred_with_subgraphs(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """The model with shapes inferred in every graph (edgecc's `infer_shapes` fills the main graph only)."""
+    import onnx
+
+    from edgecc.onnxutil import infer_shapes
+
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 -- inference is best effort; the main graph's shapes may still come
+        log.debug("shape inference with subgraphs failed: %s", exc)
+        return infer_shapes(copy.deepcopy(model))
+
+
 class _Context:
     """Constants and shapes of the graph being downgraded, and the versions involved."""
 
     def __init__(self, model: "onnx.ModelProto", source: int, target: int) -> None:
         from onnx import numpy_helper
 
-        from edgecc.onnxutil import infer_shapes
+        from edgecc.onnxutil import all_graphs
 
         self.source, self.target = source, target
         self.new_initializers: list[tuple[str, list[int]]] = []
-        self.constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        for node in model.graph.node:
-            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-        inferred = infer_shapes(model)
+        self.constants = {}
         self.ranks: dict[str, tuple[int | None, ...]] = {}
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-            shape = vi.type.tensor_type.shape
-            if vi.type.tensor_type.HasField("shape"):
-                self.ranks[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
+        # names are unique across a graph and its subgraphs (SSA), so one table serves every scope
+        for graph in all_graphs(model.graph):
+            self.constants.update({t.name: numpy_helper.to_array(t) for t in graph.initializer})
+            for node in graph.node:
+                if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                    self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        for graph in all_graphs(_inferred_with_subgraphs(model).graph):
+            for vi in list(graph.value_info) + list(graph.input) + list(graph.output):
+                shape = vi.type.tensor_type.shape
+                if vi.type.tensor_type.HasField("shape"):
+                    self.ranks[vi.name] = tuple(
+                        d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in shape.dim
+                    )
 
     def shape(self, name: str) -> tuple[int | None, ...] | None:
         """Inferred shape of a tensor (None entries for unknown dims), or None."""
@@ -210,17 +228,16 @@ def downgrade(model: "onnx.ModelProto", target: int, *, path: str | Path = "<mod
     import numpy as np
     from onnx import defs, numpy_helper
 
-    from edgecc.onnxutil import default_opset
+    from edgecc.onnxutil import all_graphs, default_opset
 
     source = default_opset(model)
     model = copy.deepcopy(model)
     context = _Context(model, source, target)
     problems: list[UnsupportedNode] = []
-    for node in model.graph.node:
+    # every graph: If branches, Loop and Scan bodies are lowered like the main graph (the control-flow node itself
+    # only needs its older schema to accept it)
+    for node in (n for graph in all_graphs(model.graph) for n in graph.node):
         if node.domain not in ("", "ai.onnx"):
-            continue
-        if any(a.HasField("g") or a.graphs for a in node.attribute):
-            problems.append(UnsupportedNode(node.name, node.op_type, "subgraphs are not downgraded"))
             continue
         try:
             new = defs.get_schema(node.op_type, source, "")
@@ -295,7 +312,9 @@ def _drop_attributes_unknown_to_target(model: "onnx.ModelProto", source: int, ta
     """Remove attributes onnx's converter left behind that the target schema lacks, when they hold the default."""
     from onnx import defs, helper
 
-    for node in model.graph.node:
+    from edgecc.onnxutil import all_graphs
+
+    for node in (n for graph in all_graphs(model.graph) for n in graph.node):
         if node.domain not in ("", "ai.onnx"):
             continue
         try:

@@ -47,6 +47,16 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+def _link(path: Path, target: str | Path) -> Path:
+    path.symlink_to(target)
+    return path
+
+
+def _link_loop(path: Path) -> Path:
+    _link(path.with_name("other.onnx"), path.name)
+    return _link(path, "other.onnx")
+
+
 BAD_MODELS: dict[str, Callable[[Path], Path]] = {
     "empty": lambda d: _write(d / "empty.onnx", b""),
     "truncated-onnx": lambda d: _write(
@@ -59,6 +69,9 @@ BAD_MODELS: dict[str, Callable[[Path], Path]] = {
     ),
     "png-unknown-suffix": lambda d: _write(d / "picture.dat", _png_bytes()),
     "text-unknown-suffix": lambda d: _write(d / "readme.txt", b"just some text, not a model\n" * 10),
+    "device-onnx": lambda d: _link(d / "zero.onnx", "/dev/zero"),
+    "device-unknown-suffix": lambda d: _link(d / "urandom", "/dev/urandom"),
+    "symlink-loop": lambda d: _link_loop(d / "loop.onnx"),
     "truncated-pt": lambda d: _write(d / "scripted.pt", (lambda b: b[: len(b) // 2])(_torchscript_like_zip(d / "whole.zip"))),
 }
 
@@ -96,7 +109,15 @@ def _pickled_npy(d: Path) -> Path:
     return d / "objects.npy"
 
 
+def _npz_with_raw_member(d: Path) -> Path:
+    """An .npz whose member 'x' is not an .npy array (numpy returns such members as bytes)."""
+    with zipfile.ZipFile(d / "raw.npz", "w") as archive:
+        archive.writestr("x", b"just bytes, no .npy header")
+    return d / "raw.npz"
+
+
 BAD_DATA: dict[str, Callable[[Path], Path]] = {
+    "npz-member-not-npy": _npz_with_raw_member,
     "npz-not-a-zip": _corrupt_npz_not_zip,
     "npz-truncated": _corrupt_npz_truncated,
     "npz-bad-crc": _corrupt_npz_bad_crc,
@@ -329,3 +350,46 @@ def test_operator_without_cpu_kernel_is_unsupported(work):
     det = _det_double_model(work / "det.onnx")
     line = _assert_clean_failure(run_edgecc("verify", det, det), 4, "my_det")
     assert "Det" in line
+
+
+@pytest.mark.parametrize("kind", ["device-onnx", "device-unknown-suffix"])
+def test_device_as_model_is_not_a_regular_file(kind, work):
+    """Inputs must be regular files: a link to /dev/zero is refused as such, never read (it would never end)."""
+    bad = BAD_MODELS[kind](work)
+    line = _assert_clean_failure(run_edgecc("convert", bad, "-o", work / "new.onnx", timeout=60), 3, bad.name)
+    assert "not a regular file" in line
+    assert not (work / "new.onnx").exists()
+
+
+# --- absurd shapes: refused before anything is allocated -------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["convert", "verify"])
+@pytest.mark.parametrize(
+    "spec, code, words",
+    [
+        ("x:1x3x100000x100000", 2, ("112 GiB", "x:1x3x100000x100000")),
+        ("x:1000000000x3x16x16", 2, ("2.8 TiB",)),
+        ("x:99999999999999999999x3x16x16", 2, ("beyond the int64 range",)),
+    ],
+)
+def test_absurd_input_dimensions_are_refused(command, spec, code, words, work):
+    """Once a MemoryError or a protobuf ValueError (exit 1) after trying to allocate terabytes."""
+    before = _snapshot(work)
+    good = work / "good.onnx"
+    if command == "convert":
+        result = run_edgecc("convert", good, "--input", spec, "-o", work / "new.onnx", timeout=60)
+    else:
+        result = run_edgecc("verify", good, good, "--input", spec, timeout=60)
+    line = _assert_clean_failure(result, code, words[0])
+    assert all(word in line for word in words)
+    assert _snapshot(work) == before
+
+
+def test_model_declaring_an_absurd_static_input_gets_no_random_data(work):
+    model = make_conv_onnx(batch=100000)
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 100000
+    model.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 100000
+    onnx.save(model, str(work / "huge.onnx"))
+    line = _assert_clean_failure(run_edgecc("verify", work / "huge.onnx", work / "huge.onnx", timeout=60), 3, "'x'")
+    assert "random data" in line and "PiB" in line

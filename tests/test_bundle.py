@@ -12,7 +12,9 @@ import pytest
 
 from edgecc.bundle import open_bundle, schema, validate
 from edgecc.errors import InvalidInputError
+from tests.conftest import Scratch, assert_clean_failure
 from tests.targets.helpers import mixed_model, run_cmd
+from tests.zips import corrupt_deflate, unknown_compression
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,116 @@ def test_archive_round_trip_and_garbage(bundle: Path, tmp_path: Path) -> None:
 def test_reference_data_is_stored(bundle: Path) -> None:
     with np.load(bundle / "reference" / "inputs.npz") as inputs, np.load(bundle / "reference" / "outputs.npz") as outputs:
         assert inputs["s0_i0"].shape == (1, 3, 96, 96) and outputs["s0_o0"].shape == (1, 10)
+
+
+# --- archives: only declared members, within declared sizes and the compression-ratio bound --------------------
+
+ZEROS = 4 * 1024**2  # 4 MiB of zeros deflate to ~4 KB: ratio ~1000:1, over the default 200:1, cheap to build
+
+
+def _archive_with(bundle: Path, out: Path, *, declared: dict[str, bytes], stored: dict[str, bytes] | None = None) -> Path:
+    """The bundle zipped (deflated) with `declared` members added to partition 0's files in the manifest and the
+    archive, and `stored` members added to the archive only; partitions' declared sizes may be overridden by
+    `stored` holding different content under a declared name."""
+    import hashlib
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for name, data in declared.items():
+        manifest["partitions"][0]["files"].append({"path": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
+    members = {
+        file.relative_to(bundle).as_posix(): file.read_bytes()
+        for file in sorted(bundle.rglob("*"))
+        if file.is_file() and file.name != "manifest.json"
+    }
+    members.update(declared)
+    members.update(stored or {})
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out
+
+
+def test_archive_member_over_the_compression_ratio_is_refused(bundle: Path, scratch: Scratch) -> None:
+    archive = _archive_with(bundle, scratch.files / "bomb.edgecc", declared={"partitions/bomb.bin": bytes(ZEROS)})
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.getinfo("partitions/bomb.bin").compress_size < ZEROS // 500
+    before = scratch.snapshot()
+    line = assert_clean_failure(scratch.run("run", archive, "-o", scratch.files / "out.npz"), 3, "bomb.edgecc", "bomb.bin")
+    assert "200:1" in line
+    assert scratch.snapshot() == before  # no output file
+    scratch.assert_nothing_left()  # the extraction folder is gone, nothing written outside the scratch folder
+
+
+def test_compression_ratio_bound_is_an_environment_variable(bundle: Path, tmp_path: Path) -> None:
+    import os
+
+    archive = _archive_with(bundle, tmp_path / "zeros.edgecc", declared={"partitions/zeros.bin": bytes(ZEROS)})
+    os.environ["EDGECC_MAX_COMPRESSION_RATIO"] = "5000"
+    try:
+        opened = open_bundle(archive)
+        assert (opened.root / "partitions" / "zeros.bin").stat().st_size == ZEROS
+        opened.close()
+    finally:
+        del os.environ["EDGECC_MAX_COMPRESSION_RATIO"]
+    with pytest.raises(InvalidInputError, match="compression-ratio|200:1"):
+        open_bundle(archive)
+
+
+def test_archive_member_the_manifest_does_not_name_is_not_extracted(bundle: Path, tmp_path: Path) -> None:
+    archive = _archive_with(bundle, tmp_path / "extra.edgecc", declared={}, stored={"partitions/extra.bin": bytes(ZEROS)})
+    opened = open_bundle(archive)
+    try:
+        assert not (opened.root / "partitions" / "extra.bin").exists()
+        assert (opened.root / "manifest.json").is_file()
+    finally:
+        opened.close()
+
+
+def test_archive_member_larger_than_declared_is_refused(bundle: Path, scratch: Scratch) -> None:
+    artifact = json.loads((bundle / "manifest.json").read_text())["partitions"][0]["artifact"]
+    grown = (bundle / artifact).read_bytes() + np.random.default_rng(0).bytes(4096)
+    archive = _archive_with(bundle, scratch.files / "grown.edgecc", declared={}, stored={artifact: grown})
+    line = assert_clean_failure(scratch.run("run", archive), 3, "grown.edgecc", artifact)
+    assert "limit" in line
+    scratch.assert_nothing_left()
+
+
+@pytest.mark.parametrize("damage", ["corrupt-deflate", "unknown-compression"])
+def test_archive_with_broken_compression_is_invalid_input(bundle: Path, scratch: Scratch, damage: str) -> None:
+    artifact = json.loads((bundle / "manifest.json").read_text())["partitions"][0]["artifact"]
+    archive = _archive_with(bundle, scratch.files / "broken.edgecc", declared={})
+    (corrupt_deflate if damage == "corrupt-deflate" else unknown_compression)(archive, artifact)
+    line = assert_clean_failure(scratch.run("run", archive), 3, "broken.edgecc")
+    assert ("corrupt" if damage == "corrupt-deflate" else "unsupported compression") in line
+    scratch.assert_nothing_left()
+
+
+@pytest.mark.parametrize("link", ["loop", "outside", "device"])
+def test_bundle_folder_with_a_bad_link_is_invalid_input(bundle: Path, scratch: Scratch, link: str) -> None:
+    copy = shutil.copytree(bundle, scratch.files / "b.edgecc")
+    artifact = json.loads((copy / "manifest.json").read_text())["partitions"][1]["artifact"]
+    target = copy / artifact
+    target.unlink()
+    if link == "loop":
+        target.symlink_to(target.name + ".other")
+        target.with_name(target.name + ".other").symlink_to(target.name)
+    elif link == "outside":
+        (scratch.root / "secret.bin").write_bytes(b"secret")
+        target.symlink_to(scratch.root / "secret.bin")
+    else:
+        target.symlink_to("/dev/zero")
+    line = assert_clean_failure(scratch.run("run", copy), 3, artifact)
+    assert {"loop": "loop of symbolic links", "outside": "outside the folder", "device": "outside the folder"}[link] in line
+    scratch.assert_nothing_left()
+
+
+def test_archive_member_twice_or_a_file_under_a_file_is_invalid_input(bundle: Path, scratch: Scratch) -> None:
+    clash = _archive_with(bundle, scratch.files / "clash.edgecc", declared={"partitions/a.bin": b"a", "partitions/a.bin/b": b"b"})
+    assert_clean_failure(scratch.run("run", clash), 3, "clash.edgecc")
+    twice = _archive_with(bundle, scratch.files / "twice.edgecc", declared={})
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(twice, "a") as zf:
+        zf.writestr("manifest.json", "{}")
+    line = assert_clean_failure(scratch.run("run", twice), 3, "twice.edgecc")
+    assert "manifest.json' twice" in line
+    scratch.assert_nothing_left()

@@ -298,3 +298,37 @@ def test_convert_is_deterministic(tmp_path):
     assert run_edgecc("convert", tmp_path / "m.onnx", "-o", a, "-q").returncode == 0
     assert run_edgecc("convert", tmp_path / "m.onnx", "-o", b, "-q").returncode == 0
     assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("command", ["convert", "verify", "optimize", "quantize", "compile", "run", "bench"])
+def test_negative_seed_is_a_usage_error(command, conv_onnx, tmp_path):
+    """numpy refuses negative seeds: `--seed -1` was an internal error (ValueError, exit 1) once data was made."""
+    out = tmp_path / "out.bin"
+    args = {
+        "convert": ("convert", conv_onnx, "-o", out),
+        "verify": ("verify", conv_onnx, conv_onnx),
+        "optimize": ("optimize", conv_onnx, "-o", out),
+        "quantize": ("quantize", conv_onnx, "-o", out, "--calibration", "random"),
+        "compile": ("compile", conv_onnx, "--target", "cpu", "-o", out),
+        "run": ("run", conv_onnx),
+        "bench": ("bench", conv_onnx),
+    }[command]
+    result = run_edgecc(*args, "--seed", "-1")
+    assert result.returncode == 2, result.stderr
+    assert "--seed" in result.stderr and "0<=x<=4294967295" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--repeats", "2147483647"), ("--runs", "0"), ("--warmup", "10001")])
+def test_bench_counts_are_bounded(option, value, conv_onnx):
+    result = run_edgecc("bench", conv_onnx, option, value, timeout=60)
+    assert result.returncode == 2 and option in result.stderr and "not in the range" in result.stderr
+
+
+def test_bench_settings_bounds_hold_for_library_callers():
+    from edgecc.errors import UsageError
+    from edgecc.pipeline.benchmark import BenchSettings
+
+    with pytest.raises(UsageError, match="repeats must be 1..1000, got 2147483647"):
+        BenchSettings(repeats=2147483647)
+    assert BenchSettings(runs=100_000, repeats=1000, warmup=0).runs == 100_000

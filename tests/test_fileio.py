@@ -16,6 +16,7 @@ from edgecc.fileio import (
     check_input_file,
     max_input_bytes,
     read_bytes,
+    resolve_named_path,
     sha256_of,
 )
 
@@ -194,3 +195,63 @@ def test_sha256_of_matches_hashlib(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(data)
     assert sha256_of(path) == hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- non-regular files, paths named inside files
+
+
+def test_check_input_file_refuses_a_device_and_a_fifo(tmp_path):
+    link = tmp_path / "zero.onnx"
+    link.symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.onnx")
+    for path in (link, tmp_path / "pipe.onnx"):
+        with pytest.raises(InvalidInputError, match="not a regular file") as info:
+            check_input_file(path)
+        assert info.value.exit_code == 3 and path.name in info.value.message
+
+
+def test_check_input_file_symlink_loop_is_invalid_input(tmp_path):
+    (tmp_path / "a.onnx").symlink_to("b.onnx")
+    (tmp_path / "b.onnx").symlink_to("a.onnx")
+    with pytest.raises(InvalidInputError, match="loop of symbolic links"):
+        check_input_file(tmp_path / "a.onnx")
+
+
+def test_resolve_named_path_accepts_files_and_links_inside_the_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "w.bin").write_bytes(b"w")
+    (tmp_path / "link.bin").symlink_to("sub/w.bin")
+    named_in = tmp_path / "model.json"
+    assert resolve_named_path(tmp_path, "sub/w.bin", named_in=named_in) == (tmp_path / "sub" / "w.bin").resolve()
+    assert resolve_named_path(tmp_path, "link.bin", named_in=named_in) == (tmp_path / "sub" / "w.bin").resolve()
+    assert resolve_named_path(tmp_path, "missing.bin", named_in=named_in) == tmp_path / "missing.bin"
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("../w.bin", "outside its folder"),
+        ("/etc/passwd", "outside its folder"),
+        ("a\\b", "outside its folder"),
+        ("", "not a file name"),
+        (3, "not a file name"),
+        (b"\xff.bin", "not valid UTF-8"),
+        ("\udcff.bin", "not valid UTF-8"),
+        ("out.bin", "outside the folder"),
+        ("loop.bin", "loop of symbolic links"),
+        ("fifo.bin", "not a regular file"),
+        ("dangling.bin", "dangling"),
+    ],
+)
+def test_resolve_named_path_refusals(tmp_path, name, problem):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (tmp_path / "secret.bin").write_bytes(b"secret")
+    (folder / "out.bin").symlink_to(tmp_path / "secret.bin")
+    (folder / "loop.bin").symlink_to("loop2.bin")
+    (folder / "loop2.bin").symlink_to("loop.bin")
+    (folder / "dangling.bin").symlink_to("gone.bin")
+    os.mkfifo(folder / "fifo.bin")
+    with pytest.raises(InvalidInputError, match=problem) as info:
+        resolve_named_path(folder, name, named_in=folder / "model.json", what="weight shard")
+    assert info.value.exit_code == 3 and "model.json" in info.value.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgecc.errors import UsageError
-from edgecc.inputs import InputSpec, TensorInfo, parse_input_spec, parse_input_specs
+from edgecc.inputs import InputSpec, TensorInfo, parse_arg_value, parse_arg_values, parse_input_spec, parse_input_specs
 
 # ---------------------------------------------------------------- parse_input_spec
 
@@ -102,3 +102,64 @@ def test_tensor_info_helpers():
     assert TensorInfo("x", (1, 2), "float32").is_static()
     assert not TensorInfo("x", (1, "N"), "float32").is_static()
     assert not TensorInfo("x", None, "float32").is_static()
+
+
+# ---------------------------------------------------------------- --arg NAME=VALUE
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("16000", 16000),
+        ("-3", -3),
+        ("0.5", 0.5),
+        ("1e-3", 1e-3),
+        ("true", True),
+        ("False", False),
+        ("None", None),
+        ("null", None),
+        ("greedy", "greedy"),
+        ('"1"', "1"),
+        ("'none'", "none"),
+    ],
+)
+def test_parse_arg_value(text, value):
+    parsed = parse_arg_value(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_parse_arg_values_keeps_order_and_rejects_bad_ones():
+    assert parse_arg_values(["sr=16000", "use_cache=false", "mode=a=b"]) == (
+        ("sr", 16000),
+        ("use_cache", False),
+        ("mode", "a=b"),
+    )
+    for bad in (["sr"], ["=3"], ["1x=2"]):
+        with pytest.raises(UsageError):
+            parse_arg_values(bad)
+    with pytest.raises(UsageError, match="twice"):
+        parse_arg_values(["sr=1", "sr=2"])
+
+
+# ---------------------------------------------------------------- dimension bounds
+
+
+def test_absurd_input_dims_are_refused_naming_the_size():
+    with pytest.raises(UsageError, match=r"112 GiB .*float32.*16 GiB limit") as info:
+        parse_input_spec("x:1x3x100000x100000")
+    assert info.value.exit_code == 2 and "x:1x3x100000x100000" in info.value.message
+    with pytest.raises(UsageError, match="224 GiB"):
+        parse_input_spec("x:1x3x100000x100000:float64")
+    assert parse_input_spec("x:Nx3x1024x1024").shape == ("N", 3, 1024, 1024)  # symbols do not count
+
+
+def test_dimension_beyond_int64_is_refused():
+    with pytest.raises(UsageError, match="dimension 1 is 9223372036854775808, beyond the int64 range"):
+        parse_input_spec(f"x:1x{2**63}:int8")
+
+
+def test_tensor_limit_is_an_environment_variable(monkeypatch):
+    monkeypatch.setenv("EDGECC_MAX_TENSOR_BYTES", "1000")
+    assert parse_input_spec("x:250").shape == (250,)
+    with pytest.raises(UsageError, match="1004 bytes .* 1000 bytes limit"):
+        parse_input_spec("x:251")

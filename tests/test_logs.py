@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgecc.logs import native_stderr, quiet_loggers, quiet_root_records
+from edgecc.logs import captured_records, native_stderr, quiet_loggers, quiet_root_records
 from tests.conftest import make_conv_onnx, run_edgecc
 
 
@@ -64,3 +64,29 @@ def test_quiet_and_json_print_nothing_extra(tmp_path):
     quantized = run_edgecc("quantize", model, "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "q.onnx", "--json", "-q")
     assert quantized.returncode == 0 and quantized.stderr == ""
     assert json.loads(quantized.stdout)["ok"] is True
+
+
+def test_captured_records_keeps_a_librarys_own_handler_quiet_and_restores_it(capsys):
+    library = logging.getLogger("edgecc.test.library")
+    handler = logging.StreamHandler(sys.stderr)
+    library.addHandler(handler)
+    library.propagate = False
+    root = logging.getLogger()
+    root_state = (root.level, list(root.handlers))
+    try:
+        with captured_records("edgecc.test.library") as records:
+            try:
+                raise RuntimeError("the real cause")
+            except RuntimeError:
+                library.warning("Ran into the following error", exc_info=True)
+        assert capsys.readouterr().err == ""
+        assert [str(r.exc_info[1]) for r in records] == ["the real cause"]
+        assert library.handlers == [handler] and library.propagate is False
+        assert (root.level, list(root.handlers)) == root_state
+        library.warning("printed again")
+        assert "printed again" in capsys.readouterr().err
+    finally:
+        library.removeHandler(handler)
+        library.propagate = True
+    with pytest.raises(ValueError), captured_records(""):
+        pass

@@ -382,3 +382,25 @@ def test_save_onnx_to_missing_folder_is_usage_error(tmp_path):
     with pytest.raises(EdgeccError) as info:
         save_onnx(make_conv_onnx(), tmp_path / "missing" / "m.onnx")
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("kind", ["loop", "not-utf8", "device"])
+def test_external_data_that_loops_is_not_utf8_or_is_a_device_is_invalid_input(tmp_path, kind):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    _save_external(make_conv_onnx(), folder / "m.onnx", "m.data")
+    (folder / "m.data").unlink()
+    if kind == "loop":
+        (folder / "m.data").symlink_to("n.data")
+        (folder / "n.data").symlink_to("m.data")
+    elif kind == "device":
+        os.mkfifo(folder / "m.data")
+    else:
+        data = (folder / "m.onnx").read_bytes()
+        assert data.count(b"m.data") == 4
+        (folder / "m.onnx").write_bytes(data.replace(b"m.data", b"\xff\xfe.bin"))
+    with pytest.raises(InvalidInputError) as info:
+        load_onnx(folder / "m.onnx")
+    assert info.value.exit_code == 3 and "m.onnx" in info.value.one_line()
+    problem = {"loop": "loop of symbolic links", "not-utf8": "not valid UTF-8", "device": "not a regular file"}[kind]
+    assert problem in info.value.message

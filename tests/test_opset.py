@@ -344,3 +344,41 @@ def test_upgrade_failure_is_unsupported_error():
     with pytest.raises(UnsupportedError) as info:
         convert_opset(model, 18)
     assert info.value.exit_code == 4
+
+
+# ---------------------------------------------------------------- control flow: nested If at every opset
+
+
+def _control_flow_feeds() -> list[dict[str, np.ndarray]]:
+    """Inputs that take each branch of the nested-If model (max < 0, 0 < max < 0.5, max > 0.5)."""
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((3, 4)).astype(np.float32)
+    return [{"x": base - 5}, {"x": 0.1 * np.tanh(base) + 0.3}, {"x": base + 1}]
+
+
+@pytest.mark.parametrize("source", [12, 15, 16, 18])
+def test_nested_if_model_converts_to_17_and_runs_in_onnxruntime(source):
+    from tests.converters.control_flow import nested_if_model
+
+    original = nested_if_model(source)
+    converted = convert_opset(original, 17)
+    assert default_opset(converted) == 17
+    onnx.checker.check_model(converted, full_check=True)
+    for feeds in _control_flow_feeds():
+        _assert_same_outputs(original, converted, feeds)
+
+
+def test_downgrade_lowers_split_and_reduce_inside_nested_subgraphs():
+    from tests.converters.control_flow import nested_if_model
+
+    original = nested_if_model(18, batch=3)
+    lowered = downgrade(original, 17)
+    from edgecc.onnxutil import all_graphs
+
+    graphs = list(all_graphs(lowered.graph))
+    assert len(graphs) == 5  # main graph, two outer branches, two inner branches
+    splits = [n for g in graphs[1:] for n in g.node if n.op_type == "Split"]
+    assert len(splits) == 4 and all(a.name != "num_outputs" for n in splits for a in n.attribute)
+    onnx.checker.check_model(lowered, full_check=True)
+    for feeds in _control_flow_feeds():
+        _assert_same_outputs(original, lowered, feeds)

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from edgecc.commands.common import common_options, data_option
+from edgecc.commands.common import SEED, common_options, data_option
+from edgecc.pipeline.benchmark import COUNT_BOUNDS
 from edgecc.ui import Ui
 
 __all__ = ["command", "threshold_options", "show_records", "show_compare"]
@@ -52,14 +53,22 @@ def threshold_options(func: Any) -> Any:
             type=float,
             default=d.latency_floor,
             show_default=True,
-            help="Never flag a measured latency increase below this fraction.",
+            help="Flag a measured latency increase only when its lower confidence bound exceeds this fraction.",
         ),
         click.option(
-            "--noise-k",
+            "--latency-abs-floor",
+            "latency_abs_floor_ms",
             type=float,
-            default=d.noise_k,
+            default=d.latency_abs_floor_ms,
             show_default=True,
-            help="Flag latency increases above k x the combined run-to-run noise.",
+            help="Never flag a measured latency increase below this many ms.",
+        ),
+        click.option(
+            "--alpha",
+            type=click.FloatRange(1e-6, 0.5),
+            default=d.alpha,
+            show_default=True,
+            help="Significance of the latency test (Mann-Whitney; bootstrap bound at confidence 1-alpha).",
         ),
         click.option(
             "--estimate-tolerance",
@@ -133,11 +142,11 @@ def show_records(ui: Ui, title: str, records: list[dict[str, Any]]) -> None:
 
 
 def show_compare(ui: Ui, report: Any, *, verbose: bool = False) -> None:
-    """The findings of a regression check (all regressions; other findings with -v)."""
+    """The findings of a regression check: regressions, statuses and every measured-latency verdict (all with -v)."""
     rows = [
         [f.pair, f.check, "[red]REGRESSION[/red]" if f.regression else "ok", f.message]
         for f in report.findings
-        if f.regression or verbose or f.check == "status"
+        if f.regression or verbose or f.check in ("status", "latency:measured")
     ]
     ui.table(
         f"compared with the baseline: {report.compared} pair(s), {len(report.regressions)} regression(s)",
@@ -173,15 +182,30 @@ def show_compare(ui: Ui, report: Any, *, verbose: bool = False) -> None:
     help="Bundle: the float model to compare with on --data/--eval.",
 )
 @click.option("--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Fix dynamic input shapes.")
-@click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs per repeat.")
+@click.option("--runs", type=click.IntRange(*COUNT_BOUNDS["runs"]), default=10, show_default=True, help="Timed runs per repeat.")
 @click.option(
-    "--repeats", type=click.IntRange(1, 1000), default=5, show_default=True, help="Repeats (their spread is the noise)."
+    "--repeats",
+    type=click.IntRange(*COUNT_BOUNDS["repeats"]),
+    default=30,
+    show_default=True,
+    help="Repeats (their medians are the samples the regression test compares).",
 )
-@click.option("--warmup", type=click.IntRange(0, 10_000), default=3, show_default=True, help="Untimed runs first.")
+@click.option("--warmup", type=click.IntRange(*COUNT_BOUNDS["warmup"]), default=3, show_default=True, help="Untimed runs first.")
 @click.option(
-    "--samples", type=click.IntRange(1, 10_000), default=8, show_default=True, help="Random samples when no data is given."
+    "--threads",
+    type=click.IntRange(*COUNT_BOUNDS["threads"]),
+    default=1,
+    show_default=True,
+    help="onnxruntime intra-op threads while measuring (0: its default, every core; unstable on a loaded machine).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--samples",
+    type=click.IntRange(*COUNT_BOUNDS["samples"]),
+    default=8,
+    show_default=True,
+    help="Random samples when no data is given.",
+)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the result document (JSON) here."
 )
@@ -191,6 +215,14 @@ def show_compare(ui: Ui, report: Any, *, verbose: bool = False) -> None:
     default=None,
     type=click.Path(dir_okay=False),
     help="Compare with an earlier result document; exit 5 on regression.",
+)
+@click.option(
+    "--ab",
+    "ab_path",
+    default=None,
+    metavar="OTHER",
+    help="Baseline model or bundle re-measured interleaved with MODEL in this run (valid on a busy machine); exit 5 on "
+    "regression. With --baseline, accuracy is compared with that document and latency with OTHER.",
 )
 @threshold_options
 @common_options
@@ -206,10 +238,12 @@ def command(
     runs: int,
     repeats: int,
     warmup: int,
+    threads: int,
     samples: int,
     seed: int,
     out_path: str | None,
     baseline_path: str | None,
+    ab_path: str | None,
     ui: Ui,
     **thresholds: float,
 ) -> None:
@@ -222,13 +256,14 @@ def command(
     Examples:
       edgecc bench model.onnx --target hisilicon-npu --target mali-gpu --data input=x.npy
       edgecc bench model.onnx --target qnn-htp --eval eval.npz --calibration calib/ -o bench.json
-      edgecc bench model.edgecc --runs 100 --baseline last_bench.json
+      edgecc bench model.edgecc --baseline last_bench.json
+      edgecc bench new.edgecc --ab old.edgecc     # both re-measured interleaved: a verdict valid on a busy machine
     """
     from edgecc.pipeline.bench import bench_command
     from edgecc.pipeline.benchmark import BenchSettings
     from edgecc.pipeline.regression import Thresholds
 
-    settings = BenchSettings(runs=runs, repeats=repeats, warmup=warmup)
+    settings = BenchSettings(runs=runs, repeats=repeats, warmup=warmup, threads=threads)
     document, report = bench_command(
         model,
         targets=targets,
@@ -242,6 +277,7 @@ def command(
         samples=samples,
         seed=seed,
         baseline_path=baseline_path,
+        ab_path=ab_path,
         thresholds=Thresholds(**thresholds),
         status=ui.status,
     )
@@ -268,6 +304,6 @@ def command(
 
         ui.json_emitted = True
         raise RegressionFound(
-            f"{len(report.regressions)} regression(s) against {baseline_path}: "
+            f"{len(report.regressions)} regression(s) against {ab_path or baseline_path}: "
             + "; ".join(f"{f.pair} {f.check}" for f in report.regressions[:5])
         )

@@ -10,7 +10,23 @@ import click
 
 from edgecc.ui import Ui
 
-__all__ = ["active_ui", "common_options", "data_option", "image_options", "split_names", "tolerance_options"]
+__all__ = [
+    "active_ui",
+    "common_options",
+    "data_option",
+    "image_options",
+    "SEED",
+    "model_files",
+    "model_files_arguments",
+    "split_names",
+    "tolerance_options",
+]
+
+#: the type of every --seed option: numpy's random generators take 0..2**32-1 here (edgecc.data.synthetic.MAX_SEED)
+SEED = click.IntRange(0, 2**32 - 1)
+
+#: files after MODEL: WEIGHTS, and for Caffe2 the documented third file (predict_net init_net value_info.json)
+MAX_EXTRA_FILES = 2
 
 _ACTIVE: list[Ui] = []
 
@@ -50,6 +66,24 @@ def tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--atol", type=float, default=None, help="Absolute max abs error allowed on top of rtol (fp32 default 1e-6)."
     )(func)
     return func
+
+
+def model_files_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
+    """MODEL [WEIGHTS [VALUE_INFO]]: the model and up to MAX_EXTRA_FILES files that belong to it (`model_files`)."""
+    func = click.argument("weights", nargs=-1, metavar="[WEIGHTS [VALUE_INFO]]")(func)
+    return click.argument("model")(func)
+
+
+def model_files(model: str, weights: tuple[str, ...]) -> list[str]:
+    """The model's files in order; more than MAX_EXTRA_FILES after MODEL is a usage error."""
+    from edgecc.errors import UsageError
+
+    if len(weights) > MAX_EXTRA_FILES:
+        raise UsageError(
+            f"too many files: '{weights[MAX_EXTRA_FILES]}' after MODEL {model} and {', '.join(weights[:MAX_EXTRA_FILES])}",
+            hint="give MODEL [WEIGHTS]; a Caffe2 model takes predict_net init_net [value_info.json]",
+        )
+    return [model, *weights]
 
 
 def split_names(values: tuple[str, ...]) -> tuple[str, ...]:

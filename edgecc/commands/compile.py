@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from edgecc.commands.common import common_options, data_option, image_options, tolerance_options
+from edgecc.commands.common import SEED, common_options, data_option, image_options, tolerance_options
 from edgecc.ui import Ui
 
 __all__ = ["command", "parse_vendor_options", "show_placement"]
@@ -124,7 +124,7 @@ def parse_vendor_options(args: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
     help="Random samples when no --calibration is given (and with --calibration random).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random samples.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random samples.")
 @click.option("--archive", is_flag=True, help="Write a single .edgecc zip instead of a directory.")
 @click.option(
     "--no-vendor-compile",
@@ -200,7 +200,7 @@ def command(
         tolerance=tolerance,
         vendor_compile=not no_vendor_compile,
         vendor_options=parse_vendor_options(vendor_option_args),
-        data=DataOptions(option="--calibration", images=images),
+        data=DataOptions(option="--calibration", images=images, finite=True),
     )
     out = out_path or str(Path(model).with_suffix(".edgecc"))
     with ui.status(f"compiling {model} for {target.name}"):

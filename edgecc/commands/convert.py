@@ -1,4 +1,4 @@
-"""`edgecc convert MODEL [WEIGHTS] -o out.onnx`: any supported framework to verified ONNX."""
+"""`edgecc convert MODEL [WEIGHTS [VALUE_INFO]] -o out.onnx`: any supported framework to verified ONNX."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from edgecc.commands.common import common_options, data_option, split_names, tolerance_options
+from edgecc.commands.common import (
+    SEED,
+    common_options,
+    data_option,
+    model_files,
+    model_files_arguments,
+    split_names,
+    tolerance_options,
+)
 from edgecc.converters.options import DEFAULT_OPSET
 from edgecc.ui import Ui
 
@@ -24,8 +32,7 @@ def _parse_opset(text: str) -> int | None:
 
 
 @click.command("convert")
-@click.argument("model")
-@click.argument("weights", required=False)
+@model_files_arguments
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
 @click.option(
     "--framework",
@@ -39,6 +46,13 @@ def _parse_opset(text: str) -> int | None:
     multiple=True,
     metavar="NAME:DIMS[:DTYPE]",
     help="Fix an input's shape (and dtype), e.g. data:1x3x224x224.",
+)
+@click.option(
+    "--arg",
+    "arg_values",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="PyTorch: a non-tensor forward() argument (int, float, bool, string, None), e.g. sr=16000.",
 )
 @click.option(
     "--output", "output_names", multiple=True, metavar="NAME[,NAME]", help="Cut the graph so that it ends at these tensors."
@@ -57,16 +71,17 @@ def _parse_opset(text: str) -> int | None:
 )
 @click.option("--no-optimize", is_flag=True, help="Skip the -O1 cleanup passes (edgecc optimize runs more).")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the original framework.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random verification inputs.")
 @tolerance_options
 @common_options
 def command(
     model: str,
-    weights: str | None,
+    weights: tuple[str, ...],
     out_path: str,
     framework: str | None,
     opset: str,
     input_specs: tuple[str, ...],
+    arg_values: tuple[str, ...],
     output_names: tuple[str, ...],
     data_args: tuple[str, ...],
     random_weights: bool,
@@ -82,7 +97,7 @@ def command(
     min_cosine: float | None,
     ui: Ui,
 ) -> None:
-    """Convert MODEL (and WEIGHTS, for an architecture given as file.py:function) to ONNX.
+    """Convert MODEL (and WEIGHTS: the weights of file.py:function, a Caffe .caffemodel, a Caffe2 init_net) to ONNX.
 
     \b
     Examples:
@@ -90,14 +105,16 @@ def command(
       edgecc convert traced.pt --input x:1x3x224x224 -o model.onnx
       edgecc convert program.pt2 -o model.onnx
       edgecc convert arch.py:build weights.pth --input x:1x3x32x32 -o model.onnx
+      edgecc convert vad.pt --input x:1x512 --arg sr=16000 -o vad.onnx
       edgecc convert saved_model_dir --signature serving_default --nchw-inputs input_1 -o model.onnx
       edgecc convert model_int8.tflite -o model_qdq.onnx
+      edgecc convert predict_net.pbtxt init_net.pb value_info.json -o model.onnx
     """
     from edgecc.commands.render import show_verification
     from edgecc.converters.options import ConvertOptions
     from edgecc.data import parse_data_values
     from edgecc.errors import NumericsError
-    from edgecc.inputs import parse_input_specs
+    from edgecc.inputs import parse_arg_values, parse_input_specs
     from edgecc.onnxutil import default_opset, save_onnx
     from edgecc.pipeline.convert import conversion_tolerance, convert, verify_conversion
 
@@ -112,9 +129,10 @@ def command(
         signature=signature,
         dequantize=dequantize,
         nchw_inputs=split_names(nchw_inputs),
+        args=parse_arg_values(arg_values),
     )
     data = parse_data_values(data_args, "--data")
-    sources = [model] + ([weights] if weights else [])
+    sources = model_files(model, weights)
     with ui.status(f"converting {model}"):
         conversion = convert(sources, options)
     report = None
@@ -148,6 +166,7 @@ def command(
                 "frontend": conversion.frontend.name,
                 "opset": default_opset(conversion.model),
                 "nodes": len(conversion.model.graph.node),
+                "exporter": next((p.value for p in conversion.model.metadata_props if p.key == "edgecc.pytorch_exporter"), None),
                 "verification": report.to_dict() if report is not None else None,
             }
         )

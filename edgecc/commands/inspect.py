@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import common_options
+from edgecc.commands.common import common_options, model_files, model_files_arguments
 from edgecc.ui import Ui
 
 __all__ = ["command"]
 
 
 @click.command("inspect")
-@click.argument("model")
-@click.argument("weights", required=False)
+@model_files_arguments
 @click.option("--framework", default=None, help="Source framework (default: detected).")
 @click.option(
     "--input", "input_specs", multiple=True, metavar="NAME:DIMS[:DTYPE]", help="Input shapes, for models that do not carry them."
@@ -22,7 +21,7 @@ __all__ = ["command"]
 @common_options
 def command(
     model: str,
-    weights: str | None,
+    weights: tuple[str, ...],
     framework: str | None,
     input_specs: tuple[str, ...],
     random_weights: bool,
@@ -45,7 +44,7 @@ def command(
     from edgecc.modelinfo import describe_onnx, format_bytes
     from edgecc.pipeline.convert import convert
 
-    sources = [model] + ([weights] if weights else [])
+    sources = model_files(model, weights)
     options = ConvertOptions(
         framework=framework,
         opset=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import common_options, data_option, split_names, tolerance_options
+from edgecc.commands.common import SEED, common_options, data_option, split_names, tolerance_options
 from edgecc.ui import Ui
 
 __all__ = ["command"]
@@ -41,7 +41,7 @@ __all__ = ["command"]
 )
 @data_option("--data", "data_args", what="Verification inputs")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the input model.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random verification inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random verification inputs.")
 @tolerance_options
 @common_options
 def command(

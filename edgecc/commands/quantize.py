@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edgecc.commands.common import common_options, data_option, image_options, split_names
+from edgecc.commands.common import SEED, common_options, data_option, image_options, split_names
 from edgecc.ui import Ui
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ __all__ = ["command"]
 @click.option("--fp32-ops", "fp32_ops", multiple=True, metavar="OP,...", help="fp16: op types kept in fp32.")
 @click.option("--keep-sensitive-fp32", is_flag=True, help="fp16: keep Softmax, LayerNorm, Resize, reductions, Exp/Log in fp32.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON here.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @image_options
 @common_options
 def command(
@@ -189,7 +189,7 @@ def command(
         samples = load_samples(
             sources,
             graph_inputs(source),
-            DataOptions(option="--calibration", images=images, max_samples=max_samples, seed=seed, random_count=16),
+            DataOptions(option="--calibration", images=images, max_samples=max_samples, seed=seed, random_count=16, finite=True),
         )
         feeds, described = samples.feeds, samples.description
     with _progress(ui) as progress:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import common_options, data_option
+from edgecc.commands.common import SEED, common_options, data_option
 from edgecc.ui import Ui
 
 __all__ = ["command"]
@@ -29,7 +29,7 @@ __all__ = ["command"]
 )
 @click.option(
     "--seed",
-    type=int,
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed of random inputs (when neither --data nor bundle reference inputs exist).",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import common_options, data_option, tolerance_options
+from edgecc.commands.common import SEED, common_options, data_option, tolerance_options
 from edgecc.ui import Ui
 
 __all__ = ["command"]
@@ -26,7 +26,7 @@ __all__ = ["command"]
     show_default=True,
     help="Number of random samples when no --data is given.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "fp16", "int8"]),

@@ -180,11 +180,39 @@ def report(results: str, out_dir: str | None, no_charts: bool, ui: Ui) -> None:
 @click.option(
     "-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the comparison document (JSON) here."
 )
+@click.option(
+    "--rerun-baseline",
+    is_flag=True,
+    help="Re-measure every pair's baseline bundle interleaved with the current one (a latency verdict valid on a busy machine).",
+)
+@click.option(
+    "--runs", type=click.IntRange(1, 100_000), default=None, help="--rerun-baseline: timed runs per round (default: the run's)."
+)
+@click.option(
+    "--repeats", type=click.IntRange(1, 1000), default=None, help="--rerun-baseline: A/B rounds (default: the run's repeats)."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(0, 1024),
+    default=1,
+    show_default=True,
+    help="--rerun-baseline: onnxruntime intra-op threads (0: its default).",
+)
 @threshold_options
 @common_options
-def compare(results: str, baseline: str, out_path: str | None, ui: Ui, **thresholds: float) -> None:
+def compare(
+    results: str,
+    baseline: str,
+    out_path: str | None,
+    rerun_baseline: bool,
+    runs: int | None,
+    repeats: int | None,
+    threads: int,
+    ui: Ui,
+    **thresholds: float,
+) -> None:
     """Flag regressions of RESULTS against --baseline: newly failing pairs, accuracy drops, latency
-    increases beyond the measured noise.
+    increases (a statistical test over the repeats of both runs; paired with --rerun-baseline).
 
     Exit 5 when anything regressed (so that make or CI fails).
     """
@@ -193,16 +221,39 @@ def compare(results: str, baseline: str, out_path: str | None, ui: Ui, **thresho
     from edgecc.zoo.runner import load_results
 
     _, base = load_results(baseline)
-    _, current = load_results(results)
+    index, current = load_results(results)
+    remeasured: list[str] = []
+    if rerun_baseline:
+        from edgecc.pipeline.benchmark import BenchSettings
+        from edgecc.zoo.rerun import rerun_baseline as rerun
+
+        run_settings = index.get("settings") or {}
+        settings = BenchSettings(
+            runs=runs or int(run_settings.get("runs", 5)),
+            repeats=repeats or int(run_settings.get("repeats", 30)),
+            warmup=int(run_settings.get("warmup", 3)),
+            threads=threads,
+        )
+
+        def progress(pid: str, done: int, total: int) -> None:
+            if not ui.quiet and not ui.json_mode:
+                ui.message(f"[{done + 1}/{total}] {pid}: baseline and current bundles measured interleaved")
+
+        with ui.status("re-measuring the baseline interleaved with the current run"):
+            base, current, remeasured = rerun(baseline, base, results, current, settings, progress=progress)
     report_ = compare_entries(base, current, Thresholds(**thresholds))
     show_compare(ui, report_, verbose=ui.verbose > 0)
-    document = stamp("edgecc.pipeline.regression", {"results": results, "baseline": baseline, **report_.to_dict()})
+    document = stamp(
+        "edgecc.pipeline.regression",
+        {"results": results, "baseline": baseline, "rerun_baseline": remeasured if rerun_baseline else None, **report_.to_dict()},
+    )
     if out_path:
         write_document(out_path, document)
         ui.message(f"[green]wrote[/green] {out_path}")
     regressions = report_.regressions
     if not regressions:
-        ui.message(f"no regression in {report_.compared} pair(s) against {baseline}")
+        how = f" ({len(remeasured)} re-measured interleaved)" if rerun_baseline else ""
+        ui.message(f"no regression in {report_.compared} pair(s) against {baseline}{how}")
     if ui.json_mode:
         ui.emit_json({"ok": not regressions, "command": "zoo compare", **document})
     if regressions:

@@ -87,6 +87,13 @@ def frontend_names() -> list[str]:
 
 def detect_frontend(paths: Sequence[str], framework: str | None = None) -> Frontend:
     """The frontend named by `framework`, or the first whose `detect` accepts the files."""
+    import os
+
+    from edgecc.fileio import check_input_file
+
+    for path in paths:  # devices, pipes and link loops are refused before any detector reads them
+        if os.path.lexists(path) and not os.path.isdir(path):
+            check_input_file(path)
     if framework:
         return get_frontend(framework)
     for name in FRONTENDS:

@@ -1,4 +1,7 @@
-"""ONNX frontend: load (with external data), check, fix input shapes; the pipeline converts the opset."""
+"""ONNX frontend: load (with external data), check, fix input shapes; the pipeline converts the opset.
+
+`dim_value: -1` (Paddle's and others' way of writing a dynamic dimension) reads as dynamic, as `dim_param` does.
+"""
 
 from __future__ import annotations
 
@@ -52,10 +55,11 @@ def _only_model(paths: Sequence[str]) -> str:
 
 def convert(paths: Sequence[str], options: ConvertOptions) -> "onnx.ModelProto":
     """The model, validated, with `--input` shapes applied."""
-    from edgecc.onnxutil import apply_input_specs, load_onnx
+    from edgecc.onnxutil import apply_input_specs, dynamic_negative_dims, load_onnx
 
     path = _only_model(paths)
     model = load_onnx(path)
+    dynamic_negative_dims(model)
     return apply_input_specs(model, options.inputs, path=path)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from edgecc.inputs import InputSpec
 
@@ -25,6 +27,14 @@ class ConvertOptions:
     signature: str | None = None  # TensorFlow SavedModel: signature to convert (None: serving_default)
     dequantize: bool = False  # TFLite: float graph instead of QDQ for quantised models
     nchw_inputs: tuple[str, ...] = ()  # TensorFlow: inputs the ONNX model takes as NCHW (transposed to NHWC inside)
+    #: PyTorch: non-tensor forward() arguments (`--arg NAME=VALUE`); a mapping is accepted, kept as (name, value) pairs
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.args, Mapping):
+            object.__setattr__(self, "args", tuple(self.args.items()))
+        else:
+            object.__setattr__(self, "args", tuple(tuple(pair) for pair in self.args))
 
     def input_spec(self, name: str) -> InputSpec | None:
         """The `--input` spec for `name`, if any."""

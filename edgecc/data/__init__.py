@@ -56,7 +56,7 @@ def load_samples(
         read = SampleSet(list(values), [f"sample {i}" for i in range(len(values))], f"{len(values)} samples")
     else:
         read = read_samples(values, inputs, options)
-    read.feeds = bind(read.feeds, inputs, option=options.option, origins=read.origins)
+    read.feeds = bind(read.feeds, inputs, option=options.option, origins=read.origins, finite=options.finite)
     return read
 
 

@@ -52,6 +52,14 @@ def load_array_file(path: Path) -> "np.ndarray | dict[str, np.ndarray]":
         return loaded
     try:
         with loaded:
-            return {key: loaded[key] for key in loaded.files}
+            arrays = {key: loaded[key] for key in loaded.files}
     except Exception as exc:  # noqa: BLE001 -- a member that fails its CRC or is truncated
         raise InvalidInputError(f"data file '{path}' is corrupt: {exc}", path=path) from None
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # numpy hands members not named *.npy over as raw bytes
+            raise InvalidInputError(
+                f"data file '{path}': member '{key}' is not an .npy array",
+                path=path,
+                hint="an .npz holds NAME.npy members, as numpy.savez writes them",
+            )
+    return arrays

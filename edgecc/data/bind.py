@@ -11,7 +11,10 @@ from edgecc.inputs import TensorInfo
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["bind"]
+__all__ = ["MAX_CALIBRATION_MAGNITUDE", "bind"]
+
+#: calibration values beyond this magnitude are refused: no real input is that large, and histograms of them overflow
+MAX_CALIBRATION_MAGNITUDE = 1e30
 
 _FAMILY = {"f": "float", "i": "integer", "u": "integer", "b": "bool", "c": "complex"}
 
@@ -43,6 +46,27 @@ def _cast(value: "np.ndarray", info: TensorInfo, where: str) -> "np.ndarray":
     return np.ascontiguousarray(value.astype(want, copy=False))
 
 
+def _check_finite(value: "np.ndarray", info: TensorInfo, where: str) -> None:
+    import numpy as np
+
+    if value.dtype.kind not in "fc" or not value.size:
+        return
+    magnitude = np.abs(value.astype(np.float64, copy=False))
+    bad = int(np.count_nonzero(~np.isfinite(magnitude)))
+    if bad:
+        raise InvalidInputError(
+            f"{where}: input '{info.name}' holds {bad} NaN or infinite value(s); calibration data must be finite",
+            hint="clean the data (numpy.nan_to_num) or drop those samples",
+        )
+    largest = float(magnitude.max())
+    if largest > MAX_CALIBRATION_MAGNITUDE:
+        raise InvalidInputError(
+            f"{where}: input '{info.name}' holds values up to {largest:.3g}, beyond the calibration bound "
+            f"±{MAX_CALIBRATION_MAGNITUDE:g}",
+            hint="normalise the data as the model expects it",
+        )
+
+
 def _shape_ok(value: "np.ndarray", info: TensorInfo) -> bool:
     if info.shape is None:
         return True
@@ -57,11 +81,13 @@ def bind(
     *,
     option: str = "--data",
     origins: Sequence[str] | None = None,
+    finite: bool = False,
 ) -> list[dict[str, "np.ndarray"]]:
     """Check every sample against the model inputs and return feeds in the inputs' dtypes.
 
     A nameless array (key "") goes to the model's only input. Unknown or missing names, wrong ranks, static
     dimensions or dtype families are InvalidInputError (exit 3) naming `option`, the sample's origin and the input.
+    With `finite` (calibration data) float values must be finite and within ±MAX_CALIBRATION_MAGNITUDE.
     """
     import numpy as np
 
@@ -93,6 +119,8 @@ def bind(
                     f"{where}: input '{info.name}' has shape {'x'.join(map(str, value.shape)) or 'scalar'}, "
                     f"the model expects {info.shape_text()}"
                 )
+            if finite:
+                _check_finite(value, info, where)
             feed[info.name] = _cast(value, info, where)
         feeds.append(feed)
     return feeds

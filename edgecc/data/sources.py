@@ -60,6 +60,7 @@ class DataOptions:
     max_samples: int | None = None
     random_count: int = 16
     seed: int = 0
+    finite: bool = False  # calibration: refuse NaN, infinity and magnitudes over MAX_CALIBRATION_MAGNITUDE (bind)
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from edgecc.errors import UsageError
-from edgecc.inputs import TensorInfo
+from edgecc.errors import InvalidInputError, UsageError
+from edgecc.inputs import TensorInfo, check_tensor_size
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["concrete_shape", "random_feeds"]
+__all__ = ["MAX_SEED", "concrete_shape", "random_feeds"]
+
+#: seeds of random samples are 0..MAX_SEED (numpy refuses negative ones)
+MAX_SEED = 2**32 - 1
 
 
 def concrete_shape(info: TensorInfo, *, default_dim: int = 1) -> tuple[int, ...]:
@@ -28,6 +31,12 @@ def random_feeds(inputs: Sequence[TensorInfo], *, seed: int = 0, count: int = 1)
     """Deterministic sample inputs: standard normal floats, small non-negative integers, random bools."""
     import numpy as np
 
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"the seed of random samples must be 0..{MAX_SEED}, got {seed}")
+    for info in inputs:  # before allocating anything: a model may declare absurd static dimensions
+        shape = concrete_shape(info)
+        where = f"random data for input '{info.name}' ({'x'.join(map(str, shape))})"
+        check_tensor_size(shape, info.dtype, where, error=InvalidInputError)
     rng = np.random.default_rng(seed)
     samples: list[dict[str, np.ndarray]] = []
     for _ in range(count):

@@ -1,10 +1,11 @@
 """Measurement core of `edgecc bench` and the zoo.
 
-Latency: onnxruntime runs of a bundle (or ONNX model) on this host, timed in repeats so that the spread of the
-per-repeat medians measures the run-to-run noise; accelerator latency from the target's cost model (the bundle
-manifest's `estimates`) or a vendor estimator (a partition's `vendor.estimates`, e.g. Vela's), always labelled
-estimated. Memory: VmHWM of the measuring process (reset before loading), model size on disk. Accuracy: cosine,
-SQNR and top-1 agreement against the float reference, or top-1 accuracy when labels are given.
+Latency: onnxruntime runs of a bundle (or ONNX model) on this host (one intra-op thread by default), timed in many
+short repeats whose medians are the samples the regression test compares (alone, or interleaved A/B with a baseline
+bundle in the same run); accelerator latency from the target's cost model (the bundle manifest's `estimates`) or a
+vendor estimator (a partition's `vendor.estimates`, e.g. Vela's), always labelled estimated. Memory: VmHWM of the
+measuring process (reset before loading), model size on disk. Accuracy: cosine, SQNR and top-1 agreement against the
+float reference, or top-1 accuracy when labels are given.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BenchSettings",
+    "COUNT_BOUNDS",
     "MEASURED",
     "ESTIMATED",
     "machine_info",
@@ -34,6 +36,7 @@ __all__ = [
     "current_rss",
     "path_bytes",
     "measure_latency",
+    "measure_interleaved",
     "estimated_latency",
     "vendor_latency_us",
     "accuracy",
@@ -48,19 +51,32 @@ ESTIMATED = "estimated"
 PACKAGES = ("edgecc", "numpy", "onnx", "onnxruntime", "torch", "tensorflow", "tf2onnx", "ethos-u-vela", "ray")
 
 
+#: inclusive bounds of the benchmark counts, for `edgecc bench` options and zoo files alike (README "Safety")
+COUNT_BOUNDS: dict[str, tuple[int, int]] = {
+    "runs": (1, 100_000),
+    "repeats": (1, 1000),
+    "warmup": (0, 10_000),
+    "samples": (1, 10_000),
+    "threads": (0, 1024),
+}
+
+
 @dataclass(frozen=True)
 class BenchSettings:
-    """How latency is measured: `repeats` blocks of `runs` timed runs after `warmup` untimed ones."""
+    """How latency is measured: `repeats` blocks of `runs` timed runs after `warmup` untimed ones, with `threads`
+    onnxruntime intra-op threads per session (0: onnxruntime's default, every core: unstable on a loaded machine)."""
 
-    runs: int = 50
-    repeats: int = 5
+    runs: int = 10
+    repeats: int = 30
     warmup: int = 3
+    threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.runs < 1 or self.repeats < 1 or self.warmup < 0:
-            raise UsageError(
-                f"bench settings need runs >= 1, repeats >= 1, warmup >= 0 (got {self.runs}, {self.repeats}, {self.warmup})"
-            )
+        for key in ("runs", "repeats", "warmup", "threads"):
+            low, high = COUNT_BOUNDS[key]
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise UsageError(f"bench setting {key} must be {low}..{high}, got {value}")
 
     def to_dict(self) -> dict[str, int]:
         """JSON-ready."""
@@ -145,29 +161,24 @@ def robust_noise(values: Sequence[float]) -> float:
     return float(1.4826 * np.median(np.abs(arr - np.median(arr))))
 
 
-def measure_latency(runner: Any, feed: Mapping[str, np.ndarray], settings: BenchSettings) -> dict[str, Any]:
-    """Time `runner.run(feed)` (a `BundleRunner`): pooled p50/p90/p99/mean, throughput, per-repeat
-    medians and noise, per partition p50."""
+def _block(runner: Any, feed: Mapping[str, np.ndarray], runs: int, per_part: list[list[float]]) -> list[float]:
+    """`runs` timed runs of `runner` (seconds each); per-partition timings are appended to `per_part`."""
+    block = []
+    for _ in range(runs):
+        timings = [0.0] * len(per_part)
+        start = time.perf_counter()
+        runner.run(feed, timings=timings)
+        block.append(time.perf_counter() - start)
+        for index, value in enumerate(timings):
+            per_part[index].append(value)
+    return block
+
+
+def _summary(runner: Any, settings: BenchSettings, blocks: list[list[float]], per_part: list[list[float]]) -> dict[str, Any]:
     import numpy as np
 
-    for _ in range(settings.warmup):
-        runner.run(feed)
-    parts = len(runner.partitions)
-    totals: list[float] = []
-    repeat_p50: list[float] = []
-    per_part: list[list[float]] = [[] for _ in range(parts)]
-    for _ in range(settings.repeats):
-        block = []
-        for _ in range(settings.runs):
-            timings = [0.0] * parts
-            start = time.perf_counter()
-            runner.run(feed, timings=timings)
-            block.append(time.perf_counter() - start)
-            for index, value in enumerate(timings):
-                per_part[index].append(value)
-        totals.extend(block)
-        repeat_p50.append(float(np.median(block)) * 1e3)
-    ms = np.asarray(totals) * 1e3
+    ms = np.concatenate([np.asarray(b) for b in blocks]) * 1e3
+    repeat_p50 = [float(np.median(b)) * 1e3 for b in blocks]
     p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
     mean = float(ms.mean())
     return {
@@ -175,25 +186,72 @@ def measure_latency(runner: Any, feed: Mapping[str, np.ndarray], settings: Bench
         "runs": settings.runs,
         "repeats": settings.repeats,
         "warmup": settings.warmup,
+        "threads": settings.threads,
         "p50_ms": round(p50, 5),
         "p90_ms": round(p90, 5),
         "p99_ms": round(p99, 5),
         "mean_ms": round(mean, 5),
         "min_ms": round(float(ms.min()), 5),
         "throughput_per_s": round(1e3 / mean, 3) if mean > 0 else None,
-        "repeat_p50_ms": [round(v, 5) for v in repeat_p50],
-        "median_of_repeats_ms": round(float(np.median(repeat_p50)), 5),
-        "noise_ms": round(robust_noise(repeat_p50), 5),
+        "repeat_p50_ms": [round(v, 6) for v in repeat_p50],
+        "median_of_repeats_ms": round(float(np.median(repeat_p50)), 6),
+        "noise_ms": round(robust_noise(repeat_p50), 6),
+        "timer_resolution_ms": time.get_clock_info("perf_counter").resolution * 1e3,
+        "interleaved": None,
         "partitions": [
             {
                 "name": p["name"],
                 "device": p["device"],
                 "precision": p["precision"],
-                "p50_ms": round(float(np.median(values)) * 1e3, 5),
+                "p50_ms": round(float(np.median(values)) * 1e3, 5) if values else None,
             }
             for p, values in zip(runner.partitions, per_part)
         ],
     }
+
+
+def measure_latency(runner: Any, feed: Mapping[str, np.ndarray], settings: BenchSettings) -> dict[str, Any]:
+    """Time `runner.run(feed)` (a `BundleRunner`) in `repeats` blocks of `runs`: pooled p50/p90/p99/mean,
+    throughput, per-repeat medians (the samples `regression` tests) and their spread, per partition p50."""
+    for _ in range(settings.warmup):
+        runner.run(feed)
+    per_part: list[list[float]] = [[] for _ in runner.partitions]
+    blocks = [_block(runner, feed, settings.runs, per_part) for _ in range(settings.repeats)]
+    return _summary(runner, settings, blocks, per_part)
+
+
+def measure_interleaved(
+    baseline: Any,
+    current: Any,
+    feeds: tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]],
+    settings: BenchSettings,
+    *,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Interleaved A/B measurement of two runners in one run: `repeats` rounds, each one block of `runs` of both in a
+    seeded random order, so that both see the same load; the two measurements share an `interleaved.session`, which
+    makes `regression` pair them round by round."""
+    import uuid
+
+    import numpy as np
+
+    runners = (baseline, current)
+    for runner, feed in zip(runners, feeds):
+        for _ in range(settings.warmup):
+            runner.run(feed)
+    per_part: tuple[list[list[float]], ...] = tuple([[] for _ in r.partitions] for r in runners)
+    blocks: tuple[list[list[float]], list[list[float]]] = ([], [])
+    order = np.random.default_rng(seed)
+    for _ in range(settings.repeats):
+        for side in order.permutation(2):
+            blocks[side].append(_block(runners[side], feeds[side], settings.runs, per_part[side]))
+    session = uuid.uuid4().hex
+    results = []
+    for side, role in enumerate(("baseline", "current")):
+        summary = _summary(runners[side], settings, blocks[side], per_part[side])
+        summary["interleaved"] = {"session": session, "role": role, "rounds": settings.repeats, "order_seed": seed}
+        results.append(summary)
+    return results[0], results[1]
 
 
 def vendor_latency_us(estimates: Mapping[str, Any]) -> float | None:
@@ -343,11 +401,13 @@ def bench_bundle(
     reference_name: str = "float model (onnxruntime)",
 ) -> dict[str, Any]:
     """One bench record of a bundle (or ONNX model): measured and estimated latency, memory, size, accuracy."""
+    from edgecc.ortrun import ort_threads
     from edgecc.runtime import load
 
     reset = reset_peak()
     before = current_rss()
-    runner = load(bundle)
+    with ort_threads(settings.threads):
+        runner = load(bundle)
     try:
         names = [o.name for o in runner.outputs]
         outputs = [runner.run(feed) for feed in feeds]

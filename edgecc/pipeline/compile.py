@@ -43,7 +43,7 @@ class CompileOptions:
         """The DataOptions of --calibration values."""
         import dataclasses
 
-        base = self.data or DataOptions(option="--calibration")
+        base = self.data or DataOptions(option="--calibration", finite=True)
         return dataclasses.replace(base, random_count=self.samples, seed=self.seed)
 
 

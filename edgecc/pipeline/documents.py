@@ -8,10 +8,14 @@ from typing import Any
 
 from edgecc.errors import InvalidInputError
 
-__all__ = ["SCHEMA_VERSION", "KINDS", "stamp", "check_document", "read_document", "write_document"]
+__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "KINDS", "stamp", "check_document", "read_document", "write_document"]
 
-#: bump when a field changes meaning or moves; readers refuse other versions (exit 3)
-SCHEMA_VERSION = 1
+#: bump when a field changes meaning or moves; readers refuse versions not in READABLE_VERSIONS (exit 3).
+#: 2: measured latency is many short repeats whose medians (`repeat_p50_ms`) the regression test compares, with
+#: `timer_resolution_ms` and `interleaved` (the A/B session, or null); comparison thresholds are alpha and floors
+SCHEMA_VERSION = 2
+#: versions a baseline may have: version 1 documents carry `repeat_p50_ms` too (5 repeats by default: a weak test)
+READABLE_VERSIONS = (1, 2)
 
 #: document kinds and what they hold
 KINDS: dict[str, str] = {
@@ -38,9 +42,10 @@ def check_document(document: Any, path: str | Path, kinds: tuple[str, ...]) -> d
             hint="give a file written by `edgecc bench --json`/`-o` or a `edgecc zoo run` results directory",
         )
     version = document["schema_version"]
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise InvalidInputError(
-            f"{path} has result schema version {version}, this edgecc reads version {SCHEMA_VERSION}",
+            f"{path} has result schema version {version}, this edgecc reads version(s) "
+            + ", ".join(map(str, READABLE_VERSIONS)),
             path=path,
             hint="re-create the baseline with this edgecc version",
         )

@@ -1,22 +1,30 @@
-"""Noise-aware regression checks of results against a baseline.
+"""Noise-aware regression checks of results against a baseline: the one comparison policy of `bench --baseline`,
+`bench --ab` and `zoo compare`.
 
 Per pair: a pair that passed in the baseline and fails now, a pair that disappeared, accuracy drops beyond fixed
-thresholds (accuracy is deterministic for a given configuration), and measured latency increases beyond a threshold
-set by the noise both runs measured themselves: `max(floor x baseline, k x sqrt(noise_baseline^2 + noise_current^2))`,
-where noise is 1.4826 x MAD of the per-repeat medians. Estimated latency (a cost model: deterministic) is flagged
-when it grows by more than `estimate_tolerance`.
+thresholds (accuracy is deterministic for a given configuration), measured latency increases, and estimated latency
+(a cost model or vendor estimator: deterministic) growing by more than `estimate_tolerance` (an exact comparison).
+
+Measured latency is judged with a statistical test over the per-repeat medians of both runs (`repeat_p50_ms`), never
+with the spread inside one run alone (load changes between runs, so that spread underestimates the noise): a pair
+regressed when the current run is slower with p < `alpha` (Mann-Whitney U; Wilcoxon signed-rank when paired), the
+bootstrap lower bound (confidence 1 - `alpha`) of the median ratio current/baseline exceeds 1 + `latency_floor`,
+and the medians differ by more than the absolute floor (`latency_abs_floor_ms`, at least 1000 x the timer
+resolution). Samples of an interleaved A/B run (both measured in the same run, alternating; `measured.interleaved`
+names the session) are paired by round, which cancels load changes; samples of two separate runs are unpaired.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edgecc.errors import NumericsError
+from edgecc.pipeline.latencystats import mann_whitney_greater, ratio_bounds, wilcoxon_greater
 
-__all__ = ["Thresholds", "Finding", "CompareReport", "RegressionFound", "compare_entries"]
+__all__ = ["Thresholds", "Finding", "CompareReport", "RegressionFound", "compare_entries", "latency_verdict"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,9 @@ class Thresholds:
     max_sqnr_drop_db: float = 3.0
     max_top1_drop: float = 0.02
     max_accuracy_drop: float = 0.01
-    latency_floor: float = 0.10  # relative increase never flagged below this
-    noise_k: float = 4.0  # sigmas of the combined run-to-run noise
+    latency_floor: float = 0.10  # relative increase never flagged below this (applied to the confident lower bound)
+    latency_abs_floor_ms: float = 0.05  # absolute increase never flagged below this (timer, scheduler jitter)
+    alpha: float = 0.01  # significance of the latency test; the ratio's lower bound has confidence 1 - alpha
     estimate_tolerance: float = 0.01  # relative increase of the estimated latency
 
     def to_dict(self) -> dict[str, float]:
@@ -134,27 +143,96 @@ def _accuracy(pair: str, base: Mapping[str, Any], cur: Mapping[str, Any], t: Thr
     return findings
 
 
+#: fewer per-repeat samples than this on either side: no test (the pair's latency is reported, not judged)
+MIN_SAMPLES = 5
+
+
+def _samples(measured: Mapping[str, Any]) -> list[float]:
+    values = [_num(v) for v in measured.get("repeat_p50_ms") or []]
+    return [v for v in values if v is not None and v > 0]
+
+
+def _paired(bm: Mapping[str, Any], cm: Mapping[str, Any], nb: int, nc: int) -> bool:
+    """Both sides come from one interleaved A/B session, round by round."""
+    b, c = bm.get("interleaved") or {}, cm.get("interleaved") or {}
+    return bool(b.get("session")) and b.get("session") == c.get("session") and nb == nc
+
+
+def latency_verdict(
+    pair: str, bm: Mapping[str, Any], cm: Mapping[str, Any], t: Thresholds
+) -> Finding | None:
+    """The measured-latency finding of one pair (None when a side has no measurement)."""
+    b, c = _num(bm.get("median_of_repeats_ms")), _num(cm.get("median_of_repeats_ms"))
+    if b is None or c is None:
+        return None
+    base, cur = _samples(bm), _samples(cm)
+    resolution = max(_num(bm.get("timer_resolution_ms")) or 0.0, _num(cm.get("timer_resolution_ms")) or 0.0)
+    floor_ms = max(t.latency_abs_floor_ms, 1000 * resolution)
+    change = f"measured p50 {b:.4f} -> {c:.4f} ms ({(c - b) / b:+.1%})" if b else f"measured p50 {b} -> {c} ms"
+    if len(base) < MIN_SAMPLES or len(cur) < MIN_SAMPLES:
+        return Finding(
+            pair,
+            "latency:measured",
+            False,
+            f"{change}; not judged: {len(base)}/{len(cur)} repeats, the test needs {MIN_SAMPLES} on each side",
+            b,
+            c,
+            {"test": None, "repeats": [len(base), len(cur)]},
+        )
+    paired = _paired(bm, cm, len(base), len(cur))
+    bounds = ratio_bounds(base, cur, paired=paired, confidence=1 - t.alpha)
+    p_value = wilcoxon_greater(base, cur) if paired else mann_whitney_greater(base, cur)
+    delta = _median(cur) - _median(base)
+    significant = p_value < t.alpha
+    beyond_floor = bounds.low > 1 + t.latency_floor
+    beyond_abs = delta > floor_ms
+    bad = significant and beyond_floor and beyond_abs
+    how = f"interleaved A/B, {len(cur)} paired rounds" if paired else f"separate runs, {len(base)}/{len(cur)} repeats"
+    detail = (
+        f"{change}; x{bounds.ratio:.3f}, {bounds.confidence:.0%} lower bound x{bounds.low:.3f}, "
+        f"{'Wilcoxon' if paired else 'Mann-Whitney'} p={p_value:.2g} ({how})"
+    )
+    if bad:
+        detail += f": slower by more than {t.latency_floor:.0%} and {floor_ms:.3f} ms"
+    elif significant and not beyond_floor:
+        detail += f": the lower bound is within the {t.latency_floor:.0%} floor"
+    elif significant and not beyond_abs:
+        detail += f": +{delta:.4f} ms is within the {floor_ms:.3f} ms absolute floor"
+    return Finding(
+        pair,
+        "latency:measured",
+        bad,
+        detail,
+        b,
+        c,
+        {
+            "test": "Wilcoxon signed-rank + paired bootstrap" if paired else "Mann-Whitney U + bootstrap",
+            "paired": paired,
+            "ratio": round(bounds.ratio, 5),
+            "ratio_low": round(bounds.low, 5),
+            "confidence": bounds.confidence,
+            "p_value": p_value,
+            "alpha": t.alpha,
+            "floor": t.latency_floor,
+            "abs_floor_ms": floor_ms,
+            "repeats": [len(base), len(cur)],
+            "noise_baseline_ms": _num(bm.get("noise_ms")),
+            "noise_current_ms": _num(cm.get("noise_ms")),
+        },
+    )
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def _latency(pair: str, base: Mapping[str, Any], cur: Mapping[str, Any], t: Thresholds) -> list[Finding]:
     findings = []
-    bm, cm = base.get("measured") or {}, cur.get("measured") or {}
-    b, c = _num(bm.get("median_of_repeats_ms")), _num(cm.get("median_of_repeats_ms"))
-    if b is not None and c is not None:
-        noise_b, noise_c = _num(bm.get("noise_ms")) or 0.0, _num(cm.get("noise_ms")) or 0.0
-        combined = math.hypot(noise_b, noise_c)
-        threshold = max(t.latency_floor * b, t.noise_k * combined)
-        bad = c - b > threshold
-        findings.append(
-            Finding(
-                pair,
-                "latency:measured",
-                bad,
-                f"measured p50 {b:.4f} -> {c:.4f} ms ({(c - b) / b:+.1%}; threshold +{threshold:.4f} ms from noise "
-                f"{noise_b:.4f}/{noise_c:.4f} ms, floor {t.latency_floor:.0%})",
-                b,
-                c,
-                {"threshold_ms": round(threshold, 5), "noise_baseline_ms": noise_b, "noise_current_ms": noise_c},
-            )
-        )
+    measured = latency_verdict(pair, base.get("measured") or {}, cur.get("measured") or {}, t)
+    if measured is not None:
+        findings.append(measured)
     be, ce = base.get("estimated") or {}, cur.get("estimated") or {}
     b, c = _num(be.get("latency_ms")), _num(ce.get("latency_ms"))
     if b is not None and c is not None:

@@ -122,7 +122,8 @@ def collect_statistics(
             progress(done, total)
     if histograms:
         for s in stats.values():
-            s.absmax = max(abs(s.lowest), abs(s.highest)) if s.count and np.isfinite(s.lowest) else 0.0
+            finite = s.count and np.isfinite(s.lowest) and np.isfinite(s.highest)
+            s.absmax = max(abs(s.lowest), abs(s.highest)) if finite else 0.0
             s.hist = np.zeros(BINS, dtype=np.int64)
         for feed in feeds:
             values = _run(runner, feed, names)
@@ -130,7 +131,7 @@ def collect_statistics(
                 s = stats[name]
                 if s.absmax <= 0:
                     continue
-                v = np.asarray(values[name], dtype=np.float32).ravel()
+                v = np.asarray(values[name], dtype=np.float64).ravel()  # float32 would overflow on 2 * absmax
                 v = v[np.isfinite(v)]
                 counts, _ = np.histogram(v, bins=BINS, range=(-s.absmax, s.absmax))
                 s.hist += counts

@@ -329,7 +329,7 @@ class ArmnnTarget(TfliteTarget):
             steps = runner.output_steps()
         finally:
             runner.close()
-        verification = _armnn_report(results, steps)
+        verification = _armnn_report(results, steps, reference.int8_kernels)
         if not verification["passed"]:
             raise NumericsError(
                 f"Arm NN {self.backend} output of partition {stem} differs from onnxruntime beyond {precision} tolerance",
@@ -378,11 +378,15 @@ def _missing(stem: str, name: str) -> MissingDependencyError:
 
 
 def _armnn_report(
-    results: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]], steps: Mapping[str, float | None]
+    results: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]],
+    steps: Mapping[str, float | None],
+    reference_kernels: str,
 ) -> dict[str, Any]:
     from edgecc.targets.tflite.check import agreement_report
 
-    report = agreement_report([got for _, got in results], [ref for ref, _ in results], steps)
+    report = agreement_report(
+        [got for _, got in results], [ref for ref, _ in results], steps, reference_kernels=reference_kernels
+    )
     return {"reference": "onnxruntime on the partition's ONNX", "candidate": "Arm NN", "samples": len(results), **report}
 
 

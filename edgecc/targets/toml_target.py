@@ -84,11 +84,28 @@ def _checks(table: dict[str, Any], where: str) -> tuple[Check, ...]:
     return tuple(checks)
 
 
+def _check_numbers(value: Any, where: str) -> None:
+    """Every number finite (TOML reads 1e309 as infinity, and `inf`/`nan` are TOML too) and within int64."""
+    import math
+
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_numbers(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_numbers(item, f"{where}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"'{where}' is {value}, not a finite number (a float beyond ±1.8e308 overflows to infinity)")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError(f"'{where}' is {value}, beyond the 64-bit integer range")
+
+
 def target_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Target:
     """Build a Target from a parsed description; ValueError/TypeError/KeyError on bad content."""
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}")
+    _check_numbers(data, "")
     precisions = tuple(data.get("precisions", ("fp32",)))
     cost = data["cost"]
     scheme = dict(data.get("quant_scheme", {}))
@@ -131,6 +148,6 @@ def load_target_file(path: Path) -> Target:
     try:
         data = tomllib.loads(raw.decode("utf-8"))
         return target_from_dict(data, source=f"file {path}")
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError, UnicodeDecodeError) as exc:
         detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise InvalidInputError(f"target description file '{path}' is invalid: {detail}", path=path) from None

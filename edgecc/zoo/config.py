@@ -4,8 +4,8 @@
 [zoo]
 name = "samples"
 targets = ["cpu", "hisilicon-npu"]   # names from `edgecc targets`, or target .toml files
-runs = 20                            # bench: timed runs per repeat
-repeats = 5                          #        repeats (their spread is the noise)
+runs = 5                             # bench: timed runs per repeat
+repeats = 30                         #        repeats (their medians are the samples compare tests)
 
 [[model]]
 name = "resnet20"
@@ -26,7 +26,7 @@ from typing import Any
 
 from edgecc.errors import InvalidInputError
 
-__all__ = ["ModelSpec", "ZooConfig", "ZOO_KEYS", "MODEL_KEYS", "load_zoo", "find_line"]
+__all__ = ["MODEL_BOUNDS", "ModelSpec", "ZOO_BOUNDS", "ZooConfig", "ZOO_KEYS", "MODEL_KEYS", "load_zoo", "find_line"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -35,13 +35,26 @@ ZOO_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "name of the zoo (reports)"),
     "targets": (list, "targets every model is compiled for"),
     "runs": (int, "bench: timed runs per repeat"),
-    "repeats": (int, "bench: repeats; their spread is the noise"),
+    "repeats": (int, "bench: repeats; their medians are the samples compare tests"),
     "warmup": (int, "bench: untimed runs first"),
     "samples": (int, "random samples when a model has no calibration/evaluation data"),
     "seed": (int, "seed of random samples"),
     "level": (int, "optimisation level (0-3) of the optimise stage"),
     "quantize": (bool, "run the whole-model quantise stage with each target's scheme"),
 }
+
+
+def _zoo_bounds() -> dict[str, tuple[int, int]]:
+    from edgecc.data.synthetic import MAX_SEED
+    from edgecc.pipeline.benchmark import COUNT_BOUNDS
+
+    return {**COUNT_BOUNDS, "seed": (0, MAX_SEED), "level": (0, 3)}
+
+
+#: inclusive bounds of the [zoo] counts: those of `edgecc bench`, seeds numpy accepts, the optimisation levels
+ZOO_BOUNDS: dict[str, tuple[int, int]] = _zoo_bounds()
+#: inclusive bounds of [[model]] integers (`opset` is checked by the convert stage against what onnx supports)
+MODEL_BOUNDS: dict[str, tuple[int, int]] = {"epoch": (0, 9999), "opset": (1, 1000)}
 
 #: [[model]] keys -> (type, meaning)
 MODEL_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -101,8 +114,8 @@ class ZooConfig:
     name: str
     models: tuple[ModelSpec, ...]
     targets: tuple[str, ...] = ("cpu",)
-    runs: int = 20
-    repeats: int = 5
+    runs: int = 5
+    repeats: int = 30
     warmup: int = 3
     samples: int = 8
     seed: int = 0
@@ -251,15 +264,16 @@ def load_zoo(path: str | Path) -> ZooConfig:
     known = load_targets().names()
     target_files: dict[str, str] = {}
     targets = _targets(reader, zoo["targets"], "zoo", 0, known, target_files) if "targets" in zoo else ("cpu",)
-    for key in ("runs", "repeats", "samples"):
-        if key in zoo and zoo[key] < 1:
-            raise reader.fail(f"'{key}' must be at least 1", "zoo", 0, key)
-    if "level" in zoo and not 0 <= zoo["level"] <= 3:
-        raise reader.fail("'level' must be 0..3", "zoo", 0, "level")
+    for key, (low, high) in ZOO_BOUNDS.items():
+        if key in zoo and not low <= zoo[key] <= high:
+            raise reader.fail(f"'{key}' must be {low}..{high}, got {zoo[key]}", "zoo", 0, key)
     models: list[ModelSpec] = []
     names: set[str] = set()
     for index, entry in enumerate(models_data):
         reader.check_keys(entry, MODEL_KEYS, "model", index)
+        for key, (low, high) in MODEL_BOUNDS.items():
+            if key in entry and not low <= entry[key] <= high:
+                raise reader.fail(f"'{key}' must be {low}..{high}, got {entry[key]}", "model", index, key)
         for required in ("name", "files"):
             if required not in entry:
                 raise reader.fail(f"[[model]] #{index + 1} has no '{required}'", "model", index, None)

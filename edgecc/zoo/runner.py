@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecc.errors import InvalidInputError, UsageError
-from edgecc.pipeline.documents import read_document, stamp, write_document
+from edgecc.pipeline.documents import SCHEMA_VERSION, read_document, stamp, write_document
 from edgecc.zoo.config import ModelSpec, ZooConfig
 
 __all__ = ["run_zoo", "pair_id", "result_path", "load_results", "fingerprints"]
@@ -102,6 +102,8 @@ def _existing(path: Path, kind: str, fingerprint: str) -> dict[str, Any] | None:
         document = read_document(path, (kind,))
     except InvalidInputError:
         return None  # another schema version or a damaged file: redo it
+    if document["schema_version"] != SCHEMA_VERSION:
+        return None  # an older (still readable) version: redo it in the current format
     return document if document.get("fingerprint") == fingerprint else None
 
 

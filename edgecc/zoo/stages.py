@@ -187,7 +187,7 @@ def _data(spec: ModelSpec, inputs: list[Any], samples: int, seed: int) -> tuple[
         source = Path(spec.evaluation).name
     if spec.calibration:
         calibration = load_samples(
-            spec.calibration, inputs, DataOptions(option="calibration", seed=seed, random_count=samples)
+            spec.calibration, inputs, DataOptions(option="calibration", seed=seed, random_count=samples, finite=True)
         ).feeds
     elif spec.evaluation:
         calibration = evaluation

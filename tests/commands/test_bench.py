@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLES, make_conv_onnx, run_edgecc
+from tests.conftest import SAMPLES, make_conv_onnx, make_mlp_onnx, run_edgecc
 
 CIFAR10_CAT = 3  # CIFAR-10 class index of "cat": the true label of the sample's reference image
 
@@ -77,7 +77,7 @@ def test_bench_resnet20_on_targets_with_labels(resnet20: tuple[Path, Path], tmp_
     printed = result.json()
     document = json.loads(out.read_text())
     assert printed["records"] == document["records"]
-    assert document["schema_version"] == 1 and document["kind"] == "edgecc.bench"
+    assert document["schema_version"] == 2 and document["kind"] == "edgecc.bench"
     assert document["machine"]["cores"] >= 1 and document["packages"]["onnxruntime"]
     assert [r["target"] for r in document["records"]] == ["cpu", "hisilicon-npu"]
     cpu, npu = document["records"]
@@ -106,25 +106,53 @@ def test_bench_bundle_uses_its_reference(tmp_path: Path) -> None:
     assert "reference inputs" in result.json()["inputs_from"]
 
 
-def test_bench_baseline_rerun_passes_and_injected_slowdown_fails(tmp_path: Path) -> None:
-    model = tmp_path / "cnn.onnx"
-    make_conv_onnx(model, batch=1)
+def _measured_finding(result) -> dict:
+    return next(f for f in result.json()["comparison"]["findings"] if f["check"] == "latency:measured")
+
+
+def test_bench_baseline_rerun_passes_and_real_slowdown_fails_on_a_busy_machine(tmp_path: Path, cpu_load: list) -> None:
+    # every run below is made while a busy loop per core runs; the slow model is the same MLP with every layer twice
+    model, doubled = tmp_path / "mlp.onnx", tmp_path / "mlp_doubled.onnx"
+    make_mlp_onnx(model, layers=6)
+    make_mlp_onnx(doubled, layers=12)
     base = tmp_path / "base.json"
-    args = ("bench", model, "--runs", "20", "--repeats", "5")
-    assert run_edgecc(*args, "-o", base).returncode == 0
-    rerun = run_edgecc(*args, "--baseline", base, "--latency-floor", "1.0", "--json")
+    args = ("--runs", "3", "--repeats", "20")
+    assert run_edgecc("bench", model, *args, "-o", base).returncode == 0
+    document = json.loads(base.read_text())
+    assert document["schema_version"] == 2 and len(document["records"][0]["latency"]["measured"]["repeat_p50_ms"]) == 20
+    # the same model again, as a separate run (--baseline) and interleaved with itself (--ab): no regression
+    rerun = run_edgecc("bench", model, *args, "--baseline", base, "--json")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert rerun.json()["comparison"]["regressions"] == 0
-    # the same measurement made 4x faster in the baseline: the current run is now a latency regression (+300 % > the
-    # 100 % floor, which keeps a re-run on a busy 2-core machine from being flagged)
-    document = json.loads(base.read_text())
-    measured = document["records"][0]["latency"]["measured"]
-    measured["median_of_repeats_ms"] /= 4
-    faster = tmp_path / "faster.json"
-    faster.write_text(json.dumps(document))
-    slow = run_edgecc(*args, "--baseline", faster, "--latency-floor", "1.0")
+    same = run_edgecc("bench", model, *args, "--ab", model, "--json")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert _measured_finding(same)["threshold"]["paired"] and not _measured_finding(same)["regression"]
+    # twice the work: a measured latency regression, separate and interleaved (the estimate regresses as well)
+    slow = run_edgecc("bench", doubled, *args, "--baseline", base, "--json")
     assert slow.returncode == 5, slow.stderr
-    assert "latency:measured" in slow.stderr and "cpu" in slow.stderr
+    assert _measured_finding(slow)["regression"], _measured_finding(slow)["message"]
+    slow_ab = run_edgecc("bench", doubled, *args, "--ab", model, "--json")
+    assert slow_ab.returncode == 5, slow_ab.stderr
+    finding = _measured_finding(slow_ab)
+    assert finding["regression"] and finding["threshold"]["paired"] and finding["threshold"]["ratio"] > 1.5, finding
+    assert "interleaved A/B" in finding["message"]
+    assert all(proc.poll() is None for proc in cpu_load)
+
+
+def test_bench_reads_a_version_1_baseline(tmp_path: Path) -> None:
+    model = tmp_path / "cnn.onnx"
+    make_conv_onnx(model, batch=1)
+    old = tmp_path / "old.json"
+    assert run_edgecc("bench", model, "--runs", "3", "--repeats", "10", "-o", old).returncode == 0
+    document = json.loads(old.read_text())
+    document["schema_version"] = 1
+    for record in document["records"]:  # a version 1 measurement: no timer resolution, no A/B session
+        for key in ("timer_resolution_ms", "interleaved", "threads"):
+            record["latency"]["measured"].pop(key)
+    old.write_text(json.dumps(document))
+    result = run_edgecc("bench", model, "--runs", "3", "--repeats", "10", "--baseline", old, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "separate runs, 10/10 repeats" in _measured_finding(result)["message"]
 
 
 def test_bench_baseline_of_another_schema_version_is_exit_3(tmp_path: Path) -> None:

@@ -202,3 +202,70 @@ def test_lowering_batchnorm_and_reducesum_below_13(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         _run(tmp_path / "m11.onnx", {"x": x})[0], _run(tmp_path / "m15.onnx", {"x": x})[0], rtol=1e-6, atol=1e-6
     )
+
+
+def test_dim_value_minus_one_is_a_dynamic_dimension(tmp_path: Path) -> None:
+    """Paddle writes dynamic dimensions as dim_value -1: --input fixes them like dim_param ones."""
+    model = make_conv_onnx(batch=1)
+    for value in (model.graph.input[0], model.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_value = -1
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_value = -1
+    src = tmp_path / "paddle_style.onnx"
+    onnx.save(model, src)
+    inspected = run_edgecc("inspect", src, "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    assert inspected.json()["inputs"][0]["shape"] == [None, 3, None, None]
+    out = tmp_path / "fixed.onnx"
+    result = run_edgecc("convert", src, "--input", "x:2x3x16x16", "-o", out)
+    assert result.returncode == 0, result.stderr
+    converted = onnx.load(out)
+    assert [d.dim_value for d in converted.graph.input[0].type.tensor_type.shape.dim] == [2, 3, 16, 16]
+    x = _x(2)
+    original = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(_run(out, {"x": x})[0], original[0], rtol=1e-5, atol=1e-6)
+
+
+def test_nested_if_model_at_opset_12_converts_with_input_specs(tmp_path: Path) -> None:
+    """Up-conversion through subgraphs whose outputs declare no shape, with --input fixing the batch."""
+    from tests.converters.control_flow import nested_if_model
+
+    src = tmp_path / "nested_if12.onnx"
+    model = nested_if_model(12)
+    onnx.save(model, src)
+    out = tmp_path / "nested_if17.onnx"
+    result = run_edgecc("convert", src, "--input", "x:3x4", "-o", out)
+    assert result.returncode == 0, result.stderr
+    converted = onnx.load(out)
+    assert converted.opset_import[0].version == 17
+    original = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(11)
+    for shift in (-5.0, 0.3, 1.0):
+        x = (0.1 * rng.standard_normal((3, 4)) + shift).astype(np.float32)
+        np.testing.assert_allclose(_run(out, {"x": x})[0], original.run(None, {"x": x})[0], rtol=1e-6, atol=1e-6)
+
+
+def test_upconversion_with_shapeless_inferred_values(tmp_path: Path) -> None:
+    """Squeeze without axes on a dynamic input has no inferable rank: value-info with a type but no shape
+    (the checker refuses it) must not block opset 12 -> 17, and the declared output shape stays."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    nodes = [
+        helper.make_node("Squeeze", ["x"], ["squeezed"], name="squeeze"),
+        helper.make_node("Relu", ["squeezed"], ["r"], name="relu"),
+        helper.make_node("Softmax", ["r"], ["y"], axis=-1, name="softmax"),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 12)])
+    model.ir_version = 8
+    src = tmp_path / "squeeze12.onnx"
+    onnx.save(model, src)
+    out = tmp_path / "squeeze17.onnx"
+    feeds = {"x": np.random.default_rng(2).standard_normal((3, 1, 4)).astype(np.float32)}
+    np.save(tmp_path / "x.npy", feeds["x"])
+    result = run_edgecc("convert", src, "--input", "x:Bx1x4", "--data", f"x={tmp_path / 'x.npy'}", "-o", out)
+    assert result.returncode == 0, result.stderr
+    converted = onnx.load(out)
+    assert converted.opset_import[0].version == 17
+    assert len(converted.graph.output[0].type.tensor_type.shape.dim) == 2
+    original = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_allclose(_run(out, feeds)[0], original[0], rtol=1e-6, atol=1e-7)

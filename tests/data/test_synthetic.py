@@ -61,3 +61,17 @@ def test_random_feeds_unknown_rank_and_unsupported_dtype():
         random_feeds([TensorInfo("x", None, "float32")])
     with pytest.raises(UsageError):
         random_feeds([TensorInfo("s", (1,), "object")])
+
+
+def test_random_feeds_refuse_a_seed_numpy_cannot_take():
+    from edgecc.errors import UsageError
+
+    with pytest.raises(UsageError, match="0..4294967295, got -1"):
+        random_feeds([TensorInfo("x", (1, 2), "float32")], seed=-1)
+
+
+def test_random_feeds_refuse_an_absurd_static_shape_before_allocating():
+    from edgecc.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"random data for input 'x' \(1x3x100000x100000\) would need 112 GiB"):
+        random_feeds([TensorInfo("x", (1, 3, 100000, 100000), "float32")])

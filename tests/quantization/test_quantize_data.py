@@ -7,7 +7,9 @@ import textwrap
 
 import numpy as np
 import onnx
+import pytest
 
+from tests.conftest import Scratch, assert_clean_failure, make_conv_onnx
 from tests.quantization.helpers import run_quantize
 from tests.quantization.models import digits_data, make_cle_model
 
@@ -147,3 +149,23 @@ def test_model_without_float_weights(digits, tmp_path):
     out = tmp_path / "again.onnx"
     _bad(run_quantize(quantized, "-o", out, "--calibration", digits.calibration), out, "int8.onnx", "no float weights")
     assert onnx.load(str(quantized)).graph.node
+
+
+@pytest.mark.parametrize(
+    "kind, method",
+    [("nan", "minmax"), ("inf", "entropy"), ("huge", "entropy"), ("huge", "percentile"), ("huge", "mse")],
+)
+def test_calibration_data_must_be_finite_and_bounded(scratch: Scratch, kind, method):
+    """NaN/inf were calibrated into a model (exit 0); 3e38 crashed the histogram calibrators (IndexError, exit 1)."""
+    make_conv_onnx(scratch.files / "cnn.onnx")
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    x[1, 0, 2, 3] = {"nan": np.nan, "inf": np.inf, "huge": 3e38}[kind]
+    data = scratch.files / f"{kind}.npz"
+    np.savez(data, x=x)
+    before = scratch.snapshot()
+    out = scratch.files / "q.onnx"
+    result = scratch.run("quantize", scratch.files / "cnn.onnx", "-o", out, "--calibration", data, "--method", method)
+    line = assert_clean_failure(result, 3, data.name, "'x'")
+    assert ("must be finite" if kind != "huge" else "beyond the calibration bound") in line
+    assert scratch.snapshot() == before and not out.exists()
+    scratch.assert_nothing_left()

@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from edgecc.targets import get_target, load_targets
 from edgecc.targets.plan import check_support
 from edgecc.targets.toml_target import load_target_file
+from tests.conftest import Scratch, assert_clean_failure
 from tests.targets.helpers import FIXTURES, mixed_model, run_cmd
 
 BUILTINS = ("cpu", "mali-gpu", "qnn-htp", "hisilicon-npu")
@@ -156,3 +158,27 @@ def test_support_docs_are_generated_from_the_tables() -> None:
                 assert f"`{row['op_type']}`" in text
             for rule in row["rules"]:
                 assert rule in text
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (("launch_us = 40.0", "launch_us = 1e309"), "cost.launch_us"),
+        (("kernel = [1, 3]", "kernel = [1, 1e309]"), "ops.Conv.kernel[1]"),
+        (("memory_gbps = 10.0", "memory_gbps = nan"), "cost.memory_gbps"),
+        (("max_rank = 4", "max_rank = 9223372036854775807000"), "generic.max_rank"),
+    ],
+)
+def test_toml_target_with_a_number_out_of_range_is_invalid_input(scratch: Scratch, edit, key) -> None:
+    """1e309 overflows to infinity in TOML: it crashed `int()` (OverflowError, exit 1) or became an infinite cost."""
+    text = (FIXTURES / "vendor_npu.toml").read_text()
+    assert edit[0] in text
+    target = scratch.files / "overflow.toml"
+    target.write_text(text.replace(edit[0], edit[1]))
+    model = mixed_model(scratch.files / "m.onnx")
+    before = scratch.snapshot()
+    for args in (("targets", target), ("compile", model, "--target", target, "-o", scratch.files / "m.edgecc")):
+        line = assert_clean_failure(scratch.run(*args), 3, "overflow.toml", key)
+        assert "finite" in line or "64-bit" in line
+    assert scratch.snapshot() == before
+    scratch.assert_nothing_left()

@@ -8,7 +8,7 @@ import pytest
 
 from edgecc.errors import InvalidInputError
 from edgecc.zoo.config import find_line, load_zoo
-from tests.conftest import make_conv_onnx, run_edgecc
+from tests.conftest import assert_clean_failure, make_conv_onnx, run_edgecc
 
 GOOD = """# a zoo
 [zoo]
@@ -46,7 +46,7 @@ def test_good_zoo(folder: Path) -> None:
     path.write_text(GOOD)
     config = load_zoo(path)
     assert [(m.name, t) for m, t in config.pairs()] == [("a", "cpu"), ("a", "mali-gpu"), ("b", "cpu")]
-    assert config.runs == 5 and config.repeats == 5 and Path(config.models[0].files[0]).is_file()
+    assert config.runs == 5 and config.repeats == 30 and Path(config.models[0].files[0]).is_file()
 
 
 @pytest.mark.parametrize(
@@ -85,4 +85,33 @@ def test_zoo_run_bad_file_is_exit_3_on_the_command_line(folder: Path) -> None:
     result = run_edgecc("zoo", "run", path, "-o", folder / "out")
     assert result.returncode == 3
     assert f"{path}:6: unknown key 'colour'" in result.stderr and "Traceback" not in result.stderr
+    assert not (folder / "out" / "run.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "bounds"),
+    [
+        ("runs = 5", "runs = 5\nrepeats = 2147483647", "repeats", "1..1000"),
+        ("runs = 5", "runs = 0", "runs", "1..100000"),
+        ("runs = 5", "runs = 100001", "runs", "1..100000"),
+        ("runs = 5", "runs = 5\nwarmup = -1", "warmup", "0..10000"),
+        ("runs = 5", "runs = 5\nsamples = 1000000000", "samples", "1..10000"),
+        ("runs = 5", "runs = 5\nseed = -1", "seed", "0..4294967295"),
+        ("runs = 5", "runs = 5\nlevel = 7", "level", "0..3"),
+        ('name = "b"', 'name = "b"\nepoch = -3', "epoch", "0..9999"),
+        ('name = "b"', 'name = "b"\nopset = 99999999999', "opset", "1..1000"),
+    ],
+)
+def test_counts_out_of_bounds_name_the_key_the_bounds_and_the_line(folder: Path, old, new, key, bounds) -> None:
+    message = _error(folder, GOOD.replace(old, new, 1))
+    assert f"'{key}' must be {bounds}" in message and "zoo.toml:" in message
+
+
+def test_zoo_run_with_absurd_repeats_fails_at_once(folder: Path) -> None:
+    """repeats = 2147483647 was accepted and `zoo run` ran for ever."""
+    path = folder / "zoo.toml"
+    path.write_text(GOOD.replace("runs = 5", "runs = 5\nrepeats = 2147483647"))
+    result = run_edgecc("zoo", "run", path, "-o", folder / "out", timeout=120)
+    line = assert_clean_failure(result, 3, "zoo.toml:6:", "'repeats' must be 1..1000")
+    assert "2147483647" in line
     assert not (folder / "out" / "run.json").exists()

@@ -10,7 +10,7 @@ from typing import Any
 
 from edgecc.converters.caffe2.schema import Caffe2Files, NetDef, is_text, parse_text
 from edgecc.errors import InvalidInputError, UsageError
-from edgecc.fileio import check_input_file
+from edgecc.fileio import check_input_file, resolve_named_path
 from edgecc.protowire import parse_message
 
 __all__ = ["FILL_PREFIXES", "is_fill_net", "load_files", "read_netdef"]
@@ -93,7 +93,16 @@ def load_files(paths: Sequence[str], *, need_init: bool = True) -> Caffe2Files:
             )
         predict, init = nets[0], nets[1]
     value_info: dict[str, tuple[tuple[int, ...], int | None]] = {}
-    json_path = Path(json_paths[0]) if json_paths else Path(predict[0]).with_name("value_info.json")
+    if json_paths:
+        json_path = Path(json_paths[0])
+    else:  # picked up beside the net: the same rules as a file a model names (no link out of its folder)
+        try:
+            json_path = resolve_named_path(
+                Path(predict[0]).parent, "value_info.json", named_in=predict[0], what="value_info.json beside the net"
+            )
+        except InvalidInputError as exc:
+            exc.hint = "name it on the command line (predict_net init_net value_info.json) if you trust where it points"
+            raise
     if json_paths or json_path.is_file():
         value_info = _read_value_info(json_path)
         log.info("input shapes from %s", json_path)

@@ -17,35 +17,56 @@ from edgecc.logs import quiet_loggers
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DYNAMO_MIN_OPSET", "export", "flatten_outputs", "output_names", "unsupported_aten_ops"]
+__all__ = ["DYNAMO_MIN_OPSET", "EXPORTER_KEY", "export", "output_names", "unsupported_aten_ops"]
 
 log = logging.getLogger(__name__)
 
 DYNAMO_MIN_OPSET = 18  # the torch.export-based exporter has no implementations below this
-
-
-def flatten_outputs(value: Any) -> list[tuple[str | None, Any]]:
-    """Leaves of a module's output (tensor, tuple, list, dict), with dict keys as names."""
-    if isinstance(value, dict):
-        out: list[tuple[str | None, Any]] = []
-        for key, item in value.items():
-            inner = flatten_outputs(item)
-            out.extend((str(key) if len(inner) == 1 else f"{key}_{i}", v) for i, (_, v) in enumerate(inner))
-        return out
-    if isinstance(value, (tuple, list)):
-        return [leaf for item in value for leaf in flatten_outputs(item)]
-    return [(None, value)]
+EXPORTER_KEY = "edgecc.pytorch_exporter"  # metadata: the exporter that made the model, and what was tried before
+DYNAMO = "torch.onnx dynamo (torch.export)"
+TORCHSCRIPT_EXPORTER = "torch.onnx TorchScript exporter"
 
 
 def output_names(loaded: LoadedModule) -> list[str]:
-    """ONNX output names: dict keys where the module returns a dict, else `output` / `output_N`."""
+    """ONNX output names (`edgecc.converters.pytorch.outputs`), as the loader found them on the example inputs."""
+    from edgecc.converters.pytorch.outputs import output_names as names_of
+
+    if loaded.output_names is None:
+        import torch
+
+        with torch.no_grad():
+            loaded.output_names = names_of(loaded.forward(loaded.example_inputs))
+    return loaded.output_names
+
+
+def _bound_module(loaded: LoadedModule) -> Any:
+    """An nn.Module taking exactly the ONNX inputs, positionally, and returning the flat tuple of output tensors.
+
+    The --arg constants are baked in, unbound parameters keep their defaults, and dict/ModelOutput/nested outputs
+    come out in `flatten_outputs` order, so both exporters see the same inputs and outputs as the reference.
+    """
     import torch
 
-    with torch.no_grad():
-        leaves = flatten_outputs(loaded.callable()(*loaded.example_inputs))
-    if len(leaves) == 1:
-        return [leaves[0][0] or "output"]
-    return [name or f"output_{i}" for i, (name, _) in enumerate(leaves)]
+    from edgecc.converters.pytorch.outputs import flatten_outputs
+
+    class Bound(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors: Any) -> Any:
+            inner = self.inner.module() if loaded.kind == schema.EXPORTED_PROGRAM else self.inner
+            result = loaded.binding.call(inner, tensors) if loaded.binding is not None else inner(*tensors)
+            leaves = tuple(value for _, value in flatten_outputs(result))
+            return leaves[0] if len(leaves) == 1 else leaves
+
+    return Bound(loaded.module).eval()
+
+
+def _needs_wrapper(loaded: LoadedModule) -> bool:
+    """True unless the module takes the ONNX inputs as they are and returns one tensor."""
+    plain_inputs = loaded.binding is None or loaded.binding.is_plain()
+    return not plain_inputs or output_names(loaded) != ["output"]
 
 
 @contextlib.contextmanager
@@ -66,16 +87,17 @@ def _quiet_torch() -> Iterator[io.StringIO]:
             log.debug("torch.onnx said:\n%s", captured.getvalue())
 
 
-def _dynamic_shapes(loaded: LoadedModule) -> tuple[dict[int, Any], ...] | None:
+def _dynamic_shapes(loaded: LoadedModule, wrapped: bool) -> Any:
     import torch
 
     if not any(loaded.dynamic_dims.values()):
         return None
     dims: dict[str, Any] = {}
-    return tuple(
+    shapes = tuple(
         {axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in loaded.dynamic_dims.get(info.name, {}).items()}
         for info in loaded.inputs
     )
+    return (shapes,) if wrapped else shapes  # the wrapper's forward takes them all as one *tensors
 
 
 def _first_line(exc: BaseException) -> str:
@@ -87,7 +109,8 @@ def _first_line(exc: BaseException) -> str:
 def _export_dynamo(loaded: LoadedModule, names: Sequence[str], opset: int) -> onnx.ModelProto:
     import torch
 
-    model = loaded.module
+    wrapped = loaded.kind != schema.EXPORTED_PROGRAM and _needs_wrapper(loaded)
+    model = _bound_module(loaded) if wrapped else loaded.module
     args = () if loaded.kind == schema.EXPORTED_PROGRAM else loaded.example_inputs
     with _quiet_torch():
         program = torch.onnx.export(
@@ -97,7 +120,7 @@ def _export_dynamo(loaded: LoadedModule, names: Sequence[str], opset: int) -> on
             opset_version=max(opset, DYNAMO_MIN_OPSET),
             input_names=[i.name for i in loaded.inputs],
             output_names=list(names),
-            dynamic_shapes=_dynamic_shapes(loaded),
+            dynamic_shapes=_dynamic_shapes(loaded, wrapped),
             external_data=False,
             optimize=True,
             verbose=False,
@@ -111,9 +134,14 @@ def _export_torchscript(loaded: LoadedModule, names: Sequence[str], opset: int) 
 
     buffer = io.BytesIO()
     dynamic_axes = {name: dict(axes) for name, axes in loaded.dynamic_dims.items() if axes} or None
+    model = loaded.module
     with _quiet_torch():
+        if _needs_wrapper(loaded):
+            model = _bound_module(loaded)
+            if loaded.kind == schema.TORCHSCRIPT:  # a ScriptModule is only reachable from a trace, not from export's
+                model = torch.jit.trace(model, loaded.example_inputs, check_trace=False, strict=False)
         torch.onnx.export(
-            loaded.module,
+            model,
             loaded.example_inputs,
             buffer,
             dynamo=False,
@@ -144,7 +172,7 @@ def unsupported_aten_ops(loaded: LoadedModule) -> list[UnsupportedNode]:
         if loaded.kind == schema.EXPORTED_PROGRAM:
             program = loaded.module
         else:
-            program = torch.export.export(loaded.module, loaded.example_inputs, strict=False)
+            program = torch.export.export(_bound_module(loaded), loaded.example_inputs, strict=False)
         registry = _registration.ONNXRegistry.from_torchlib()
         program = _fx_passes.decompose_with_registry(program, registry)
         missing: list[UnsupportedNode] = []
@@ -185,20 +213,28 @@ def _summary(exc: BaseException) -> str:
     return ""
 
 
+def _stamp(model: onnx.ModelProto, exporter: str, tried: Sequence[str] = ()) -> onnx.ModelProto:
+    entry = model.metadata_props.add()
+    entry.key = EXPORTER_KEY
+    entry.value = "; ".join([*(f"{t} failed" for t in tried), exporter])
+    return model
+
+
 def export(loaded: LoadedModule, opset: int) -> onnx.ModelProto:
     """ONNX for the model: torch.export-based exporter, TorchScript exporter for ScriptModules.
 
     If torch.export cannot capture an nn.Module, the TorchScript exporter is tried
     before giving up; operators without an ONNX translation are all listed at once.
+    The exporter used (and the one that failed before it) is recorded in the metadata under `EXPORTER_KEY`.
     """
     names = output_names(loaded)
     if loaded.kind == schema.TORCHSCRIPT:
         try:
-            return _export_torchscript(loaded, names, opset)
+            return _stamp(_export_torchscript(loaded, names, opset), TORCHSCRIPT_EXPORTER)
         except Exception as exc:
             raise UnsupportedError(f"torch.onnx (TorchScript exporter) cannot export this model: {_first_line(exc)}") from exc
     try:
-        return _export_dynamo(loaded, names, opset)
+        return _stamp(_export_dynamo(loaded, names, opset), DYNAMO)
     except Exception as dynamo_exc:
         if not _is_capture_failure(dynamo_exc) or loaded.kind == schema.EXPORTED_PROGRAM:
             raise _translation_error(loaded, dynamo_exc) from dynamo_exc
@@ -207,7 +243,7 @@ def export(loaded: LoadedModule, opset: int) -> onnx.ModelProto:
             _summary(dynamo_exc) or _first_line(dynamo_exc),
         )
         try:
-            return _export_torchscript(loaded, names, opset)
+            return _stamp(_export_torchscript(loaded, names, opset), TORCHSCRIPT_EXPORTER, [DYNAMO])
         except Exception as script_exc:
             raise UnsupportedError(
                 f"torch.onnx cannot export this model: torch.export said '{_summary(dynamo_exc) or _first_line(dynamo_exc)}'; "

@@ -55,34 +55,6 @@ def _example(info: TensorInfo, seed: int) -> torch.Tensor:
     return torch.randint(0, 10, shape, generator=generator).to(dtype)
 
 
-def _bind_specs(arg_names: Sequence[str], specs: Sequence[InputSpec], source: str) -> list[TensorInfo]:
-    """Match `--input` specs to forward() arguments, by name or else by position."""
-    if not specs:
-        args = ", ".join(arg_names) or "x"
-        raise UsageError(
-            f"{source} carries no input shapes",
-            hint=f"give them with --input, e.g. --input {arg_names[0] if arg_names else 'x'}:1x3x224x224 (forward takes: {args})",
-        )
-    names = [s.name for s in specs]
-    if set(names) <= set(arg_names) and len(names) == len(arg_names):
-        ordered = [next(s for s in specs if s.name == a) for a in arg_names]
-    elif len(specs) == len(arg_names) or not arg_names:
-        ordered = list(specs)
-    else:
-        raise UsageError(
-            f"{source}: forward takes {len(arg_names)} input(s) ({', '.join(arg_names)}), "
-            f"--input gives {len(specs)} ({', '.join(names)})"
-        )
-    infos = []
-    for spec in ordered:
-        if spec.shape is None:
-            raise UsageError(
-                f"--input '{spec.text()}' needs dimensions for a PyTorch model", hint=f"e.g. {spec.name}:1x3x224x224"
-            )
-        infos.append(TensorInfo(spec.name, spec.shape, spec.dtype or "float32"))
-    return infos
-
-
 def _dynamic_dims(infos: Sequence[TensorInfo]) -> dict[str, dict[int, str]]:
     return {i.name: {axis: d for axis, d in enumerate(i.shape or ()) if not isinstance(d, int)} for i in infos}
 
@@ -94,17 +66,54 @@ def _guard_torch_errors(path: Path, what: str, exc: Exception) -> InvalidInputEr
     )
 
 
-def _load_torchscript(path: Path, specs: Sequence[InputSpec]) -> LoadedModule:
+def _probe(loaded: LoadedModule) -> LoadedModule:
+    """Run the model once on its example inputs: the output names, and a clear error if it rejects the inputs."""
+    torch = _torch()
+    from edgecc.converters.pytorch.diagnose import forward_error
+    from edgecc.converters.pytorch.outputs import output_names
+
+    try:
+        with torch.no_grad():
+            result = loaded.forward(loaded.example_inputs)
+    except Exception as exc:  # noqa: BLE001 -- the model's own code may raise anything on inputs it does not accept
+        raise forward_error(exc, loaded.inputs, loaded.source) from None
+    loaded.output_names = output_names(result)
+    if not loaded.output_names:
+        raise UnsupportedError(f"{loaded.source} returns no tensors ({type(result).__name__})")
+    return loaded
+
+
+def _load_torchscript(path: Path, specs: Sequence[InputSpec], args: dict[str, Any]) -> LoadedModule:
+    from edgecc.converters.pytorch.bind import bind, script_parameters
+
     torch = _torch()
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # noqa: BLE001 -- torch.jit.load has no single error type; all become InvalidInputError
         raise _guard_torch_errors(path, "TorchScript archive", exc) from None
     module.eval()
-    arguments = [a.name for a in module.forward.schema.arguments[1:]]
-    infos = _bind_specs(arguments, specs, f"TorchScript archive '{path}'")
+    source = f"TorchScript archive '{path}'"
+    binding, infos = bind(script_parameters(module), specs, args, source)
     examples = tuple(_example(info, i) for i, info in enumerate(infos))
-    return LoadedModule(schema.TORCHSCRIPT, module, infos, examples, _dynamic_dims(infos))
+    return _probe(LoadedModule(schema.TORCHSCRIPT, module, infos, examples, _dynamic_dims(infos), binding, source=source))
+
+
+def _check_members_readable(path: Path, archive: zipfile.ZipFile) -> None:
+    """Every member stored or deflated, and its data intact (CRC), before torch's own reader sees it."""
+    from edgecc.archive import zip_errors
+
+    for info in archive.infolist():
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise InvalidInputError(
+                f"'{path}': member '{info.filename}' uses compression method {info.compress_type}; "
+                "torch archives are stored or deflated",
+                path=path,
+                hint="the file is corrupt or was repacked by another tool",
+            )
+    with zip_errors(path, "torch.export archive"):
+        bad = archive.testzip()
+    if bad is not None:
+        raise InvalidInputError(f"'{path}': member '{bad}' fails its CRC (corrupt archive)", path=path)
 
 
 def _check_pt2_is_pickle_free(path: Path) -> None:
@@ -112,6 +121,7 @@ def _check_pt2_is_pickle_free(path: Path) -> None:
     torch = _torch()
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_members_readable(path, archive)
             members = archive.namelist()
             inner = {m.split("/", 1)[1]: m for m in members if "/" in m}
             if "archive_format" not in inner:
@@ -143,38 +153,90 @@ def _check_pt2_is_pickle_free(path: Path) -> None:
         raise _guard_torch_errors(path, "torch.export archive", exc) from None
 
 
-def _load_exported_program(path: Path, specs: Sequence[InputSpec]) -> LoadedModule:
+def _program_parameters(program: Any) -> list[Any]:
+    """forward()'s parameters as the program recorded them: tensors, and constants with their traced value."""
+    from edgecc.converters.pytorch.bind import Parameter
+
+    keywords: set[str] = set()
+    try:
+        in_spec = program.module_call_graph[0].signature.in_spec
+        if in_spec.num_children == 2 and in_spec.children_specs[1].context:
+            keywords = set(in_spec.children_specs[1].context)
+    except (AttributeError, IndexError, TypeError):  # an older in_spec layout: every input positional
+        keywords = set()
+    params = []
+    for spec in program.graph_signature.input_specs:
+        if spec.kind.name != "USER_INPUT":
+            continue
+        arg = spec.arg
+        if type(arg).__name__ == "ConstantArgument":
+            value = arg.value
+            params.append(
+                Parameter(
+                    arg.name, keyword_only=arg.name in keywords, required=False, type_name=type(value).__name__, default=value
+                )
+            )
+        else:
+            params.append(Parameter(arg.name, keyword_only=arg.name in keywords, type_name="Tensor"))
+    return params
+
+
+def _load_exported_program(path: Path, specs: Sequence[InputSpec], args: dict[str, Any]) -> LoadedModule:
+    from edgecc.converters.pytorch.bind import Binding
+    from edgecc.logs import captured_records
+
     torch = _torch()
     _check_pt2_is_pickle_free(path)
     try:
-        program = torch.export.load(str(path))
+        with captured_records("torch.export") as records:  # it logs a traceback (WARNING) before raising its own error
+            program = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001 -- torch.export.load has no single error type; all become InvalidInputError
-        raise _guard_torch_errors(path, "torch.export archive", exc) from None
-    user_inputs = list(program.graph_signature.user_inputs)
+        logged = [r.exc_info[1] for r in records if r.exc_info and isinstance(r.exc_info[1], Exception)]
+        cause: Exception = exc
+        if logged:  # the real cause, which torch logged (silenced here) before raising a generic error
+            cause = logged[-1]
+        elif "warnings above" in str(exc):
+            cause = RuntimeError("it holds no readable exported program (models/model.json)")
+        raise _guard_torch_errors(path, "torch.export archive", cause) from None
+    params = _program_parameters(program)
+    tensors = [p for p in params if p.type_name == "Tensor"]
+    constants = {p.name: p.default for p in params if p.type_name != "Tensor"}
+    for name, value in args.items():
+        if name not in constants:
+            raise UsageError(
+                f"--arg {name}: '{path}' has no non-tensor input of that name (it has: {', '.join(constants) or 'none'})"
+            )
+        if value != constants[name] or type(value) is not type(constants[name]):
+            raise UsageError(
+                f"'{path}' was exported with {name}={constants[name]!r}; --arg asks for {value!r}",
+                hint="torch.export fixes non-tensor inputs at export time: re-export with the value you need",
+            )
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     infos: list[TensorInfo] = []
-    for index, name in enumerate(user_inputs):
-        value = placeholders[name].meta.get("val")
+    for index, param in enumerate(tensors):
+        value = placeholders[param.name].meta.get("val") if param.name in placeholders else None
         if value is None or not hasattr(value, "shape"):
-            raise UnsupportedError(f"'{path}': input '{name}' is not a tensor", path=path)
+            raise UnsupportedError(f"'{path}': input '{param.name}' is not a tensor", path=path)
         shape = tuple(int(d) if isinstance(d, int) or str(d).isdigit() else str(d) for d in value.shape)
         dtype = str(value.dtype).replace("torch.", "")
         spec = specs[index] if index < len(specs) else None
-        onnx_name = spec.name if spec else name
+        onnx_name = spec.name if spec else param.name
         if spec is not None and spec.shape is not None:
             conflicting = len(shape) != len(spec.shape) or any(
                 isinstance(have, int) and isinstance(want, int) and have != want for have, want in zip(shape, spec.shape)
             )
             if conflicting:
                 raise UsageError(
-                    f"'{path}' was exported for input {name}:{'x'.join(map(str, shape))}; --input asks for {spec.text()}",
+                    f"'{path}' was exported for input {param.name}:{'x'.join(map(str, shape))}; --input asks for {spec.text()}",
                     hint="re-export with torch.export dynamic shapes, or leave --input out",
                 )
         infos.append(TensorInfo(onnx_name, shape, dtype))
-    if len(specs) > len(user_inputs):
-        raise UsageError(f"'{path}' takes {len(user_inputs)} input(s); --input gives {len(specs)}")
+    if len(specs) > len(tensors):
+        raise UsageError(f"'{path}' takes {len(tensors)} input(s); --input gives {len(specs)}")
     examples = tuple(_example(info, i) for i, info in enumerate(infos))
-    return LoadedModule(schema.EXPORTED_PROGRAM, program, infos, examples, {})
+    binding = Binding(params, [p.name for p in tensors], constants)
+    source = f"torch.export archive '{path}'"
+    return _probe(LoadedModule(schema.EXPORTED_PROGRAM, program, infos, examples, {}, binding, source=source))
 
 
 def _import_factory(spec_text: str) -> Any:
@@ -242,10 +304,10 @@ def _strip_to_match(state: dict[str, torch.Tensor], expected: set[str]) -> dict[
     return state
 
 
-def _load_factory(paths: Sequence[str], specs: Sequence[InputSpec]) -> LoadedModule:
-    torch = _torch()
-    import inspect
+def _load_factory(paths: Sequence[str], specs: Sequence[InputSpec], args: dict[str, Any]) -> LoadedModule:
+    from edgecc.converters.pytorch.bind import bind, python_parameters
 
+    torch = _torch()
     factory = _import_factory(paths[0])
     try:
         module = factory()
@@ -277,15 +339,18 @@ def _load_factory(paths: Sequence[str], specs: Sequence[InputSpec]) -> LoadedMod
             raise InvalidInputError(
                 f"weights '{paths[1]}' do not fit the architecture: {' '.join(str(exc).split())[:400]}", path=paths[1]
             ) from None
+    else:
+        log.warning(
+            "no weights file given: '%s' is converted with the weights its factory gives the module (its initial ones "
+            "unless the factory loads some)",
+            paths[0],
+        )
     module.eval()
-    parameters = [
-        p.name
-        for p in inspect.signature(module.forward).parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    infos = _bind_specs(parameters, specs, f"the module from '{paths[0]}'")
+    source = f"the module from '{paths[0]}'"
+    params, var_keyword = python_parameters(module.forward)
+    binding, infos = bind(params, specs, args, source, var_keyword=var_keyword)
     examples = tuple(_example(info, i) for i, info in enumerate(infos))
-    return LoadedModule(schema.FACTORY, module, infos, examples, _dynamic_dims(infos))
+    return _probe(LoadedModule(schema.FACTORY, module, infos, examples, _dynamic_dims(infos), binding, source=source))
 
 
 def describe_torch_save(path: str | Path) -> dict[str, Any]:
@@ -312,12 +377,13 @@ def load(paths: Sequence[str], options: ConvertOptions) -> LoadedModule:
         raise UsageError(
             f"a weights file only goes with an architecture given as file.py:function (got '{paths[0]}', '{paths[1]}')"
         )
+    args = dict(options.args)
     if kind == schema.TORCHSCRIPT:
-        return _load_torchscript(Path(paths[0]), options.inputs)
+        return _load_torchscript(Path(paths[0]), options.inputs, args)
     if kind == schema.EXPORTED_PROGRAM:
-        return _load_exported_program(Path(paths[0]), options.inputs)
+        return _load_exported_program(Path(paths[0]), options.inputs, args)
     if kind == schema.FACTORY:
-        return _load_factory(paths, options.inputs)
+        return _load_factory(paths, options.inputs, args)
     if kind == schema.TORCH_SAVE:
         state = load_state_dict_file(paths[0])
         raise UsageError(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from edgecc.converters.pytorch.build import flatten_outputs, output_names
+from edgecc.converters.pytorch.build import output_names
+from edgecc.converters.pytorch.outputs import flatten_outputs
 from edgecc.inputs import TensorInfo
 
 if TYPE_CHECKING:
@@ -31,5 +32,5 @@ class TorchReference:
 
         args = [torch.from_numpy(feeds[info.name].copy()) for info in self.inputs]
         with torch.no_grad():
-            leaves = flatten_outputs(self._loaded.callable()(*args))
+            leaves = flatten_outputs(self._loaded.forward(args))
         return {info.name: value.detach().numpy() for info, (_, value) in zip(self.outputs, leaves)}

@@ -12,6 +12,8 @@ from edgecc.inputs import TensorInfo
 if TYPE_CHECKING:
     import torch
 
+    from edgecc.converters.pytorch.bind import Binding
+
 __all__ = ["EXPORTED_PROGRAM", "FACTORY", "TORCHSCRIPT", "TORCH_SAVE", "LoadedModule", "sniff", "split_factory"]
 
 TORCHSCRIPT = "torchscript"
@@ -77,9 +79,18 @@ class LoadedModule:
     inputs: list[TensorInfo]
     example_inputs: tuple[torch.Tensor, ...]
     dynamic_dims: dict[str, dict[int, str]]
+    binding: Binding | None = None  # how the inputs (and --arg constants) reach forward(); None: positionally
+    output_names: list[str] | None = None  # ONNX output names, in the order of `run`'s leaves (set by the loader)
+    source: str = "the model"  # for messages
 
     def callable(self) -> Any:
         """The thing to call with input tensors."""
         if self.kind == EXPORTED_PROGRAM:
             return self.module.module()
         return self.module
+
+    def forward(self, tensors: Any) -> Any:
+        """The model's own output (tensor, tuple, dict, ModelOutput) for `tensors` in ONNX input order."""
+        if self.binding is None:
+            return self.callable()(*tensors)
+        return self.binding.call(self.callable(), tensors)

@@ -69,14 +69,17 @@ def default_tolerance(paths: Sequence[str], options: ConvertOptions) -> Toleranc
         return None
     from edgecc.converters.tensorflow.build import dequantize_requested
 
-    outputs = source.extra["interpreter"].get_output_details()
-    tensors = source.extra["interpreter"].get_tensor_details()
-    quantised = any(len((t.get("quantization_parameters") or {}).get("scales", ())) for t in tensors)
+    model = source.extra["flatbuffer"]
+    main = model.main
+    quantised = any(
+        t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) for t in main.tensors
+    )
     if dequantize_requested(options) and quantised:
         return tolerance_for("int8")
-    integer = [d["dtype"].__name__ for d in outputs if d["dtype"].__name__ in ("int8", "uint8", "int16")]
+    dtypes = [model.dtype(main, int(i)) for i in main.outputs]
+    integer = [d for d in dtypes if d in ("int8", "uint8", "int16")]
     if integer:
-        return tolerance_for("int8", integer[0]) if len(integer) == len(outputs) else tolerance_for("int8")
+        return tolerance_for("int8", integer[0]) if len(integer) == len(dtypes) else tolerance_for("int8")
     return None
 
 

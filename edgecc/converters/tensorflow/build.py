@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgecc.converters.options import DEFAULT_OPSET, ConvertOptions
 from edgecc.converters.tensorflow import schema
@@ -18,7 +18,16 @@ from edgecc.registry import Registry
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["EXPORTERS", "LAYOUT_KEY", "MAX_TF2ONNX_OPSET", "canonicalize", "dequantize_requested", "export", "nchw_inputs"]
+__all__ = [
+    "EXPORTERS",
+    "LAYOUT_KEY",
+    "MAX_TF2ONNX_OPSET",
+    "canonicalize",
+    "dequantize_requested",
+    "export",
+    "name_dynamic_dims",
+    "nchw_inputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +126,69 @@ EXPORTERS.register(schema.TFJS + "-layers", export_keras)
 
 @EXPORTERS.register(schema.TFLITE)
 def export_tflite(source: Source, opset: int, options: ConvertOptions) -> onnx.ModelProto:
-    """TFLite flatbuffer -> tf2onnx's TFLite reader; quantised tensors stay QuantizeLinear/DequantizeLinear."""
-    shape_override = _shape_override(source) if options.inputs else None
-    model_proto, _ = tf2onnx().convert._convert_common(
-        None,
-        tflite_path=source.path,
-        name="tflite",
-        opset=opset,
-        shape_override=shape_override,
-        dequantize=dequantize_requested(options),
-    )
+    """The TFLite flatbuffer as edgecc rewrote it (reader.load_tflite) -> tf2onnx's TFLite reader.
+
+    Quantised tensors stay QuantizeLinear/DequantizeLinear; custom operators are exit 4 before tf2onnx runs.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from edgecc.converters.tensorflow.reader import custom_operator_error
+
+    custom = custom_operator_error(source.extra["flatbuffer"])
+    if custom is not None:
+        raise custom
+    with tempfile.TemporaryDirectory(prefix="edgecc-tflite-") as folder:
+        converted = Path(folder) / "model.tflite"
+        converted.write_bytes(source.extra["converted"])
+        model_proto, _ = tf2onnx().convert._convert_common(
+            None,
+            tflite_path=str(converted),
+            name="tflite",
+            opset=opset,
+            dequantize=dequantize_requested(options),
+        )
     return model_proto
+
+
+def _state_defaults(model: onnx.ModelProto, states: Sequence[Any]) -> None:
+    """Give each state input its initial value as default: an initializer with the input's name (zeros when the
+    model stores none)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    by_name = {i.name: i for i in model.graph.input}
+    for state in states:
+        value_info = by_name.get(state.input or "")
+        if value_info is None:
+            continue
+        dtype = helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type)
+        shape = [d.dim_value for d in value_info.type.tensor_type.shape.dim]
+        initial = state.initial if state.initial is not None else np.zeros(shape, dtype=dtype)
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray(initial, dtype=dtype).reshape(shape), state.input))
+
+
+_UNKNOWN_DIM = re.compile(r"^unk__\d+$")
+
+
+def name_dynamic_dims(model: onnx.ModelProto) -> dict[str, str]:
+    """Replace tf2onnx's `unk__N` dimension names by names users can place: `batch` for axis 0 of an input,
+    `<input>_dim<axis>` for other input axes, `<tensor>_dim<axis>` elsewhere (the same unk__N gets one name)."""
+    graph = model.graph
+    chosen: dict[str, str] = {}
+    values = list(graph.input) + list(graph.output) + list(graph.value_info)
+    for value in values:
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_param") and _UNKNOWN_DIM.match(dim.dim_param) and dim.dim_param not in chosen:
+                base = value.name.split(":")[0]
+                chosen[dim.dim_param] = "batch" if axis == 0 else f"{base}_dim{axis}"
+    for value in values:
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
+        for dim in dims:
+            if dim.HasField("dim_param") and dim.dim_param in chosen:
+                dim.dim_param = chosen[dim.dim_param]
+    return chosen
 
 
 def _unsupported_nodes(model: onnx.ModelProto) -> list[UnsupportedNode]:
@@ -214,6 +275,7 @@ def export(source: Source, options: ConvertOptions) -> onnx.ModelProto:
     if missing:
         raise UnsupportedOperator(missing, where=schema.KIND_NAMES[source.kind], path=source.path)
     canonicalize(model)
+    name_dynamic_dims(model)
     names = nchw_inputs(options)
     if names:
         _nchw(model, names, source.path)
@@ -224,6 +286,17 @@ def export(source: Source, options: ConvertOptions) -> onnx.ModelProto:
         _set_prop(
             model, "edgecc.tflite_quantization", "dequantized (float graph)" if dequantize_requested(options) else "kept as QDQ"
         )
+        if source.extra.get("notes"):
+            _set_prop(model, "edgecc.tflite_rewrites", "; ".join(source.extra["notes"]))
+        states = source.extra["flatbuffer"].states
+        if states:
+            _state_defaults(model, states)
+            _set_prop(
+                model,
+                "edgecc.tflite_state",
+                "; ".join(f"{s.variable}: {s.input or '-'} -> {s.output or '-'}" for s in states)
+                + " (each state input defaults to the variable's initial value; feed it the previous step's output)",
+            )
     return model
 
 

@@ -11,16 +11,16 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from edgecc.converters.options import ConvertOptions
-from edgecc.converters.tensorflow import schema
+from edgecc.converters.tensorflow import flatbuffer, rewrite, schema
 from edgecc.converters.tensorflow.runtime import keras, quiet, tf
 from edgecc.converters.tensorflow.schema import Source
-from edgecc.errors import InvalidInputError, UnsupportedError, UsageError
-from edgecc.fileio import check_input_file
+from edgecc.errors import InvalidInputError, UnsupportedError, UnsupportedNode, UnsupportedOperator, UsageError
+from edgecc.fileio import check_input_file, resolve_named_path
 from edgecc.inputs import TensorInfo
 from edgecc.registry import Registry
 
@@ -30,12 +30,13 @@ __all__ = [
     "describe_source",
     "load",
     "load_tfjs_model",
+    "custom_operator_error",
     "one_line",
     "read_manifest_weights",
     "signature_name",
     "tensor_name",
+    "interpreter_from_bytes",
     "tflite_interpreter",
-    "tflite_tensors",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,10 +130,12 @@ def load_keras(path: str, options: ConvertOptions) -> Source:
     """A Keras v3 `.keras` archive (loaded with safe_mode: no lambda deserialisation)."""
     import zipfile
 
+    from edgecc.archive import zip_errors
+
     check_input_file(path, what="Keras model")
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
+        with zip_errors(path, schema.KIND_NAMES[schema.KERAS]), zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # every member read once: corrupt deflate data or an unknown method is exit 3
     except (zipfile.BadZipFile, OSError) as exc:
         raise InvalidInputError(
             f"'{path}' is a truncated or corrupt {schema.KIND_NAMES[schema.KERAS]} ({one_line(exc)})", path=path
@@ -271,40 +274,98 @@ def load_graphdef(path: str, options: ConvertOptions) -> Source:
 # --- TFLite ------------------------------------------------------------------------------------------
 
 
+def interpreter_from_bytes(data: bytes, *, delegates: bool = True) -> Any:
+    """A TFLite interpreter over flatbuffer bytes with its tensors allocated (errors propagate).
+
+    `delegates`: TFLite's default delegate (XNNPACK, op resolver AUTO), as users run the model; False: TFLite's
+    own builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES).
+    """
+    tfm = tf()
+    with quiet():
+        resolvers = tfm.lite.experimental.OpResolverType
+        chosen = resolvers.AUTO if delegates else resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        interpreter = tfm.lite.Interpreter(model_content=data, num_threads=1, experimental_op_resolver_type=chosen)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
 def tflite_interpreter(path: str, *, delegates: bool = True) -> Any:
     """A TFLite interpreter over `path` with its tensors allocated; bad files are InvalidInputError.
 
     `delegates` keeps TFLite's default CPU delegate (XNNPACK), as users run the model; without it the
-    interpreter lists the model's own operators (for `inspect`).
+    interpreter lists the model's own operators.
     """
     data = check_input_file(path, what="TFLite model").read_bytes()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise InvalidInputError(f"'{path}' is not a {schema.KIND_NAMES[schema.TFLITE]} (no TFL3 identifier)", path=path)
-    tfm = tf()
+    flatbuffer.read(data, path)  # a file the schema cannot parse is reported as such (exit 3)
     try:
-        with quiet():
-            resolvers = tfm.lite.experimental.OpResolverType
-            resolver = resolvers.AUTO if delegates else resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            interpreter = tfm.lite.Interpreter(model_content=data, num_threads=1, experimental_op_resolver_type=resolver)
-            interpreter.allocate_tensors()
+        return interpreter_from_bytes(data, delegates=delegates)
     except Exception as exc:  # noqa: BLE001 -- TensorFlow, Keras and tf2onnx raise errors of many types
-        raise InvalidInputError(
-            f"'{path}' is a truncated or corrupt {schema.KIND_NAMES[schema.TFLITE]} ({one_line(exc)})", path=path
-        ) from None
-    return interpreter
+        raise InvalidInputError(f"the TFLite interpreter cannot load '{path}' ({one_line(exc)})", path=path) from None
+
+
+def _resized_shapes(data: bytes, wanted: Mapping[int, tuple[int, ...]]) -> dict[int, tuple[int, ...]]:
+    """Every tensor's shape once the inputs `wanted` (tensor index -> shape) are resized (TFLite's own kernels).
+
+    The model is invoked once on zeros: tensors whose shape is computed (RESHAPE to a SHAPE-derived size) get
+    their size only then.
+    """
+    import numpy as np
+
+    interpreter = interpreter_from_bytes(data, delegates=False)
+    with quiet():
+        for index, shape in wanted.items():
+            interpreter.resize_tensor_input(index, list(shape), strict=False)
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"]))
+        interpreter.invoke()
+        return {int(d["index"]): tuple(int(x) for x in d["shape"]) for d in interpreter.get_tensor_details()}
 
 
 @LOADERS.register(schema.TFLITE)
 def load_tflite(path: str, options: ConvertOptions) -> Source:
-    """A TFLite flatbuffer (float, fp16 weights, dynamic-range, int8/uint8 full-integer)."""
-    interpreter = tflite_interpreter(path)
+    """A TFLite flatbuffer (float, fp16 weights, dynamic-range, int8/uint8 full-integer), read by edgecc itself.
+
+    No interpreter is built here: the file is parsed (`flatbuffer.read`, exit 3 when it cannot be), rewritten
+    into what tf2onnx converts (`rewrite.prepare`; `--input` fixes shapes) and the rewritten bytes are what
+    `export_tflite` converts. The reference interpreter is made on first use (runner.py).
+    """
+    data = check_input_file(path, what="TFLite model").read_bytes()
+    model = flatbuffer.read(data, path)
+    main = model.main
+    signatures = {int(i): model.signature(main, int(i)) for i in main.inputs}
+    original_inputs = [int(i) for i in main.inputs]
+    outputs = [model.tensor_name(main, int(i)) for i in main.outputs]
+    notes = rewrite.prepare(model)
+    if options.inputs:
+        custom = custom_operator_error(model)
+        if custom is not None:
+            raise custom
+        notes += rewrite.static_inputs(model, options.inputs, _resized_shapes)
     inputs = []
-    for detail in interpreter.get_input_details():
-        signature = [int(d) for d in detail.get("shape_signature", detail["shape"])]
-        shape, dtype = _spec_dims(tuple(None if d < 0 else d for d in signature), options, detail["name"])
-        inputs.append(TensorInfo(detail["name"], shape, dtype or detail["dtype"].__name__))
-    outputs = [d["name"] for d in interpreter.get_output_details()]
-    return Source(schema.TFLITE, path, inputs, outputs, path, extra={"interpreter": interpreter})
+    for index in original_inputs:  # state inputs (resource variables) have defaults: not the reference's inputs
+        name, dtype = model.tensor_name(main, index), model.dtype(main, index)
+        spec = options.input_spec(name)
+        if spec is not None and spec.dtype and spec.dtype != dtype:
+            raise UsageError(f"--input '{spec.text()}' asks for {spec.dtype}, the TFLite input '{name}' is {dtype}")
+        shape = model.signature(main, index)
+        inputs.append(TensorInfo(name, tuple(None if d < 0 else d for d in shape), dtype))
+    for note in notes:
+        log.info("%s: %s", path, note)
+    return Source(
+        schema.TFLITE,
+        path,
+        inputs,
+        outputs,
+        path,
+        extra={
+            "flatbuffer": model,
+            "original": data,
+            "converted": model.serialize() if notes else data,
+            "notes": notes,
+            "dynamic_inputs": {model.tensor_name(main, i): s for i, s in signatures.items() if any(d < 0 for d in s)},
+        },
+    )
 
 
 # --- TF.js -------------------------------------------------------------------------------------------
@@ -335,13 +396,8 @@ def _fail(json_path: Path, message: str) -> InvalidInputError:
 
 
 def _shard_path(json_path: Path, name: Any) -> Path:
-    """A shard file next to model.json; absolute paths and '..' are refused."""
-    if not isinstance(name, str) or not name:
-        raise _fail(json_path, f"weightsManifest names a shard that is not a file name: {name!r}")
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in name:
-        raise _fail(json_path, f"shard path '{name}' leaves the model directory")
-    return json_path.parent / Path(*pure.parts)
+    """A shard file inside model.json's folder: absolute paths, '..' and links that leave it are refused."""
+    return resolve_named_path(json_path.parent, name, named_in=json_path, what="weight shard")
 
 
 def read_manifest_weights(json_path: Path, manifest: Any) -> dict[str, Any]:
@@ -524,66 +580,94 @@ def _histogram(names: list[str]) -> list[str]:
     return [f"{k} x{v}" for k, v in sorted(Counter(names).items())]
 
 
-def _quant_text(detail: dict[str, Any]) -> str:
-    params = detail.get("quantization_parameters") or {}
-    scales = list(params.get("scales", []))
-    zeros = list(params.get("zero_points", []))
+def _quant_text(row: dict[str, Any]) -> str:
+    scales, zeros = row["scales"], row["zero_points"]
     if not scales:
-        return "float" if detail["dtype"].__name__.startswith("float") else "not quantised"
+        return "float" if row["dtype"].startswith("float") else "not quantised"
     if len(scales) == 1:
-        return f"scale {scales[0]:.6g}, zero point {int(zeros[0])}"
-    return f"per-channel (axis {params.get('quantized_dimension', 0)}), {len(scales)} scales {min(scales):.3g}..{max(scales):.3g}"
+        return f"scale {scales[0]:.6g}, zero point {int(zeros[0]) if zeros else 0}"
+    return f"per-channel (axis {row['quantized_dimension']}), {len(scales)} scales {min(scales):.3g}..{max(scales):.3g}"
 
 
-def _tensor_text(detail: dict[str, Any]) -> str:
-    shape = "x".join(str(int(d)) if d >= 0 else "?" for d in detail.get("shape_signature", detail["shape"]))
-    return f"{detail['name']}: {shape or 'scalar'} {detail['dtype'].__name__} ({_quant_text(detail)})"
+def _tensor_text(row: dict[str, Any]) -> str:
+    shape = "x".join(str(d) if d >= 0 else "?" for d in row["shape"])
+    return f"{row['name']}: {shape or 'scalar'} {row['dtype']} ({_quant_text(row)})"
 
 
-def tflite_tensors(interpreter: Any) -> list[dict[str, Any]]:
-    """Every tensor of a TFLite model with dtype, shape and quantisation parameters."""
+def custom_operator_error(model: flatbuffer.TFLiteModel) -> UnsupportedOperator | None:
+    """Exit 4 naming every custom operator code and the nodes (output tensors) using it; None without any."""
+    custom = model.custom_operators()
+    if not custom:
+        return None
+    nodes = [UnsupportedNode(node, code, "custom TFLite operator") for code, names in custom.items() for node in names]
+    return UnsupportedOperator(
+        nodes,
+        where="TFLite flatbuffer",
+        path=model.path,
+        hint=f"custom operators {', '.join(custom)} need the application's own kernels; "
+        "cut the model before them, or export it without them",
+    )
+
+
+def tflite_tensors(model: flatbuffer.TFLiteModel) -> list[dict[str, Any]]:
+    """Every tensor of the main subgraph: name, dtype, shape (-1 dynamic), quantisation, sparse or not."""
+    main = model.main
     rows = []
-    for detail in interpreter.get_tensor_details():
-        params = detail.get("quantization_parameters") or {}
+    for index, tensor in enumerate(main.tensors):
+        quant = tensor.quantization
+        scales = [float(x) for x in (quant.scale if quant is not None and quant.scale is not None else [])]
+        zeros = [int(x) for x in (quant.zeroPoint if quant is not None and quant.zeroPoint is not None else [])]
         rows.append(
             {
-                "name": detail["name"],
-                "dtype": detail["dtype"].__name__,
-                "shape": [int(d) for d in detail["shape"]],
-                "scales": [float(s) for s in params.get("scales", [])],
-                "zero_points": [int(z) for z in params.get("zero_points", [])],
-                "quantized_dimension": int(params.get("quantized_dimension", 0)),
+                "name": model.tensor_name(main, index),
+                "dtype": model.dtype(main, index),
+                "shape": list(model.signature(main, index)),
+                "scales": scales,
+                "zero_points": zeros,
+                "quantized_dimension": int(quant.quantizedDimension or 0) if quant is not None else 0,
+                "sparse": tensor.sparsity is not None,
             }
         )
     return rows
 
 
 def _describe_tflite(source: Source) -> dict[str, Any]:
-    interpreter = tflite_interpreter(source.path, delegates=False)
-    with quiet():
-        ops = [op["op_name"] for op in interpreter._get_ops_details()]
-    tensors = tflite_tensors(interpreter)
+    model = flatbuffer.read(source.extra["original"], source.path)
+    ops = model.operators()
+    tensors = tflite_tensors(model)
     quantised = [t for t in tensors if t["scales"]]
     per_channel = [t for t in quantised if len(t["scales"]) > 1]
     dtypes = Counter(t["dtype"] for t in quantised)
-    return {
+    main = model.main
+    details = {
         "kind": schema.KIND_NAMES[schema.TFLITE],
-        "inputs": [_tensor_text(d) for d in interpreter.get_input_details()],
-        "outputs": [_tensor_text(d) for d in interpreter.get_output_details()],
-        "operators": _histogram(ops),
+        "inputs": [_tensor_text(tensors[int(i)]) for i in main.inputs],
+        "outputs": [_tensor_text(tensors[int(i)]) for i in main.outputs],
+        "operators": _histogram([o.name for o in ops if o.subgraph == 0]),
         "tensors": len(tensors),
         "quantised tensors": f"{len(quantised)} ({', '.join(f'{k} x{v}' for k, v in sorted(dtypes.items())) or 'none'}), "
         f"{len(per_channel)} per-channel",
         "quantisation": [
             f"{t['name']}: {t['dtype']} "
             + (
-                f"scale {t['scales'][0]:.6g} zero point {t['zero_points'][0]}"
+                f"scale {t['scales'][0]:.6g} zero point {t['zero_points'][0] if t['zero_points'] else 0}"
                 if len(t["scales"]) == 1
                 else f"per-channel axis {t['quantized_dimension']}, {len(t['scales'])} scales"
             )
             for t in quantised
         ],
     }
+    custom = model.custom_operators()
+    if custom:
+        details["custom operators"] = [f"{code}: {', '.join(nodes)}" for code, nodes in custom.items()]
+    sparse_count = sum(t["sparse"] for t in tensors)
+    if sparse_count:
+        details["sparse tensors"] = sparse_count
+    if len(model.model.subgraphs) > 1:
+        details["subgraphs"] = len(model.model.subgraphs)
+    if source.extra.get("notes"):
+        details["rewrites for conversion"] = list(source.extra["notes"])
+    return details
 
 
 def _describe_keras(source: Source) -> dict[str, Any]:

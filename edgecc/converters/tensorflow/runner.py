@@ -13,7 +13,7 @@ from edgecc.converters.tensorflow import schema
 from edgecc.converters.tensorflow.reader import one_line
 from edgecc.converters.tensorflow.runtime import quiet, tf
 from edgecc.converters.tensorflow.schema import Source
-from edgecc.errors import InvalidInputError
+from edgecc.errors import InvalidInputError, UnsupportedError
 from edgecc.inputs import TensorInfo
 
 if TYPE_CHECKING:
@@ -37,8 +37,16 @@ class TensorFlowReference:
         self.nchw = set(nchw)
         label = {schema.TFLITE: "TFLite interpreter"}.get(source.kind, "TensorFlow")
         self.name = f"{label} ({schema.KIND_NAMES[source.kind]})"
+        if source.kind == schema.TFLITE:
+            tflite_interpreters(source)
+            if source.extra["reference_of"] != "the original file":
+                self.name = f"{label} ({source.extra['reference_of']}: {'; '.join(source.extra['notes'])})"
         self.inputs = [_to_nchw(i) if i.name in self.nchw else i for i in source.inputs]
         self.outputs = [TensorInfo(n, None, "float32") for n in source.outputs]
+
+    def spread(self) -> dict[str, float]:
+        """TFLite: per output, the largest difference between XNNPACK and TFLite's builtin kernels so far."""
+        return dict(self.source.extra.get("spread", {}))
 
     def _nhwc(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import numpy as np
@@ -99,8 +107,7 @@ def _run_graph(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.nd
     return {name: _as_numpy(v) for name, v in zip(source.outputs, fetched)}
 
 
-def _run_tflite(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    interpreter = source.extra["interpreter"]
+def _invoke(interpreter: Any, values: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
     details = interpreter.get_input_details()
     resized = False
     for detail in details:
@@ -112,9 +119,73 @@ def _run_tflite(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.n
         interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], values[detail["name"]])
+    interpreter.reset_all_variables()  # every sample from the initial state (an LSTM's state variables persist)
     interpreter.invoke()
     by_name = {d["name"]: d for d in interpreter.get_output_details()}
-    return {name: interpreter.get_tensor(by_name[name]["index"]).copy() for name in source.outputs}
+    return {name: interpreter.get_tensor(by_name[name]["index"]).copy() for name in outputs}
+
+
+def _first_loading(candidates: Sequence[tuple[str, bytes, bool]]) -> tuple[Any, str, list[str]]:
+    """The first (what, bytes, delegates) the interpreter loads: (interpreter, what, why the earlier ones failed)."""
+    from edgecc.converters.tensorflow.reader import interpreter_from_bytes
+
+    failures = []
+    for what, data, delegates in candidates:
+        try:
+            return interpreter_from_bytes(data, delegates=delegates), what, failures
+        except Exception as exc:  # noqa: BLE001 -- the TFLite interpreter raises RuntimeError/ValueError with its own text
+            failures.append(f"{what}: {one_line(exc, 160)}")
+    return None, "", failures
+
+
+def tflite_interpreters(source: Source) -> None:
+    """Load the reference interpreters of a TFLite Source once (kept in `source.extra`).
+
+    The reference runs the original file as users run it (AUTO: XNNPACK, which also runs MediaPipe's custom
+    convolution); when the full interpreter refuses the original, the flatbuffer edgecc rewrote for conversion
+    is run instead (said in the reference's name). A second interpreter over TFLite's own builtin kernels
+    (BUILTIN_WITHOUT_DEFAULT_DELEGATES) measures the reference's spread. Neither loading is exit 4 naming why.
+    """
+    if "interpreter" in source.extra:
+        return
+    original, converted = source.extra["original"], source.extra["converted"]
+    candidates = [("the original file", original, True)]
+    if converted is not original:
+        candidates.append(("the rewritten flatbuffer", converted, True))
+    interpreter, what, failures = _first_loading(candidates)
+    if interpreter is None:
+        raise UnsupportedError(
+            f"no reference for '{source.path}': the TFLite interpreter loads neither {' nor '.join(failures)}",
+            path=source.path,
+            hint="convert with --no-verify (the TFLite Micro runtime, tflite-micro, is not used by edgecc)",
+        )
+    source.extra["interpreter"] = interpreter
+    source.extra["reference_of"] = what
+    second = [("builtin kernels on the original file", original, False)]
+    if converted is not original:
+        second.append(("builtin kernels on the rewritten flatbuffer", converted, False))
+    source.extra["spread_interpreter"], source.extra["spread_of"], _ = _first_loading(second)
+
+
+def _run_tflite(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if source.extra["flatbuffer"].states:  # resource variables: every sample is the first step from the initial state
+        for key in ("interpreter", "spread_interpreter"):
+            source.extra.pop(key, None)
+    tflite_interpreters(source)
+    results = _invoke(source.extra["interpreter"], values, source.outputs)
+    second = source.extra.get("spread_interpreter")
+    if second is not None:
+        import numpy as np
+
+        other = _invoke(second, values, source.outputs)
+        spread = source.extra.setdefault("spread", {})
+        for name, value in results.items():
+            a, b = np.asarray(value, dtype=np.float64), np.asarray(other[name], dtype=np.float64)
+            if a.shape == b.shape and a.size:
+                finite = np.isfinite(a) & np.isfinite(b)
+                diff = float(np.abs(a[finite] - b[finite]).max(initial=0.0))
+                spread[name] = max(spread.get(name, 0.0), diff)
+    return results
 
 
 def _run_tfjs(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from edgecc.converters.caffe.schema import messages
-from tests.conftest import SAMPLES, run_edgecc
+from tests.conftest import SAMPLES, Scratch, assert_clean_failure, run_edgecc
 from tests.converters.caffe.helpers import compare_with_opencv, rand, write_net
 
 PNET = SAMPLES / "models" / "caffe_mtcnn_pnet"
@@ -328,3 +328,17 @@ def test_verify_runs_a_caffe_model_against_its_onnx(tmp_path):
     report = result.json()
     assert report["samples"] == 2 and {o["name"] for o in report["outputs"]} == {"prob1", "conv4-2"}
     assert all(o["max_abs"] < 1e-4 for o in report["outputs"])
+
+
+@pytest.mark.parametrize("flip", [(b"\x04\x03\x03\x03", b"\x04\x03\x03\x02"), (b"\x04\x03\x03\x03", b"\x04\x03\x07\x03")])
+def test_bit_flipped_blob_shape_is_invalid_input(scratch: Scratch, flip) -> None:
+    """A flipped bit in a blob's shape: the values no longer fit the shape, or the shape no longer fits the layer."""
+    proto, model = write_net(scratch.files, SMALL, SMALL_BLOBS)
+    data = model.read_bytes()
+    assert data.count(flip[0]) == 1  # the packed dims of the conv weights
+    model.write_bytes(data.replace(*flip))
+    before = scratch.snapshot()
+    line = assert_clean_failure(scratch.run("convert", proto, model, "-o", scratch.files / "out.onnx"), 3, model.name, "'conv'")
+    assert "4x3x3x2" in line or "4x3x7x3" in line
+    assert scratch.snapshot() == before
+    scratch.assert_nothing_left()

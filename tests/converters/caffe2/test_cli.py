@@ -12,7 +12,7 @@ from google.protobuf import text_format
 
 from edgecc.converters.caffe2 import detect
 from edgecc.converters.caffe2.schema import sniff
-from tests.conftest import make_conv_onnx, run_edgecc
+from tests.conftest import Scratch, assert_clean_failure, make_conv_onnx, run_edgecc
 from tests.converters.caffe2 import reference as ref
 from tests.converters.caffe2.netdefs import assert_close, fill, net, op
 
@@ -269,3 +269,37 @@ def test_init_net_filling_the_input_blob(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     x = RNG.standard_normal((2, 3, 6, 6)).astype(np.float32)
     assert_close(_run(out, x), expected(x))
+
+
+def test_documented_three_file_form(tmp_path: Path) -> None:
+    """README: `edgecc convert predict_net.pbtxt init_net.pb value_info.json -o model.onnx` (shapes from the json)."""
+    predict, init = small_cnn()
+    (tmp_path / "predict_net.pbtxt").write_text(text_format.MessageToString(predict))
+    (tmp_path / "init_net.pb").write_bytes(init.SerializeToString())
+    (tmp_path / "shapes.json").write_text(json.dumps({"data": [1, [2, 3, 6, 6]]}))
+    out = tmp_path / "model.onnx"
+    files = (tmp_path / "predict_net.pbtxt", tmp_path / "init_net.pb", tmp_path / "shapes.json")
+    result = run_edgecc("convert", *files, "--framework", "caffe2", "-o", out)
+    assert result.returncode == 0, result.stderr
+    x = RNG.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    assert_close(_run(out, x), expected(x))
+    inspected = run_edgecc("inspect", *files, "--framework", "caffe2", "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    too_many = run_edgecc("convert", *files, tmp_path / "more.json", "-o", tmp_path / "other.onnx")
+    assert_clean_failure(too_many, 2, "more.json")
+    assert not (tmp_path / "other.onnx").exists()
+
+
+def test_value_info_beside_the_net_linking_outside_is_refused(pair: tuple[Path, Path], scratch: Scratch) -> None:
+    folder = scratch.files / "net"
+    folder.mkdir()
+    for file in pair:
+        (folder / file.name).write_bytes(file.read_bytes())
+    (scratch.root / "elsewhere.json").write_text(json.dumps({"data": [1, [1, 3, 6, 6]]}))
+    (folder / "value_info.json").symlink_to(scratch.root / "elsewhere.json")
+    before = scratch.snapshot()
+    result = scratch.run("convert", folder / "predict_net.pb", folder / "init_net.pb", "-o", scratch.files / "m.onnx")
+    line = assert_clean_failure(result, 3, "predict_net.pb", "value_info.json")
+    assert "outside the folder" in line
+    assert scratch.snapshot() == before
+    scratch.assert_nothing_left()

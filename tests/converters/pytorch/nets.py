@@ -83,3 +83,60 @@ def special_functions() -> SpecialFunctions:
 def not_a_module() -> int:
     """A factory that returns the wrong thing."""
     return 42
+
+
+class RateDependent(nn.Module):
+    """A scripted-friendly module whose forward takes a non-tensor `sr: int` (like Silero VAD's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fast = nn.Linear(8, 4)
+        self.slow = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor, sr: int) -> torch.Tensor:
+        if sr == 16000:
+            return torch.tanh(self.fast(x))
+        return torch.sigmoid(self.slow(x)) * float(sr) / 8000.0
+
+
+def rate_dependent() -> RateDependent:
+    """RateDependent with fixed weights."""
+    torch.manual_seed(3)
+    return RateDependent().eval()
+
+
+class Recurrent(nn.Module):
+    """A GRU with its state as input and output: (x, h) -> (y, h_new)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(6, 5, batch_first=True)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, h_new = self.gru(x, h)
+        return self.head(y), h_new
+
+
+def recurrent() -> Recurrent:
+    """Recurrent with fixed weights."""
+    torch.manual_seed(4)
+    return Recurrent().eval()
+
+
+class NestedOutputs(nn.Module):
+    """Keyword-only mask, a defaulted flag, and a dict output with a tuple inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor, scale: float = 1.0, debug: bool = False) -> dict:
+        y = self.proj(x) * mask.unsqueeze(-1) * scale
+        return {"scores": y.softmax(-1), "features": (y, y.sum(-1)), "unused": None}
+
+
+def nested_outputs() -> NestedOutputs:
+    """NestedOutputs with fixed weights."""
+    torch.manual_seed(5)
+    return NestedOutputs().eval()

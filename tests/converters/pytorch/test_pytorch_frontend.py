@@ -11,8 +11,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tests.conftest import SAMPLES, run_edgecc
+from tests.conftest import SAMPLES, Scratch, assert_clean_failure, run_edgecc
 from tests.converters.pytorch import nets
+from tests.zips import corrupt_deflate, unknown_compression
 
 NETS = Path(nets.__file__)
 
@@ -209,7 +210,10 @@ def test_unsupported_operators_are_all_listed(tmp_path: Path) -> None:
     result = run_edgecc("convert", f"{NETS}:special_functions", "--input", "x:4", "-o", out)
     assert result.returncode == 4, result.stderr
     assert "bessel_j0" in result.stderr and "bessel_j1" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    # one error line (besides the warning that a factory without a weights file keeps its initial weights)
+    assert [line for line in result.stderr.strip().splitlines() if "WARNING" not in line] == [
+        result.stderr.strip().splitlines()[-1]
+    ]
     assert not out.exists()
 
 
@@ -246,3 +250,51 @@ def test_verify_compares_a_torch_program_with_its_onnx(artefacts: dict[str, Path
     assert result.returncode == 0, result.stderr
     report = result.json()
     assert report["samples"] == 3 and report["outputs"][0]["max_abs"] < 1e-4
+
+
+def test_wrong_rank_input_for_torchscript_names_the_input_and_the_rank(artefacts: dict[str, Path], scratch: Scratch) -> None:
+    out = scratch.files / "x.onnx"
+    result = scratch.run("convert", artefacts["torchscript"], "--input", "x:1x3x16", "-o", out)
+    line = assert_clean_failure(result, 2, "net_ts.pt", "x:1x3x16")
+    assert "4-dimensional" in line  # the rank the model wanted
+    assert not out.exists()
+    scratch.assert_nothing_left()
+
+
+def _rezip(source: Path, out: Path, change) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            data = change(info.filename, old.read(info))
+            if data is not None:
+                new.writestr(info.filename, data)
+    return out
+
+
+@pytest.mark.parametrize("damage", ["corrupt-deflate", "unknown-compression", "missing-weight", "bit-flip"])
+def test_corrupt_exported_program_is_one_clean_line(artefacts: dict[str, Path], scratch: Scratch, damage: str) -> None:
+    """zlib.error / NotImplementedError were exit 1; a missing weight made torch's logger print a traceback."""
+    bad = scratch.files / "bad.pt2"
+    weight = "net/data/weights/weight_8"
+    if damage == "missing-weight":
+        _rezip(artefacts["program"], bad, lambda name, data: None if name == weight else data)
+    elif damage == "bit-flip":
+        _rezip(artefacts["program"], bad, lambda name, data: data)
+        raw = bytearray(bad.read_bytes())
+        with __import__("zipfile").ZipFile(bad) as archive:
+            info = archive.getinfo(weight)
+        at = info.header_offset + 30 + len(weight) + 10
+        raw[at] ^= 0xFF  # inside the deflated data: a CRC mismatch or an invalid stream
+        bad.write_bytes(bytes(raw))
+    else:
+        _rezip(artefacts["program"], bad, lambda name, data: data)
+        (corrupt_deflate if damage == "corrupt-deflate" else unknown_compression)(bad, weight)
+    before = scratch.snapshot()
+    result = scratch.run("convert", bad, "-o", scratch.files / "out.onnx")
+    line = assert_clean_failure(result, 3, "bad.pt2")
+    assert "W1" not in result.stderr and "Ran into" not in result.stderr  # no logger output
+    if damage != "bit-flip":
+        assert weight.split("/", 1)[1] in line or "weight_8" in line or "corrupt" in line
+    assert scratch.snapshot() == before
+    scratch.assert_nothing_left()

@@ -12,8 +12,9 @@ import pytest
 from edgecc.converters import tensorflow as frontend
 from edgecc.converters.tensorflow import schema
 from edgecc.errors import InvalidInputError
-from tests.conftest import REPO, SAMPLES, make_conv_onnx
+from tests.conftest import REPO, SAMPLES, Scratch, assert_clean_failure, make_conv_onnx
 from tests.converters.tensorflow.helpers import TFOptions
+from tests.zips import corrupt_deflate, unknown_compression
 
 KWS = SAMPLES / "models" / "tf_kws_dnn_s" / "DNN_S.pb"
 HELLO = SAMPLES / "models" / "tflite_hello_world_int8" / "hello_world_int8.tflite"
@@ -105,3 +106,25 @@ def test_input_conflicting_with_a_fixed_placeholder_is_a_usage_error(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "fixed to 1x250" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["corrupt-deflate", "unknown-compression"])
+def test_keras_archive_with_broken_compression(cnn_files, scratch: Scratch, damage):
+    """zlib.error / NotImplementedError from the member check were internal errors (exit 1)."""
+    import zipfile
+
+    bad = _copy_as(cnn_files["keras"], scratch.files / "broken.keras")
+    with zipfile.ZipFile(bad) as archive:
+        member = max(archive.infolist(), key=lambda i: i.compress_size if i.compress_type == zipfile.ZIP_DEFLATED else -1)
+    if member.compress_type != zipfile.ZIP_DEFLATED:  # Keras stores members: deflate them so they can be corrupted
+        with zipfile.ZipFile(cnn_files["keras"]) as old, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as new:
+            for info in old.infolist():
+                new.writestr(info.filename, old.read(info))
+        with zipfile.ZipFile(bad) as archive:
+            member = max(archive.infolist(), key=lambda i: i.compress_size)
+    (corrupt_deflate if damage == "corrupt-deflate" else unknown_compression)(bad, member.filename)
+    before = scratch.snapshot()
+    line = assert_clean_failure(scratch.run("convert", bad, "-o", scratch.files / "out.onnx"), 3, "broken.keras")
+    assert ("corrupt" if damage == "corrupt-deflate" else "unsupported compression") in line
+    assert scratch.snapshot() == before
+    scratch.assert_nothing_left()

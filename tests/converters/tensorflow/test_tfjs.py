@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from edgecc.converters import tensorflow as frontend
 from edgecc.converters.tensorflow import schema
 from edgecc.converters.tensorflow.reader import read_manifest_weights
 from edgecc.errors import InvalidInputError
+from tests.conftest import Scratch, assert_clean_failure
 from tests.converters.tensorflow import nets
 from tests.converters.tensorflow.helpers import TFOptions, convert_and_verify
 
@@ -74,5 +76,33 @@ def test_missing_shard_and_wrong_size(keras_cnn, tmp_path):
 
 def test_shard_path_outside_directory_is_refused(tmp_path):
     manifest = [{"paths": ["../secret.bin"], "weights": [{"name": "w", "shape": [1], "dtype": "float32"}]}]
-    with pytest.raises(InvalidInputError, match="leaves the model directory"):
+    with pytest.raises(InvalidInputError, match="outside its folder"):
+        read_manifest_weights(tmp_path / "model.json", manifest)
+
+
+def test_shard_linking_outside_the_model_folder_is_refused(keras_cnn, scratch: Scratch):
+    """A shard that is a symbolic link out of the folder: its real path is checked, not only its name (exit 3)."""
+    path = nets.write_tfjs_layers(keras_cnn, scratch.files / "js")
+    shard = scratch.files / "js" / json.loads(path.read_text())["weightsManifest"][0]["paths"][0]
+    secret = scratch.root / "secret.bin"
+    secret.write_bytes(shard.read_bytes())  # the right bytes: only the link check can refuse it
+    shard.unlink()
+    shard.symlink_to(secret)
+    before = scratch.snapshot()
+    result = scratch.run("convert", path, "-o", scratch.files / "out.onnx")
+    line = assert_clean_failure(result, 3, "model.json", shard.name)
+    assert "outside the folder" in line
+    assert scratch.snapshot() == before
+    scratch.assert_nothing_left()
+
+
+@pytest.mark.parametrize("kind", ["loop", "device"])
+def test_shard_that_loops_or_is_a_device_is_refused(tmp_path, kind):
+    if kind == "loop":
+        (tmp_path / "w.bin").symlink_to("v.bin")
+        (tmp_path / "v.bin").symlink_to("w.bin")
+    else:
+        os.mkfifo(tmp_path / "w.bin")  # inside the folder, but not a regular file
+    manifest = [{"paths": ["w.bin"], "weights": [{"name": "w", "shape": [1], "dtype": "float32"}]}]
+    with pytest.raises(InvalidInputError, match="loop of symbolic links" if kind == "loop" else "not a regular file"):
         read_manifest_weights(tmp_path / "model.json", manifest)

@@ -185,6 +185,16 @@ CASES: dict[str, tuple[Callable[[np.random.Generator], onnx.ModelProto], str]] =
         ),
         "PRELU",
     ),
+    # MediaPipe's detectors: a per-channel slope of rank 4 with negative entries (an int8 slope after quantisation)
+    "prelu_rank4_slope": (
+        _with(
+            lambda r: [_f("slope", np.linspace(-0.4, 0.9, 8).reshape(1, 8, 1, 1))],
+            op="PRelu",
+            out_shape=X4,
+            inputs=["$", "slope"],
+        ),
+        "PRELU",
+    ),
     "hardswish": (_single("HardSwish", X4), "HARD_SWISH"),
     "concat": (_single("Concat", [1, 16, 10, 10], inputs=["$", "x"], axis=1), "CONCATENATION"),
     "pad": (
