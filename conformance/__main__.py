@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conformance.entries import load_entries
 from conformance.harness import FAST_TARGETS, TARGETS, Settings, run_entries
-from conformance.report import accepted_document, totals, totals_markdown, write_reports
+from conformance.report import accepted_document, causes_of, totals, totals_markdown, write_reports
 
 ROOT = Path(__file__).resolve().parent
 EXIT_REGRESSION = 5
@@ -82,8 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for key in comparison["improvements"]:
         print(f"improved: {key} (run with --accept to record it)")
+    why = {f["key"]: f for f in causes_of(results)}
     for key in comparison["regressions"]:
-        print(f"REGRESSION: {key} was ok in {accepted_path.name} and is not now", file=sys.stderr)
+        failure = why.get(key)
+        detail = f" ({failure['outcome']}: {failure['message'][:300]})" if failure else " (not run)"
+        print(f"REGRESSION: {key} was ok in {accepted_path.name} and is not now{detail}", file=sys.stderr)
+    if comparison["regressions"]:  # the end of the log is what CI keeps: say how this host ran int8 there too
+        print(f"onnxruntime int8 kernels on this host: {host_int8_mode()}", file=sys.stderr)
     return EXIT_REGRESSION if comparison["regressions"] else 0
 
 

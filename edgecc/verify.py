@@ -39,6 +39,7 @@ __all__ = [
     "compare_outputs",
     "compare_samples",
     "compute_metrics",
+    "emulated_int8_tolerance",
     "per_layer",
     "run_samples",
     "stack_samples",
@@ -113,6 +114,19 @@ _PRECISION_PRESET = {
     "int16": "int8",
     "int4": "int8",
 }
+
+
+def emulated_int8_tolerance(tolerance: Tolerance) -> Tolerance:
+    """The criteria against an integer implementation when onnxruntime ran the quantised candidate with its reference
+    int8 kernels (`edgecc.ortint8`: a float emulation of the QDQ graph on CPUs whose fused kernels saturate).
+
+    Outputs held in quantisation steps are judged by the int8 preset (cosine >= 0.99) instead: the emulation rounds
+    once per layer where the integer kernels round differently, and one-step differences grow through the layers, so a
+    steps bound would fail correct conversions. Other criteria are returned as they are.
+    """
+    if tolerance.max_steps is None and tolerance.min_within_one_step is None:
+        return tolerance
+    return TOLERANCE_PRESETS["int8"]
 
 
 def tolerance_for(precision: str, dtype: str = "float32") -> Tolerance:
@@ -458,12 +472,17 @@ def _spread_tolerance(
     A reference whose framework gives different valid answers on the same input (TFLite's XNNPACK delegate
     against its builtin kernels) offers `spread() -> {output: max abs difference between the two}` after its
     runs; an output's atol grows by twice that (the candidate may sit on the far side of either) and an
-    integer output's max_steps by the spread (in steps) rounded up. Outputs without spread keep their criteria.
+    integer output's max_steps by the spread (in steps) rounded up. A reference that also offers
+    `spread_within_one() -> {output: fraction of elements its kernels agree on within one step}` lowers an integer
+    output's `min_within_one_step` to that fraction: the candidate may disagree with the reference as often as the
+    reference disagrees with itself. Outputs without spread keep their criteria.
     """
     spread_of = getattr(reference, "spread", None)
     spread = spread_of() if callable(spread_of) else {}
     if not spread:
         return tolerance, []
+    agreement_of = getattr(reference, "spread_within_one", None)
+    agreement = agreement_of() if callable(agreement_of) else {}
     per_output: dict[str, Tolerance] = {}
     notes = []
     for ref_name, cand_name in pairs:
@@ -474,13 +493,23 @@ def _spread_tolerance(
             continue
         widened = base
         if base.max_steps is not None:  # compare_samples steps integer outputs only: the spread is in steps
-            widened = Tolerance(
-                base.atol, base.rtol, base.min_cosine, base.max_steps + math.ceil(amount), base.min_within_one_step
-            )
+            within = base.min_within_one_step
+            if within is not None and ref_name in agreement:
+                within = min(within, float(agreement[ref_name]))
+            widened = Tolerance(base.atol, base.rtol, base.min_cosine, base.max_steps + math.ceil(amount), within)
         elif base.atol is not None or base.rtol is not None:
             widened = base.with_overrides(atol=(base.atol or 0.0) + 2 * amount)
         per_output[cand_name] = widened
-        notes.append(f"{ref_name}: the reference's kernels disagree by up to {amount:.3g}; tolerance widened by it")
+        if widened == base:  # criteria without a bound to widen (e.g. cosine only)
+            continue
+        agreed = (
+            f", agree within one step on {widened.min_within_one_step:.1%}"
+            if widened.min_within_one_step is not None and widened.min_within_one_step != base.min_within_one_step
+            else ""
+        )
+        notes.append(
+            f"{ref_name}: the reference's kernels disagree by up to {amount:.3g}{agreed}; tolerance widened by it"
+        )
     return per_output, notes
 
 

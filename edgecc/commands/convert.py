@@ -137,7 +137,12 @@ def command(
         conversion = convert(sources, options)
     report = None
     if not no_verify:
-        tolerance = conversion_tolerance(conversion).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+        overridden = any(value is not None for value in (atol, rtol, min_cosine))
+        tolerance = (
+            conversion_tolerance(conversion).with_overrides(atol=atol, rtol=rtol, min_cosine=min_cosine)
+            if overridden
+            else None  # the default criteria, which verify_conversion adapts to how onnxruntime runs int8 here
+        )
         with ui.status("verifying against the original framework"):
             report = verify_conversion(conversion, tolerance, data=data, seed=seed)
         if report is None:

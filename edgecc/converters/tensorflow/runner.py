@@ -48,6 +48,12 @@ class TensorFlowReference:
         """TFLite: per output, the largest difference between XNNPACK and TFLite's builtin kernels so far."""
         return dict(self.source.extra.get("spread", {}))
 
+    def spread_within_one(self) -> dict[str, float]:
+        """TFLite: per output, the fraction of elements on which XNNPACK and the builtin kernels agree within 1 (one
+        quantisation step of an integer output) so far."""
+        counts = self.source.extra.get("spread_counts", {})
+        return {name: within / total for name, (within, total) in counts.items() if total}
+
     def _nhwc(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import numpy as np
 
@@ -183,8 +189,11 @@ def _run_tflite(source: Source, values: dict[str, np.ndarray]) -> dict[str, np.n
             a, b = np.asarray(value, dtype=np.float64), np.asarray(other[name], dtype=np.float64)
             if a.shape == b.shape and a.size:
                 finite = np.isfinite(a) & np.isfinite(b)
-                diff = float(np.abs(a[finite] - b[finite]).max(initial=0.0))
-                spread[name] = max(spread.get(name, 0.0), diff)
+                gaps = np.abs(a[finite] - b[finite])
+                spread[name] = max(spread.get(name, 0.0), float(gaps.max(initial=0.0)))
+                counts = source.extra.setdefault("spread_counts", {})
+                within, total = counts.get(name, (0, 0))
+                counts[name] = (within + int((gaps <= 1.0).sum()), total + int(gaps.size))
     return results
 
 

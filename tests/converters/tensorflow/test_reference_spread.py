@@ -44,3 +44,30 @@ def test_verification_reports_the_spread(cnn_tflite):
     converted = convert_and_verify(cnn_tflite["float"])
     assert converted.report.passed, converted.report.to_dict()
     assert converted.report.tolerance == TOLERANCE_PRESETS["fp32"]  # the base criteria stay what they were
+
+
+def test_integer_spread_lowers_the_within_one_step_floor_to_the_reference_own_agreement(cnn_tflite):
+    path = str(cnn_tflite["int8"])
+    reference = frontend.reference([path], TFOptions())
+    key = reference.inputs[0].name
+    feeds = [
+        {key: np.random.default_rng(i).integers(-128, 128, size=(1, 16, 16, 3)).astype(np.int8)} for i in range(3)
+    ]
+    for feed in feeds:
+        reference.run(feed)
+    data = cnn_tflite["int8"].read_bytes()
+    gaps = np.concatenate(
+        [
+            np.abs(_run(data, "AUTO", f[key]) - _run(data, "BUILTIN_WITHOUT_DEFAULT_DELEGATES", f[key])).ravel()
+            for f in feeds
+        ]
+    )
+    (name,) = reference.spread_within_one()
+    assert reference.spread_within_one()[name] == float((gaps <= 1).mean())
+    base = TOLERANCE_PRESETS["steps"]
+    widened, _ = _spread_tolerance(reference, [(name, name)], base)
+    if gaps.max() > 0:
+        assert widened[name].max_steps == base.max_steps + int(np.ceil(gaps.max()))
+        assert widened[name].min_within_one_step == min(base.min_within_one_step, float((gaps <= 1).mean()))
+    else:
+        assert widened[name] == base
