@@ -24,6 +24,7 @@ __all__ = [
     "infer_shapes",
     "graph_inputs",
     "graph_outputs",
+    "ir_version_for",
     "apply_input_specs",
     "extract_outputs",
     "default_opset",
@@ -69,6 +70,13 @@ def _shape_of(value_info: "onnx.ValueInfoProto") -> tuple[Dim, ...] | None:
 
 def _info(value_info: "onnx.ValueInfoProto") -> TensorInfo:
     return TensorInfo(value_info.name, _shape_of(value_info), _np_dtype_name(value_info.type.tensor_type.elem_type))
+
+
+def ir_version_for(opset: int) -> int:
+    """The lowest IR version that an ai.onnx opset needs (IR 8 for opset 17, as onnx's helper says)."""
+    from onnx import helper
+
+    return int(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]))
 
 
 def graph_inputs(model: "onnx.ModelProto") -> list[TensorInfo]:

@@ -285,6 +285,7 @@ def convert_opset(model: "onnx.ModelProto", target: int, *, path: str | Path = "
     try:
         converted = version_converter.convert_version(model, target)
         _drop_attributes_unknown_to_target(converted, source, target)
+        _ir_version_of_opset(converted, target)
         onnx.checker.check_model(converted)
         return converted
     except Exception as exc:  # noqa: BLE001 -- onnx's version converter (RuntimeError) or checker (ValidationError), and more
@@ -297,6 +298,7 @@ def convert_opset(model: "onnx.ModelProto", target: int, *, path: str | Path = "
             ) from None
         log.info("onnx's version converter failed (%s); using edgecc's downgrade adapters", onnx_reason)
     converted = downgrade(model, target, path=path)
+    _ir_version_of_opset(converted, target)
     try:
         onnx.checker.check_model(converted)
     except onnx.checker.ValidationError as exc:
@@ -306,6 +308,15 @@ def convert_opset(model: "onnx.ModelProto", target: int, *, path: str | Path = "
             hint=f"keep the model's opset with --opset {source}",
         ) from None
     return converted
+
+
+def _ir_version_of_opset(model: "onnx.ModelProto", opset: int) -> None:
+    """Give a converted model the IR version of its new opset (onnx's converter keeps the old one: IR 4 at opset 17).
+
+    Raised only: a lower IR version is never written over a higher one the model already declares."""
+    from edgecc.onnxutil import ir_version_for
+
+    model.ir_version = max(model.ir_version, ir_version_for(opset))
 
 
 def _drop_attributes_unknown_to_target(model: "onnx.ModelProto", source: int, target: int) -> None:

@@ -382,3 +382,21 @@ def test_downgrade_lowers_split_and_reduce_inside_nested_subgraphs():
     onnx.checker.check_model(lowered, full_check=True)
     for feeds in _control_flow_feeds():
         _assert_same_outputs(original, lowered, feeds)
+
+
+@pytest.mark.parametrize(("source", "target", "ir_version"), [(9, 17, 8), (11, 13, 7), (17, 18, 8)])
+def test_a_converted_model_gets_the_ir_version_of_its_new_opset(source, target, ir_version):
+    # onnx's converter keeps the old IR version: a PyTorch-1.x file (IR 4, opset 9) became "IR 4 at opset 17"
+    x = helper.make_tensor_value_info("x", F, [1, 4])
+    y = helper.make_tensor_value_info("y", F, [1, 4])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", source)],
+    )
+    model.ir_version = 4
+    converted = convert_opset(model, target)
+    assert default_opset(converted) == target and converted.ir_version == ir_version
+    feeds = {"x": np.array([[-1.0, 0.0, 1.0, 2.0]], np.float32)}
+    _assert_same_outputs(model, converted, feeds, exact=True)
+    model.ir_version = 9  # a higher IR version the model already declares is kept
+    assert convert_opset(model, target).ir_version == 9

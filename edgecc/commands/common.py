@@ -68,6 +68,16 @@ def tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def keep_initializer_inputs_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --keep-initializer-inputs (edgecc.passes' constant-initializer-inputs is skipped)."""
+    return click.option(
+        "--keep-initializer-inputs",
+        is_flag=True,
+        help="Keep initializers that are also listed as graph inputs overridable (default: treated as constants, "
+        "as IR < 4 files and exporters that list every weight mean them).",
+    )(func)
+
+
 def model_files_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
     """MODEL [WEIGHTS [VALUE_INFO]]: the model and up to MAX_EXTRA_FILES files that belong to it (`model_files`)."""
     func = click.argument("weights", nargs=-1, metavar="[WEIGHTS [VALUE_INFO]]")(func)

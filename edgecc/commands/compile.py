@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from edgecc.commands.common import SEED, common_options, data_option, image_options, tolerance_options
+from edgecc.commands.common import (
+    SEED,
+    common_options,
+    data_option,
+    image_options,
+    keep_initializer_inputs_option,
+    tolerance_options,
+)
 from edgecc.ui import Ui
 
 __all__ = ["command", "parse_vendor_options", "show_placement"]
@@ -139,6 +146,7 @@ def parse_vendor_options(args: tuple[str, ...]) -> dict[str, str]:
     metavar="KEY=VALUE",
     help="Option passed through to the target's vendor compiler (e.g. system-config=Ethos_U55_High_End_Embedded).",
 )
+@keep_initializer_inputs_option
 @tolerance_options
 @image_options
 @common_options
@@ -157,6 +165,7 @@ def command(
     archive: bool,
     no_vendor_compile: bool,
     vendor_option_args: tuple[str, ...],
+    keep_initializer_inputs: bool,
     atol: float | None,
     rtol: float | None,
     min_cosine: float | None,
@@ -195,6 +204,7 @@ def command(
         partitioner=partitioner,
         max_partitions=max_partitions,
         level=level,
+        keep_initializer_inputs=keep_initializer_inputs,
         samples=samples,
         seed=seed,
         tolerance=tolerance,

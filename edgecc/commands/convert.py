@@ -10,6 +10,7 @@ from edgecc.commands.common import (
     SEED,
     common_options,
     data_option,
+    keep_initializer_inputs_option,
     model_files,
     model_files_arguments,
     split_names,
@@ -72,6 +73,7 @@ def _parse_opset(text: str) -> int | None:
 @click.option("--no-optimize", is_flag=True, help="Skip the -O1 cleanup passes (edgecc optimize runs more).")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the original framework.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random verification inputs.")
+@keep_initializer_inputs_option
 @tolerance_options
 @common_options
 def command(
@@ -92,6 +94,7 @@ def command(
     no_optimize: bool,
     no_verify: bool,
     seed: int,
+    keep_initializer_inputs: bool,
     atol: float | None,
     rtol: float | None,
     min_cosine: float | None,
@@ -126,6 +129,7 @@ def command(
         random_weights=random_weights,
         epoch=epoch,
         optimize=not no_optimize,
+        keep_initializer_inputs=keep_initializer_inputs,
         signature=signature,
         dequantize=dequantize,
         nchw_inputs=split_names(nchw_inputs),

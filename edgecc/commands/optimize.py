@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from edgecc.commands.common import SEED, common_options, data_option, split_names, tolerance_options
+from edgecc.commands.common import (
+    SEED,
+    common_options,
+    data_option,
+    keep_initializer_inputs_option,
+    split_names,
+    tolerance_options,
+)
 from edgecc.ui import Ui
 
 __all__ = ["command"]
@@ -42,6 +49,7 @@ __all__ = ["command"]
 @data_option("--data", "data_args", what="Verification inputs")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with the input model.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random verification inputs.")
+@keep_initializer_inputs_option
 @tolerance_options
 @common_options
 def command(
@@ -55,6 +63,7 @@ def command(
     data_args: tuple[str, ...],
     no_verify: bool,
     seed: int,
+    keep_initializer_inputs: bool,
     atol: float | None,
     rtol: float | None,
     min_cosine: float | None,
@@ -92,6 +101,7 @@ def command(
             rtol=rtol,
             min_cosine=min_cosine,
             name=model,
+            keep_initializer_inputs=keep_initializer_inputs,
         )
     check_model(optimized, path=out_path)
     show_optimize_report(ui, report)

@@ -24,6 +24,7 @@ class ConvertOptions:
     random_weights: bool = False  # Caffe/Caffe2: allow a net without trained weights (testing only)
     epoch: int | None = None  # MXNet: which prefix-NNNN.params to read
     optimize: bool = True  # run the -O1 cleanup passes after conversion
+    keep_initializer_inputs: bool = False  # cleanup keeps initializers listed as graph inputs overridable
     signature: str | None = None  # TensorFlow SavedModel: signature to convert (None: serving_default)
     dequantize: bool = False  # TFLite: float graph instead of QDQ for quantised models
     nchw_inputs: tuple[str, ...] = ()  # TensorFlow: inputs the ONNX model takes as NCHW (transposed to NHWC inside)

@@ -34,6 +34,7 @@ class PassContext:
 
     opset: int | None = None  # target ai.onnx opset for opset-dependent rewrites
     fold_size_limit: int = 1 << 20  # constant folding: largest tensor (elements) created or read
+    keep_initializer_inputs: bool = False  # initializers also listed as graph inputs stay overridable inputs
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,14 @@ def load_passes() -> Registry[Pass]:
 #: what each -O level adds to the level below it (index = level; -O0 runs nothing)
 LEVEL_ADDITIONS: tuple[tuple[str, ...], ...] = (
     (),
-    ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
+    (
+        "constant-initializer-inputs",
+        "eliminate-identity",
+        "fold-constants",
+        "eliminate-dead-code",
+        "dedup-initializers",
+        "eliminate-common-subexpressions",
+    ),
     (
         "fold-batchnorm",
         "fold-affine",

@@ -52,6 +52,28 @@ def _to_identity_rules() -> list[Any]:
     return [NoOpReshape.rule(), InferenceDropout.rule()]
 
 
+@register_pass("constant-initializer-inputs", "cleanup")
+def constant_initializer_inputs(model: "ir.Model", context: PassContext) -> PassResult:
+    """Treat initializers that are also graph inputs as constants (IR < 4 files, or every initializer listed)."""
+    graph = model.graph
+    listed = [value for value in graph.inputs if value.name in graph.initializers]
+    if context.keep_initializer_inputs or not listed:
+        return PassResult(model, modified=False)
+    # IR < 4 lists every initializer as an input because it must; an exporter that lists all of them
+    # (keep_initializers_as_inputs) did it by habit. A partial list is a deliberate default (e.g. a streaming
+    # model's state) and stays overridable.
+    if model.ir_version >= 4 and len(listed) < len(graph.initializers):
+        return PassResult(model, modified=False)
+    for value in listed:
+        graph.inputs.remove(value)
+    if model.ir_version < 4:
+        from edgecc.onnxutil import ir_version_for
+
+        opset = model_opset(model)
+        model.ir_version = max(4, ir_version_for(opset) if opset else 4)
+    return PassResult.counted(model, len(listed))
+
+
 @register_pass("eliminate-identity", "cleanup")
 def eliminate_identity(model: "ir.Model", context: PassContext) -> PassResult:
     """Remove Identity, inference Dropout, no-op Cast/Expand/Transpose/Reshape and x+0, x*1, x-0, x/1."""

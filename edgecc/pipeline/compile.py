@@ -32,6 +32,7 @@ class CompileOptions:
     partitioner: str = "optimal"
     max_partitions: int | None = None
     level: int = 2
+    keep_initializer_inputs: bool = False  # the pre-placement passes keep initializers listed as inputs overridable
     samples: int = 4  # random samples when no calibration data is given (and the count of `--calibration random`)
     seed: int = 0
     tolerance: Tolerance | None = None  # None: the precision's default (edgecc.verify.tolerance_for)
@@ -83,7 +84,7 @@ def compile_model(
     from edgecc.errors import NumericsError
     from edgecc.onnxutil import apply_input_specs, infer_shapes
     from edgecc.ortrun import OrtRunner
-    from edgecc.passes import pipeline_for, run_passes
+    from edgecc.passes import PassContext, pipeline_for, run_passes
     from edgecc.pipeline.manifest import make_manifest
     from edgecc.runtime import load as load_bundle
     from edgecc.targets import get_target
@@ -106,7 +107,8 @@ def compile_model(
     require_calibration(model, target, precision, samples.feeds if calibration else [], path)
     reference_model = model
     if options.level > 0:
-        model, _ = run_passes(model, pipeline_for(options.level))
+        context = PassContext(keep_initializer_inputs=options.keep_initializer_inputs)
+        model, _ = run_passes(model, pipeline_for(options.level), context=context)
     model = infer_shapes(sink_constant_nodes(model))
     graph, support, problem, plan, scores = plan_model(
         model, target, precision=precision, partitioner=options.partitioner, max_partitions=options.max_partitions

@@ -58,7 +58,8 @@ def _cleanup(model: "onnx.ModelProto", options: ConvertOptions) -> "onnx.ModelPr
     from edgecc.pipeline.optimize import stamp_passes
 
     names = LEVELS[1]
-    cleaned, report = run_passes(model, names, context=PassContext(opset=options.opset))
+    context = PassContext(opset=options.opset, keep_initializer_inputs=options.keep_initializer_inputs)
+    cleaned, report = run_passes(model, names, context=context)
     log.info("cleanup: %d -> %d nodes", report.nodes_before, report.nodes_after)
     stamp_passes(cleaned, names)
     return cleaned

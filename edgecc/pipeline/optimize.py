@@ -39,9 +39,11 @@ def optimize_and_verify(
     rtol: float | None = None,
     min_cosine: float | None = None,
     name: str = "<model>",
+    keep_initializer_inputs: bool = False,
 ) -> tuple["onnx.ModelProto", "OptimizeReport", "VerificationReport | None"]:
     """Run the passes; unless `verify` is off, compare with the input under onnxruntime (exit 5 on drift).
 
+    `keep_initializer_inputs`: initializers also listed as graph inputs stay overridable inputs (else constants).
     `data`: DATA values (`edgecc.data` grammar) or feeds for the check; none: one random sample.
     """
     from edgecc.data import DataOptions, samples_or_random
@@ -49,7 +51,8 @@ def optimize_and_verify(
     from edgecc.passes import PassContext, run_passes
     from edgecc.verify import compare_samples, tolerance_for
 
-    optimized, report = run_passes(model, names, context=PassContext(opset=opset), max_iterations=max_iterations)
+    context = PassContext(opset=opset, keep_initializer_inputs=keep_initializer_inputs)
+    optimized, report = run_passes(model, names, context=context, max_iterations=max_iterations)
     stamp_passes(optimized, names)
     if not verify:
         return optimized, report, None

@@ -108,6 +108,22 @@ def _prepared(model: onnx.ModelProto) -> onnx.ModelProto:
     return infer_shapes(model)
 
 
+#: the ai.onnx opset int8 models are written at, at least: per-channel weights need DequantizeLinear's `axis` (13)
+QUANTIZATION_OPSET = 13
+
+
+def _at_quantization_opset(model: onnx.ModelProto, name: str) -> tuple[onnx.ModelProto, str | None]:
+    """The model raised to `QUANTIZATION_OPSET` when it is below it (with the report's note saying so), else as is."""
+    from edgecc.onnxutil import default_opset
+    from edgecc.opset import convert_opset
+
+    current = default_opset(model)
+    if not current or current >= QUANTIZATION_OPSET:
+        return model, None
+    raised = convert_opset(model, QUANTIZATION_OPSET, path=name)
+    return raised, f"opset {current} raised to {QUANTIZATION_OPSET} before quantising (per-channel Q/DQ needs it)"
+
+
 def _optimized(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model after edgecc's level-2 passes (BatchNorm folding, cleanup); unchanged if a pass fails."""
     from edgecc.errors import EdgeccError
@@ -220,9 +236,9 @@ def _ort_quantize(
             extra["TensorQuantOverrides"] = fixed
     tensors = TensorsData(CalibrationMethod.MinMax, {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in ranges.items()})
     work = copy.deepcopy(model)
-    work = update_opset_version(work, weight, activation)
     try:
         with quiet_root_records("onnxruntime"):  # onnxruntime.quantization warns through the root logger
+            work = update_opset_version(work, weight, activation)
             if options.quant_format == "qoperator":
                 op_types = list(QLinearOpsRegistry.keys())
                 quantizer = ONNXQuantizer(
@@ -436,7 +452,11 @@ def quantize_model(
         return model, report
     mode = "fp16" if scheme.precision == "fp16" else options.mode
     _check_float_weights(model, name)
-    float_model = _prepared(_optimized(model) if options.optimize else model)
+    float_model = _optimized(model) if options.optimize else model
+    upgrade_note = None
+    if mode != "fp16":
+        float_model, upgrade_note = _at_quantization_opset(float_model, name)
+    float_model = _prepared(float_model)
     exclude = _excluded(float_model, options)
     calib, held_out, note = _split(feeds, options.holdout) if feeds else ([], [], None)
     report = QuantReport(
@@ -453,8 +473,7 @@ def quantize_model(
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()},
     }
     report.settings["mode"] = mode
-    if note:
-        report.notes.append(note)
+    report.notes.extend(n for n in (upgrade_note, note) if n)
     if mode == "fp16":
         result = _fp16(float_model, options, exclude)
     elif mode == "dynamic":

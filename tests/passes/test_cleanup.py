@@ -378,3 +378,51 @@ def test_normalize_opset_leaves_a_model_already_at_its_opset() -> None:
     assert report.passes[0].rewrites == 0
     assert _opset(result) == 17
     check_unchanged(model, "normalize-opset")
+
+
+# --- constant-initializer-inputs ------------------------------------------------------------------------------------
+
+
+def _weights_listed_as_inputs(ir_version: int, *, listed: str = "all") -> onnx.ModelProto:
+    """Conv -> BatchNormalization -> Relu whose weights are initializers and (all, or only the Conv weight) inputs."""
+    rng = np.random.default_rng(0)
+    inits = [
+        const("w", rng.normal(size=(4, 3, 3, 3))),
+        const("gamma", rng.uniform(0.5, 1.5, 4)),
+        const("beta", rng.normal(size=4)),
+        const("mean", rng.normal(size=4)),
+        const("var", rng.uniform(0.5, 2.0, 4)),
+    ]
+    names = [t.name for t in inits] if listed == "all" else ["w"]
+    shapes = {t.name: list(t.dims) for t in inits}
+    inputs = [("x", [1, 3, 8, 8])] + [(name, shapes[name]) for name in names]
+    nodes = [
+        node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["b"]),
+        node("Relu", ["b"], ["y"]),
+    ]
+    return make_model(nodes, inputs, [("y", [1, 4, 8, 8])], inits, opset=9, ir_version=ir_version)
+
+
+@pytest.mark.parametrize("ir_version", [3, 4, 8])
+def test_initializers_listed_as_inputs_become_constants_and_batchnorm_folds(ir_version: int) -> None:
+    model = _weights_listed_as_inputs(ir_version)
+    result, report = optimize(model, ["constant-initializer-inputs", "fold-batchnorm"])
+    assert [i.name for i in result.graph.input] == ["x"]
+    assert ops(result) == {"Conv": 1, "Relu": 1}
+    assert result.ir_version >= 4  # an initializer that is not an input needs IR 4
+    assert report.passes[0].rewrites == 5
+    assert_same_outputs(model, result)
+
+
+def test_a_partial_list_of_initializer_inputs_is_a_deliberate_default_and_stays() -> None:
+    model = _weights_listed_as_inputs(8, listed="w")
+    result = check_unchanged(model, "constant-initializer-inputs")
+    assert [i.name for i in result.graph.input] == ["x", "w"]
+
+
+def test_keep_initializer_inputs_keeps_them_overridable() -> None:
+    model = _weights_listed_as_inputs(4)
+    result, report = optimize(model, ["constant-initializer-inputs", "fold-batchnorm"], keep_initializer_inputs=True)
+    assert len(result.graph.input) == 6 and ops(result)["BatchNormalization"] == 1
+    assert not report.passes[0].rewrites

@@ -51,8 +51,16 @@ def test_levels_only_name_registered_passes_and_grow() -> None:
 #: the -O levels as they were written out in full before they were composed (copied once, here)
 LITERAL_LEVELS = {
     0: (),
-    1: ("eliminate-identity", "fold-constants", "eliminate-dead-code", "dedup-initializers", "eliminate-common-subexpressions"),
+    1: (
+        "constant-initializer-inputs",
+        "eliminate-identity",
+        "fold-constants",
+        "eliminate-dead-code",
+        "dedup-initializers",
+        "eliminate-common-subexpressions",
+    ),
     2: (
+        "constant-initializer-inputs",
         "eliminate-identity",
         "fold-constants",
         "eliminate-dead-code",
@@ -67,6 +75,7 @@ LITERAL_LEVELS = {
         "optimize-transposes",
     ),
     3: (
+        "constant-initializer-inputs",
         "eliminate-identity",
         "fold-constants",
         "eliminate-dead-code",

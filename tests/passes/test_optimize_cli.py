@@ -253,3 +253,32 @@ def test_convert_stamps_passes_unless_no_optimize(tmp_path: Path) -> None:
     assert "edgecc.passes" not in _metadata(raw)
     _verify(source, out)
     assert_same_outputs(onnx.load(str(source)), onnx.load(str(raw)))
+
+
+def test_initializers_listed_as_inputs_fold_unless_kept(tmp_path: Path) -> None:
+    from tests.legacy_models import ultraface_like
+
+    legacy = ultraface_like(tmp_path / "legacy.onnx")
+    folded, kept = tmp_path / "folded.onnx", tmp_path / "kept.onnx"
+    result = run_edgecc("optimize", legacy, "-O2", "-o", folded, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "BatchNormalization" not in ops(onnx.load(str(folded)))
+    assert [i.name for i in onnx.load(str(folded)).graph.input] == ["input"]
+    result = run_edgecc("optimize", legacy, "-O2", "--keep-initializer-inputs", "-o", kept, "--json")
+    assert result.returncode == 0, result.stderr
+    assert ops(onnx.load(str(kept)))["BatchNormalization"] == 7  # overridable weights cannot be folded
+    _verify(legacy, folded)
+    _verify(legacy, kept)
+
+
+def test_convert_of_a_pytorch_1x_file_writes_the_ir_version_of_opset_17(tmp_path: Path) -> None:
+    from tests.legacy_models import ultraface_like
+
+    legacy = ultraface_like(tmp_path / "legacy.onnx")
+    out = tmp_path / "converted.onnx"
+    result = run_edgecc("convert", legacy, "-o", out, "--json")
+    assert result.returncode == 0, result.stderr
+    converted = onnx.load(str(out))
+    assert converted.ir_version == 8 and converted.opset_import[0].version == 17
+    assert [i.name for i in converted.graph.input] == ["input"]
+    _verify(legacy, out)
