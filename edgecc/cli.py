@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `edgecc` console script."""
     from edgecc.commands import common
 
+    common.forget_active_ui()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("EDGECC_DEBUG") == "1"
     json_mode = "--json" in args

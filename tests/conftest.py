@@ -96,8 +96,10 @@ def edgecc_executable() -> str:
     return found
 
 
-def run_edgecc(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 300) -> Result:
-    """Run `edgecc ARGS...` as a user would and capture its output."""
+def run_installed_edgecc(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 300
+) -> Result:
+    """Run the installed `edgecc ARGS...` console script in a new process, as a user would, and capture its output."""
     full_env = dict(os.environ)
     full_env.pop("EDGECC_DEBUG", None)
     if env:
@@ -106,6 +108,48 @@ def run_edgecc(*args: str | Path, cwd: Path | None = None, env: dict[str, str] |
         [edgecc_executable(), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_edgecc(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 300) -> Result:
+    """`edgecc ARGS...` through the CLI's own entry function (`edgecc.cli.main`) in this process: the same code path as
+    the console script, without a new interpreter per call. stdout/stderr, the working directory, os.environ, the
+    `edgecc` logger and the warning filters are captured or restored around the call. A run with its own `env`
+    goes to a new process (`run_installed_edgecc`), since variables read at import time would not take effect."""
+    if env:
+        return run_installed_edgecc(*args, cwd=cwd, env=env, timeout=timeout)
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    from edgecc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    logger = logging.getLogger("edgecc")
+    saved_logger = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers = []
+    os.environ.pop("EDGECC_DEBUG", None)
+    code: int | str | None = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        logger.handlers, logger.level, logger.propagate = saved_logger
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        err.write(f"{code}\n")
+        code = 1
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

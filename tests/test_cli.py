@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import edgecc
-from tests.conftest import make_conv_onnx, run_edgecc
+from tests.conftest import make_conv_onnx, run_installed_edgecc
 
 #: packages `edgecc --help` must never import (DESIGN.md: heavy frameworks are imported lazily)
 HEAVY = ("torch", "tensorflow", "onnx", "onnxruntime", "numpy", "tf2onnx", "keras", "onnx_ir", "onnxscript")
@@ -69,7 +69,7 @@ def _perturbed_copy(src: Path, dst: Path, name: str = "fc.b", delta: float = 1.0
 
 
 def test_help_lists_the_commands():
-    result = run_edgecc("--help")
+    result = run_installed_edgecc("--help")
     assert result.returncode == 0, result.stderr
     for name in ("convert", "inspect", "verify"):
         assert any(line.strip().startswith(name) for line in result.stdout.splitlines()), result.stdout
@@ -78,7 +78,7 @@ def test_help_lists_the_commands():
 
 @pytest.mark.parametrize("command", ["convert", "inspect", "verify"])
 def test_subcommand_help_exits_zero(command):
-    result = run_edgecc(command, "--help")
+    result = run_installed_edgecc(command, "--help")
     assert result.returncode == 0, result.stderr
     assert f"edgecc {command}" in result.stdout
     assert "--json" in result.stdout
@@ -119,13 +119,13 @@ def test_help_imports_nothing_heavy_according_to_importtime():
 
 
 def test_version_matches_package():
-    result = run_edgecc("--version")
+    result = run_installed_edgecc("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"edgecc {edgecc.__version__}"
 
 
 def test_unknown_command_is_usage_error():
-    result = run_edgecc("frobnicate")
+    result = run_installed_edgecc("frobnicate")
     assert result.returncode == 2
     assert "frobnicate" in result.stderr
     assert "Traceback" not in result.stderr
@@ -133,7 +133,7 @@ def test_unknown_command_is_usage_error():
 
 
 def test_unknown_option_is_usage_error(conv_onnx):
-    result = run_edgecc("inspect", conv_onnx, "--no-such-option")
+    result = run_installed_edgecc("inspect", conv_onnx, "--no-such-option")
     assert result.returncode == 2
     assert "--no-such-option" in result.stderr
     assert "Traceback" not in result.stderr
@@ -143,7 +143,7 @@ def test_unknown_option_is_usage_error(conv_onnx):
 
 
 def test_json_inspect_success_is_one_document(conv_onnx):
-    result = run_edgecc("inspect", conv_onnx, "--json")
+    result = run_installed_edgecc("inspect", conv_onnx, "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)  # the whole of stdout is exactly one document
     assert doc["ok"] is True and doc["command"] == "inspect"
@@ -151,7 +151,7 @@ def test_json_inspect_success_is_one_document(conv_onnx):
 
 
 def test_json_verify_success_is_one_document(conv_onnx):
-    result = run_edgecc("verify", conv_onnx, conv_onnx, "--json")
+    result = run_installed_edgecc("verify", conv_onnx, conv_onnx, "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["ok"] is True and doc["command"] == "verify"
@@ -160,7 +160,7 @@ def test_json_verify_success_is_one_document(conv_onnx):
 
 def test_json_convert_success_is_one_document(conv_onnx, tmp_path):
     out = tmp_path / "out.onnx"
-    result = run_edgecc("convert", conv_onnx, "-o", out, "--json")
+    result = run_installed_edgecc("convert", conv_onnx, "-o", out, "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["ok"] is True and doc["command"] == "convert"
@@ -171,7 +171,7 @@ def test_json_convert_success_is_one_document(conv_onnx, tmp_path):
 def test_json_invalid_input_error_document(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not a model")
-    result = run_edgecc("inspect", bad, "--json")
+    result = run_installed_edgecc("inspect", bad, "--json")
     assert result.returncode == 3
     doc = json.loads(result.stdout)
     assert doc["ok"] is False
@@ -180,7 +180,7 @@ def test_json_invalid_input_error_document(tmp_path):
 
 
 def test_json_usage_error_from_edgecc(conv_onnx):
-    result = run_edgecc("inspect", conv_onnx, "--framework", "no-such-framework", "--json")
+    result = run_installed_edgecc("inspect", conv_onnx, "--framework", "no-such-framework", "--json")
     assert result.returncode == 2
     doc = json.loads(result.stdout)
     assert doc["ok"] is False
@@ -189,7 +189,7 @@ def test_json_usage_error_from_edgecc(conv_onnx):
 
 def test_json_usage_error_from_option_parsing(conv_onnx):
     """A missing required option is a failing command too: --json still owes one JSON document."""
-    result = run_edgecc("convert", conv_onnx, "--json")  # no -o
+    result = run_installed_edgecc("convert", conv_onnx, "--json")  # no -o
     assert result.returncode == 2
     doc = json.loads(result.stdout)
     assert doc["ok"] is False
@@ -199,7 +199,7 @@ def test_json_usage_error_from_option_parsing(conv_onnx):
 def test_json_numerics_failure_document(conv_onnx, tmp_path):
     """verify outside tolerance: one document, ok=false, and the error with its exit code like every other failure."""
     candidate = _perturbed_copy(conv_onnx, tmp_path / "perturbed.onnx")
-    result = run_edgecc("verify", conv_onnx, candidate, "--json")
+    result = run_installed_edgecc("verify", conv_onnx, candidate, "--json")
     assert result.returncode == 5
     doc = json.loads(result.stdout)
     assert doc["ok"] is False
@@ -212,7 +212,7 @@ def test_json_numerics_failure_document(conv_onnx, tmp_path):
 def test_no_traceback_without_debug(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
-    result = run_edgecc("inspect", bad)
+    result = run_installed_edgecc("inspect", bad)
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == _error_lines(result.stderr)
@@ -222,7 +222,7 @@ def test_no_traceback_without_debug(tmp_path):
 def test_traceback_with_debug(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
-    result = run_edgecc("inspect", bad, "--debug")
+    result = run_installed_edgecc("inspect", bad, "--debug")
     assert result.returncode == 3
     assert "Traceback (most recent call last)" in result.stderr
     assert len(_error_lines(result.stderr)) == 1
@@ -232,14 +232,14 @@ def test_traceback_with_debug(tmp_path):
 def test_traceback_with_debug_environment(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"")
-    result = run_edgecc("inspect", bad, env={"EDGECC_DEBUG": "1"})
+    result = run_installed_edgecc("inspect", bad, env={"EDGECC_DEBUG": "1"})
     assert result.returncode == 3
     assert "Traceback (most recent call last)" in result.stderr
 
 
 def test_numerics_failure_has_no_traceback(conv_onnx, tmp_path):
     candidate = _perturbed_copy(conv_onnx, tmp_path / "perturbed.onnx")
-    result = run_edgecc("verify", conv_onnx, candidate)
+    result = run_installed_edgecc("verify", conv_onnx, candidate)
     assert result.returncode == 5
     assert "Traceback" not in result.stderr
     assert len(_error_lines(result.stderr)) == 1
@@ -249,27 +249,27 @@ def test_numerics_failure_has_no_traceback(conv_onnx, tmp_path):
 
 
 def test_quiet_suppresses_inspect_tables(conv_onnx):
-    loud = run_edgecc("inspect", conv_onnx)
+    loud = run_installed_edgecc("inspect", conv_onnx)
     assert loud.returncode == 0
     assert "Conv" in loud.stderr  # the tables are there without -q
-    quiet = run_edgecc("inspect", conv_onnx, "-q")
+    quiet = run_installed_edgecc("inspect", conv_onnx, "-q")
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
     assert quiet.stdout == ""
 
 
 def test_quiet_suppresses_verify_table(conv_onnx, tmp_path):
-    loud = run_edgecc("verify", conv_onnx, conv_onnx)
+    loud = run_installed_edgecc("verify", conv_onnx, conv_onnx)
     assert loud.returncode == 0
     assert "logits" in loud.stderr
-    quiet = run_edgecc("verify", conv_onnx, conv_onnx, "--quiet")
+    quiet = run_installed_edgecc("verify", conv_onnx, conv_onnx, "--quiet")
     assert quiet.returncode == 0
     assert quiet.stderr == "" and quiet.stdout == ""
 
 
 def test_quiet_failure_prints_only_the_error(conv_onnx, tmp_path):
     candidate = _perturbed_copy(conv_onnx, tmp_path / "perturbed.onnx")
-    result = run_edgecc("verify", conv_onnx, candidate, "-q")
+    result = run_installed_edgecc("verify", conv_onnx, candidate, "-q")
     assert result.returncode == 5
     assert result.stderr.strip().splitlines() == _error_lines(result.stderr)
     assert len(_error_lines(result.stderr)) == 1
@@ -277,7 +277,7 @@ def test_quiet_failure_prints_only_the_error(conv_onnx, tmp_path):
 
 def test_quiet_convert_writes_silently(conv_onnx, tmp_path):
     out = tmp_path / "out.onnx"
-    result = run_edgecc("convert", conv_onnx, "-o", out, "-q")
+    result = run_installed_edgecc("convert", conv_onnx, "-o", out, "-q")
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and result.stdout == ""
     import onnx
@@ -295,8 +295,8 @@ def test_convert_is_deterministic(tmp_path):
     model = make_conv_onnx(tmp_path / "m.onnx")
     assert model is not None
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    assert run_edgecc("convert", tmp_path / "m.onnx", "-o", a, "-q").returncode == 0
-    assert run_edgecc("convert", tmp_path / "m.onnx", "-o", b, "-q").returncode == 0
+    assert run_installed_edgecc("convert", tmp_path / "m.onnx", "-o", a, "-q").returncode == 0
+    assert run_installed_edgecc("convert", tmp_path / "m.onnx", "-o", b, "-q").returncode == 0
     assert a.read_bytes() == b.read_bytes()
 
 
@@ -313,7 +313,7 @@ def test_negative_seed_is_a_usage_error(command, conv_onnx, tmp_path):
         "run": ("run", conv_onnx),
         "bench": ("bench", conv_onnx),
     }[command]
-    result = run_edgecc(*args, "--seed", "-1")
+    result = run_installed_edgecc(*args, "--seed", "-1")
     assert result.returncode == 2, result.stderr
     assert "--seed" in result.stderr and "0<=x<=4294967295" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
@@ -321,7 +321,7 @@ def test_negative_seed_is_a_usage_error(command, conv_onnx, tmp_path):
 
 @pytest.mark.parametrize(("option", "value"), [("--repeats", "2147483647"), ("--runs", "0"), ("--warmup", "10001")])
 def test_bench_counts_are_bounded(option, value, conv_onnx):
-    result = run_edgecc("bench", conv_onnx, option, value, timeout=60)
+    result = run_installed_edgecc("bench", conv_onnx, option, value, timeout=60)
     assert result.returncode == 2 and option in result.stderr and "not in the range" in result.stderr
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgecc.logs import captured_records, native_stderr, quiet_loggers, quiet_root_records
-from tests.conftest import make_conv_onnx, run_edgecc
+from tests.conftest import make_conv_onnx, run_installed_edgecc
 
 
 def test_quiet_root_records_drops_only_the_packages_records_and_leaves_the_root_logger_alone(caplog):
@@ -54,14 +54,16 @@ def test_quiet_and_json_print_nothing_extra(tmp_path):
     make_conv_onnx(model, batch=1)
     np.save(tmp_path / "cal.npy", np.random.default_rng(0).standard_normal((8, 1, 3, 16, 16)).astype(np.float32))
     bundle = tmp_path / "cnn.edgecc"
-    compiled = run_edgecc(
+    compiled = run_installed_edgecc(
         "compile", model, "--target", "ethos-u55-128", "--calibration", f"x={tmp_path / 'cal.npy'}", "-o", bundle, "-q"
     )
     assert compiled.returncode == 0, compiled.stderr
     assert compiled.stderr == "" and compiled.stdout == ""
-    ran = run_edgecc("run", bundle, "-q")
+    ran = run_installed_edgecc("run", bundle, "-q")
     assert ran.returncode == 0 and ran.stderr == "" and ran.stdout == ""
-    quantized = run_edgecc("quantize", model, "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "q.onnx", "--json", "-q")
+    quantized = run_installed_edgecc(
+        "quantize", model, "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "q.onnx", "--json", "-q"
+    )
     assert quantized.returncode == 0 and quantized.stderr == ""
     assert json.loads(quantized.stdout)["ok"] is True
 

@@ -15,8 +15,10 @@ __all__ = [
     "common_options",
     "data_option",
     "image_options",
+    "keep_initializer_inputs_option",
     "SEED",
     "model_files",
+    "forget_active_ui",
     "model_files_arguments",
     "split_names",
     "tolerance_options",
@@ -34,6 +36,11 @@ _ACTIVE: list[Ui] = []
 def active_ui() -> Ui | None:
     """The Ui of the command now running (for error reporting in `edgecc.cli.main`)."""
     return _ACTIVE[-1] if _ACTIVE else None
+
+
+def forget_active_ui() -> None:
+    """Start an invocation with no command running (`edgecc.cli.main` may be called more than once in a process)."""
+    _ACTIVE.clear()
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -56,6 +56,34 @@ def _samples(model: onnx.ModelProto, calibration: Any, options: CompileOptions) 
     return samples_or_random(calibration, graph_inputs(model), options.data_options())
 
 
+def _prepare(
+    model: onnx.ModelProto, precision: str, options: CompileOptions, path: str
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The model as placement needs it, and the record of what was done (the manifest's `preparation`): raised to the
+    quantisation opset when an integer precision is asked for and the model is below it, then the `options.level`
+    passes (BatchNorm folding and cleanup, initializers listed as inputs taken as constants unless kept)."""
+    from edgecc.onnxutil import default_opset
+    from edgecc.opset import convert_opset
+    from edgecc.passes import PassContext, pipeline_for, run_passes
+    from edgecc.quantization.core import QUANTIZATION_OPSET
+
+    record: dict[str, Any] = {"level": options.level, "keep_initializer_inputs": options.keep_initializer_inputs}
+    opset = default_opset(model)
+    if precision in ("int8", "int16") and 0 < opset < QUANTIZATION_OPSET:
+        model = convert_opset(model, QUANTIZATION_OPSET, path=path)
+        record["opset"] = {"from": opset, "to": QUANTIZATION_OPSET, "why": "per-channel int8 Q/DQ needs opset 13"}
+    record["nodes_before"] = len(model.graph.node)
+    if options.level > 0:
+        context = PassContext(keep_initializer_inputs=options.keep_initializer_inputs)
+        model, report = run_passes(model, pipeline_for(options.level), context=context)
+        record["passes"] = list(report.pipeline)
+        record["rewrites"] = {p.name: p.rewrites for p in report.passes if p.rewrites}
+    else:
+        record["passes"], record["rewrites"] = [], {}
+    record["nodes_after"] = len(model.graph.node)
+    return model, record
+
+
 def _bundle_tolerance(options: CompileOptions, precisions: Sequence[str], precision: str) -> Tolerance:
     from edgecc.verify import tolerance_for
 
@@ -84,7 +112,6 @@ def compile_model(
     from edgecc.errors import NumericsError
     from edgecc.onnxutil import apply_input_specs, infer_shapes
     from edgecc.ortrun import OrtRunner
-    from edgecc.passes import PassContext, pipeline_for, run_passes
     from edgecc.pipeline.manifest import make_manifest
     from edgecc.runtime import load as load_bundle
     from edgecc.targets import get_target
@@ -106,9 +133,7 @@ def compile_model(
     samples = _samples(model, calibration, options)
     require_calibration(model, target, precision, samples.feeds if calibration else [], path)
     reference_model = model
-    if options.level > 0:
-        context = PassContext(keep_initializer_inputs=options.keep_initializer_inputs)
-        model, _ = run_passes(model, pipeline_for(options.level), context=context)
+    model, preparation = _prepare(model, precision, options, path)
     model = infer_shapes(sink_constant_nodes(model))
     graph, support, problem, plan, scores = plan_model(
         model, target, precision=precision, partitioner=options.partitioner, max_partitions=options.max_partitions
@@ -118,7 +143,7 @@ def compile_model(
     boundary = sorted({t for p in parts for t in p.inputs})
     values = boundary_values(model, boundary, feeds)
     out = Path(out_path)
-    result = CompileResult(target, precision, plan, scores, parts, support, graph)
+    result = CompileResult(target, precision, plan, scores, parts, support, graph, preparation=preparation)
     if on_plan is not None:
         on_plan(result)
     with bundle_io.staging(out, archive=archive) as stage:

@@ -131,6 +131,7 @@ def make_manifest(
             "source": result.target.source,
         },
         "source_model": {"path": Path(source_path).name, "sha256": hashlib.sha256(serialize_onnx(source)).hexdigest()},
+        "preparation": dict(result.preparation),
         "inputs": [_tensor_entry(t, graph) for t in graph.graph_inputs],
         "outputs": [_tensor_entry(t, graph) for t in graph.graph_outputs],
         "partitions": partitions,

@@ -26,3 +26,5 @@ class CompileResult:
     support: list[CheckResult]
     graph: ModelGraph
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: what compile did to the model before placing it (the manifest's `preparation`)
+    preparation: dict[str, Any] = field(default_factory=dict)

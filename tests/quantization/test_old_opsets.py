@@ -1,7 +1,8 @@
 """Models below opset 13 (PyTorch 1.x exports at opset 9/11) are raised to opset 13 before quantising, said in the
 report, never refused: before, onnxruntime's quantiser upgraded them to 11 only and wrote per-channel
 DequantizeLinear nodes with an `axis` that opset 11 lacks (the model would not load: exit 3). The oracle is
-onnxruntime on the float file; the opset-9 model then compiles for Ethos-U55 with the real Vela, every Conv on the NPU."""
+onnxruntime on the float file; the opset-9 model then compiles for Ethos-U55 with the real Vela (the manifest's
+`preparation` records the opset raise and the folding)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,8 @@ def test_an_opset_9_model_compiles_for_ethos_u55_on_the_npu(legacy: Path, tmp_pa
     placed = {p["device"]: p for p in manifest["partitions"]}
     assert "ethos-u55-128" in placed, manifest["partitions"]
     assert manifest["verification"]["passed"] is True
+    preparation = manifest["preparation"]  # what compile did before placing: the opset raise, BatchNorm folding
+    assert preparation["opset"]["from"] == 9 and preparation["opset"]["to"] == 13
+    assert preparation["rewrites"]["constant-initializer-inputs"] == 39
+    assert preparation["rewrites"]["fold-batchnorm"] == 7
+    assert preparation["nodes_after"] < preparation["nodes_before"]

@@ -1,44 +1,20 @@
-"""Helpers for the targets/compile/run tests: run the new commands before and after cli.py registers them, build models."""
+"""Helpers for the targets/compile/run tests: run the commands, build models."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import REPO, SAMPLES, Result
+from tests.conftest import REPO, SAMPLES, Result, run_edgecc
 
 __all__ = ["FIXTURES", "convert_pnet", "convert_resnet20", "dynamic_model", "mixed_model", "run_cmd"]
 
 FIXTURES = REPO / "tests" / "fixtures" / "targets"
 
-_LAUNCH = (
-    "from edgecc.cli import COMMANDS, main\n"
-    "COMMANDS.setdefault('compile', ('edgecc.commands.compile', 'Compile a model for a target into a bundle.'))\n"
-    "COMMANDS.setdefault('run', ('edgecc.commands.run', 'Run a bundle or model.'))\n"
-    "COMMANDS.setdefault('targets', ('edgecc.commands.targets', 'List targets.'))\n"
-    "main()\n"
-)
-
-
 def run_cmd(*args: str | Path, env: dict[str, str] | None = None, timeout: int = 300) -> Result:
-    """`edgecc ARGS...` through the CLI with compile/run/targets registered (switch to run_edgecc once cli.py lists them)."""
-    full_env = dict(os.environ)
-    full_env.pop("EDGECC_DEBUG", None)
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-c", _LAUNCH, *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=full_env,
-        timeout=timeout,
-        cwd=REPO,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    """`edgecc ARGS...` through the CLI, run from the repository root (tests/conftest.py `run_edgecc`)."""
+    return run_edgecc(*args, cwd=REPO, env=env, timeout=timeout)
 
 
 def mixed_model(path: Path, *, seed: int = 0, batch: int | str = 1, size: int = 96, width: int = 32) -> Path:
