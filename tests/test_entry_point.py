@@ -15,7 +15,9 @@ from tests.conftest import make_conv_onnx, run_installed_edgecc
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_conv_onnx(tmp_path_factory.mktemp("entry") / "cnn.onnx", batch=1)
+    path = tmp_path_factory.mktemp("entry") / "cnn.onnx"
+    make_conv_onnx(path, batch=1)
+    return path
 
 
 def _ok(*args: str | Path) -> dict:
@@ -36,8 +38,8 @@ def test_compile_run_bench_and_targets(model: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "cnn.edgecc"
     assert _ok("compile", model, "--target", "hisilicon-npu", "-o", bundle)["ok"] is True
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 16, 16), np.float32))
-    assert _ok("run", bundle, "--input", f"x={tmp_path / 'x.npy'}", "-o", tmp_path / "out.npz")["ok"] is True
-    assert _ok("bench", bundle, "--repeats", "3", "--warmup", "1")["ok"] is True
+    assert _ok("run", bundle, "--data", f"x={tmp_path / 'x.npy'}", "-o", tmp_path / "out.npz")["ok"] is True
+    assert _ok("bench", bundle, "--repeats", "3", "--runs", "2", "--warmup", "1")["ok"] is True
     assert any(t["name"] == "ethos-u55-128" for t in _ok("targets")["targets"])
 
 
