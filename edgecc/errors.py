@@ -1,8 +1,8 @@
 """The EdgeccError hierarchy: every failure a user can meet, with its exit code and a hint.
 
 Exit codes (DESIGN.md): 0 ok, 1 internal error, 2 usage, 3 invalid or corrupt
-input, 4 unsupported operator/feature, 5 numerics outside tolerance, 6 optional
-dependency or external tool missing.
+input, 4 unsupported operator/feature, 5 numerics outside tolerance (or another measured goal the user set, e.g.
+`--min-offload`, not met), 6 optional dependency or external tool missing.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "UnsupportedOperator",
     "UnsupportedNode",
     "NumericsError",
+    "GoalNotMetError",
     "MissingDependencyError",
 ]
 
@@ -146,6 +147,13 @@ class NumericsError(EdgeccError):
         to_dict = getattr(self.report, "to_dict", None)
         data["report"] = to_dict() if callable(to_dict) else dict(self.report) if isinstance(self.report, Mapping) else None
         return data
+
+
+class GoalNotMetError(EdgeccError):
+    """A measured goal the user set is not met (e.g. `--min-offload`): exit 5, like numerics outside tolerance."""
+
+    exit_code = EXIT_NUMERICS
+    kind = "goal-not-met"
 
 
 class MissingDependencyError(EdgeccError):

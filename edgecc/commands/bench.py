@@ -8,6 +8,7 @@ import click
 
 from edgecc.commands.common import SEED, common_options, data_option
 from edgecc.pipeline.benchmark import COUNT_BOUNDS
+from edgecc.pipeline.offload import low_offload_warning, share_cell
 from edgecc.ui import Ui
 
 __all__ = ["command", "threshold_options", "show_records", "show_compare"]
@@ -98,10 +99,12 @@ def show_records(ui: Ui, title: str, records: list[dict[str, Any]]) -> None:
     for r in records:
         m, e, acc = r["latency"]["measured"], r["latency"]["estimated"] or {}, r["accuracy"] or {}
         task = acc.get("task") or {}
+        offload = r.get("offload")
         rows.append(
             [
                 r["target"],
                 r["precision"],
+                share_cell(offload),
                 _fmt(m["p50_ms"], ".3f"),
                 _fmt(m["p90_ms"], ".3f"),
                 _fmt(m["p99_ms"], ".3f"),
@@ -120,6 +123,7 @@ def show_records(ui: Ui, title: str, records: list[dict[str, Any]]) -> None:
         [
             "target",
             "prec.",
+            "on target",
             "p50 ms",
             "p90 ms",
             "p99 ms",
@@ -133,12 +137,17 @@ def show_records(ui: Ui, title: str, records: list[dict[str, Any]]) -> None:
             "size",
         ],
         rows,
-        justify=["left", "left"] + ["right"] * 11,
+        justify=["left", "left"] + ["right"] * 12,
     )
     ui.message(
         "p50/p90/p99, noise (ms): measured with onnxruntime on this host (accelerator numerics emulated); "
-        "est.: estimated by the target's cost model (or its vendor estimator); speed-up: estimated vs the all-CPU placement"
+        "est.: estimated by the target's cost model (or its vendor estimator); speed-up: estimated vs the all-CPU placement; "
+        "on target: the share of the MACs the target itself runs (CPU-only: nothing offloaded)"
     )
+    for r in records:
+        warning = low_offload_warning(r["offload"]) if r.get("offload") else None
+        if warning:
+            ui.warn(warning)
 
 
 def show_compare(ui: Ui, report: Any, *, verbose: bool = False) -> None:

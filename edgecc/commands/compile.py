@@ -146,6 +146,14 @@ def parse_vendor_options(args: tuple[str, ...]) -> dict[str, str]:
     metavar="KEY=VALUE",
     help="Option passed through to the target's vendor compiler (e.g. system-config=Ethos_U55_High_End_Embedded).",
 )
+@click.option(
+    "--min-offload",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    metavar="FRACTION",
+    help="Fail (exit 5, nothing written) when the target runs less than this share of the MACs (of the nodes for "
+    "a model without MACs).",
+)
 @keep_initializer_inputs_option
 @tolerance_options
 @image_options
@@ -165,6 +173,7 @@ def command(
     archive: bool,
     no_vendor_compile: bool,
     vendor_option_args: tuple[str, ...],
+    min_offload: float | None,
     keep_initializer_inputs: bool,
     atol: float | None,
     rtol: float | None,
@@ -186,6 +195,7 @@ def command(
     from edgecc.inputs import parse_input_specs
     from edgecc.onnxutil import load_onnx
     from edgecc.pipeline.compile import CompileOptions, compile_model
+    from edgecc.pipeline.offload import describe_offload, low_offload_warning
     from edgecc.targets import get_target
     from edgecc.verify import tolerance_for
 
@@ -205,6 +215,7 @@ def command(
         max_partitions=max_partitions,
         level=level,
         keep_initializer_inputs=keep_initializer_inputs,
+        min_offload=min_offload,
         samples=samples,
         seed=seed,
         tolerance=tolerance,
@@ -230,6 +241,11 @@ def command(
         summary = part.get("vendor", {}).get("summary")
         if summary:
             ui.message(f"{part['name']} ({part['device']}): {summary}")
+    offload = result.manifest["offload"]
+    ui.message(describe_offload(offload))
+    warning = low_offload_warning(offload)
+    if warning:
+        ui.warn(warning)
     verification = result.manifest["verification"]
     ui.message(
         f"verification: {'passed' if verification['passed'] else 'FAILED'} ("
@@ -253,6 +269,7 @@ def command(
                 "transfers": result.manifest["transfers"],
                 "estimates": result.manifest["estimates"],
                 "placement": result.manifest["placement"],
+                "offload": offload,
                 "verification": verification,
             }
         )

@@ -109,6 +109,11 @@ def command(
                 justify=["left", "left", "left", "right", "right", "right"],
             )
             ui.message(f"bytes moved between partitions per run: {bench.bytes_between_partitions}")
+            offload = (runner.manifest or {}).get("offload")
+            if offload:
+                from edgecc.pipeline.offload import describe_offload
+
+                ui.message(describe_offload(offload))
         if out_path:
             ui.message(f"[green]wrote[/green] {out_path}")
         if ui.json_mode:

@@ -428,6 +428,7 @@ def bench_bundle(
     return {
         "target": target.get("name"),
         "precision": target.get("precision"),
+        "offload": (manifest or {}).get("offload"),
         "latency": {"measured": measured, "estimated": estimated_latency(manifest) if manifest else None},
         "memory": {
             "peak_rss_bytes": peak,

@@ -33,6 +33,7 @@ class CompileOptions:
     max_partitions: int | None = None
     level: int = 2
     keep_initializer_inputs: bool = False  # the pre-placement passes keep initializers listed as inputs overridable
+    min_offload: float | None = None  # the least share of MACs the target must run (edgecc.pipeline.offload), or None
     samples: int = 4  # random samples when no calibration data is given (and the count of `--calibration random`)
     seed: int = 0
     tolerance: Tolerance | None = None  # None: the precision's default (edgecc.verify.tolerance_for)
@@ -113,6 +114,7 @@ def compile_model(
     from edgecc.onnxutil import apply_input_specs, infer_shapes
     from edgecc.ortrun import OrtRunner
     from edgecc.pipeline.manifest import make_manifest
+    from edgecc.pipeline.offload import check_offload
     from edgecc.runtime import load as load_bundle
     from edgecc.targets import get_target
     from edgecc.targets.api import EmitOptions
@@ -164,6 +166,7 @@ def compile_model(
             artifacts.append(emitted.files)
             vendor.append(emitted.info)
         manifest = make_manifest(result, source=source, source_path=path, stage=stage, artifacts=artifacts, vendor=vendor)
+        check_offload(manifest["offload"], options.min_offload)
         float_runner = OrtRunner(reference_model, name="float model")
         reference = [float_runner.run(feed) for feed in feeds]
         bundle_io.write_reference(

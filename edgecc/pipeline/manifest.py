@@ -117,6 +117,9 @@ def make_manifest(
         if fallback:
             entry["vendor_fallback"] = fallback
         placement.append(entry)
+    from edgecc.pipeline.offload import offload_summary
+
+    offload = offload_summary(graph, result.partitions, result.target.name, vendor_fallback)
     estimates = {"partitioner": result.plan.strategy, "chosen_from": result.plan.chosen_from, "exact": result.plan.exact}
     for name, breakdown in result.scores.items():
         estimates[name] = breakdown.to_dict()
@@ -139,6 +142,7 @@ def make_manifest(
             {k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()} for t in result.plan.cost.transfers
         ],
         "placement": placement,
+        "offload": offload,
         "estimates": estimates,
         "reference": {"inputs": "reference/inputs.npz", "outputs": "reference/outputs.npz", "samples": 0},
         "verification": None,

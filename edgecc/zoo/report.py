@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgecc.pipeline.offload import share_cell
+
 __all__ = ["COLUMNS", "pair_rows", "render_report"]
 
 COLUMNS = [
@@ -15,6 +17,7 @@ COLUMNS = [
     "target",
     "status",
     "precision",
+    "on target",
     "cosine",
     "SQNR dB",
     "top-1 agr.",
@@ -59,6 +62,7 @@ def pair_rows(pairs: Mapping[str, Mapping[str, Any]], *, message_chars: int = 12
                 p["target"],
                 "ok",
                 r.get("precision") or "-",
+                share_cell(r.get("offload")),
                 _f(acc.get("cosine_min"), ".6f"),
                 _f(acc.get("sqnr_db_min"), ".1f"),
                 _f(acc.get("top1_agreement"), ".0%") if acc.get("top1_agreement") is not None else "-",
@@ -90,9 +94,10 @@ def _matrix(pairs: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[lis
             else:
                 acc = p["record"].get("accuracy") or {}
                 est = p["record"]["latency"].get("estimated") or {}
+                share = share_cell(p["record"].get("offload"))
                 row.append(
                     f"ok, cos {_f(acc.get('cosine_min'), '.4f')}, est. {_f(est.get('latency_ms'), '.3f')} ms "
-                    f"({_f(est.get('speedup_vs_cpu'), '.2f', 'x')})"
+                    f"({_f(est.get('speedup_vs_cpu'), '.2f', 'x')})" + (f", {share} on target" if share != "-" else "")
                 )
         rows.append(row)
     return ["model", *targets], rows

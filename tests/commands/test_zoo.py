@@ -86,6 +86,17 @@ def test_zoo_report_writes_tables_and_charts(zoo_a: tuple[Path, Path], tmp_path:
         "| cnn | hisilicon-npu | ok |" in markdown and "FAILED convert (exit 3)" in markdown and "estimated" in markdown.lower()
     )
     assert "<table>" in (report / "report.html").read_text()
+    # the "on target" column: the share of the MACs the accelerator runs, from the bundle's manifest ("CPU-only": none)
+    from edgecc.pipeline.offload import share_cell
+
+    header = next(line for line in markdown.splitlines() if line.startswith("| model | target |"))
+    column = [c.strip() for c in header.strip("|").split("|")].index("on target")
+    row = next(line for line in markdown.splitlines() if line.startswith("| cnn | hisilicon-npu | ok |"))
+    run = json.loads((out / "run.json").read_text())
+    pair = next(e["id"] for e in run["pairs"] if e["id"].startswith("cnn") and "hisilicon" in e["id"])
+    record = json.loads((out / "results" / f"{pair}.json").read_text())["record"]
+    assert record["offload"]["target"] == "hisilicon-npu"
+    assert [c.strip() for c in row.strip("|").split("|")][column] == share_cell(record["offload"])
     for chart in ("latency.png", "latency_measured.png", "accuracy.png"):
         assert (report / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
