@@ -153,8 +153,10 @@ def check_model(model: "onnx.ModelProto", *, path: str | Path = "<model>") -> No
     """Run the ONNX checker; failures become InvalidInputError naming the file."""
     import onnx
 
+    light = _light_copy(model)
+    _declare_unknown_shapes(light)
     try:
-        onnx.checker.check_model(_light_copy(model))
+        onnx.checker.check_model(light)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         context = " ".join(str(exc).split())
@@ -163,6 +165,19 @@ def check_model(model: "onnx.ModelProto", *, path: str | Path = "<model>") -> No
             path=path,
         ) from None
     _check_tensor_sizes(model, path)
+
+
+def _declare_unknown_shapes(model: "onnx.ModelProto") -> None:
+    """Give the checker a shape field on main-graph inputs/outputs that declare a tensor type without one.
+
+    A tensor type without `shape` means "rank unknown" (onnxruntime runs such files, and exporters write outputs
+    that way), but onnx's checker insists on the field. Only the copy the checker sees is changed, never the model,
+    and shape inference never reads it.
+    """
+    for value in [*model.graph.input, *model.graph.output]:
+        tensor_type = value.type.tensor_type
+        if value.type.HasField("tensor_type") and not tensor_type.HasField("shape"):
+            tensor_type.shape.SetInParent()
 
 
 def _elements(tensor: "onnx.TensorProto") -> int:
