@@ -127,6 +127,7 @@ LEVEL_ADDITIONS: tuple[tuple[str, ...], ...] = (
         "eliminate-common-subexpressions",
     ),
     (
+        "fold-measured-shapes",
         "fold-batchnorm",
         "fold-affine",
         "matmul-add-to-gemm",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from edgecc.passes import PassContext, PassResult, register_pass
@@ -11,6 +12,8 @@ if TYPE_CHECKING:
     import onnx_ir as ir
 
 __all__: list[str] = []
+
+log = logging.getLogger(__name__)
 
 
 def _to_identity_rules() -> list[Any]:
@@ -117,20 +120,33 @@ def _remove_identities(model: "ir.Model") -> int:
     return removed
 
 
+#: ConstantOfShape outputs up to this many elements are folded into initializers (onnxscript keeps them by default)
+_SMALL_CONSTANT_OF_SHAPE = 65536
+
+
 @register_pass("fold-constants", "cleanup")
 def fold_constants(model: "ir.Model", context: PassContext) -> PassResult:
     """Evaluate subgraphs whose inputs are all constants (tensors up to the size limit) into initializers."""
     import onnx_ir as ir
     from onnxscript.optimizer import fold_constants as onnxscript_fold
 
-    def no_strings(node: "ir.Node") -> bool | None:
+    def decide(node: "ir.Node") -> bool | None:
         # onnx_ir cannot serialise folded string tensors: leave string computations alone
         values = [v for v in (*node.inputs, *node.outputs) if v is not None]
-        return False if any(v.dtype == ir.DataType.STRING for v in values) else None
+        if any(v.dtype == ir.DataType.STRING for v in values):
+            return False
+        # onnxscript keeps ConstantOfShape by default (a compact constant); a small one is folded so that the
+        # computation it feeds (masks, index grids built from shapes) folds too
+        if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx") and node.inputs[0] is not None:
+            shape = node.inputs[0].const_value
+            if shape is not None:
+                elements = int(abs(shape.numpy().astype("int64")).prod()) if shape.numpy().size else 1
+                return True if elements <= _SMALL_CONSTANT_OF_SHAPE else None
+        return None
 
     def fold(model: "ir.Model") -> "ir.passes.PassResult":
         limit = context.fold_size_limit
-        return onnxscript_fold(model, input_size_limit=limit, output_size_limit=limit, should_fold=no_strings)
+        return onnxscript_fold(model, input_size_limit=limit, output_size_limit=limit, should_fold=decide)
 
     return run_ir_passes(model, fold, remove_unused)
 
@@ -192,3 +208,123 @@ def normalize_opset(model: "ir.Model", context: PassContext) -> PassResult:
         entry.domain, entry.version = "", merged
     converted = convert_opset(proto, target, path="<optimised model>")
     return PassResult(ir.from_proto(converted), modified=True, rewrites=1)
+
+
+#: ops whose output shapes can depend on input values, or that run subgraphs: a graph holding one is not measured
+_VALUE_DEPENDENT_SHAPES = frozenset(
+    {
+        "NonZero",
+        "Unique",
+        "NonMaxSuppression",
+        "Compress",
+        "TopK",
+        "Loop",
+        "If",
+        "Scan",
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "Dropout",
+    }
+)
+
+
+def _measurable_inputs(model: "ir.Model") -> list["ir.Value"] | None:
+    """The graph's data inputs when every one has a static shape and a plain tensor type, else None."""
+    inputs = [v for v in model.graph.inputs if v.const_value is None]
+    if any(v.shape is None or not v.shape.is_static() or v.dtype is None for v in inputs):
+        return None
+    return inputs
+
+
+def _measured_shapes(model: "ir.Model", names: list[str], inputs: list["ir.Value"]) -> dict[str, tuple[int, ...]]:
+    """The shapes of the tensors `names` in two onnxruntime runs on different random inputs, where both agree."""
+    import numpy as np
+    import onnx
+    import onnx_ir as ir
+    import onnxruntime as ort
+
+    proto = ir.to_proto(model)
+    known = {o.name for o in proto.graph.output}
+    proto.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names if name not in known)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    wanted = [o.name for o in session.get_outputs() if o.name in set(names)]
+    runs = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        feeds = {}
+        for value in inputs:
+            dtype = value.dtype.numpy()
+            shape = tuple(int(d) for d in value.shape)
+            if np.issubdtype(dtype, np.floating):
+                feeds[value.name] = rng.standard_normal(shape).astype(dtype)
+            elif dtype == np.bool_:
+                feeds[value.name] = rng.integers(0, 2, shape).astype(dtype)
+            else:
+                feeds[value.name] = rng.integers(0, 8, shape).astype(dtype)
+        runs.append(dict(zip(wanted, (np.shape(a) for a in session.run(wanted, feeds)))))
+    return {name: tuple(runs[0][name]) for name in wanted if runs[0][name] == runs[1][name]}
+
+
+def _shape_slice(dims: tuple[int, ...], node: "ir.Node") -> list[int]:
+    """What Shape(start, end) returns for a tensor of `dims` (opset 15 clamping of negative and large bounds)."""
+    rank = len(dims)
+    start = node.attributes.get("start")
+    end = node.attributes.get("end")
+    first = start.as_int() if start is not None else 0
+    last = end.as_int() if end is not None else rank
+    first = min(max(first + rank if first < 0 else first, 0), rank)
+    last = min(max(last + rank if last < 0 else last, 0), rank)
+    return list(dims[first:last])
+
+
+@register_pass("fold-measured-shapes", "cleanup")
+def fold_measured_shapes(model: "ir.Model", context: PassContext) -> PassResult:
+    """Replace Shape/Size of tensors whose shape onnxruntime measures as fixed (static inputs, two runs) by constants."""
+    import numpy as np
+    import onnx_ir as ir
+
+    graph = model.graph
+    targets = [
+        node
+        for node in graph
+        if node.op_type in ("Shape", "Size")
+        and node.domain in ("", "ai.onnx")
+        and node.inputs
+        and node.inputs[0] is not None
+        and (node.inputs[0].shape is None or not node.inputs[0].shape.is_static())
+        and not node.outputs[0].is_graph_output()
+    ]
+    inputs = _measurable_inputs(model) if targets else None
+    if not targets or inputs is None or any(n.op_type in _VALUE_DEPENDENT_SHAPES for n in graph.all_nodes()):
+        return PassResult(model, modified=False)
+    try:
+        shapes = _measured_shapes(model, sorted({n.inputs[0].name for n in targets}), inputs)
+    except Exception as exc:  # noqa: BLE001 -- onnxruntime refuses or fails on the graph: nothing is measured
+        log.debug("fold-measured-shapes: onnxruntime could not run the graph: %s", exc)
+        return PassResult(model, modified=False)
+    count = 0
+    for node in targets:
+        dims = shapes.get(node.inputs[0].name)
+        if dims is None:
+            continue
+        if node.op_type == "Shape":
+            array = np.asarray(_shape_slice(dims, node), dtype=np.int64)
+        else:
+            array = np.asarray(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
+        name = f"{node.outputs[0].name}_measured"
+        constant = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(ir.DataType.INT64))
+        constant.const_value = ir.tensor(array, name=name)
+        graph.register_initializer(constant)
+        node.outputs[0].replace_all_uses_with(constant)
+        graph.remove(node, safe=True)
+        count += 1
+    if count:
+        remove_unused(model)  # what only fed the measured tensors' shapes
+    return PassResult.counted(model, count)

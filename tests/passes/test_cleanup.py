@@ -426,3 +426,69 @@ def test_keep_initializer_inputs_keeps_them_overridable() -> None:
     result, report = optimize(model, ["constant-initializer-inputs", "fold-batchnorm"], keep_initializer_inputs=True)
     assert len(result.graph.input) == 6 and ops(result)["BatchNormalization"] == 1
     assert not report.passes[0].rewrites
+
+
+# --- fold-measured-shapes -------------------------------------------------------------------------------------------
+
+
+def _shape_of_a_range(input_shape: list) -> onnx.ModelProto:
+    """y = Reshape(x, [-1, len(Range(0, x.shape[3]))]): onnx's shape inference cannot size the Range, so the Shape of
+    it stays a run-time computation unless it is measured."""
+    nodes = [
+        node("Shape", ["x"], ["sx"]),
+        node("Gather", ["sx", "three"], ["width"]),
+        node("Cast", ["width"], ["width_f"], to=TensorProto.FLOAT),
+        node("Range", ["zero_f", "width_f", "one_f"], ["grid"]),
+        node("Shape", ["grid"], ["sg"]),
+        node("Concat", ["minus_one", "sg"], ["target"], axis=0),
+        node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = [
+        const("three", 3, np.int64),
+        const("zero_f", 0.0),
+        const("one_f", 1.0),
+        const("minus_one", [-1], np.int64),
+    ]
+    return make_model(nodes, [("x", input_shape)], [("y", ["rows", input_shape[3]])], inits)
+
+
+def test_fold_measured_shapes_folds_what_shape_inference_cannot_size() -> None:
+    model = _shape_of_a_range([2, 3, 4, 5])
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    grid = next((v for v in inferred.graph.value_info if v.name == "grid"), None)
+    assert grid is None or not all(d.HasField("dim_value") for d in grid.type.tensor_type.shape.dim)  # the premise
+    result, report = optimize(model, ["fold-measured-shapes", "fold-constants", "eliminate-dead-code"])
+    assert ops(result) == {"Reshape": 1}
+    assert {p.name: p.rewrites for p in report.passes}["fold-measured-shapes"] >= 1
+    assert_same_outputs(model, result)
+
+
+@pytest.mark.parametrize("case", ["dynamic input", "value-dependent shape"])
+def test_fold_measured_shapes_leaves_shapes_that_can_change(case: str) -> None:
+    if case == "dynamic input":
+        model = _shape_of_a_range(["N", 3, 4, 5])
+    else:  # NonZero's output size depends on the values: nothing in such a graph is measured
+        model = make_model(
+            [node("NonZero", ["x"], ["nz"]), node("Shape", ["nz"], ["s"]), node("Reshape", ["x", "s"], ["y"])],
+            [("x", [2, 3])],
+            [("y", ["a", "b"])],
+        )
+    result, report = optimize(model, ["fold-measured-shapes"])
+    assert ops(result) == ops(model)
+    assert not report.passes[0].rewrites
+
+
+@pytest.mark.parametrize(("dims", "folded"), [([2, 3, 4, 5], True), ([2, 3, 256, 256], False)])
+def test_fold_constants_folds_a_small_constant_of_shape(dims: list[int], folded: bool) -> None:
+    # onnxscript keeps every ConstantOfShape; a small one is folded so that what it feeds folds too
+    model = make_model(
+        [
+            node("ConstantOfShape", ["dims"], ["filled"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])),
+            node("Add", ["x", "filled"], ["y"]),
+        ],
+        [("x", dims)],
+        [("y", dims)],
+        [const("dims", dims, np.int64)],
+    )
+    expected = {"Add": 1} if folded else {"Add": 1, "ConstantOfShape": 1}
+    check_rewrite(model, "fold-constants", expected)
