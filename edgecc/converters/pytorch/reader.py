@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
+import os
 import sys
+import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,6 +184,22 @@ def _program_parameters(program: Any) -> list[Any]:
     return params
 
 
+@contextlib.contextmanager
+def _inductor_cache_in_scratch() -> Iterator[None]:
+    """While the block runs, torch's inductor cache (which torch.export.load may create under $TMPDIR) is a temporary
+    folder removed after, unless the user chose one (TORCHINDUCTOR_CACHE_DIR): a failed or finished load leaves
+    nothing behind."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="edgecc-inductor-") as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        try:
+            yield
+        finally:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+
+
 def _load_exported_program(path: Path, specs: Sequence[InputSpec], args: dict[str, Any]) -> LoadedModule:
     from edgecc.converters.pytorch.bind import Binding
     from edgecc.logs import captured_records
@@ -188,7 +207,8 @@ def _load_exported_program(path: Path, specs: Sequence[InputSpec], args: dict[st
     torch = _torch()
     _check_pt2_is_pickle_free(path)
     try:
-        with captured_records("torch.export") as records:  # it logs a traceback (WARNING) before raising its own error
+        with captured_records("torch.export") as records, _inductor_cache_in_scratch():
+            # torch logs a traceback (WARNING) before raising its own error
             program = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001 -- torch.export.load has no single error type; all become InvalidInputError
         logged = [r.exc_info[1] for r in records if r.exc_info and isinstance(r.exc_info[1], Exception)]

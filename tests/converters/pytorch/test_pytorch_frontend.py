@@ -298,3 +298,21 @@ def test_corrupt_exported_program_is_one_clean_line(artefacts: dict[str, Path], 
         assert weight.split("/", 1)[1] in line or "weight_8" in line or "corrupt" in line
     assert scratch.snapshot() == before
     scratch.assert_nothing_left()
+
+
+def test_torch_export_load_keeps_inductor_cache_out_of_tmpdir(monkeypatch, tmp_path):
+    # torch.export.load may create $TMPDIR/torchinductor_<user> (seen under load in the hostile-input test above):
+    # during the load the cache is a temporary folder edgecc removes after; a user's own choice is kept
+    import os
+
+    from edgecc.converters.pytorch.reader import _inductor_cache_in_scratch
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    with _inductor_cache_in_scratch():
+        folder = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        os.makedirs(os.path.join(folder, "made_by_torch"))
+    assert not os.path.exists(folder) and "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    with _inductor_cache_in_scratch():
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
