@@ -139,9 +139,8 @@ def fold_constants(model: "ir.Model", context: PassContext) -> PassResult:
         # computation it feeds (masks, index grids built from shapes) folds too
         if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx") and node.inputs[0] is not None:
             shape = node.inputs[0].const_value
-            if shape is not None:
-                elements = int(abs(shape.numpy().astype("int64")).prod()) if shape.numpy().size else 1
-                return True if elements <= _SMALL_CONSTANT_OF_SHAPE else None
+            if shape is not None and abs(int(shape.numpy().astype("int64").prod())) <= _SMALL_CONSTANT_OF_SHAPE:
+                return True
         return None
 
     def fold(model: "ir.Model") -> "ir.passes.PassResult":
@@ -232,22 +231,21 @@ _VALUE_DEPENDENT_SHAPES = frozenset(
 )
 
 
-def _measurable_inputs(model: "ir.Model") -> list["ir.Value"] | None:
-    """The graph's data inputs when every one has a static shape and a plain tensor type, else None."""
-    inputs = [v for v in model.graph.inputs if v.const_value is None]
-    if any(v.shape is None or not v.shape.is_static() or v.dtype is None for v in inputs):
-        return None
-    return inputs
-
-
-def _measured_shapes(model: "ir.Model", names: list[str], inputs: list["ir.Value"]) -> dict[str, tuple[int, ...]]:
-    """The shapes of the tensors `names` in two onnxruntime runs on different random inputs, where both agree."""
+def _measured_shapes(model: "ir.Model", names: list[str]) -> dict[str, tuple[int, ...]]:
+    """The shapes of the tensors `names` in two onnxruntime runs on different random samples (`edgecc.data`), where
+    both agree; nothing when a graph input's shape is not static."""
     import numpy as np
     import onnx
     import onnx_ir as ir
     import onnxruntime as ort
 
+    from edgecc.data import random_feeds
+    from edgecc.onnxutil import graph_inputs
+
     proto = ir.to_proto(model)
+    inputs = graph_inputs(proto)
+    if not all(info.is_static() for info in inputs):
+        return {}
     known = {o.name for o in proto.graph.output}
     proto.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names if name not in known)
     options = ort.SessionOptions()
@@ -255,20 +253,10 @@ def _measured_shapes(model: "ir.Model", names: list[str], inputs: list["ir.Value
     options.log_severity_level = 4  # a graph random inputs cannot run (e.g. indices out of range) is just not measured
     session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     wanted = [o.name for o in session.get_outputs() if o.name in set(names)]
-    runs = []
-    for seed in (0, 1):
-        rng = np.random.default_rng(seed)
-        feeds = {}
-        for value in inputs:
-            dtype = value.dtype.numpy()
-            shape = tuple(int(d) for d in value.shape)
-            if np.issubdtype(dtype, np.floating):
-                feeds[value.name] = rng.standard_normal(shape).astype(dtype)
-            elif dtype == np.bool_:
-                feeds[value.name] = rng.integers(0, 2, shape).astype(dtype)
-            else:
-                feeds[value.name] = rng.integers(0, 8, shape).astype(dtype)
-        runs.append(dict(zip(wanted, (np.shape(a) for a in session.run(wanted, feeds)))))
+    runs = [
+        dict(zip(wanted, (np.shape(a) for a in session.run(wanted, feeds))))
+        for feeds in random_feeds(inputs, seed=0, count=2)
+    ]
     return {name: tuple(runs[0][name]) for name in wanted if runs[0][name] == runs[1][name]}
 
 
@@ -301,11 +289,10 @@ def fold_measured_shapes(model: "ir.Model", context: PassContext) -> PassResult:
         and (node.inputs[0].shape is None or not node.inputs[0].shape.is_static())
         and not node.outputs[0].is_graph_output()
     ]
-    inputs = _measurable_inputs(model) if targets else None
-    if not targets or inputs is None or any(n.op_type in _VALUE_DEPENDENT_SHAPES for n in graph.all_nodes()):
+    if not targets or any(n.op_type in _VALUE_DEPENDENT_SHAPES for n in graph.all_nodes()):
         return PassResult(model, modified=False)
     try:
-        shapes = _measured_shapes(model, sorted({n.inputs[0].name for n in targets}), inputs)
+        shapes = _measured_shapes(model, sorted({n.inputs[0].name for n in targets}))
     except Exception as exc:  # noqa: BLE001 -- onnxruntime refuses or fails on the graph: nothing is measured
         log.debug("fold-measured-shapes: onnxruntime could not run the graph: %s", exc)
         return PassResult(model, modified=False)

@@ -63,16 +63,14 @@ def _prepare(
     """The model as placement needs it, and the record of what was done (the manifest's `preparation`): raised to the
     quantisation opset when an integer precision is asked for and the model is below it, then the `options.level`
     passes (BatchNorm folding and cleanup, initializers listed as inputs taken as constants unless kept)."""
-    from edgecc.onnxutil import default_opset
-    from edgecc.opset import convert_opset
     from edgecc.passes import PassContext, pipeline_for, run_passes
-    from edgecc.quantization.core import QUANTIZATION_OPSET
+    from edgecc.quantization.core import QUANTIZATION_OPSET, raise_to_quantization_opset
 
     record: dict[str, Any] = {"level": options.level, "keep_initializer_inputs": options.keep_initializer_inputs}
-    opset = default_opset(model)
-    if precision in ("int8", "int16") and 0 < opset < QUANTIZATION_OPSET:
-        model = convert_opset(model, QUANTIZATION_OPSET, path=path)
-        record["opset"] = {"from": opset, "to": QUANTIZATION_OPSET, "why": "per-channel int8 Q/DQ needs opset 13"}
+    if precision in ("int8", "int16"):
+        model, raised_from = raise_to_quantization_opset(model, path)
+        if raised_from is not None:
+            record["opset"] = {"from": raised_from, "to": QUANTIZATION_OPSET, "why": "per-channel int8 Q/DQ needs opset 13"}
     record["nodes_before"] = len(model.graph.node)
     if options.level > 0:
         context = PassContext(keep_initializer_inputs=options.keep_initializer_inputs)

@@ -87,10 +87,15 @@ def offload_summary(
     }
 
 
+def _judged_on(offload: Mapping[str, Any]) -> str:
+    """What the share counts: "MACs", or "nodes" when the model has no MACs (e.g. pure layout)."""
+    return "MACs" if offload["macs"] else "nodes"
+
+
 def target_share(offload: Mapping[str, Any]) -> float:
-    """The share the goal is judged on: of the MACs, or of the nodes when the model has no MACs (e.g. pure layout)."""
+    """The share the goal is judged on: of the MACs, or of the nodes when the model has no MACs."""
     own = offload["on_target"]
-    return float(own["mac_share"] if offload["macs"] else own["node_share"])
+    return float(own["mac_share"] if _judged_on(offload) == "MACs" else own["node_share"])
 
 
 def share_cell(offload: Mapping[str, Any] | None) -> str:
@@ -123,10 +128,9 @@ def low_offload_warning(offload: Mapping[str, Any]) -> str | None:
     if not offload.get("accelerator") or target_share(offload) >= LOW_OFFLOAD:
         return None
     share = 100 * target_share(offload)
-    what = "MACs" if offload["macs"] else "nodes"
     return (
-        f"{offload['target']} runs only {share:.1f}% of the {what} (under {100 * LOW_OFFLOAD:.0f}%): most of the model "
-        "stays on the CPU; the placement table says why (require a share with --min-offload)"
+        f"{offload['target']} runs only {share:.1f}% of the {_judged_on(offload)} (under {100 * LOW_OFFLOAD:.0f}%): "
+        "most of the model stays on the CPU; the placement table says why (require a share with --min-offload)"
     )
 
 
@@ -136,9 +140,8 @@ def check_offload(offload: Mapping[str, Any], minimum: float | None) -> None:
         return
     share = target_share(offload)
     if share < minimum:
-        what = "MACs" if offload["macs"] else "nodes"
         raise GoalNotMetError(
-            f"{offload['target']} runs {100 * share:.1f}% of the model's {what}, below --min-offload "
+            f"{offload['target']} runs {100 * share:.1f}% of the model's {_judged_on(offload)}, below --min-offload "
             f"{100 * minimum:.1f}%; nothing written",
             hint="the placement table gives each CPU node's reason; lower --min-offload or change the model",
         )

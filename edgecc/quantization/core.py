@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-__all__ = ["FORMATS", "FP16_SENSITIVE_OPS", "MODES", "QuantOptions", "quantize_model"]
+__all__ = [
+    "FORMATS",
+    "FP16_SENSITIVE_OPS",
+    "MODES",
+    "QUANTIZATION_OPSET",
+    "QuantOptions",
+    "quantize_model",
+    "raise_to_quantization_opset",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +120,15 @@ def _prepared(model: onnx.ModelProto) -> onnx.ModelProto:
 QUANTIZATION_OPSET = 13
 
 
-def _at_quantization_opset(model: onnx.ModelProto, name: str) -> tuple[onnx.ModelProto, str | None]:
-    """The model raised to `QUANTIZATION_OPSET` when it is below it (with the report's note saying so), else as is."""
+def raise_to_quantization_opset(model: onnx.ModelProto, name: str) -> tuple[onnx.ModelProto, int | None]:
+    """The model raised to `QUANTIZATION_OPSET` and the opset it had, when it is below it; else (model, None)."""
     from edgecc.onnxutil import default_opset
     from edgecc.opset import convert_opset
 
     current = default_opset(model)
     if not current or current >= QUANTIZATION_OPSET:
         return model, None
-    raised = convert_opset(model, QUANTIZATION_OPSET, path=name)
-    return raised, f"opset {current} raised to {QUANTIZATION_OPSET} before quantising (per-channel Q/DQ needs it)"
+    return convert_opset(model, QUANTIZATION_OPSET, path=name), current
 
 
 def _optimized(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -455,7 +462,11 @@ def quantize_model(
     float_model = _optimized(model) if options.optimize else model
     upgrade_note = None
     if mode != "fp16":
-        float_model, upgrade_note = _at_quantization_opset(float_model, name)
+        float_model, raised_from = raise_to_quantization_opset(float_model, name)
+        if raised_from is not None:
+            upgrade_note = (
+                f"opset {raised_from} raised to {QUANTIZATION_OPSET} before quantising (per-channel Q/DQ needs it)"
+            )
     float_model = _prepared(float_model)
     exclude = _excluded(float_model, options)
     calib, held_out, note = _split(feeds, options.holdout) if feeds else ([], [], None)
