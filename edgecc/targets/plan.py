@@ -127,6 +127,9 @@ def build_problem(
                 producer.append(index)
                 outs.append(tensors[out])
         node_outputs.append(outs)
+        if view.op_type == "Constant":  # pure data, copied into each partition that reads it: its reader decides
+            compute.append([0.0] * len(devices))
+            continue
         row = [
             cpu.cost.node_us(graph.macs[index], graph.node_bytes[index], cpu_precision) if cpu_check(view).supported else math.inf
         ]

@@ -64,3 +64,38 @@ def test_split_quantised_model_keeps_weights_inside_partitions(
         produced = {o for n in artifact.graph.node for o in n.output}
         read = {i for n in artifact.graph.node for i in n.input if i}
         assert read <= produced | {i.name for i in artifact.graph.initializer} | {i.name for i in artifact.graph.input}
+
+
+def _int64_shape_between_accelerator_nodes() -> onnx.ModelProto:
+    """Conv -> Constant(int64 shape) -> Reshape -> Conv: a Constant the GPU cannot hold as a tensor, between two GPU nodes
+    (the pattern of timm's EfficientFormerV2 attention, which crashed compile for mali-gpu)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w1 = numpy_helper.from_array(rng.standard_normal((64, 32, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((32, 64, 1, 1)).astype(np.float32), "w2")
+    shape = numpy_helper.from_array(np.array([1, 64, 16, 64], dtype=np.int64), "shape_value")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Constant", [], ["shape"], name="shape_constant", value=shape),
+        helper.make_node("Reshape", ["c1", "shape"], ["r"], name="reshape"),
+        helper.make_node("Conv", ["r", "w2"], ["y"], name="conv2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant_between",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 16, 64])],
+        [w1, w2],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_an_int64_constant_read_on_the_accelerator_is_placed_with_its_reader(tmp_path: Path) -> None:
+    model = _int64_shape_between_accelerator_nodes()
+    out = tmp_path / "m.edgecc"
+    result = compile_model(model, get_target("mali-gpu"), str(out), options=CompileOptions(), path="m.onnx")
+    manifest = result.manifest
+    assert [p["device"] for p in manifest["partitions"]] == ["mali-gpu"], manifest["partitions"]
+    assert all(p["outputs"] for p in manifest["partitions"])
+    assert manifest["verification"]["passed"]
