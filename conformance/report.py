@@ -84,6 +84,7 @@ def causes_of(results: dict[str, Any], causes: list[dict[str, Any]] | None = Non
                 if re.search(c["match"], message)
                 and (not c.get("stage") or column.split("@")[0] == c["stage"])
                 and (not c.get("family") or result["family"] == c["family"])
+                and (not c.get("entry") or re.fullmatch(c["entry"], name))
             ),
             None,
         )

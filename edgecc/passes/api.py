@@ -94,7 +94,13 @@ class Pass:
 
 PASSES: Registry[Pass] = Registry("pass")
 
-_PASS_MODULES = ("edgecc.passes.cleanup", "edgecc.passes.fusion", "edgecc.passes.layout", "edgecc.passes.patterns")
+_PASS_MODULES = (
+    "edgecc.passes.cleanup",
+    "edgecc.passes.fusion",
+    "edgecc.passes.reparameterize",
+    "edgecc.passes.layout",
+    "edgecc.passes.patterns",
+)
 
 
 def register_pass(name: str, family: str, *, once: bool = False) -> Callable[[PassFunction], PassFunction]:
@@ -130,6 +136,7 @@ LEVEL_ADDITIONS: tuple[tuple[str, ...], ...] = (
         "fold-measured-shapes",
         "fold-batchnorm",
         "fold-affine",
+        "merge-parallel-convs",
         "matmul-add-to-gemm",
         "fold-pad",
         "collapse-reshapes",

@@ -69,6 +69,15 @@ def test_causes_classify_failures_by_pattern_stage_and_family():
     assert "c:convert" not in failures  # refused as expected
 
 
+def test_a_cause_can_be_limited_to_entries():
+    causes = [
+        {"match": "HardSwish", "entry": "b|z", "cause": "only b or z"},
+        {"match": "HardSwish", "entry": "a", "cause": "entry a"},
+    ]
+    failures = {f["key"]: f for f in causes_of(_results(), causes)}
+    assert failures["a:compile@edgetpu"]["cause"] == "entry a"
+
+
 def test_a_result_ok_when_accepted_and_not_now_is_a_regression():
     accepted = accepted_document(_results())
     now = copy.deepcopy(_results())
