@@ -326,6 +326,27 @@ def _offload(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _static_inputs(model: Path, feeds: Path, target: str) -> list[str]:
+    """`--input NAME:SHAPE` for each dynamic input of `model`, from the shape of its samples, when `target` needs static
+    shapes: what edgecc's refusal tells a user to give (a Keras model's symbolic batch, for instance)."""
+    import onnx
+
+    from edgecc.targets import get_target
+
+    if not get_target(target).static_shapes:
+        return []
+    graph = onnx.load(str(model), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    args: list[str] = []
+    with np.load(feeds, allow_pickle=False) as samples:
+        for value in graph.input:
+            dims = value.type.tensor_type.shape.dim
+            if value.name in initializers or value.name not in samples or all(d.dim_value > 0 for d in dims):
+                continue
+            args += ["--input", f"{value.name}:{'x'.join(str(d) for d in samples[value.name].shape[1:])}"]
+    return args
+
+
 def _compile(item: _Entry, target: str) -> dict[str, Any]:
     src = item.work / "converted.onnx"
     bundle = item.work / f"{target}.edgecc"
@@ -333,7 +354,8 @@ def _compile(item: _Entry, target: str) -> dict[str, Any]:
     for path in (bundle, outputs):
         path.unlink(missing_ok=True)
     feeds = item.work / "samples_onnx.npz"
-    args = _edgecc() + ["compile", str(src), "--target", target, "--calibration", str(feeds), "--archive", "-o", str(bundle)]
+    args = _edgecc() + ["compile", str(src), "--target", target, *_static_inputs(src, feeds, target)]
+    args += ["--calibration", str(feeds), "--archive", "-o", str(bundle)]
     record = _call(args, "compile", item.log)
     if record["outcome"] is not None:
         return record

@@ -76,6 +76,31 @@ def _with(inits: Callable[[np.random.Generator], list], **kw) -> Callable[[np.ra
     return make
 
 
+def _between_convs(op: str, **attrs) -> Callable[[np.random.Generator], onnx.ModelProto]:
+    """x -> Conv 1x1 -> OP -> Conv 1x1 -> y: in an int8 model both sides of OP are quantised, so OP is written in int8."""
+
+    def make(rng: np.random.Generator) -> onnx.ModelProto:
+        c = X4[1]
+        init = [_w(rng, "cw", c, c, 1, 1), _w(rng, "cb", c, scale=0.1), _w(rng, "dw", c, c, 1, 1), _w(rng, "db", c, scale=0.1)]
+        nodes = [
+            helper.make_node("Conv", ["x", "cw", "cb"], ["h"], name="pre"),
+            helper.make_node(op, ["h"], ["a"], name=f"the_{op.lower()}", **attrs),
+            helper.make_node("Conv", ["a", "dw", "db"], ["y"], name="post"),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            op,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, X4)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, X4)],
+            initializer=init,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
+    return make
+
+
 #: cases whose ONNX op reorders an NHWC tensor's elements: one TRANSPOSE back to NCHW order is expected
 NCHW_ORDER = {"flatten", "reshape", "squeeze"}
 
@@ -196,6 +221,11 @@ CASES: dict[str, tuple[Callable[[np.random.Generator], onnx.ModelProto], str]] =
         "PRELU",
     ),
     "hardswish": (_single("HardSwish", X4), "HARD_SWISH"),
+    "hardswish_between_convs": (_between_convs("HardSwish"), "HARD_SWISH"),
+    "tanh_between_convs": (_between_convs("Tanh"), "TANH"),
+    "sigmoid_between_convs": (_between_convs("Sigmoid"), "LOGISTIC"),
+    "leakyrelu_between_convs": (_between_convs("LeakyRelu", alpha=0.2), "LEAKY_RELU"),
+    "relu_between_convs": (_between_convs("Relu"), "CONV_2D"),
     "concat": (_single("Concat", [1, 16, 10, 10], inputs=["$", "x"], axis=1), "CONCATENATION"),
     "pad": (
         _with(lambda r: [_i64("pads", [0, 0, 1, 2, 0, 0, 2, 1])], op="Pad", out_shape=[1, 8, 13, 13], inputs=["$", "pads"]),

@@ -107,6 +107,11 @@ def _requantized(ctx: Context, tensor: int, quant: QuantParams) -> int:
     return out
 
 
+#: the operator version TensorFlow's converter writes for int8 inputs, where it is not 2 (tflite/tools/versioning/op_version.cc;
+#: the interpreter refuses versions it has no kernel registration for: HARD_SWISH exists in version 1 only)
+_INT8_VERSION = {"HARD_SWISH": 1, "LEAKY_RELU": 1}
+
+
 def unary(
     ctx: Context,
     node: onnx.NodeProto,
@@ -135,7 +140,7 @@ def unary(
         perm,
         options,
         out_quant=out_quant if quantized else None,
-        version=2 if quantized else 1,
+        version=_INT8_VERSION.get(op, 2) if quantized else 1,
         **fields,
     )
 
