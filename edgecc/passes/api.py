@@ -126,6 +126,7 @@ LEVEL_ADDITIONS: tuple[tuple[str, ...], ...] = (
     (),
     (
         "constant-initializer-inputs",
+        "lift-constants",
         "eliminate-identity",
         "fold-constants",
         "eliminate-dead-code",

@@ -150,6 +150,29 @@ def fold_constants(model: "ir.Model", context: PassContext) -> PassResult:
     return run_ir_passes(model, fold, remove_unused)
 
 
+@register_pass("lift-constants", "cleanup")
+def lift_constants(model: "ir.Model", context: PassContext) -> PassResult:
+    """Turn Constant nodes into initializers (Paddle and torch exports hold weights and shapes in Constant nodes)."""
+    import numpy as np
+    import onnx_ir as ir
+    from onnx_ir.passes.common import LiftConstantsToInitializersPass
+
+    def constants() -> list["ir.Node"]:
+        return [
+            n for n in ir.traversal.RecursiveGraphIterator(model.graph) if n.op_type == "Constant" and n.domain in ("", "ai.onnx")
+        ]
+
+    found = constants()
+    if not found:
+        return PassResult(model, False, 0)
+    for node in found:  # the lifted tensor is renamed: give it its own copy, not the caller's TensorProto
+        value = node.attributes.get("value")
+        if value is not None and value.type == ir.AttributeType.TENSOR:
+            node.attributes["value"] = ir.AttrTensor("value", ir.tensor(np.array(value.value.numpy())))
+    result = LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
+    return PassResult(result.model, bool(result.modified), len(found) - len(constants()))
+
+
 @register_pass("eliminate-dead-code", "cleanup")
 def eliminate_dead_code(model: "ir.Model", context: PassContext) -> PassResult:
     """Remove nodes, initializers, functions and opset imports no output depends on."""
@@ -254,8 +277,7 @@ def _measured_shapes(model: "ir.Model", names: list[str]) -> dict[str, tuple[int
     session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     wanted = [o.name for o in session.get_outputs() if o.name in set(names)]
     runs = [
-        dict(zip(wanted, (np.shape(a) for a in session.run(wanted, feeds))))
-        for feeds in random_feeds(inputs, seed=0, count=2)
+        dict(zip(wanted, (np.shape(a) for a in session.run(wanted, feeds)))) for feeds in random_feeds(inputs, seed=0, count=2)
     ]
     return {name: tuple(runs[0][name]) for name in wanted if runs[0][name] == runs[1][name]}
 

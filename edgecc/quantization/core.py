@@ -62,6 +62,9 @@ class QuantOptions:
     fp32_ops: tuple[str, ...] = ()
     per_layer_report: bool = True
     optimize: bool = True  # fold BatchNorm/affine ops and clean up first (edgecc's -O2 passes), as quantisers expect
+    # a compile partition an integer accelerator runs whole: it may have no weights (Add/Mul/Resize only), and latent
+    # ops (Resize, MaxPool, Transpose, ...) are quantised even when their input is a float graph input
+    accelerator_partition: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -90,11 +93,13 @@ def model_size(model: onnx.ModelProto) -> int:
 
 
 def _check_float_weights(model: onnx.ModelProto, name: str) -> None:
-    """Exit 3 when no float initializer (other than Q/DQ scales) feeds a node: nothing to quantise."""
+    """Exit 3 when no float initializer or Constant (other than Q/DQ scales) feeds a node: nothing to quantise."""
     import onnx
 
     float_types = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
-    floats = {t.name for t in model.graph.initializer if t.data_type in float_types and math.prod(t.dims) > 1}
+    tensors = [(t.name, t) for t in model.graph.initializer]
+    tensors += [(n.output[0], a.t) for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    floats = {name for name, t in tensors if t.data_type in float_types and math.prod(t.dims) > 1}
     used = {i for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear") for i in n.input}
     if not floats & used:
         raise InvalidInputError(f"'{name}' has no float weights to quantise (is it already quantised?)", path=name)
@@ -232,6 +237,7 @@ def _ort_quantize(
         # removing Relu relies on Q clamping; excluded (float) nodes are fed the float tensor in front of Q (see
         # _float_inputs_for), which must then be the activation's output, so keep activations when excluding
         "QDQKeepRemovableActivations": bool(exclude),
+        "ForceQuantizeNoInputCheck": options.accelerator_partition,
     }
     if scheme.activation_type == "int16":
         extra["UseQDQContribOps"] = True
@@ -275,7 +281,59 @@ def _ort_quantize(
     result = quantizer.model.model
     if options.quant_format == "qdq" and exclude:
         _float_inputs_for(result, set(exclude))
+    if options.quant_format == "qdq" and options.accelerator_partition:
+        _quantize_float_inputs(result, scheme, ranges)
     return toposort(result)
+
+
+def _quantize_float_inputs(model: onnx.ModelProto, scheme: QuantScheme, ranges: Mapping[str, tuple[float, float]]) -> None:
+    """Put QuantizeLinear -> DequantizeLinear (calibrated range) between each float graph input and the nodes that read
+    it without quantising it: onnxruntime's quantiser leaves such an input float when only a Relu, Resize or other
+    latent op reads it, and an integer accelerator partition must start quantised."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnxruntime.quantization.quant_utils import compute_scale_zp, get_qmin_qmax_for_qType
+
+    graph = model.graph
+    qtype = _qtype(scheme.activation_type)
+    qmin, qmax = get_qmin_qmax_for_qType(qtype.tensor_type, symmetric=scheme.symmetric_activations)
+    domain = "com.microsoft" if scheme.activation_type == "int16" else ""
+    initializers = {t.name for t in graph.initializer}
+    added: list[onnx.NodeProto] = []
+    for value in graph.input:
+        if value.name in initializers or value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or value.name not in ranges:
+            continue
+        readers = [n for n in graph.node if value.name in n.input and n.op_type != "QuantizeLinear"]
+        if not readers:
+            continue
+        low, high = ranges[value.name]
+        zero_point, scale = compute_scale_zp(
+            np.float32(min(low, 0.0)), np.float32(max(high, 0.0)), qmin, qmax, symmetric=scheme.symmetric_activations
+        )
+        stem = f"{value.name}_partition_input"
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.asarray(scale, dtype=np.float32), f"{stem}_scale"),
+                numpy_helper.from_array(
+                    np.asarray(zero_point, dtype=helper.tensor_dtype_to_np_dtype(qtype.tensor_type)), f"{stem}_zero_point"
+                ),
+            ]
+        )
+        params = [f"{stem}_scale", f"{stem}_zero_point"]
+        added += [
+            helper.make_node(
+                "QuantizeLinear", [value.name, *params], [f"{stem}_q"], name=f"{stem}_QuantizeLinear", domain=domain
+            ),
+            helper.make_node(
+                "DequantizeLinear", [f"{stem}_q", *params], [f"{stem}_dq"], name=f"{stem}_DequantizeLinear", domain=domain
+            ),
+        ]
+        for reader in readers:
+            for index, name in enumerate(reader.input):
+                if name == value.name:
+                    reader.input[index] = f"{stem}_dq"
+    graph.node.extend(added)
 
 
 def compact_names(model: onnx.ModelProto, keep: set[str]) -> onnx.ModelProto:
@@ -458,15 +516,14 @@ def quantize_model(
         report.notes.append("the scheme asks for fp32: the model is unchanged")
         return model, report
     mode = "fp16" if scheme.precision == "fp16" else options.mode
-    _check_float_weights(model, name)
+    if not options.accelerator_partition:
+        _check_float_weights(model, name)
     float_model = _optimized(model) if options.optimize else model
     upgrade_note = None
     if mode != "fp16":
         float_model, raised_from = raise_to_quantization_opset(float_model, name)
         if raised_from is not None:
-            upgrade_note = (
-                f"opset {raised_from} raised to {QUANTIZATION_OPSET} before quantising (per-channel Q/DQ needs it)"
-            )
+            upgrade_note = f"opset {raised_from} raised to {QUANTIZATION_OPSET} before quantising (per-channel Q/DQ needs it)"
     float_model = _prepared(float_model)
     exclude = _excluded(float_model, options)
     calib, held_out, note = _split(feeds, options.holdout) if feeds else ([], [], None)

@@ -47,7 +47,9 @@ def convert_precision(
                 symmetric_weights=True,
                 per_channel=scheme.per_channel,
             )
-        options = quantization.QuantOptions(mode="static", method="minmax", holdout=0.0, per_layer_report=False)
+        options = quantization.QuantOptions(
+            mode="static", method="minmax", holdout=0.0, per_layer_report=False, accelerator_partition=True
+        )
         try:
             quantized, _ = quantization.quantize_model(model, scheme, list(calibration), options, name=model.graph.name)
         except EdgeccError:

@@ -18,6 +18,7 @@ from tests.passes.helpers import (
     ops,
     optimize,
     ort_run,
+    rand,
 )
 
 X = [("x", [2, 3, 4, 5])]
@@ -492,3 +493,48 @@ def test_fold_constants_folds_a_small_constant_of_shape(dims: list[int], folded:
     )
     expected = {"Add": 1} if folded else {"Add": 1, "ConstantOfShape": 1}
     check_rewrite(model, "fold-constants", expected)
+
+
+# --- lift-constants ---------------------------------------------------------------------------------------------------
+
+
+def _constant_weights_model() -> onnx.ModelProto:
+    """A Conv whose weights, bias and a Reshape's shape are Constant nodes (how paddle2onnx writes weights)."""
+    weights = const("w_value", rand((4, 3, 3, 3)))
+    bias = const("b_value", rand((4,), 1))
+    shape = const("shape_value", [1, -1], dtype=np.int64)
+    return make_model(
+        [
+            node("Constant", [], ["w"], value=weights),
+            node("Constant", [], ["b"], value=bias),
+            node("Constant", [], ["shape"], value=shape),
+            node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+            node("Reshape", ["c", "shape"], ["y"]),
+        ],
+        [("x", [1, 3, 6, 6])],
+        [("y", [1, 144])],
+    )
+
+
+def test_lift_constants_turns_constant_nodes_into_initializers() -> None:
+    model = _constant_weights_model()
+    result = check_rewrite(model, "lift-constants", {"Conv": 1, "Reshape": 1})
+    assert {t.name for t in result.graph.initializer} == {"w", "b", "shape"}
+
+
+def test_lifted_constant_weights_are_quantised() -> None:
+    """onnxruntime's quantiser treats a Constant node's output as an activation without a range ("Quantization parameters
+    are not specified for param ..."): after the pass (in -O1, which quantize runs first) it gets int8 weights."""
+    from edgecc.quantization import QuantOptions, quantize_model
+    from edgecc.quantization.scheme import QuantScheme
+
+    model = _constant_weights_model()
+    feeds = [{"x": rand((1, 3, 6, 6), seed)} for seed in range(4)]
+    quantized, report = quantize_model(model, QuantScheme(), feeds, QuantOptions(holdout=0.0, per_layer_report=False))
+    producers = {o: n for n in quantized.graph.node for o in n.output}
+    conv = next(n for n in quantized.graph.node if n.op_type == "Conv")
+    dequantize = producers[conv.input[1]]
+    assert dequantize.op_type == "DequantizeLinear"
+    integer = {t.name: t.data_type for t in quantized.graph.initializer}
+    assert integer[dequantize.input[0]] == TensorProto.INT8, "the Conv reads int8 weights"
+    assert report.outputs[0].cosine > 0.99

@@ -53,6 +53,7 @@ LITERAL_LEVELS = {
     0: (),
     1: (
         "constant-initializer-inputs",
+        "lift-constants",
         "eliminate-identity",
         "fold-constants",
         "eliminate-dead-code",
@@ -61,6 +62,7 @@ LITERAL_LEVELS = {
     ),
     2: (
         "constant-initializer-inputs",
+        "lift-constants",
         "eliminate-identity",
         "fold-constants",
         "eliminate-dead-code",
@@ -78,6 +80,7 @@ LITERAL_LEVELS = {
     ),
     3: (
         "constant-initializer-inputs",
+        "lift-constants",
         "eliminate-identity",
         "fold-constants",
         "eliminate-dead-code",
