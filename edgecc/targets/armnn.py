@@ -415,6 +415,7 @@ def _target(name: str, backend: str) -> ArmnnTarget:
         ),
         io_type="int8",
         always_bias=True,
+        flat_fully_connected=True,  # Arm NN 20.08's parser ignores keep_num_dims ("TensorShape ... does not match")
         backend=backend,
     )
 

@@ -269,3 +269,50 @@ def test_quantised_models_keep_arm_nn_defects_on_the_cpu(tmp_path: Path) -> None
     gemm = next(n for n in manifest["placement"] if n["op_type"] == "Gemm")
     assert gemm["device"] == "cpu" and "per channel" in gemm["reason"]
     assert manifest["verification"]["passed"]
+
+
+def _token_mlp() -> object:
+    """Transformer-style MLP on [1, 64, 256] tokens: MatMul + bias, Relu, MatMul: FULLY_CONNECTED with 3-D outputs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((256, 512)) * 0.06).astype(np.float32), "w1"),
+        numpy_helper.from_array((rng.standard_normal(512) * 0.1).astype(np.float32), "b1"),
+        numpy_helper.from_array((rng.standard_normal((512, 128)) * 0.05).astype(np.float32), "w2"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"),
+        helper.make_node("Add", ["m1", "b1"], ["a1"], name="bias1"),
+        helper.make_node("Relu", ["a1"], ["r1"], name="relu1"),
+        helper.make_node("MatMul", ["r1", "w2"], ["y"], name="fc2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tokens",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 128])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_three_d_fully_connected_is_written_flat_for_arm_nn(tmp_path: Path) -> None:
+    """Arm NN 20.08 ignores FULLY_CONNECTED's keep_num_dims ("TensorShape set on OutputSlot[0] does not match the inferred
+    shape": GPT-2, Llama, ViT, EdgeNeXt); its FULLY_CONNECTED outputs are 2-D, a RESHAPE restores the rank."""
+    from edgecc.converters.tensorflow.flatbuffer import read
+    from edgecc.pipeline.compile import CompileOptions, compile_model
+    from edgecc.targets import get_target
+
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 64, 256)).astype(np.float32)} for _ in range(8)]
+    out = tmp_path / "tokens.edgecc"
+    result = compile_model(
+        _token_mlp(), get_target("armnn"), str(out), options=CompileOptions(), path="tokens.onnx", calibration=feeds
+    )
+    manifest = result.manifest
+    assert manifest["verification"]["passed"]
+    parts = [p for p in manifest["partitions"] if p["device"] == "armnn"]
+    assert parts and all(p["vendor"]["armnn_verification"]["passed"] for p in parts)
+    ops = {op.name for p in parts for op in read((out / p["artifact"]).read_bytes(), p["artifact"]).operators()}
+    assert {"FULLY_CONNECTED", "RESHAPE"} <= ops, ops

@@ -3,7 +3,8 @@ runner and its verification against onnxruntime; `target` (TfliteTarget, the emi
 targets) and `rules` (their shared checks, the planned TFLite op of a node) are built on it.
 
 Public API (heavy imports happen inside the functions):
-  emit_tflite(model, io_type="float32"|"int8"|"uint8", always_bias=False, name=...) -> TfliteArtifact
+  emit_tflite(model, io_type="float32"|"int8"|"uint8", always_bias=False, flat_fully_connected=False, name=...)
+                                               -> TfliteArtifact
   writer_supports(view) -> (ok, reason)       whether the writer can express one ONNX node
   TFLITE_OP_FOR                                ONNX op type -> TFLite builtin operators it may become (docs; the
                                                planned one of each: rules.tflite_op)

@@ -56,7 +56,7 @@ class OutputPlan:
 class Context:
     """Conversion of one ONNX graph into a `ModelBuilder`."""
 
-    def __init__(self, model: onnx.ModelProto, *, io_type: str, always_bias: bool) -> None:
+    def __init__(self, model: onnx.ModelProto, *, io_type: str, always_bias: bool, flat_fully_connected: bool = False) -> None:
         import onnx
         from onnx import numpy_helper
 
@@ -64,6 +64,7 @@ class Context:
         self.graph = model.graph
         self.io_type = io_type
         self.always_bias = always_bias
+        self.flat_fully_connected = flat_fully_connected
         #: the integer type of activations in the file: int8, or uint8 for a uint8 model (e.g. a converted uint8 TFLite
         #: file) written with uint8 io or holding asymmetric uint8 weights, which TFLite's int8 kernels cannot take
         #: (their weight zero point must be 0): TFLite's uint8 kernels then run it as the original did

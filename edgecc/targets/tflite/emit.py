@@ -260,9 +260,17 @@ def _pin_batch(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def emit_tflite(
-    model: onnx.ModelProto, *, io_type: str = "float32", always_bias: bool = False, name: str = "model"
+    model: onnx.ModelProto,
+    *,
+    io_type: str = "float32",
+    always_bias: bool = False,
+    flat_fully_connected: bool = False,
+    name: str = "model",
 ) -> TfliteArtifact:
     """Write `model` (shape-inferred, static shapes, float or QDQ int8) as a TFLite flatbuffer.
+
+    `always_bias`: every Conv/FullyConnected gets a bias tensor; `flat_fully_connected`: FULLY_CONNECTED outputs are 2-D
+    and a RESHAPE restores their rank (for readers without keep_num_dims, e.g. Arm NN 20.08).
 
     Raises UnsupportedOperator listing every node the writer cannot express (exit 4).
     """
@@ -276,7 +284,7 @@ def emit_tflite(
     started = time.perf_counter()
     registry = load()
     model = infer_shapes(_pin_batch(model))
-    ctx = Context(model, io_type=io_type, always_bias=always_bias)
+    ctx = Context(model, io_type=io_type, always_bias=always_bias, flat_fully_connected=flat_fully_connected)
     problems: list[UnsupportedNode] = []
     views = _views(model)
     for index, node in enumerate(model.graph.node):

@@ -88,6 +88,7 @@ class TfliteTarget(Target):
 
     io_type: str = "int8"  # the integer io of int8 artifacts ("float32" io for fp32 partitions)
     always_bias: bool = False
+    flat_fully_connected: bool = False  # FULLY_CONNECTED writes 2-D outputs, a RESHAPE restores the rank (no keep_num_dims)
     vendor_option_keys: tuple[str, ...] = ()
 
     def io_type_for(self, precision: str, options: EmitOptions) -> str:
@@ -118,7 +119,13 @@ class TfliteTarget(Target):
         self.check_vendor_options(options.vendor_options)
         converted = convert_precision(model, precision, self.scheme_for(precision), calibration)
         io_type = self.io_type_for(precision, options)
-        artifact = emit_tflite(converted, io_type=io_type, always_bias=self.always_bias, name=stem)
+        artifact = emit_tflite(
+            converted,
+            io_type=io_type,
+            always_bias=self.always_bias,
+            flat_fully_connected=self.flat_fully_connected,
+            name=stem,
+        )
         path = directory / f"{stem}.tflite"
         path.write_bytes(artifact.data)
         report = dict(artifact.report or {})

@@ -333,14 +333,35 @@ def fully_connected(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
         if plan.name not in ctx.shapes
         else ctx.shapes[plan.name]
     )
+    import dataclasses
+
+    from edgecc.targets.tflite.context import OutputPlan
+
     keep = len(out_shape) > 2
+    flat = keep and ctx.flat_fully_connected
+    fc_plan = dataclasses.replace(plan, name=f"{plan.name}_2d", absorbed=[]) if flat else plan
+    fc_shape = [int(np.prod(out_shape[:-1])), out_shape[-1]] if flat else out_shape
     ctx.emit(
         "FULLY_CONNECTED",
         [x, w_t, b_t if b_t is not None else -1],
-        plan,
-        out_shape,
-        layout.identity(len(out_shape)),
+        fc_plan,
+        fc_shape,
+        layout.identity(len(fc_shape)),
         "FullyConnectedOptions",
-        KeepNumDims=keep,
+        KeepNumDims=keep and not flat,
         version=5 if quantized and wq.per_channel else (4 if quantized else 1),
     )
+    if flat:  # the rank back with a RESHAPE (same quantisation), under the ONNX output's name
+        flat_out = ctx.values[fc_plan.name]
+        shape_t = ctx.const_tensor(f"{name}_shape", np.asarray(out_shape, dtype=np.int32))
+        reshape_plan = OutputPlan(name=plan.name, quant=plan.quant, absorbed=list(plan.absorbed))
+        ctx.emit(
+            "RESHAPE",
+            [flat_out.tensor, shape_t],
+            reshape_plan,
+            out_shape,
+            layout.identity(len(out_shape)),
+            "ReshapeOptions",
+            out_quant=ctx.builder.tensors[flat_out.tensor].quant,
+            NewShape=list(out_shape),
+        )
