@@ -269,7 +269,10 @@ def _ort_quantize(
                     extra,
                 )
             else:
-                op_types = list(set(QLinearOpsRegistry.keys()) | set(QDQRegistry.keys()))
+                op_types = set(QLinearOpsRegistry.keys()) | set(QDQRegistry.keys())
+                if options.accelerator_partition:  # the integer accelerator runs every op: HardSwish, Erf, ... too
+                    op_types |= {n.op_type for n in work.graph.node if n.domain in ("", "ai.onnx")}
+                op_types = sorted(op_types)
                 quantizer = QDQQuantizer(
                     work, scheme.per_channel, False, weight, activation, tensors, [], list(exclude), op_types, extra
                 )

@@ -306,7 +306,13 @@ class ArmnnTarget(TfliteTarget):
     backend: str = "CpuRef"
 
     def vendor_step(
-        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+        self,
+        tflite: Path,
+        precision: str,
+        options: EmitOptions,
+        report: Mapping[str, Any],
+        converted: onnx.ModelProto,
+        float_model: onnx.ModelProto | None = None,
     ) -> VendorResult:
         """Run the TFLite with Arm NN on the partition's samples and compare with onnxruntime (exit 5 when off)."""
         stem = tflite.stem
@@ -323,13 +329,18 @@ class ArmnnTarget(TfliteTarget):
         runner = ArmnnRunner(tflite, name=tflite.name, backend=self.backend)
         try:
             from edgecc.ortrun import OrtRunner
+            from edgecc.targets.tflite.check import integer_layers
 
             reference = OrtRunner(converted, name=f"{stem} (onnxruntime)")
             results = [(reference.run(dict(feed)), runner.run(dict(feed))) for feed in options.feeds]
             steps = runner.output_steps()
+            floats = None
+            if float_model is not None:
+                float_runner = OrtRunner(float_model, name=f"{stem} (float)")
+                floats = [float_runner.run(dict(feed)) for feed in options.feeds]
         finally:
             runner.close()
-        verification = _armnn_report(results, steps, reference.int8_kernels)
+        verification = _armnn_report(results, steps, reference.int8_kernels, integer_layers(converted), floats)
         if not verification["passed"]:
             raise NumericsError(
                 f"Arm NN {self.backend} output of partition {stem} differs from onnxruntime beyond {precision} tolerance",
@@ -381,11 +392,18 @@ def _armnn_report(
     results: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]],
     steps: Mapping[str, float | None],
     reference_kernels: str,
+    layers: int = 0,
+    floats: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     from edgecc.targets.tflite.check import agreement_report
 
     report = agreement_report(
-        [got for _, got in results], [ref for ref, _ in results], steps, reference_kernels=reference_kernels
+        [got for _, got in results],
+        [ref for ref, _ in results],
+        steps,
+        reference_kernels=reference_kernels,
+        integer_layers=layers,
+        float_outputs=floats,
     )
     return {"reference": "onnxruntime on the partition's ONNX", "candidate": "Arm NN", "samples": len(results), **report}
 

@@ -243,7 +243,13 @@ class EdgeTpuTarget(TfliteTarget):
         return io
 
     def vendor_step(
-        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+        self,
+        tflite: Path,
+        precision: str,
+        options: EmitOptions,
+        report: Mapping[str, Any],
+        converted: onnx.ModelProto,
+        float_model: onnx.ModelProto | None = None,
     ) -> VendorResult:
         """Record that the TFLite awaits the Edge TPU compiler (not installable here)."""
         floats = report.get("float_operators", [])

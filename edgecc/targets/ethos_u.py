@@ -515,7 +515,13 @@ class EthosUTarget(TfliteTarget):
     accelerator: str = "ethos-u55-128"
 
     def vendor_step(
-        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+        self,
+        tflite: Path,
+        precision: str,
+        options: EmitOptions,
+        report: Mapping[str, Any],
+        converted: onnx.ModelProto,
+        float_model: onnx.ModelProto | None = None,
     ) -> VendorResult:
         """Run Vela on the verified TFLite; its output, summary and estimates (or say it was not run)."""
         if not options.vendor_compile:

@@ -136,8 +136,11 @@ class TfliteTarget(Target):
             "conversions": boundary_conversions(report.get("io", {})),
             "conversions_text": list(report.get("conversions", [])),
         }
+        from edgecc.targets.precision import is_quantized
+
+        anchor = model if converted is not model and not is_quantized(model) else None  # the float partition
         if options.feeds:
-            verification = compare_with_onnx(artifact, converted, [dict(f) for f in options.feeds])
+            verification = compare_with_onnx(artifact, converted, [dict(f) for f in options.feeds], float_model=anchor)
             info["verification"] = {
                 "artifact": path.name,
                 "reference": "onnxruntime on the partition's ONNX (" + ("QDQ" if precision != "fp32" else "float") + ")",
@@ -152,14 +155,21 @@ class TfliteTarget(Target):
                 )
         if precision != "fp32":
             info["float_operators"] = float_operators(path)
-        vendor = self.vendor_step(path, precision, options, MappingProxyType(info), converted)
+        vendor = self.vendor_step(path, precision, options, MappingProxyType(info), converted, anchor)
         return Emitted([path, *vendor.files], {**info, **vendor.info})
 
     def vendor_step(
-        self, tflite: Path, precision: str, options: EmitOptions, report: Mapping[str, Any], converted: onnx.ModelProto
+        self,
+        tflite: Path,
+        precision: str,
+        options: EmitOptions,
+        report: Mapping[str, Any],
+        converted: onnx.ModelProto,
+        float_model: onnx.ModelProto | None = None,
     ) -> VendorResult:
         """Run the vendor tool on the verified `tflite` (`report`: what emit recorded so far, read-only; `converted`: the
-        partition's ONNX in `precision`); its outputs go beside `tflite`. None by default."""
+        partition's ONNX in `precision`; `float_model`: the float partition it was quantised from, if it was); its
+        outputs go beside `tflite`. None by default."""
         return VendorResult()
 
     def runner(self, artifact: Path, *, name: str) -> Any:
