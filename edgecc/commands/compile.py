@@ -154,6 +154,13 @@ def parse_vendor_options(args: tuple[str, ...]) -> dict[str, str]:
     help="Fail (exit 5, nothing written) when the target runs less than this share of the MACs (of the nodes for "
     "a model without MACs).",
 )
+@click.option(
+    "--repair-budget",
+    type=click.IntRange(0, 1000),
+    default=8,
+    show_default=True,
+    help="Most layers an integer bundle that misses its tolerance keeps on the CPU in float (0: no repair).",
+)
 @keep_initializer_inputs_option
 @tolerance_options
 @image_options
@@ -174,6 +181,7 @@ def command(
     no_vendor_compile: bool,
     vendor_option_args: tuple[str, ...],
     min_offload: float | None,
+    repair_budget: int,
     keep_initializer_inputs: bool,
     atol: float | None,
     rtol: float | None,
@@ -216,6 +224,7 @@ def command(
         level=level,
         keep_initializer_inputs=keep_initializer_inputs,
         min_offload=min_offload,
+        repair_budget=repair_budget,
         samples=samples,
         seed=seed,
         tolerance=tolerance,
@@ -237,6 +246,10 @@ def command(
             on_plan=lambda r: show_placement(ui, r),
         )
     show_vendor_fallback(ui, result.manifest)
+    repair = result.manifest.get("accuracy_repair")
+    if repair:
+        kept = ", ".join(f"{k['node']} ({k['op_type']}, {k['drop_db']:.1f} dB)" for k in repair["kept_on_cpu"])
+        ui.warn(f"accuracy repair: kept {len(repair['kept_on_cpu'])} layer(s) on the CPU in float to meet the tolerance: {kept}")
     for part in result.manifest["partitions"]:
         summary = part.get("vendor", {}).get("summary")
         if summary:
@@ -271,5 +284,6 @@ def command(
                 "placement": result.manifest["placement"],
                 "offload": offload,
                 "verification": verification,
+                **({"accuracy_repair": repair} if repair else {}),
             }
         )

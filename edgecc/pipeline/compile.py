@@ -40,6 +40,7 @@ class CompileOptions:
     vendor_compile: bool = True  # run the target's vendor compiler (e.g. Vela) where it has one
     vendor_options: Mapping[str, str] = field(default_factory=dict)  # passed through to the vendor compiler
     data: DataOptions | None = None  # how --calibration values are read (None: defaults, random count `samples`)
+    repair_budget: int = 8  # accuracy repair: most layers an integer bundle that misses its tolerance keeps on the CPU
 
     def data_options(self) -> DataOptions:
         """The DataOptions of --calibration values."""
@@ -80,7 +81,36 @@ def _prepare(
     else:
         record["passes"], record["rewrites"] = [], {}
     record["nodes_after"] = len(model.graph.node)
-    return model, record
+    return _named(model), record
+
+
+def _named(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with every unnamed node given a unique name (placement, the manifest and accuracy repair refer to nodes
+    by name, whatever order they are put in later)."""
+    used = {n.name for n in model.graph.node if n.name}
+    if len(used) == len(model.graph.node):
+        return model
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
+    return model
+
+
+class _MissedTolerance(Exception):
+    """An attempt's bundle was written and verified and missed the tolerance (accuracy repair may try again)."""
+
+    def __init__(self, error: Exception, result: CompileResult, verification: Any) -> None:
+        super().__init__(str(error))
+        self.error, self.result, self.verification = error, result, verification
+
+
+def _worst_cosine(verification: Any) -> float | None:
+    values = [float(o.cosine) for o in verification.outputs if o.cosine is not None]
+    return min(values) if values else None
 
 
 def _bundle_tolerance(options: CompileOptions, precisions: Sequence[str], precision: str) -> Tolerance:
@@ -105,27 +135,15 @@ def compile_model(
 ) -> CompileResult:
     """The whole compile step; writes the bundle at `out_path` only when verification passes.
 
-    `calibration`: DATA values (`edgecc.data` grammar), a SampleSet or bound feeds; empty: random samples.
+    `calibration`: DATA values (`edgecc.data` grammar), a SampleSet or bound feeds; empty: random samples. An integer
+    bundle of a float model that misses its tolerance is repaired: its most harmful layers stay on the CPU in float,
+    one more per attempt, up to `options.repair_budget` (`_repair`).
     """
-    from edgecc import bundle as bundle_io
-    from edgecc.errors import NumericsError
+    import functools
+
     from edgecc.onnxutil import apply_input_specs, infer_shapes
-    from edgecc.ortrun import OrtRunner
-    from edgecc.pipeline.manifest import make_manifest
-    from edgecc.pipeline.offload import check_offload
-    from edgecc.runtime import load as load_bundle
-    from edgecc.targets import get_target
-    from edgecc.targets.api import EmitOptions
-    from edgecc.targets.plan import (
-        boundary_values,
-        extract_partition,
-        partitions_of,
-        plan_model,
-        precision_of,
-        require_calibration,
-        require_static,
-        sink_constant_nodes,
-    )
+    from edgecc.targets.plan import precision_of, require_calibration, require_static, sink_constant_nodes
+    from edgecc.targets.precision import is_quantized
 
     precision = precision_of(target, options.precision)
     model = apply_input_specs(source, specs, path=path)
@@ -135,15 +153,135 @@ def compile_model(
     reference_model = model
     model, preparation = _prepare(model, precision, options, path)
     model = infer_shapes(sink_constant_nodes(model))
+    attempt = functools.partial(
+        _compile_placed,
+        model,
+        reference_model,
+        source,
+        target,
+        precision,
+        options,
+        path,
+        out_path,
+        samples.feeds,
+        archive,
+        on_plan,
+    )
+    try:
+        return attempt(preparation, (), None)
+    except _MissedTolerance as missed:
+        repairable = precision in ("int8", "int16") and options.repair_budget > 0 and not is_quantized(model)
+        if not repairable:
+            raise missed.error from None
+        return _repair(model, target, precision, options, samples.feeds, preparation, attempt, missed)
+
+
+def _repair(
+    model: onnx.ModelProto,
+    target: Target,
+    precision: str,
+    options: CompileOptions,
+    feeds: Sequence[Mapping[str, Any]],
+    preparation: Mapping[str, Any],
+    attempt: Callable[..., CompileResult],
+    missed: _MissedTolerance,
+) -> CompileResult:
+    """Accuracy repair of an integer bundle that missed its cosine tolerance: the layers to keep on the CPU in float are
+    chosen as `quantize --accuracy-goal` chooses them (the most harmful by per-layer SQNR drop, one at a time, on the
+    whole model quantised with the target's scheme, up to `options.repair_budget`, stopping when it stops converging),
+    then one more bundle is placed with them on the CPU and verified. The manifest's `accuracy_repair` records it;
+    raises NumericsError (exit 5) when the goal cannot be met."""
+    from edgecc.errors import NumericsError
+    from edgecc.quantization import QuantOptions, quantize_model
+
+    goal = missed.verification.tolerance.min_cosine if missed.verification.tolerance is not None else None
+    if goal is None:
+        raise missed.error from None
+    search = QuantOptions(
+        mode="static",
+        method="minmax",
+        holdout=0.0,
+        per_layer_report=False,
+        optimize=False,
+        accelerator_partition=True,
+        accuracy_goal=goal,
+        goal_metric="cosine",
+        repair_budget=options.repair_budget,
+    )
+    _, report = quantize_model(model, target.scheme_for(precision), list(feeds), search, name=model.graph.name)
+    types = {n.name: n.op_type for n in model.graph.node}
+    drops = report.goal.get("drops_db", {})
+    kept = [{"node": n, "op_type": types.get(n, ""), "drop_db": round(drops.get(n, 0.0), 3)} for n in report.float_layers]
+    attempts = [{"kept": 0, "passed": False, "cosine": _worst_cosine(missed.verification), "how": "bundle"}]
+    attempts += [
+        {"kept": len(h["float_layers"]), "passed": h["value"] >= goal, "cosine": h["value"], "how": "emulated"}
+        for h in report.goal["history"][1:]
+    ]
+    record = {"kept_on_cpu": kept, "attempts": attempts, "budget": options.repair_budget, "met": False}
+
+    def failure(message: str, verification: Any) -> NumericsError:
+        return NumericsError(
+            f"{message}, after accuracy repair kept {len(kept)} layer(s) on the CPU in float (budget "
+            f"{options.repair_budget}{', stopped: not converging' if report.goal.get('stalled') else ''})",
+            report={**verification.to_dict(), "accuracy_repair": record},
+            hint="give real --calibration data, a higher --precision, looser tolerances, or a larger --repair-budget",
+        )
+
+    if not kept or not report.goal["met"]:
+        raise failure(missed.error.message, missed.verification) from None
+    keep = [(k["node"], f"kept in float by accuracy repair (int8 SQNR drop {k['drop_db']:.1f} dB)") for k in kept]
+    log.info("accuracy repair: keeping %s on the CPU", ", ".join(k["node"] for k in kept))
+    try:
+        return attempt(preparation, keep, {**record, "met": True})
+    except _MissedTolerance as again:
+        record["attempts"].append(
+            {"kept": len(kept), "passed": False, "cosine": _worst_cosine(again.verification), "how": "bundle"}
+        )
+        raise failure(again.error.message, again.verification) from None
+
+
+def _compile_placed(
+    model: onnx.ModelProto,
+    reference_model: onnx.ModelProto,
+    source: onnx.ModelProto,
+    target: Target,
+    precision: str,
+    options: CompileOptions,
+    path: str,
+    out_path: str,
+    feeds: Sequence[Mapping[str, Any]],
+    archive: bool,
+    on_plan: Callable[[CompileResult], None] | None,
+    preparation: Mapping[str, Any],
+    keep_on_cpu: Sequence[tuple[str, str]],
+    repair: Mapping[str, Any] | None,
+) -> CompileResult:
+    """One attempt: place the prepared `model` (the `keep_on_cpu` (node, reason) pairs on the CPU), emit every
+    partition, verify the bundle against the float model and write it; raises _MissedTolerance when it misses the
+    tolerance (nothing written). `repair`: the accuracy repair record stored in the manifest when this attempt passes."""
+    from edgecc import bundle as bundle_io
+    from edgecc.errors import NumericsError
+    from edgecc.ortrun import OrtRunner
+    from edgecc.pipeline.manifest import make_manifest
+    from edgecc.pipeline.offload import check_offload
+    from edgecc.runtime import load as load_bundle
+    from edgecc.targets import get_target
+    from edgecc.targets.api import EmitOptions
+    from edgecc.targets.plan import boundary_values, extract_partition, partitions_of, plan_model
+
     graph, support, problem, plan, scores = plan_model(
-        model, target, precision=precision, partitioner=options.partitioner, max_partitions=options.max_partitions
+        model,
+        target,
+        precision=precision,
+        partitioner=options.partitioner,
+        max_partitions=options.max_partitions,
+        keep_on_cpu=dict(keep_on_cpu),
     )
     parts = partitions_of(graph, problem, plan, target, precision, {i.name for i in model.graph.initializer})
-    feeds = samples.feeds
     boundary = sorted({t for p in parts for t in p.inputs})
     values = boundary_values(model, boundary, feeds)
     out = Path(out_path)
-    result = CompileResult(target, precision, plan, scores, parts, support, graph, preparation=preparation)
+    result = CompileResult(target, precision, plan, scores, parts, support, graph, preparation=dict(preparation))
     if on_plan is not None:
         on_plan(result)
     with bundle_io.staging(out, archive=archive) as stage:
@@ -180,13 +318,20 @@ def compile_model(
         verification.reference = f"{Path(path).name} (float, onnxruntime)"
         verification.candidate = f"{out.name} ({target.name} bundle)"
         manifest["verification"] = verification.to_dict()
+        if repair is not None:
+            attempts = [
+                *repair["attempts"],
+                {"kept": len(keep_on_cpu), "passed": True, "cosine": _worst_cosine(verification), "how": "bundle"},
+            ]
+            manifest["accuracy_repair"] = {**repair, "attempts": attempts}
         bundle_io.write_manifest(stage, manifest)
         result.manifest = manifest
         if not verification.passed:
             failed = ", ".join(o.name for o in verification.failures())
-            raise NumericsError(
+            error = NumericsError(
                 f"the {target.name} bundle differs from the float model beyond {precision} tolerance on output(s) {failed}",
                 report=verification,
-                hint="give real --calibration data, a higher --precision, or looser tolerances",
+                hint="give real --calibration data, a higher --precision, looser tolerances, or a larger --repair-budget",
             )
+            raise _MissedTolerance(error, result, verification)
     return result

@@ -56,12 +56,15 @@ class PartitionSpec:
     extract: list[int] = field(default_factory=list)  # nodes of the emitted model: own live nodes + copies of constant producers
 
 
-def check_support(model: onnx.ModelProto, target: Target) -> tuple[ModelGraph, list[CheckResult]]:
-    """Every node's verdict on `target` (all checks run)."""
+def check_support(
+    model: onnx.ModelProto, target: Target, *, keep_on_cpu: Mapping[str, str] | None = None
+) -> tuple[ModelGraph, list[CheckResult]]:
+    """Every node's verdict on `target` (all checks run); the `keep_on_cpu` nodes (name -> reason) are refused."""
     from edgecc.onnxutil import infer_shapes
 
     graph = analyse(infer_shapes(model))
-    support = [target.check(view) for view in graph.views]
+    kept = keep_on_cpu if keep_on_cpu and target.name != "cpu" else {}
+    support = [CheckResult(False, (kept[view.name],)) if view.name in kept else target.check(view) for view in graph.views]
     if target.maps_prefix_only:
         support = _prefix_only(graph, support, target)
     return graph, support
@@ -163,10 +166,12 @@ def plan_model(
     precision: str | None = None,
     partitioner: str = "optimal",
     max_partitions: int | None = None,
+    keep_on_cpu: Mapping[str, str] | None = None,
 ) -> tuple[ModelGraph, list[CheckResult], Problem, Plan, dict[str, Breakdown]]:
-    """Support check + partitioning of an (optimised) model."""
+    """Support check + partitioning of an (optimised) model; `keep_on_cpu`: node name -> why it must stay on the CPU
+    (compile's accuracy repair), whatever the target supports."""
     precision = precision_of(target, precision)
-    graph, support = check_support(model, target)
+    graph, support = check_support(model, target, keep_on_cpu=keep_on_cpu)
     problem = build_problem(graph, support, target, precision, {i.name for i in model.graph.initializer})
     try:
         plan, scores = solve(problem, partitioner, max_partitions=max_partitions)
