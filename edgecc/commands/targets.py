@@ -105,7 +105,7 @@ def _check(ui: Ui, model_path: str, only: tuple[str, ...], input_specs: tuple[st
     targets = [get_target(n) for n in only] if only else [t for _, t in load_targets().items()]
     matrix = []
     for target in targets:
-        graph, support = check_support(model, target)
+        graph, support = check_support(model, target, precision=target.default_precision)
         nodes = [
             {"node": v.name, "op_type": v.op_type, "supported": s.supported, "reasons": list(s.reasons)}
             for v, s in zip(graph.views, support)

@@ -138,6 +138,7 @@ LEVEL_ADDITIONS: tuple[tuple[str, ...], ...] = (
         "fold-batchnorm",
         "fold-affine",
         "merge-parallel-convs",
+        "div-to-mul",
         "matmul-add-to-gemm",
         "fold-pad",
         "collapse-reshapes",

@@ -1,4 +1,5 @@
-"""Fusion passes: BatchNorm and affine folding into Conv/Gemm/MatMul, MatMul+Add -> Gemm, Pad into Conv/Pool."""
+"""Fusion passes: BatchNorm and affine folding into Conv/Gemm/MatMul, MatMul+Add -> Gemm, Pad into Conv/Pool, Div by a
+constant -> Mul."""
 
 from __future__ import annotations
 
@@ -265,3 +266,35 @@ def fold_pad(model: "ir.Model", context: PassContext) -> PassResult:
     from onnxscript.rewriter.rules import common as rules
 
     return run_rules(model, [rules.normalize_pad_format_conv_rule, rules.fuse_pad_into_conv_rule, *_pad_into_pool_rules()])
+
+
+def _div_rules() -> list[Any]:
+    from onnxscript import ir
+    from onnxscript.rewriter import pattern
+
+    class DivByConstantToMul(pattern.RewriteRuleClassBase):
+        """Div(x, c) with a float constant c without zeros -> Mul(x, 1/c): integer targets have no int8 DIV kernel."""
+
+        def pattern(self, op, x, c):  # noqa: ANN001, ANN202
+            return op.Div(x, c)
+
+        def check(self, context, x, c, **_):  # noqa: ANN001, ANN202
+            result = pattern.MatchResult()
+            value = _const(c)
+            if value is None or value.dtype.kind != "f":
+                return result.fail("the divisor must be a float constant")
+            if not np.all(np.isfinite(value)) or np.any(value == 0) or not np.all(np.isfinite(1.0 / value)):
+                return result.fail("the divisor has zeros or non-finite values")
+            return result
+
+        def rewrite(self, op, x, c, **_):  # noqa: ANN001, ANN202
+            value = _const(c)
+            return op.Mul(x, op.initializer(ir.tensor((1.0 / value).astype(value.dtype)), name=f"{c.name}_reciprocal"))
+
+    return [DivByConstantToMul.rule()]
+
+
+@register_pass("div-to-mul", "fusion")
+def div_to_mul(model: "ir.Model", context: PassContext) -> PassResult:
+    """Rewrite division by a float constant as multiplication by its reciprocal."""
+    return run_rules(model, _div_rules())

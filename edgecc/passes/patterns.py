@@ -8,7 +8,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from edgecc.passes import PassContext, PassResult, register_pass
-from edgecc.passes.rules import apply_rules, model_opset, stricter_rules
+from edgecc.passes.rules import apply_rules, model_opset, rule_variants, stricter_rules
 
 if TYPE_CHECKING:
     import onnx_ir as ir
@@ -64,16 +64,18 @@ def _gelu_rules() -> list[Any]:
         """x * 0.5 * (1 + erf(x / sqrt(2))) -> Gelu (opset 20)."""
 
         half_first = True
+        divides = True  # x / sqrt(2); False: x * (1 / sqrt(2)) (after div-to-mul, or as exported)
 
         def pattern(self, op, x, root2, one, half):  # noqa: ANN001, ANN202
-            inner = op.Add(op.Erf(op.Div(x, root2)), one)
+            inner = op.Add(op.Erf(op.Div(x, root2) if self.divides else op.Mul(x, root2)), one)
             if self.half_first:
                 return op.Mul(op.Mul(x, half), inner)
             return op.Mul(op.Mul(x, inner), half)
 
         def check(self, context, x, root2, one, half, **_):  # noqa: ANN001, ANN202
             result = pattern.MatchResult()
-            if not (_scalar(root2, math.sqrt(2)) and _scalar(one, 1.0) and _scalar(half, 0.5)):
+            root = math.sqrt(2) if self.divides else 1 / math.sqrt(2)
+            if not (_scalar(root2, root) and _scalar(one, 1.0) and _scalar(half, 0.5)):
                 return result.fail("constants are not those of Gelu")
             return result
 
@@ -102,12 +104,8 @@ def _gelu_rules() -> list[Any]:
         def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
             return op.Gelu(x, approximate="tanh")
 
-    class GeluErfHalfLast(GeluErf):
-        """x * (1 + erf(x / sqrt(2))) * 0.5 -> Gelu (opset 20)."""
-
-        half_first = False
-
-    return [GeluErf.rule(), GeluErfHalfLast.rule(), GeluTanh.rule()]
+    erf_rules = rule_variants(GeluErf, "GeluErf{half_first}{divides}", half_first=(True, False), divides=(True, False))
+    return [*erf_rules, GeluTanh.rule()]
 
 
 def _layer_norm_axes_attribute_rules() -> list[Any]:
@@ -159,6 +157,30 @@ def _clip_chain_rules() -> list[Any]:
     return stricter_rules(classes, bounds_do_not_cross)
 
 
+def _hard_sigmoid_by_reciprocal_rules() -> list[Any]:
+    from onnxscript.rewriter import pattern
+
+    class HardSigmoidByReciprocal(pattern.RewriteRuleClassBase):
+        """Clip(x + 3, 0, 6) * (1/6) -> HardSigmoid(alpha=1/6, beta=0.5): Keras's hard_sigmoid, and any x / 6 that
+        div-to-mul turned into a Mul (onnxscript's own rules match the Div form); its HardSwish rule then takes x * it."""
+
+        mul_first = False  # True: (Clip(x + 3, 0, 6) * x) * (1/6) -> HardSwish directly
+
+        def pattern(self, op, x, clip_min, clip_max, bias, scale):  # noqa: ANN001, ANN202
+            clipped = op.Clip(op.Add(x, bias), clip_min, clip_max)
+            return op.Mul(op.Mul(clipped, x), scale) if self.mul_first else op.Mul(clipped, scale)
+
+        def check(self, context, x, clip_min, clip_max, bias, scale, **_):  # noqa: ANN001, ANN202
+            result = pattern.MatchResult()
+            ok = _scalar(clip_min, 0.0) and _scalar(clip_max, 6.0) and _scalar(bias, 3.0) and _scalar(scale, 1 / 6)
+            return result if ok else result.fail("constants are not those of hard-sigmoid (3, 0, 6, 1/6)")
+
+        def rewrite(self, op, x, **_):  # noqa: ANN001, ANN202
+            return op.HardSwish(x) if self.mul_first else op.HardSigmoid(x, alpha=1 / 6, beta=0.5)
+
+    return rule_variants(HardSigmoidByReciprocal, "HardSigmoidByReciprocal{mul_first}", mul_first=(False, True))
+
+
 @register_pass("recognize-patterns", "patterns")
 def recognize_patterns(model: "ir.Model", context: PassContext) -> PassResult:
     """Replace decomposed LayerNorm (17+), Gelu (20+), HardSwish (14+), Swish (24+), Min/Max chains \
@@ -181,7 +203,7 @@ with ONNX ops onnxruntime runs."""
         ),
     ]
     if opset >= 14:
-        groups.append((list(rules.fuse_hardswish_rules().rules), True))
+        groups.append((_hard_sigmoid_by_reciprocal_rules() + list(rules.fuse_hardswish_rules().rules), True))
     if opset >= 17:
         groups.append((_layer_norm_axes_attribute_rules() + list(layer_normalization_rules), False))
     if opset >= 20 and onnxruntime_runs("Gelu", opset):

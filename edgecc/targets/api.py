@@ -59,6 +59,13 @@ class NodeView:
     constant_inputs: frozenset[str] = frozenset()
     #: per input, when a DequantizeLinear makes it: {"per_channel": bool, "axis": int, "zero_points": [int, ...]}
     input_quant: tuple[Mapping[str, Any] | None, ...] = ()
+    #: the precision the node would run at on the target being checked (None: not known, e.g. `targets check`)
+    precision: str | None = None
+
+    @property
+    def runs_integer(self) -> bool:
+        """True when the node would compute in integers: an int8/int16 target precision, or quantised inputs."""
+        return self.precision in ("int8", "int16") or any(q is not None for q in self.input_quant)
 
     def attr(self, key: str, default: Any = None) -> Any:
         """An attribute value, or `default`."""

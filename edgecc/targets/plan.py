@@ -57,14 +57,26 @@ class PartitionSpec:
 
 
 def check_support(
-    model: onnx.ModelProto, target: Target, *, keep_on_cpu: Mapping[str, str] | None = None
+    model: onnx.ModelProto,
+    target: Target,
+    *,
+    precision: str | None = None,
+    keep_on_cpu: Mapping[str, str] | None = None,
 ) -> tuple[ModelGraph, list[CheckResult]]:
-    """Every node's verdict on `target` (all checks run); the `keep_on_cpu` nodes (name -> reason) are refused."""
+    """Every node's verdict on `target` at `precision` (all checks run); the `keep_on_cpu` nodes (name -> reason) are
+    refused."""
+    import dataclasses
+
     from edgecc.onnxutil import infer_shapes
 
     graph = analyse(infer_shapes(model))
     kept = keep_on_cpu if keep_on_cpu and target.name != "cpu" else {}
-    support = [CheckResult(False, (kept[view.name],)) if view.name in kept else target.check(view) for view in graph.views]
+    support = [
+        CheckResult(False, (kept[view.name],))
+        if view.name in kept
+        else target.check(dataclasses.replace(view, precision=precision))
+        for view in graph.views
+    ]
     if target.maps_prefix_only:
         support = _prefix_only(graph, support, target)
     return graph, support
@@ -171,7 +183,7 @@ def plan_model(
     """Support check + partitioning of an (optimised) model; `keep_on_cpu`: node name -> why it must stay on the CPU
     (compile's accuracy repair), whatever the target supports."""
     precision = precision_of(target, precision)
-    graph, support = check_support(model, target, keep_on_cpu=keep_on_cpu)
+    graph, support = check_support(model, target, precision=precision, keep_on_cpu=keep_on_cpu)
     problem = build_problem(graph, support, target, precision, {i.name for i in model.graph.initializer})
     try:
         plan, scores = solve(problem, partitioner, max_partitions=max_partitions)

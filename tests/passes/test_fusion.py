@@ -483,3 +483,49 @@ def test_fold_pad_with_axes_input_keeps_numerics() -> None:
     model = onnx.shape_inference.infer_shapes(model)
     result, _ = optimize(model, ["fold-pad"])
     assert_same_outputs(model, result)
+
+
+# --- div-to-mul -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("divisor", [np.float32(6.0), np.linspace(0.5, 2.0, 4, dtype=np.float32).reshape(1, 4, 1, 1)])
+def test_div_by_a_float_constant_becomes_mul(divisor: np.ndarray) -> None:
+    model = make_model(
+        [node("Relu", ["x"], ["r"]), node("Div", ["r", "c"], ["y"])],
+        [("x", [1, 4, 5, 5])],
+        [("y", [1, 4, 5, 5])],
+        [const("c", divisor)],
+    )
+    check_rewrite(model, "div-to-mul", {"Mul": 1, "Relu": 1})
+
+
+def test_div_to_mul_then_folds_into_the_conv_before_it() -> None:
+    model = make_model(
+        [node("Conv", ["x", "w", "b"], ["c"]), node("Div", ["c", "six"], ["y"])],
+        [("x", [1, 3, 5, 5])],
+        [("y", [1, 4, 5, 5])],
+        [const("w", rand((4, 3, 1, 1))), const("b", rand((4,), 1)), const("six", np.float32(6.0))],
+    )
+    check_rewrite(model, ["div-to-mul", "fold-affine"], {"Conv": 1})
+
+
+@pytest.mark.parametrize("case", ["zero in divisor", "divisor not constant", "integer division"])
+def test_div_to_mul_keeps_divisions_it_cannot_invert(case: str) -> None:
+    dtype = np.int64 if case == "integer division" else np.float32
+    values = np.array([2.0, 0.0, 1.0, 3.0], dtype=np.float32).reshape(1, 4, 1, 1) if case == "zero in divisor" else 3
+    inputs: list = [("x", [1, 4, 5, 5])]
+    initializers = [] if case == "divisor not constant" else [const("c", values, dtype=dtype)]
+    if case == "divisor not constant":
+        inputs.append(("c", [1, 4, 1, 1]))
+    if case == "integer division":
+        from onnx import TensorProto, helper
+
+        model = make_model(
+            [node("Shape", ["x"], ["s"]), node("Div", ["s", "c"], ["y"])],
+            inputs,
+            [helper.make_tensor_value_info("y", TensorProto.INT64, [4])],
+            initializers,
+        )
+    else:
+        model = make_model([node("Div", ["x", "c"], ["y"])], inputs, [("y", [1, 4, 5, 5])], initializers)
+    check_unchanged(model, "div-to-mul")

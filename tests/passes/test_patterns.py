@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import helper
 
+from edgecc.passes import LEVELS
 from tests.passes.helpers import (
     assert_same_outputs,
     check_rewrite,
@@ -176,6 +177,41 @@ def test_recognize_hardswish_from_relu6_decomposition() -> None:
         opset=17,
     )
     check_rewrite(model, "recognize-patterns", {"HardSwish": 1})
+
+
+@pytest.mark.parametrize("order", ["keras hard_sigmoid then multiply", "multiply then scale"])
+def test_recognize_hardswish_scaled_by_one_sixth(order: str) -> None:
+    """Keras's hard_swish is x * (relu6(x + 3) * (1/6)) (tf2onnx writes a Mul by 0.16666667), and div-to-mul turns the
+    Div-by-6 form into a Mul as well: both are HardSwish (onnxscript's own rules match only Div)."""
+    clipped = [node("Add", ["x", "three"], ["a"]), node("Clip", ["a", "zero", "six"], ["c"])]
+    if order == "keras hard_sigmoid then multiply":
+        tail = [node("Mul", ["c", "sixth"], ["h"]), node("Mul", ["x", "h"], ["y"])]
+    else:
+        tail = [node("Mul", ["c", "x"], ["m"]), node("Mul", ["m", "sixth"], ["y"])]
+    model = make_model(
+        [*clipped, *tail],
+        X,
+        Y,
+        [const("three", 3.0), const("zero", 0.0), const("six", 6.0), const("sixth", np.float32(1 / 6))],
+        opset=17,
+    )
+    check_rewrite(model, "recognize-patterns", {"HardSwish": 1})
+
+
+def test_the_o3_pipeline_still_recognizes_hardswish_after_div_to_mul() -> None:
+    model = make_model(
+        [
+            node("Add", ["x", "three"], ["a"]),
+            node("Clip", ["a", "zero", "six"], ["c"]),
+            node("Mul", ["c", "x"], ["m"]),
+            node("Div", ["m", "six"], ["y"]),
+        ],
+        X,
+        Y,
+        [const("three", 3.0), const("zero", 0.0), const("six", 6.0)],
+        opset=17,
+    )
+    check_rewrite(model, list(LEVELS[3]), {"HardSwish": 1})
 
 
 @pytest.mark.parametrize("case", ["default hardsigmoid", "opset 13"])

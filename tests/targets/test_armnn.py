@@ -316,3 +316,54 @@ def test_three_d_fully_connected_is_written_flat_for_arm_nn(tmp_path: Path) -> N
     assert parts and all(p["vendor"]["armnn_verification"]["passed"] for p in parts)
     ops = {op.name for p in parts for op in read((out / p["artifact"]).read_bytes(), p["artifact"]).operators()}
     assert {"FULLY_CONNECTED", "RESHAPE"} <= ops, ops
+
+
+def _divides_activations() -> object:
+    """Conv a, Conv b; a / (relu(b) + 1); Conv: a Div of two activations (no constant divisor to turn into a Mul)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(9)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((32, 16, 3, 3)) * 0.2).astype(np.float32), "wa"),
+        numpy_helper.from_array((rng.standard_normal((32, 16, 3, 3)) * 0.2).astype(np.float32), "wb"),
+        numpy_helper.from_array((rng.standard_normal((16, 32, 1, 1)) * 0.2).astype(np.float32), "wy"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["b"], ["rb"], name="relu_b"),
+        helper.make_node("Add", ["rb", "one"], ["d"], name="plus_one"),
+        helper.make_node("Div", ["a", "d"], ["q"], name="divide"),
+        helper.make_node("Conv", ["q", "wy"], ["y"], name="head"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "divides",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 64, 64])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_an_int8_div_is_placed_on_the_cpu_as_the_writer_cannot_write_it(tmp_path: Path) -> None:
+    """Arm NN parses DIV, but TFLite has no int8 DIV kernel and edgecc's writer refuses it in int8: placement now asks
+    the writer at the compile's precision, so Div goes to the CPU with that reason (before: exit 4 from the writer)."""
+    from edgecc.pipeline.compile import CompileOptions, compile_model
+    from edgecc.targets import get_target
+
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 16, 64, 64)).astype(np.float32)} for _ in range(6)]
+    result = compile_model(
+        _divides_activations(),
+        get_target("armnn"),
+        str(tmp_path / "d.edgecc"),
+        options=CompileOptions(),
+        path="divides.onnx",
+        calibration=feeds,
+    )
+    placement = {n["node"]: n for n in result.manifest["placement"]}
+    assert placement["divide"]["device"] == "cpu" and "no int8 kernel" in placement["divide"]["reason"]
+    assert placement["conv_a"]["device"] == "armnn"
+    assert result.manifest["verification"]["passed"]

@@ -41,8 +41,11 @@ def writer_supports(view: NodeView) -> tuple[bool, str]:
         return False, f"custom domain '{view.domain}' has no TFLite operator"
     if view.op_type not in registry:
         return False, f"{view.op_type} has no TFLite operator in edgecc's writer"
-    check = registry.get(view.op_type).check
-    return check(view) if check is not None else (True, "")
+    entry = registry.get(view.op_type)
+    if entry.float_only and view.runs_integer:
+        builtin = entry.planned(view) if entry.planned is not None else view.op_type
+        return False, f"int8 {view.op_type}: TFLite's {builtin} has no int8 kernel (it runs in float)"
+    return entry.check(view) if entry.check is not None else (True, "")
 
 
 def _op_table() -> dict[str, tuple[str, ...]]:

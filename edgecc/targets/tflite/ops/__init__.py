@@ -10,7 +10,7 @@ targets plan with (`edgecc.targets.tflite.rules.tflite_op`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ class OpConverter:
     tflite: tuple[str, ...]
     check: Check | None = None
     planned: PlannedOp | None = None  # None: no TFLite operator (Constant, Identity)
+    float_only: bool = False  # the writer writes it in float only (no int8 kernel in TFLite: DIV)
 
 
 CONVERTERS: Registry[OpConverter] = Registry("TFLite op converter")
@@ -73,17 +74,23 @@ def _planned(op_type: str, tflite: tuple[str, ...], planned: Planned | Mapping[s
 
 
 def converter(
-    *op_types: str, tflite: tuple[str, ...], check: Check | None = None, planned: Planned | Mapping[str, Planned] | None = None
+    *op_types: str,
+    tflite: tuple[str, ...],
+    check: Check | None = None,
+    planned: Planned | Mapping[str, Planned] | None = None,
+    float_only: Collection[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the converter of `op_types`.
 
     `planned`: the builtin targets plan with (a name, a `PlannedOp`, or one of those per op type); by default the
-    only `tflite` builtin.
+    only `tflite` builtin. `float_only`: those of `op_types` the writer refuses in int8 (placement keeps them off an
+    integer partition).
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         for op_type in op_types:
-            CONVERTERS.register(op_type, OpConverter(func, tflite, check, _planned(op_type, tflite, planned)))
+            entry = OpConverter(func, tflite, check, _planned(op_type, tflite, planned), op_type in float_only)
+            CONVERTERS.register(op_type, entry)
         return func
 
     return decorate

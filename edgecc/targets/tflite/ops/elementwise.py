@@ -54,7 +54,11 @@ def operand(ctx: Context, name: str, perm: tuple[int, ...], quantized: bool) -> 
 
 
 @converter(
-    *_BINARY, tflite=tuple(v[0] for v in _BINARY.values()), check=_binary_check, planned={k: v[0] for k, v in _BINARY.items()}
+    *_BINARY,
+    tflite=tuple(v[0] for v in _BINARY.values()),
+    check=_binary_check,
+    planned={k: v[0] for k, v in _BINARY.items()},
+    float_only=("Div",),
 )
 def binary(ctx: Context, node: onnx.NodeProto, attrs: dict) -> None:
     """Element-wise binary op with numpy broadcasting, operands in the layout of the first tensor input."""
