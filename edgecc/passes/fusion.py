@@ -276,7 +276,7 @@ def _div_rules() -> list[Any]:
         """Div(x, c) with a float constant c without zeros -> Mul(x, 1/c): integer targets have no int8 DIV kernel."""
 
         def pattern(self, op, x, c):  # noqa: ANN001, ANN202
-            return op.Div(x, c)
+            return op.Div(x, c, _outputs=["quotient"])
 
         def check(self, context, x, c, **_):  # noqa: ANN001, ANN202
             result = pattern.MatchResult()
@@ -287,9 +287,12 @@ def _div_rules() -> list[Any]:
                 return result.fail("the divisor has zeros or non-finite values")
             return result
 
-        def rewrite(self, op, x, c, **_):  # noqa: ANN001, ANN202
+        def rewrite(self, op, x, c, quotient, **_):  # noqa: ANN001, ANN202
             value = _const(c)
-            return op.Mul(x, op.initializer(ir.tensor((1.0 / value).astype(value.dtype)), name=f"{c.name}_reciprocal"))
+            # named after the Div's output (unique): a divisor shared by several Divs gets one reciprocal each, which
+            # dedup-initializers merges
+            reciprocal = op.initializer(ir.tensor((1.0 / value).astype(value.dtype)), name=f"{quotient.name}_reciprocal")
+            return op.Mul(x, reciprocal)
 
     return [DivByConstantToMul.rule()]
 

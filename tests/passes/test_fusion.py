@@ -529,3 +529,16 @@ def test_div_to_mul_keeps_divisions_it_cannot_invert(case: str) -> None:
     else:
         model = make_model([node("Div", ["x", "c"], ["y"])], inputs, [("y", [1, 4, 5, 5])], initializers)
     check_unchanged(model, "div-to-mul")
+
+
+def test_div_to_mul_with_one_divisor_shared_by_several_divs() -> None:
+    """Attention scales: one constant divides several tensors (BERT's val_117): each Mul gets a valid reciprocal."""
+    model = make_model(
+        [node("Div", ["x", "c"], ["a"]), node("Div", ["a", "c"], ["b"]), node("Div", ["b", "c"], ["y"])],
+        [("x", [1, 4, 5, 5])],
+        [("y", [1, 4, 5, 5])],
+        [const("c", np.float32(8.0))],
+    )
+    result = check_rewrite(model, "div-to-mul", {"Mul": 3})
+    initializers = {t.name for t in result.graph.initializer}
+    assert all(n.input[1] in initializers for n in result.graph.node)
