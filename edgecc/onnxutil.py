@@ -31,6 +31,7 @@ __all__ = [
     "save_onnx",
     "serialize_onnx",
     "with_outputs",
+    "name_unnamed_nodes",
     "node_output_names",
     "all_graphs",
     "dynamic_negative_dims",
@@ -438,4 +439,20 @@ def with_outputs(model: "onnx.ModelProto", names: Sequence[str]) -> "onnx.ModelP
             continue
         model.graph.output.append(copy.deepcopy(typed[name]) if name in typed else onnx.ValueInfoProto(name=name))
         existing.add(name)
+    return model
+
+
+def name_unnamed_nodes(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """`model` (changed in place) with every unnamed main-graph node named `<OpType>_<index>`, kept unique: placement,
+    the manifest, layer reports and --exclude refer to nodes by name."""
+    used = {n.name for n in model.graph.node if n.name}
+    if len(used) == len(model.graph.node):
+        return model
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
     return model

@@ -422,3 +422,22 @@ def test_an_output_without_a_shape_field_is_valid_as_onnxruntime_takes_it(tmp_pa
     loaded = load_onnx(str(path))
     check_model(loaded, path=path)
     assert not loaded.graph.output[0].type.tensor_type.HasField("shape")
+
+
+def test_unnamed_nodes_get_unique_names_and_named_ones_keep_theirs() -> None:
+    from onnx import TensorProto, helper
+
+    from edgecc.onnxutil import name_unnamed_nodes
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["a"]),
+            helper.make_node("Relu", ["a"], ["b"], name="Relu_0"),
+            helper.make_node("Neg", ["b"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    model = name_unnamed_nodes(helper.make_model(graph))
+    assert [n.name for n in model.graph.node] == ["Relu_0_", "Relu_0", "Neg_2"]

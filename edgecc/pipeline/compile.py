@@ -64,6 +64,7 @@ def _prepare(
     """The model as placement needs it, and the record of what was done (the manifest's `preparation`): raised to the
     quantisation opset when an integer precision is asked for and the model is below it, then the `options.level`
     passes (BatchNorm folding and cleanup, initializers listed as inputs taken as constants unless kept)."""
+    from edgecc.onnxutil import name_unnamed_nodes
     from edgecc.passes import PassContext, pipeline_for, run_passes
     from edgecc.quantization.core import QUANTIZATION_OPSET, raise_to_quantization_opset
 
@@ -81,23 +82,7 @@ def _prepare(
     else:
         record["passes"], record["rewrites"] = [], {}
     record["nodes_after"] = len(model.graph.node)
-    return _named(model), record
-
-
-def _named(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model` with every unnamed node given a unique name (placement, the manifest and accuracy repair refer to nodes
-    by name, whatever order they are put in later)."""
-    used = {n.name for n in model.graph.node if n.name}
-    if len(used) == len(model.graph.node):
-        return model
-    for index, node in enumerate(model.graph.node):
-        if not node.name:
-            name = f"{node.op_type}_{index}"
-            while name in used:
-                name += "_"
-            node.name = name
-            used.add(name)
-    return model
+    return name_unnamed_nodes(model), record
 
 
 class _MissedTolerance(Exception):

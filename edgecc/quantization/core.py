@@ -108,17 +108,9 @@ def _check_float_weights(model: onnx.ModelProto, name: str) -> None:
 
 def _prepared(model: onnx.ModelProto) -> onnx.ModelProto:
     """Shape-inferred copy with every node named (names are how layers are reported and excluded)."""
-    from edgecc.onnxutil import infer_shapes
+    from edgecc.onnxutil import infer_shapes, name_unnamed_nodes
 
-    model = copy.deepcopy(model)
-    used = {n.name for n in model.graph.node if n.name}
-    for index, node in enumerate(model.graph.node):
-        if not node.name:
-            candidate = f"{node.op_type}_{index}"
-            while candidate in used:
-                candidate += "_"
-            node.name = candidate
-            used.add(candidate)
+    model = name_unnamed_nodes(copy.deepcopy(model))
     return infer_shapes(model)
 
 

@@ -163,7 +163,8 @@ def test_recognize_hardswish_from_hardsigmoid() -> None:
     check_rewrite(model, "recognize-patterns", {"HardSwish": 1})
 
 
-def test_recognize_hardswish_from_relu6_decomposition() -> None:
+def _relu6_hardswish() -> onnx.ModelProto:
+    """x * clip(x + 3, 0, 6) / 6, the decomposition onnxscript's rules recognise."""
     model = make_model(
         [
             node("Add", ["x", "three"], ["a"]),
@@ -176,6 +177,11 @@ def test_recognize_hardswish_from_relu6_decomposition() -> None:
         [const("three", 3.0), const("zero", 0.0), const("six", 6.0)],
         opset=17,
     )
+    return model
+
+
+def test_recognize_hardswish_from_relu6_decomposition() -> None:
+    model = _relu6_hardswish()
     check_rewrite(model, "recognize-patterns", {"HardSwish": 1})
 
 
@@ -199,18 +205,7 @@ def test_recognize_hardswish_scaled_by_one_sixth(order: str) -> None:
 
 
 def test_the_o3_pipeline_still_recognizes_hardswish_after_div_to_mul() -> None:
-    model = make_model(
-        [
-            node("Add", ["x", "three"], ["a"]),
-            node("Clip", ["a", "zero", "six"], ["c"]),
-            node("Mul", ["c", "x"], ["m"]),
-            node("Div", ["m", "six"], ["y"]),
-        ],
-        X,
-        Y,
-        [const("three", 3.0), const("zero", 0.0), const("six", 6.0)],
-        opset=17,
-    )
+    model = _relu6_hardswish()
     check_rewrite(model, list(LEVELS[3]), {"HardSwish": 1})
 
 
