@@ -88,9 +88,9 @@ def _prepare(
 class _MissedTolerance(Exception):
     """An attempt's bundle was written and verified and missed the tolerance (accuracy repair may try again)."""
 
-    def __init__(self, error: Exception, result: CompileResult, verification: Any) -> None:
+    def __init__(self, error: Exception, verification: Any) -> None:
         super().__init__(str(error))
-        self.error, self.result, self.verification = error, result, verification
+        self.error, self.verification = error, verification
 
 
 def _worst_cosine(verification: Any) -> float | None:
@@ -318,5 +318,5 @@ def _compile_placed(
                 report=verification,
                 hint="give real --calibration data, a higher --precision, looser tolerances, or a larger --repair-budget",
             )
-            raise _MissedTolerance(error, result, verification)
+            raise _MissedTolerance(error, verification)
     return result
